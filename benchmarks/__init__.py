@@ -1,0 +1,1 @@
+"""fastjobs benchmarks: ``python -m benchmarks`` (end to end) and pytest-benchmark micro-benchmarks."""

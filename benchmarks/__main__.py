@@ -1,0 +1,306 @@
+"""``python -m benchmarks``: end-to-end throughput and latency of fastjobs, per backend.
+
+For each backend and handler kind (async, sync) it measures, with no-op jobs:
+
+* **enqueue**: jobs/s stored by ``app.enqueue_many`` in batches of 1,000;
+* **drain**: jobs/s one worker process takes to empty a pre-filled queue;
+* **end-to-end**: jobs/s from the first enqueue to the last acknowledgement, the
+  producer and the worker running at once;
+* **latency**: enqueue-to-start p50 / p99 while single jobs arrive at half the
+  measured end-to-end rate;
+* **idle latency**: enqueue-to-start p50 / p99 of single jobs sent 20 ms apart to
+  an idle worker (how fast a wake-up reaches it).
+
+Examples::
+
+    python -m benchmarks                      # memory backend, table
+    python -m benchmarks --backend all --json
+    python -m benchmarks --backend redis --jobs 200000
+    python -m benchmarks --micro              # pytest-benchmark micro-benchmarks of the core
+
+URLs come from ``FASTJOBS_REDIS_URL`` and ``FASTJOBS_DATABASE_URL`` (default: the
+local servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+import fastjobs
+
+TARGETS = {"memory": 50_000, "redis": 10_000, "postgres": 10_000}
+URLS = {
+    "memory": lambda: "memory://",
+    "redis": lambda: os.environ.get("FASTJOBS_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "postgres": lambda: os.environ.get("FASTJOBS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+}
+ENQUEUE_BATCH = 1000
+IDLE_SAMPLES = 100
+
+
+@dataclass
+class Result:
+    backend: str
+    handler: str
+    jobs: int
+    enqueue_per_s: float
+    drain_per_s: float
+    end_to_end_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    idle_p50_ms: float
+    idle_p99_ms: float
+    target_per_s: int
+
+
+class Bench:
+    """One backend and handler kind, on a fresh namespace."""
+
+    def __init__(self, backend: str, handler: str, jobs: int, concurrency: int, progress: Callable[[str, int, int], None]) -> None:
+        self.backend = backend
+        self.handler = handler
+        self.jobs = jobs
+        self.concurrency = concurrency
+        self.progress = progress
+        self.latencies: list[float] = []
+        self.app = fastjobs.App(URLS[backend](), prefix="bench" + uuid.uuid4().hex[:8], result_ttl=3600)
+        self.queue = "bench"
+
+        @self.app.task(name="noop_async", queue=self.queue)
+        async def noop_async() -> None:
+            return None
+
+        @self.app.task(name="noop_sync", queue=self.queue)
+        def noop_sync() -> None:
+            return None
+
+        @self.app.task(name="latency_async", queue=self.queue)
+        async def latency_async(sent: float) -> None:
+            self.latencies.append(time.time() - sent)
+
+        @self.app.task(name="latency_sync", queue=self.queue)
+        def latency_sync(sent: float) -> None:
+            self.latencies.append(time.time() - sent)
+
+        self.noop = noop_async if handler == "async" else noop_sync
+        self.timed = latency_async if handler == "async" else latency_sync
+
+    def worker(self, burst: bool) -> fastjobs.Worker:
+        return self.app.worker([self.queue], concurrency=self.concurrency, burst=burst, handle_signals=False)
+
+    async def enqueue_all(self, stage: str) -> float:
+        started = time.perf_counter()
+        done = 0
+        while done < self.jobs:
+            n = min(ENQUEUE_BATCH, self.jobs - done)
+            await self.app.enqueue_many([self.noop.call() for _ in range(n)])
+            done += n
+            self.progress(stage, done, self.jobs)
+        return time.perf_counter() - started
+
+    async def watch(self, stage: str, worker: fastjobs.Worker, total: int, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.progress(stage, min(worker.acked, total), total)
+            try:
+                await asyncio.wait_for(stop.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
+        self.progress(stage, total, total)
+
+    async def run(self) -> Result:
+        try:
+            return await self._run()
+        finally:
+            await self.cleanup()
+            await self.app.close()
+
+    async def _run(self) -> Result:
+        # 1. enqueue, 2. drain what was enqueued
+        enqueue_s = await self.enqueue_all("enqueue")
+        worker = self.worker(burst=True)
+        stop = asyncio.Event()
+        watcher = asyncio.ensure_future(self.watch("drain", worker, self.jobs, stop))
+        started = time.perf_counter()
+        await worker.run()
+        drain_s = time.perf_counter() - started
+        stop.set()
+        await watcher
+        assert worker.acked == self.jobs, f"drain acknowledged {worker.acked} of {self.jobs} jobs"
+
+        # 3. end to end: producer and worker at once
+        worker = self.worker(burst=False)
+        stop = asyncio.Event()
+        watcher = asyncio.ensure_future(self.watch("end-to-end", worker, self.jobs, stop))
+        runner = asyncio.ensure_future(worker.run())
+        await asyncio.sleep(0.05)  # let the worker connect and start waiting
+        started = time.perf_counter()
+        producer = asyncio.ensure_future(self.enqueue_all("end-to-end (enqueued)"))
+        await worker.wait_acked(self.jobs)
+        e2e_s = time.perf_counter() - started
+        await producer
+        stop.set()
+        await watcher
+
+        # 4. latency at half the end-to-end rate
+        rate = max(10.0, self.jobs / e2e_s / 2)
+        samples = int(min(5000, max(200, rate * 2)))
+        self.latencies.clear()
+        interval = 1.0 / rate
+        t0 = time.perf_counter()
+        for i in range(samples):
+            # Always yield: a memory:// enqueue never suspends, so a producer
+            # that is behind schedule would otherwise starve the worker.
+            await asyncio.sleep(max(0.0, t0 + i * interval - time.perf_counter()))
+            await self.timed.enqueue(time.time())
+            if i % 100 == 0:
+                self.progress("latency", i, samples)
+        deadline = time.monotonic() + 30
+        while len(self.latencies) < samples and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.progress("latency", samples, samples)
+        lat = np.array(self.latencies) * 1000.0
+
+        # 5. idle wake-up latency
+        self.latencies.clear()
+        for i in range(IDLE_SAMPLES):
+            await asyncio.sleep(0.02)
+            await self.timed.enqueue(time.time())
+            self.progress("idle latency", i + 1, IDLE_SAMPLES)
+        deadline = time.monotonic() + 10
+        while len(self.latencies) < IDLE_SAMPLES and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        idle = np.array(self.latencies) * 1000.0
+        worker.request_stop()
+        await runner
+        return Result(
+            backend=self.backend,
+            handler=self.handler,
+            jobs=self.jobs,
+            enqueue_per_s=round(self.jobs / enqueue_s, 1),
+            drain_per_s=round(self.jobs / drain_s, 1),
+            end_to_end_per_s=round(self.jobs / e2e_s, 1),
+            latency_p50_ms=round(float(np.percentile(lat, 50)), 3) if len(lat) else float("nan"),
+            latency_p99_ms=round(float(np.percentile(lat, 99)), 3) if len(lat) else float("nan"),
+            idle_p50_ms=round(float(np.percentile(idle, 50)), 3) if len(idle) else float("nan"),
+            idle_p99_ms=round(float(np.percentile(idle, 99)), 3) if len(idle) else float("nan"),
+            target_per_s=TARGETS[self.backend],
+        )
+
+    async def cleanup(self) -> None:
+        """Leave the server as it was: drop this run's keys or schema."""
+        await self.app.close()
+        from tests.backends import wipe_namespace
+
+        await wipe_namespace(self.app.url, self.app.options.prefix)
+
+
+def run_micro() -> int:
+    """The pytest-benchmark micro-benchmarks of the core, compiled and pure side by side."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return subprocess.call(
+        [sys.executable, "-m", "pytest", here, "--benchmark-enable", "--benchmark-only",
+         "--benchmark-group-by=group", "--benchmark-columns=min,mean,median,ops,rounds", "-q", "-p", "no:randomly"],
+        cwd=os.path.dirname(here),
+    )
+
+
+def render(results: list[Result], core: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"fastjobs {fastjobs.__version__} end to end (core: {core}), jobs/s")
+    for col in ("backend", "handler", "jobs", "enqueue", "drain", "end-to-end", "p50 ms", "p99 ms",
+                "idle p50 ms", "idle p99 ms", "target"):
+        table.add_column(col, justify="right" if col not in ("backend", "handler") else "left")
+    for r in results:
+        def mark(v: float) -> str:
+            ok = v >= r.target_per_s
+            return f"[{'green' if ok else 'red'}]{v:,.0f} {'pass' if ok else 'short'}[/]"
+
+        table.add_row(
+            r.backend, r.handler, f"{r.jobs:,}", f"{r.enqueue_per_s:,.0f}", mark(r.drain_per_s),
+            mark(r.end_to_end_per_s), f"{r.latency_p50_ms:.2f}", f"{r.latency_p99_ms:.2f}",
+            f"{r.idle_p50_ms:.2f}", f"{r.idle_p99_ms:.2f}", f"{r.target_per_s:,}",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)  # a pipe or CI log: do not squeeze the table to 80 columns
+    console.print(table)
+
+
+async def run_all(args: argparse.Namespace) -> list[Result]:
+    backends = list(TARGETS) if args.backend == "all" else [args.backend]
+    handlers = ["async", "sync"] if args.handler == "both" else [args.handler]
+    results: list[Result] = []
+    quiet = args.json or not sys.stderr.isatty() and not args.progress
+    if quiet:
+        def progress(stage: str, done: int, total: int) -> None:
+            pass
+        for backend in backends:
+            for handler in handlers:
+                results.append(await Bench(backend, handler, args.jobs, args.concurrency, progress).run())
+        return results
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        for backend in backends:
+            for handler in handlers:
+                tasks: dict[str, Any] = {}
+
+                def progress(stage: str, done: int, total: int, backend: str = backend, handler: str = handler) -> None:
+                    key = f"{backend}/{handler} {stage}"
+                    if key not in tasks:
+                        tasks[key] = bar.add_task(key, total=total)
+                    bar.update(tasks[key], completed=done)
+
+                results.append(await Bench(backend, handler, args.jobs, args.concurrency, progress).run())
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=[*TARGETS, "all"], default="memory")
+    parser.add_argument("--handler", choices=["async", "sync", "both"], default="both")
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=1, help="worker processes (only 1 is supported in-process)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--progress", action="store_true", help="show the progress bar even without a terminal")
+    parser.add_argument("--micro", action="store_true", help="run the core micro-benchmarks (pytest-benchmark)")
+    args = parser.parse_args(argv)
+    if args.micro:
+        return run_micro()
+    if args.processes != 1:
+        parser.error("--processes other than 1 is not supported yet")
+    runner: Callable[[Awaitable[list[Result]]], list[Result]] = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run  # type: ignore[assignment]
+    except ImportError:
+        pass
+    results = runner(run_all(args))
+    core = fastjobs.core_implementation()
+    if args.json:
+        print(json.dumps({"core": core, "results": [asdict(r) for r in results]}, indent=2))
+    else:
+        render(results, core)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""fastjobs: fast, trustworthy background jobs for Python.
+
+Example:
+    >>> import fastjobs
+    >>> app = fastjobs.App("memory://")
+    >>> @app.task()
+    ... async def add(a: int, b: int) -> int:
+    ...     return a + b
+    >>> job = add.enqueue_sync(1, 2)
+"""
+
+from __future__ import annotations
+
+from ._core import Backoff, Exponential, Fixed, Linear
+from ._core import implementation as core_implementation
+from ._version import __version__
+from .app import App, Call, JobHandle, JobHandles, Task
+from .errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptJobError,
+    Fail,
+    FastjobsError,
+    InvalidOptionError,
+    InvalidTransition,
+    JobFailedError,
+    JobTimeoutError,
+    LeaseExpiredError,
+    PayloadTooLargeError,
+    Retry,
+    UnencodableError,
+    UnknownTaskError,
+    WorkerShutdown,
+)
+from .job import AttemptError, JobInfo, new_job_id
+from .worker import Worker
+
+
+__all__ = [
+    "App", "AttemptError", "BackendUnavailableError", "Backoff", "Call", "ConfigurationError",
+    "CorruptJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
+    "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
+    "LeaseExpiredError", "Linear", "PayloadTooLargeError", "Retry", "Task", "UnencodableError",
+    "UnknownTaskError", "Worker", "WorkerShutdown", "__version__", "core_implementation",
+    "new_job_id",
+]

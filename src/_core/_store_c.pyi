@@ -1,0 +1,22 @@
+"""Type stub for the compiled job record (``_store_c``); mirrors ``_store_py``."""
+
+from typing import Any
+
+class JobSlot:
+    id: str
+    queue: str
+    state: int
+    priority: int
+    attempt: int
+    max_attempts: int
+    token: int
+    body: bytes
+    result: bytes | None
+    errors: list[bytes] | None
+    enqueued_at: float
+    run_at: float
+    started_at: float | None
+    finished_at: float | None
+    lease_until: float | None
+    unique_key: str | None
+    def __init__(self, new: tuple[Any, ...], now: float) -> None: ...

@@ -1,0 +1,238 @@
+"""The backend contract: the single source of truth for what every backend does.
+
+A backend stores jobs and moves them between states atomically. It knows nothing
+of tasks, handlers or Python callables: a job is an opaque ``body`` (the msgpack
+:class:`~fastjobs._core.JobRecord`, decoded only by the worker) plus the few
+columns a backend needs to schedule it. The worker, the App and the CLI talk to
+every backend through this class only, and ONE contract test suite
+(``tests/contract/``) runs against every implementation.
+
+States and moves follow ``fastjobs._core.TRANSITIONS``::
+
+    scheduled --due--> queued --claim--> active --ack SUCCEED--> succeeded
+    retry_pending --due--> queued            active --ack RETRY--> retry_pending
+                                             active --ack DEAD / attempts used--> dead
+                                             active --ack RELEASE / lease expired--> queued
+    queued|scheduled|retry_pending|active --cancel--> cancelled
+    dead --retry_dead--> queued
+
+Rules every backend keeps:
+
+* **Time is the backend's.** Delays and leases are relative seconds that the
+  backend turns into absolute times with its own clock (Redis ``TIME``,
+  PostgreSQL ``now()``, the process clock for memory), so skewed worker clocks
+  cannot run a job early or rescue a lease early. :meth:`Backend.now` exposes it.
+* **Batches.** ``enqueue_many``, ``claim``, ``ack_many`` and ``renew`` each take
+  or return many jobs and cost one round trip (one Lua call, one SQL statement).
+* **Order.** ``claim`` serves queues in the order listed; inside a queue, higher
+  priority first, then FIFO by enqueue order. Delayed jobs keep their enqueue
+  position once due.
+* **Attempts are counted at claim.** Each claim increments ``attempt`` and the
+  job's **lease token** (a fencing token that only grows). A job whose worker
+  keeps crashing therefore ends dead, not in a loop.
+* **Fencing.** An ack or a renewal applies only if the job is ``active`` with
+  the same token; otherwise it changes nothing and is reported as stale
+  (``False``). A stale ack is never applied twice.
+* **Leases.** A claimed job is reserved until ``now + lease``. ``claim`` first
+  recovers expired leases (back to ``queued``, or ``dead`` when the attempts are
+  used up) and promotes due delayed jobs, so one worker alone never needs a
+  separate maintenance call; :meth:`Backend.recover` and :meth:`Backend.promote_due`
+  exist for tools and tests.
+* **Retention.** Succeeded and cancelled jobs are kept ``result_ttl`` seconds
+  after they finish, dead jobs ``dead_ttl`` seconds; ``cleanup`` deletes older
+  ones (backends may also expire them on their own). ``result_ttl=0`` deletes a
+  succeeded job at its ack.
+* **Uniqueness.** A job with a ``unique_key`` is not enqueued while another job
+  of the same queue with that key is scheduled, queued, retry-pending or active;
+  ``enqueue_many`` returns the existing job's id in its place. Keys are scoped
+  per queue because on Redis Cluster a queue is one hash slot, and an atomic
+  check across slots does not exist.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Sequence
+
+
+class NewJob(NamedTuple):
+    """A job to enqueue: the columns the backend schedules by, and the encoded body."""
+
+    id: str
+    queue: str
+    priority: int
+    delay: float
+    """Seconds from the backend's now until the job may run (0 = ready now)."""
+    max_attempts: int
+    body: bytes
+    unique_key: str | None = None
+
+
+class Claim(NamedTuple):
+    """A job handed to a worker: run it, then ack it with ``token``."""
+
+    id: str
+    token: int
+    attempt: int
+    """1 on the first claim; counted at claim time."""
+    body: bytes
+
+
+class AckKind(enum.IntEnum):
+    """What an :class:`Ack` does to an active job."""
+
+    SUCCEED = 0
+    """Finished: store ``payload`` as the result."""
+    RETRY = 1
+    """Failed, try again in ``delay`` seconds; ``payload`` is the error record."""
+    DEAD = 2
+    """Failed for good: dead-letter it; ``payload`` is the error record."""
+    RELEASE = 3
+    """Never started (prefetched, then the worker stopped): back to its queue, attempt not used."""
+
+
+class Ack(NamedTuple):
+    """The outcome of one claimed job, applied only if ``token`` still matches."""
+
+    id: str
+    token: int
+    kind: int
+    """An :class:`AckKind` value."""
+    payload: bytes | None = None
+    """SUCCEED: the encoded result; RETRY/DEAD: the encoded error record."""
+    delay: float = 0.0
+    """RETRY: seconds from the backend's now until the next attempt may run."""
+
+
+@dataclass(slots=True)
+class StoredJob:
+    """Everything a backend keeps about one job (what :meth:`Backend.get` returns)."""
+
+    id: str
+    queue: str
+    state: int
+    """A ``fastjobs._core`` state constant (QUEUED, ACTIVE, ...)."""
+    priority: int
+    attempt: int
+    max_attempts: int
+    token: int
+    body: bytes
+    result: bytes | None
+    errors: list[bytes]
+    """One encoded error record per failed attempt, oldest first."""
+    enqueued_at: float
+    run_at: float
+    """When the job becomes (or became) ready; for retry-pending jobs, the retry time."""
+    started_at: float | None
+    finished_at: float | None
+    lease_until: float | None
+    unique_key: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class BackendOptions:
+    """Settings every backend honours; the App builds them from its own arguments."""
+
+    result_ttl: float = 3600.0
+    """Seconds to keep succeeded and cancelled jobs (and their results)."""
+    dead_ttl: float = 7 * 86400.0
+    """Seconds to keep dead jobs in the dead-letter queue."""
+    prefix: str = "fastjobs"
+    """Namespace for keys (Redis) or the schema (PostgreSQL), so several apps share a server."""
+
+
+class Backend(abc.ABC):
+    """Where jobs live. Subclasses implement every abstract method with the rules above."""
+
+    loop_bound: ClassVar[bool] = True
+    """True if an instance holds connections tied to the event loop that opened them."""
+
+    def __init__(self, url: str, options: BackendOptions) -> None:
+        self.url = url
+        self.options = options
+
+    async def connect(self) -> None:
+        """Open connections and load scripts or migrations. Idempotent."""
+
+    async def close(self) -> None:
+        """Close connections. Idempotent."""
+
+    @abc.abstractmethod
+    async def now(self) -> float:
+        """The backend's clock, in seconds since the epoch."""
+
+    @abc.abstractmethod
+    async def enqueue_many(self, jobs: Sequence[NewJob], *, connection: Any = None) -> list[str]:
+        """Store ``jobs`` atomically (all or none) and return their ids in order.
+
+        A job whose ``unique_key`` is held by a live job of its queue is not
+        stored; the live job's id is returned in its place.
+
+        ``connection``: a connection of the application's own, inside its own
+        transaction, to enqueue through (transactional enqueue: the jobs exist
+        only if that transaction commits). Backends that cannot do this raise
+        :class:`~fastjobs.ConfigurationError` when one is given.
+        """
+
+    @abc.abstractmethod
+    async def claim(self, queues: Sequence[str], n: int, lease: float) -> list[Claim]:
+        """Lease up to ``n`` ready jobs from ``queues`` (in that order) for ``lease`` seconds."""
+
+    @abc.abstractmethod
+    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
+        """Apply each ack whose token still matches; return, per ack, whether it applied."""
+
+    @abc.abstractmethod
+    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
+        """Extend leases: ``(job id, token, seconds from now)``; per item, whether it applied."""
+
+    @abc.abstractmethod
+    async def recover(self) -> int:
+        """Take back jobs whose lease expired; return how many."""
+
+    @abc.abstractmethod
+    async def promote_due(self) -> int:
+        """Move due scheduled and retry-pending jobs to their queue; return how many."""
+
+    @abc.abstractmethod
+    async def get(self, job_id: str) -> StoredJob | None:
+        """One job, or None if it does not exist (or was cleaned up)."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredJob]:
+        """Jobs in ``state`` (optionally of one queue), oldest first: how the dead-letter queue is read."""
+
+    @abc.abstractmethod
+    async def retry_dead(self, job_id: str) -> bool:
+        """Put a dead job back in its queue with a fresh set of attempts; False if it is not dead."""
+
+    @abc.abstractmethod
+    async def purge(self, state: int, queue: str | None = None) -> int:
+        """Delete every job in a finished ``state`` (dead, succeeded, cancelled); return how many."""
+
+    @abc.abstractmethod
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not finished; False if it is unknown or already finished.
+
+        An active job's lease is voided, so its worker's ack is reported stale.
+        """
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[str, dict[str, int]]:
+        """Counts per queue and state name: ``{"emails": {"queued": 3, "active": 1, ...}}``."""
+
+    @abc.abstractmethod
+    async def cleanup(self) -> int:
+        """Delete finished jobs past their retention; return how many."""
+
+    @abc.abstractmethod
+    async def wait(self, queues: Sequence[str], timeout: float) -> None:
+        """Return when a job in ``queues`` may be ready, or after ``timeout`` seconds.
+
+        Enqueues wake waiters at once (no busy polling); a delayed job wakes them
+        when it falls due. Spurious wake-ups are allowed.
+        """

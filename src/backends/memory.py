@@ -1,0 +1,409 @@
+"""The embedded backend: jobs in this process's memory (``memory://``, the default).
+
+For tests, scripts, and apps that enqueue and run jobs in one process. It is
+**in-process only** (a worker in another process cannot see these jobs; the CLI
+refuses to start one) and **not durable** (jobs are gone when the process
+exits). Safe to enqueue into from other threads (``enqueue_sync`` from a web
+view) while a worker's event loop runs: every operation holds one lock, and
+enqueues wake a waiting worker through ``call_soon_threadsafe``.
+
+Ready and delayed jobs of a queue share one compiled :class:`PriorityIndex`;
+a delayed job's reported state (scheduled / retry_pending) turns into
+``queued`` once its time has come, whether or not a claim has promoted it yet.
+
+Example:
+    >>> import fastjobs
+    >>> app = fastjobs.App("memory://")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from typing import Any, Sequence, cast
+
+from .._core import (
+    ACTIVE,
+    CANCELLED,
+    DEAD,
+    QUEUED,
+    RETRY_PENDING,
+    SCHEDULED,
+    STATE_NAMES,
+    SUCCEEDED,
+    JobSlot,
+    PriorityIndex,
+)
+from ..errors import ConfigurationError
+from ..job import lease_expired_error
+from .base import Ack, AckKind, Backend, BackendOptions, Claim, NewJob, StoredJob
+
+# tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
+_new_tuple = tuple.__new__
+# Plain ints: comparing with AckKind.X looks the member up on the Enum class per ack.
+_SUCCEED, _RETRY, _DEAD, _RELEASE = (int(k) for k in (AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE))
+_LIVE = frozenset((SCHEDULED, QUEUED, ACTIVE, RETRY_PENDING))
+_FINISHED = frozenset((SUCCEEDED, DEAD, CANCELLED))
+
+
+def _snapshot(job: JobSlot, now: float) -> StoredJob:
+    state = job.state
+    if state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now:
+        state = QUEUED
+    return StoredJob(
+        job.id, job.queue, state, job.priority, job.attempt, job.max_attempts,
+        job.token, job.body, job.result, list(job.errors or ()), job.enqueued_at,
+        job.run_at, job.started_at, job.finished_at, job.lease_until, job.unique_key,
+    )
+
+
+class MemoryBackend(Backend):
+    """In-process job store behind ``memory://`` (see the module docstring)."""
+
+    loop_bound = False
+
+    def __init__(self, url: str, options: BackendOptions) -> None:
+        super().__init__(url, options)
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobSlot] = {}
+        self._indexes: dict[str, PriorityIndex] = {}
+        self._active: dict[str, JobSlot] = {}
+        # Earliest lease deadline that may have passed: recovery scans the
+        # (small) active set only once the clock reaches it.
+        self._next_lease_check = float("inf")
+        self._unique: dict[tuple[str, str], str] = {}
+        """(queue, unique key) -> the live job holding it."""
+        # Finished jobs in finish order, per retention class: cleanup pops from the left.
+        self._finished: collections.deque[tuple[float, str]] = collections.deque()
+        self._dead: collections.deque[tuple[float, str]] = collections.deque()
+        # One wake-up event per event loop that waits, set from any thread.
+        self._waiters: dict[asyncio.AbstractEventLoop, tuple[asyncio.Event, int]] = {}
+
+    # -- time and wake-ups ------------------------------------------------
+
+    async def now(self) -> float:
+        return time.time()
+
+    def _wake(self) -> None:
+        if not self._waiters:
+            return
+        me = threading.get_ident()
+        for loop, (event, thread_id) in list(self._waiters.items()):
+            if thread_id == me:
+                event.set()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, queues: Sequence[str], timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._waiters.get(loop)
+            if entry is None:
+                entry = (asyncio.Event(), threading.get_ident())
+                self._waiters[loop] = entry
+            now = time.time()
+            for queue in queues:
+                index = self._indexes.get(queue)
+                if index is None:
+                    continue
+                if index.ready_count:
+                    return
+                due = index.peek_due()
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - now))
+            if self._active:
+                timeout = min(timeout, max(0.0, self._next_lease_check - now))
+        event = entry[0]
+        if timeout <= 0:
+            return
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            event.clear()
+
+    # -- enqueue, claim, ack ----------------------------------------------
+
+    def _index(self, queue: str) -> PriorityIndex:
+        index = self._indexes.get(queue)
+        if index is None:
+            index = self._indexes[queue] = PriorityIndex()
+        return index
+
+    async def enqueue_many(self, jobs: Sequence[NewJob], *, connection: Any = None) -> list[str]:
+        if connection is not None:
+            raise ConfigurationError("transactional enqueue (connection=) needs the postgresql:// backend")
+        ids = [new.id for new in jobs]
+        with self._lock:
+            store = self._jobs
+            # Validate the whole batch before storing any of it: all or nothing.
+            if len(set(ids)) != len(ids) or not store.keys().isdisjoint(ids):
+                taken = next(i for i in ids if i in store or ids.count(i) > 1)
+                raise ValueError(f"job id {taken!r} already exists")
+            now = time.time()
+            unique = self._unique
+            staged: dict[tuple[str, str], str] = {}
+            index = None
+            index_queue = None
+            for pos, new in enumerate(jobs):
+                if new.unique_key is not None:
+                    key = (new.queue, new.unique_key)
+                    holder = unique.get(key) or staged.get(key)
+                    if holder is not None:
+                        ids[pos] = holder
+                        continue
+                    staged[key] = new.id
+                if new.queue != index_queue:
+                    index_queue = new.queue
+                    index = self._index(index_queue)
+                job = JobSlot(new, now)
+                store[new.id] = job
+                index.push(new.id, new.priority, job.run_at if new.delay > 0 else 0.0)  # type: ignore[union-attr]
+            unique.update(staged)
+        self._wake()
+        return ids
+
+    async def claim(self, queues: Sequence[str], n: int, lease: float) -> list[Claim]:
+        claims: list[Claim] = []
+        if n <= 0:
+            return claims
+        with self._lock:
+            now = time.time()
+            if now >= self._next_lease_check:
+                self._recover_locked(now)
+            store = self._jobs
+            active = self._active
+            until = now + lease
+            for queue in queues:
+                index = self._indexes.get(queue)
+                if index is None:
+                    continue
+                for job_id in cast("list[str]", index.pop(n - len(claims), now)):
+                    job = store[job_id]
+                    job.state = ACTIVE
+                    job.attempt += 1
+                    job.token += 1
+                    job.started_at = now
+                    job.lease_until = until
+                    active[job_id] = job
+                    claims.append(_new_tuple(Claim, (job_id, job.token, job.attempt, job.body)))
+                if len(claims) >= n:
+                    break
+            if claims and until < self._next_lease_check:
+                self._next_lease_check = until
+        return claims
+
+    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
+        applied: list[bool] = []
+        requeued = False
+        with self._lock:
+            now = time.time()
+            store = self._jobs
+            active = self._active
+            keep_results = self.options.result_ttl > 0
+            for ack in acks:
+                job = active.get(ack.id)
+                if job is None or job.token != ack.token:
+                    applied.append(False)
+                    continue
+                del active[ack.id]
+                job.lease_until = None
+                kind = ack.kind
+                if kind == _SUCCEED:
+                    job.state = SUCCEEDED
+                    job.result = ack.payload
+                    self._finish(job, now)
+                    if keep_results:
+                        self._finished.append((now, job.id))
+                    else:
+                        del store[job.id]
+                elif kind == _RETRY:
+                    self._add_error(job, ack.payload)
+                    if ack.delay > 0:
+                        job.state = RETRY_PENDING
+                        job.run_at = now + ack.delay
+                    else:
+                        job.state = QUEUED
+                        job.run_at = now
+                        requeued = True
+                    self._index(job.queue).push(job.id, job.priority, job.run_at if ack.delay > 0 else 0.0)
+                elif kind == _DEAD:
+                    self._add_error(job, ack.payload)
+                    self._kill(job, now)
+                elif kind == _RELEASE:
+                    job.attempt -= 1
+                    job.state = QUEUED
+                    self._index(job.queue).push(job.id, job.priority, 0.0)
+                    requeued = True
+                else:
+                    raise ValueError(f"unknown ack kind {kind!r}")
+                applied.append(True)
+        if requeued:
+            self._wake()
+        return applied
+
+    @staticmethod
+    def _add_error(job: JobSlot, record: bytes | None) -> None:
+        if record is None:
+            return
+        if job.errors is None:
+            job.errors = [record]
+        else:
+            job.errors.append(record)
+
+    def _finish(self, job: JobSlot, now: float) -> None:
+        job.finished_at = now
+        if job.unique_key is not None:
+            key = (job.queue, job.unique_key)
+            if self._unique.get(key) == job.id:
+                del self._unique[key]
+
+    def _kill(self, job: JobSlot, now: float) -> None:
+        job.state = DEAD
+        self._finish(job, now)
+        self._dead.append((now, job.id))
+
+    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
+        applied: list[bool] = []
+        with self._lock:
+            now = time.time()
+            for job_id, token, seconds in leases:
+                job = self._active.get(job_id)
+                if job is None or job.token != token:
+                    applied.append(False)
+                    continue
+                job.lease_until = now + seconds
+                applied.append(True)
+        return applied
+
+    # -- maintenance --------------------------------------------------------
+
+    async def recover(self) -> int:
+        with self._lock:
+            return self._recover_locked(time.time())
+
+    def _recover_locked(self, now: float) -> int:
+        recovered = 0
+        next_check = float("inf")
+        for job in list(self._active.values()):
+            until = job.lease_until
+            assert until is not None
+            if until > now:
+                next_check = min(next_check, until)
+                continue
+            del self._active[job.id]
+            job.lease_until = None
+            self._add_error(job, lease_expired_error(job.attempt, now))
+            if job.attempt >= job.max_attempts:
+                self._kill(job, now)
+            else:
+                job.state = QUEUED
+                self._index(job.queue).push(job.id, job.priority, 0.0)
+            recovered += 1
+        self._next_lease_check = next_check
+        return recovered
+
+    async def promote_due(self) -> int:
+        with self._lock:
+            now = time.time()
+            return sum(index.promote(now) for index in self._indexes.values())
+
+    async def cleanup(self) -> int:
+        removed = 0
+        with self._lock:
+            now = time.time()
+            for entries, ttl in ((self._finished, self.options.result_ttl), (self._dead, self.options.dead_ttl)):
+                limit = now - ttl
+                while entries and entries[0][0] <= limit:
+                    finished_at, job_id = entries.popleft()
+                    job = self._jobs.get(job_id)
+                    # The job may have been retried, purged, or finished again since.
+                    if job is not None and job.state in _FINISHED and job.finished_at == finished_at:
+                        del self._jobs[job_id]
+                        removed += 1
+        return removed
+
+    # -- inspection and control --------------------------------------------
+
+    async def get(self, job_id: str) -> StoredJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else _snapshot(job, time.time())
+
+    async def list_jobs(
+        self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredJob]:
+        with self._lock:
+            now = time.time()
+            found = [
+                snap
+                for job in self._jobs.values()
+                if (queue is None or job.queue == queue)
+                and (snap := _snapshot(job, now)).state == state
+            ]
+        found.sort(key=lambda s: (s.finished_at or s.enqueued_at, s.id))
+        return found[offset : offset + limit]
+
+    async def retry_dead(self, job_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != DEAD:
+                return False
+            if job.unique_key is not None:
+                key = (job.queue, job.unique_key)
+                if key in self._unique:
+                    return False  # a live job holds its key
+                self._unique[key] = job.id
+            job.state = QUEUED
+            job.attempt = 0
+            job.finished_at = None
+            job.run_at = time.time()
+            self._index(job.queue).push(job.id, job.priority, 0.0)
+        self._wake()
+        return True
+
+    async def purge(self, state: int, queue: str | None = None) -> int:
+        if state not in _FINISHED:
+            raise ValueError(f"only finished jobs can be purged, not {STATE_NAMES[state]!r} ones")
+        with self._lock:
+            doomed = [
+                job_id
+                for job_id, job in self._jobs.items()
+                if job.state == state and (queue is None or job.queue == queue)
+            ]
+            for job_id in doomed:
+                del self._jobs[job_id]
+        return len(doomed)
+
+    async def cancel(self, job_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in _LIVE:
+                return False
+            if job.state == ACTIVE:
+                del self._active[job_id]
+                job.lease_until = None
+            else:
+                self._indexes[job.queue].remove(job_id)
+            job.state = CANCELLED
+            now = time.time()
+            self._finish(job, now)
+            self._finished.append((now, job_id))
+            return True
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            now = time.time()
+            counts: dict[str, dict[str, int]] = {}
+            for job in self._jobs.values():
+                state = job.state
+                if state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now:
+                    state = QUEUED
+                per_queue = counts.get(job.queue)
+                if per_queue is None:
+                    per_queue = counts[job.queue] = dict.fromkeys(STATE_NAMES, 0)
+                per_queue[STATE_NAMES[state]] += 1
+        return counts

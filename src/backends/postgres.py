@@ -1,0 +1,793 @@
+"""The PostgreSQL backend (``postgresql://`` and ``postgres://``), on asyncpg.
+
+For teams who want their jobs in the same database as their data: enqueue
+inside your own transaction and the job exists exactly when your data does::
+
+    async with conn.transaction():
+        await conn.execute("INSERT INTO orders ...")
+        await send_receipt.options(connection=conn).enqueue(order_id)
+
+How it stores jobs:
+
+* One schema per App (``prefix``, default ``fastjobs``; a strict identifier).
+  Its tables and functions come from the numbered files in
+  ``fastjobs/sql/migrations/``, applied under an advisory lock on first use
+  (or by ``fastjobs migrate module:app``), so many workers may start at once.
+* Live jobs sit in ``jobs``, the hot table, with a partial index per access
+  path (the claim, due delayed jobs, lease expiry). Finished jobs move to
+  ``finished_jobs`` at their ack, in the same statement, so the hot table stays
+  as small as the work still to do; ``cleanup`` deletes finished rows past their
+  retention in batches, and vacuums the hot table when its dead rows pile up
+  (autovacuum may be off or slow to come round).
+* Every operation is one round trip: a named query from
+  ``fastjobs/sql/queries.sql`` run as a prepared statement, batches passed as
+  arrays and unnested, the multi-step ones (claim with recovery and promotion,
+  ack of mixed outcomes) as PL/pgSQL functions. All times are the server's
+  ``now()``.
+* Enqueues ``NOTIFY`` the schema's channel (at commit); one LISTEN connection
+  per backend wakes idle workers, and is re-established with backoff when it is
+  lost, idle workers polling slowly meanwhile.
+
+Durability: by default every statement commits durably. ``synchronous_commit=False``
+(``App(url, synchronous_commit=False)``) sets ``synchronous_commit = off`` on the
+backend's own connections: commits no longer wait for the WAL flush, so a crash
+of the PostgreSQL server itself (not of a worker) may forget the last fraction
+of a second of enqueues (gone) and acks (their jobs run again). Transactional
+enqueues on your connection follow your connection's setting.
+
+Example:
+    >>> import fastjobs
+    >>> app = fastjobs.App("postgresql://postgres@127.0.0.1:5432/app", prefix="jobs")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import struct
+from importlib import resources
+from typing import Any, Sequence
+
+import asyncpg  # type: ignore[import-untyped]
+import asyncpg.pool  # type: ignore[import-untyped]
+
+from .._core import DEAD, STATE_NAMES, SUCCEEDED, CANCELLED
+from ..errors import BackendUnavailableError, ConfigurationError
+from ..job import lease_expired_error
+from .base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
+
+log = logging.getLogger("fastjobs.postgres")
+
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,57}\Z")
+"""Schema names: a lower-case identifier of at most 58 characters, so that the
+NOTIFY channel ``<schema>_wake`` fits PostgreSQL's 63-character names."""
+
+MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.up\.sql\Z")
+
+_FINISHED_STATES = frozenset((SUCCEEDED, DEAD, CANCELLED))
+VACUUM_CHECK_ROWS = 50_000
+_ACK_KINDS = frozenset((0, 1, 2, 3))
+
+# Errors that mean "the server or the connection went away", as opposed to a
+# bad statement: reported as BackendUnavailableError, and the pool's other
+# connections (probably dead too, after a restart) are replaced on next use.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,  # e.g. "another operation is in progress" after a shutdown notice
+)
+
+_SESSION_SETTINGS = {
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+    "jit": "off",
+}
+
+# Two-key advisory lock namespace for migrations: (this, hash of the schema).
+_MIGRATION_LOCK = 0x66A57
+
+
+def validate_schema(name: object) -> str:
+    """Return ``name`` if it is a usable schema name, else raise :class:`ConfigurationError`.
+
+    Example:
+        >>> validate_schema("fastjobs")
+        'fastjobs'
+    """
+    if not isinstance(name, str) or not SCHEMA_NAME.match(name) or name.startswith("pg_"):
+        raise ConfigurationError(
+            f"invalid PostgreSQL schema name (prefix=) {name!r}: use 1-58 lower-case letters, digits "
+            "or '_', starting with a letter or '_' and not with 'pg_' (e.g. prefix='fastjobs')"
+        )
+    return name
+
+
+# -- SQL files -------------------------------------------------------------------------
+
+
+def _sql_text(path: str) -> str:
+    return resources.files("fastjobs").joinpath("sql").joinpath(path).read_text(encoding="utf-8")
+
+
+def parse_named_queries(text: str) -> dict[str, str]:
+    """Split a ``-- name: x`` file into ``{name: sql}``; full-line comments are dropped."""
+    queries: dict[str, str] = {}
+    name: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        match = re.match(r"--\s*name:\s*([a-z_]+)\s*$", line)
+        if match:
+            if name is not None:
+                queries[name] = "\n".join(lines).strip()
+            name, lines = match.group(1), []
+        elif name is not None and not line.lstrip().startswith("--"):
+            lines.append(line)
+    if name is not None:
+        queries[name] = "\n".join(lines).strip()
+    return queries
+
+
+def load_migrations() -> list[tuple[int, str, str]]:
+    """The migration files, in order: ``(version, name, sql)``."""
+    found = []
+    for entry in resources.files("fastjobs").joinpath("sql").joinpath("migrations").iterdir():
+        match = MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name[: -len(".up.sql")], entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"fastjobs migrations must be numbered 001, 002, ... without gaps; found {versions}")
+    return found
+
+
+QUERIES = parse_named_queries(_sql_text("queries.sql"))
+MIGRATIONS = load_migrations()
+
+
+def _render(sql: str, schema: str) -> str:
+    # The schema was validated against SCHEMA_NAME, so quoting it (and the
+    # channel literal) cannot break out; everything else is a bind parameter.
+    return sql.replace("{schema}", f'"{schema}"').replace("{channel}", f"'{schema}_wake'")
+
+
+def _lease_error_parts() -> tuple[bytes, bytes, bytes]:
+    """The lease-expired error record cut around its attempt and its time.
+
+    The SQL rebuilds each job's record as ``head || int4send(attempt) || mid ||
+    float8send(epoch) || tail``: msgpack's uint32 (0xce) and float64 (0xcb)
+    encodings are fixed-width, so marker values that force them locate the cuts.
+    """
+    attempt_mark = 0xFEDCBA98
+    at_mark = struct.unpack(">d", b"\x7f\xe1\x23\x45\x67\x89\xab\xcd")[0]
+    record = lease_expired_error(attempt_mark, at_mark)
+    attempt_bytes = b"\xce" + attempt_mark.to_bytes(4, "big")
+    at_bytes = b"\xcb" + struct.pack(">d", at_mark)
+    i, j = record.index(attempt_bytes), record.index(at_bytes)
+    if record.count(attempt_bytes) != 1 or record.count(at_bytes) != 1 or not i < j:
+        raise RuntimeError("cannot build the lease-expired error template")
+    return record[: i + 1], record[i + 5 : j + 1], record[j + 9 :]
+
+
+LEASE_ERROR = _lease_error_parts()
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool release hook: our statements leave no session state behind.
+
+    asyncpg's default reset runs ``RESET ALL; UNLISTEN *; ...``: one more round
+    trip per statement, which would double the cost of every claim and ack.
+    """
+
+
+def _stored(row: Any) -> StoredJob:
+    return StoredJob(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], list(row[9] or ()),
+        row[10], row[11], row[12], row[13], row[14], row[15],
+    )
+
+
+class PostgresBackend(Backend):
+    """Jobs in PostgreSQL (see the module docstring).
+
+    Args:
+        url: ``postgresql://user:password@host:port/database?sslmode=require&...``
+            (``postgres://`` too; asyncpg reads the usual options from it).
+        options: retention and the schema name (``prefix``).
+        min_connections / max_connections: the asyncpg pool's size.
+        migrate: apply pending migrations when connecting (default True).
+        synchronous_commit: False trades durability for speed (module docstring).
+        vacuum: VACUUM the hot table when its dead rows pile up (checked by
+            ``cleanup`` and every 50,000 claimed jobs; see :meth:`vacuum_hot_table`).
+        connect_timeout: seconds to wait for a new connection.
+        poll_while_disconnected: longest idle wait while the LISTEN connection is down.
+        connect_kwargs: anything else for ``asyncpg.connect`` (e.g. ``ssl=``).
+    """
+
+    loop_bound = True
+
+    def __init__(
+        self,
+        url: str,
+        options: BackendOptions,
+        *,
+        min_connections: int = 0,
+        max_connections: int = 10,
+        migrate: bool = True,
+        synchronous_commit: bool = True,
+        vacuum: bool = True,
+        connect_timeout: float = 10.0,
+        poll_while_disconnected: float = 1.0,
+        connect_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(url, options)
+        self.schema = validate_schema(options.prefix)
+        self.channel = f"{self.schema}_wake"
+        if not 0 <= min_connections <= max_connections or max_connections < 1:
+            raise ConfigurationError(
+                f"need 0 <= min_connections <= max_connections and max_connections >= 1, "
+                f"got {min_connections} and {max_connections}"
+            )
+        self.min_connections = min_connections
+        self.max_connections = max_connections
+        self.auto_migrate = migrate
+        self.synchronous_commit = synchronous_commit
+        self.vacuum = vacuum
+        self.connect_timeout = connect_timeout
+        self.poll_while_disconnected = poll_while_disconnected
+        # Our own connections plan like the migration's functions do (see the
+        # header of 002_job_functions.up.sql): every query here has an index
+        # made for it, and a queue table's statistics are nearly always wrong.
+        # No JIT: it only ever slows these short statements.
+        settings = dict(_SESSION_SETTINGS)
+        if not synchronous_commit:
+            settings["synchronous_commit"] = "off"
+        extra = dict(connect_kwargs or {})
+        settings.update(extra.pop("server_settings", None) or {})
+        self._connect_kwargs: dict[str, Any] = {"timeout": connect_timeout, **extra, "server_settings": settings}
+        self._q = {name: _render(sql, self.schema) for name, sql in QUERIES.items()}
+        self._keep_results = options.result_ttl > 0
+        self._pool: asyncpg.Pool | None = None
+        self._connecting: asyncio.Future[asyncpg.Pool] | None = None
+        self._closed = False
+        self.applied_migrations: list[str] = []
+        """Migrations this backend applied (at connect or by :meth:`migrate`)."""
+        # Wake-ups: queues notified since their last claim, and the idle waiters.
+        self._pending: set[str] = set()
+        self._waiters: list[tuple[Sequence[str], asyncio.Future[None]]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = False
+        self._listen_tried = asyncio.Event()
+        self.listener_pid: int | None = None
+        """Server process of the LISTEN connection while it is up (for monitoring and tests)."""
+        self._vacuuming = False
+        self._claimed_since_check = 0
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"<PostgresBackend schema={self.schema!r}>"
+
+    # -- connections ----------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._pool is not None:
+            return
+        await self._get_pool()
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        if self._closed:
+            raise BackendUnavailableError("this PostgreSQL backend was closed; get a new one from the App")
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+        try:
+            return await asyncio.shield(self._connecting)
+        except BaseException:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+            raise
+
+    async def _open(self) -> asyncpg.Pool:
+        try:
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_connections,
+                max_size=self.max_connections,
+                max_queries=1_000_000,
+                reset=_keep_session,
+                **self._connect_kwargs,
+            )
+        except _CONNECTION_ERRORS as exc:
+            raise BackendUnavailableError(
+                f"cannot connect to PostgreSQL ({type(exc).__name__}: {exc}); check the URL and that the server is up"
+            ) from exc
+        assert pool is not None
+        try:
+            if self.auto_migrate:
+                self.applied_migrations += await self._migrate(pool)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise BackendUnavailableError(
+                    f"cannot connect to PostgreSQL ({type(exc).__name__}: {exc}); check the URL and that the server is up"
+                ) from exc
+            raise
+        self._pool = pool
+        return pool
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._background)
+        if self._listener is not None:
+            tasks.append(self._listener)
+            self._listener = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._wake_all()
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None and not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await connecting
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 5.0)
+            except (asyncio.TimeoutError, *_CONNECTION_ERRORS):  # type: ignore[misc]
+                pool.terminate()
+
+    async def _lost(self, exc: BaseException) -> BackendUnavailableError:
+        pool = self._pool
+        if pool is not None:
+            # After a restart every idle connection is dead: replace them all
+            # now rather than failing once per connection.
+            await pool.expire_connections()
+        return BackendUnavailableError(
+            f"PostgreSQL connection lost ({type(exc).__name__}: {exc}); fastjobs reconnects on the next call"
+        )
+
+    # A connection that failed is terminated before it goes back to the pool:
+    # one that received a server's shutdown notice while idle can be left in a
+    # state where its next statement fails too.
+
+    async def _fetch(self, query: str, *args: Any) -> list[Any]:
+        pool = self._pool or await self._get_pool()
+        try:
+            async with pool.acquire() as conn:
+                try:
+                    return await conn.fetch(query, *args)  # type: ignore[no-any-return]
+                except _CONNECTION_ERRORS:
+                    conn.terminate()
+                    raise
+        except _CONNECTION_ERRORS as exc:
+            raise await self._lost(exc) from exc
+
+    async def _fetchval(self, query: str, *args: Any) -> Any:
+        pool = self._pool or await self._get_pool()
+        try:
+            async with pool.acquire() as conn:
+                try:
+                    return await conn.fetchval(query, *args)
+                except _CONNECTION_ERRORS:
+                    conn.terminate()
+                    raise
+        except _CONNECTION_ERRORS as exc:
+            raise await self._lost(exc) from exc
+
+    # -- migrations -----------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names of all this backend applied.
+
+        Safe to run from many processes at once (an advisory lock serializes
+        them). ``fastjobs migrate module:app`` calls this.
+        """
+        pool = self._pool or await self._get_pool()
+        self.applied_migrations += await self._migrate(pool)
+        return list(self.applied_migrations)
+
+    async def _migrate(self, pool: asyncpg.Pool) -> list[str]:
+        schema = f'"{self.schema}"'
+        latest = MIGRATIONS[-1][0]
+        async with pool.acquire() as conn:
+            # Fast path, no lock: already up to date (every start but the first).
+            if await conn.fetchval("SELECT to_regclass($1::text)", f"{schema}.schema_migrations") is not None:
+                if await conn.fetchval(f"SELECT max(version) FROM {schema}.schema_migrations") == latest:
+                    return []
+            applied: list[str] = []
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text))", _MIGRATION_LOCK, self.schema
+                )
+                await conn.execute(
+                    f"CREATE SCHEMA IF NOT EXISTS {schema};"
+                    f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {r[0] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}
+                for version, name, sql in MIGRATIONS:
+                    if version in done:
+                        continue
+                    await conn.execute(_render(sql, self.schema))
+                    await conn.execute(
+                        f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)", version, name
+                    )
+                    applied.append(name)
+        if applied:
+            log.info("schema %s: applied migrations %s", self.schema, ", ".join(applied))
+        return applied
+
+    # -- time and wake-ups ----------------------------------------------------
+
+    async def now(self) -> float:
+        value: float = await self._fetchval(self._q["now"])
+        return value
+
+    def _on_notify(self, connection: Any, pid: int, channel: str, queue: str) -> None:
+        self._pending.add(queue)
+        for queues, fut in self._waiters:
+            if not fut.done() and queue in queues:
+                fut.set_result(None)
+
+    def _wake_all(self) -> None:
+        for _, fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _start_listener(self) -> None:
+        if self._listener is None and not self._closed:
+            self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
+
+    async def _listen_forever(self) -> None:
+        """Hold one LISTEN connection; re-establish it with backoff when it is lost."""
+        delay = 0.05
+        failures = 0
+        while not self._closed:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.url, **self._connect_kwargs)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn: lost.set())
+                await conn.add_listener(self.channel, self._on_notify)
+                self.listener_pid = conn.get_server_pid()
+                self._listening = True
+                self._listen_tried.set()
+                if failures:
+                    log.warning("LISTEN %s re-established after %d failed attempts", self.channel, failures)
+                failures = 0
+                delay = 0.05
+                # Notifications sent while we were away are lost: wake everyone to look.
+                self._wake_all()
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), 10.0)
+                    except asyncio.TimeoutError:
+                        # A silently dropped network path raises nothing: ask.
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
+                reason = "connection closed"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._listening = False
+                self.listener_pid = None
+                if conn is not None:
+                    conn.terminate()
+            self._listen_tried.set()
+            failures += 1
+            if self._closed:
+                break
+            log.warning(
+                "LISTEN %s lost (%s); reconnecting in %.2f s, idle workers poll every %.1f s meanwhile",
+                self.channel, reason, delay, self.poll_while_disconnected,
+            )
+            self._wake_all()  # waiters switch to polling
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def wait(self, queues: Sequence[str], timeout: float) -> None:
+        if timeout <= 0 or self._closed:
+            return
+        if not self._pending.isdisjoint(queues):
+            return
+        self._start_listener()
+        if not self._listen_tried.is_set():
+            # The first wait: be listening before looking, or a job enqueued in
+            # between would wait for the timeout.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._listen_tried.wait(), min(timeout, self.connect_timeout))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = (list(queues), fut)
+        self._waiters.append(waiter)
+        try:
+            try:
+                seconds = await self._fetchval(self._q["wait_info"], waiter[0])
+            except BackendUnavailableError:
+                seconds = None
+                timeout = min(timeout, self.poll_while_disconnected)
+            if seconds is not None:
+                if seconds <= 0:
+                    return
+                # Local timers may fire a hair early: a claim that comes too
+                # soon finds nothing and waits again for a moment.
+                timeout = min(timeout, seconds + 0.001)
+            if not self._listening:
+                timeout = min(timeout, self.poll_while_disconnected)
+            if not fut.done():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiters.remove(waiter)
+
+    # -- enqueue, claim, ack ----------------------------------------------------
+
+    async def enqueue_many(self, jobs: Sequence[NewJob], *, connection: Any = None) -> list[str]:
+        if not jobs:
+            return []
+        if connection is not None and not isinstance(connection, (asyncpg.Connection, asyncpg.pool.PoolConnectionProxy)):
+            raise ConfigurationError(
+                f"connection= must be an asyncpg connection (inside your transaction), not {type(connection).__name__}"
+            )
+        ids = [j.id for j in jobs]
+        if len(set(ids)) != len(ids):
+            taken = next(i for i in ids if ids.count(i) > 1)
+            raise ValueError(f"job id {taken!r} appears more than once in this batch")
+        if all(j.unique_key is None for j in jobs):
+            await self._enqueue(
+                connection, self._q["enqueue"], ids, [j.queue for j in jobs], [j.priority for j in jobs],
+                [j.delay for j in jobs], [j.max_attempts for j in jobs], [j.body for j in jobs],
+            )
+            return ids
+        return await self._enqueue_unique(connection, list(jobs))
+
+    async def _enqueue(self, connection: Any, query: str, *args: Any) -> list[Any]:
+        try:
+            if connection is None:
+                return await self._fetch(query, *args)
+            try:
+                rows: list[Any] = await connection.fetch(query, *args)
+            except _CONNECTION_ERRORS as exc:
+                raise BackendUnavailableError(
+                    f"your PostgreSQL connection failed ({type(exc).__name__}: {exc}); the enqueue did not happen "
+                    "unless your transaction committed"
+                ) from exc
+            except (asyncpg.UndefinedFunctionError, asyncpg.InvalidSchemaNameError) as exc:
+                raise ConfigurationError(
+                    f"the database of connection= has no fastjobs schema {self.schema!r} ({exc}); pass a connection "
+                    "to the App's own database, or run `fastjobs migrate` against this one"
+                ) from exc
+            return rows
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name in ("jobs_pkey", "finished_jobs_pkey"):
+                raise ValueError(f"a job with one of these ids already exists: {exc.message}") from exc
+            raise
+
+    async def _enqueue_unique(self, connection: Any, jobs: list[NewJob]) -> list[str]:
+        result = [j.id for j in jobs]
+        todo = list(range(len(jobs)))
+        for _ in range(5):
+            batch = [jobs[i] for i in todo]
+            rows = await self._enqueue(
+                connection, self._q["enqueue_unique"], [j.id for j in batch], [j.queue for j in batch],
+                [j.priority for j in batch], [j.delay for j in batch], [j.max_attempts for j in batch],
+                [j.body for j in batch], [j.unique_key for j in batch],
+            )
+            vanished = []
+            for position, holder in rows:
+                index = todo[position - 1]
+                if holder is None:
+                    # The key's holder finished between our insert and our look: try again.
+                    vanished.append(index)
+                else:
+                    result[index] = holder
+            if not vanished:
+                return result
+            todo = vanished
+        raise RuntimeError("could not settle unique keys under heavy contention; try the enqueue again")
+
+    async def claim(self, queues: Sequence[str], n: int, lease: float) -> list[Claim]:
+        if n <= 0:
+            return []
+        queues = list(queues)
+        # Notifications from now on are news to the next wait().
+        self._pending.difference_update(queues)
+        head, mid, tail = LEASE_ERROR
+        ids, tokens, attempts, bodies = (await self._fetch(self._q["claim"], queues, n, lease, head, mid, tail))[0]
+        if ids and self.vacuum:
+            self._claimed_since_check += len(ids)
+            if self._claimed_since_check >= VACUUM_CHECK_ROWS:
+                self._claimed_since_check = 0
+                self._in_background(self._vacuum_quietly())
+        return list(map(Claim, ids, tokens, attempts, bodies))
+
+    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
+        n = len(acks)
+        if not n:
+            return []
+        # Each job once (a repeated ack is stale by definition), in id order so
+        # that concurrent batches lock rows in the same order.
+        first: dict[str, int] = {}
+        for i, ack in enumerate(acks):
+            if ack.kind not in _ACK_KINDS:
+                raise ValueError(f"unknown ack kind {ack.kind!r}")
+            first.setdefault(ack.id, i)
+        order = sorted(first.values(), key=lambda i: acks[i].id)
+        picked = [acks[i] for i in order]
+        # Arrays cost the client about a microsecond per element to encode:
+        # leave out the ones that only repeat the defaults (NULL in the SQL).
+        kinds = [int(a.kind) for a in picked]
+        payloads = [a.payload for a in picked]
+        delays = [float(a.delay) for a in picked]
+        positions = await self._retry_deadlock(
+            self._q["ack"], [a.id for a in picked], [a.token for a in picked],
+            None if not any(kinds) else kinds,
+            None if all(p is None for p in payloads) else payloads,
+            None if not any(delays) else delays,
+            self._keep_results,
+        )
+        applied = [False] * n
+        for p in positions or ():
+            applied[order[p - 1]] = True
+        return applied
+
+    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
+        n = len(leases)
+        if not n:
+            return []
+        first: dict[str, int] = {}
+        for i, (job_id, _, _) in enumerate(leases):
+            first.setdefault(job_id, i)
+        order = sorted(first.values(), key=lambda i: leases[i][0])
+        picked = [leases[i] for i in order]
+        positions = await self._retry_deadlock(
+            self._q["renew"], [p[0] for p in picked], [p[1] for p in picked], [float(p[2]) for p in picked]
+        )
+        applied = [False] * n
+        for p in positions or ():
+            applied[order[p - 1]] = True
+        return applied
+
+    async def _retry_deadlock(self, query: str, *args: Any) -> Any:
+        # A renewal and an ack of the same worker may share rows; both lock in
+        # id order, but a plan may not, and PostgreSQL then aborts one of them.
+        # Nothing was applied then, so running it again is safe.
+        for attempt in range(3):
+            try:
+                return await self._fetchval(query, *args)
+            except asyncpg.DeadlockDetectedError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
+
+    # -- maintenance ------------------------------------------------------------
+
+    async def recover(self) -> int:
+        head, mid, tail = LEASE_ERROR
+        total = 0
+        while True:
+            count: int = await self._fetchval(self._q["recover"], head, mid, tail, 10_000)
+            total += count
+            if count < 10_000:
+                return total
+
+    async def promote_due(self) -> int:
+        total = 0
+        while True:
+            count: int = await self._fetchval(self._q["promote_due"], 10_000)
+            total += count
+            if count < 10_000:
+                return total
+
+    async def cleanup(self) -> int:
+        removed = 0
+        batch = 5_000
+        for states, ttl in (([SUCCEEDED, CANCELLED], self.options.result_ttl), ([DEAD], self.options.dead_ttl)):
+            while True:
+                count: int = await self._fetchval(self._q["delete_expired"], states, ttl, batch)
+                removed += count
+                if count < batch:
+                    break
+        if self.vacuum:
+            await self.vacuum_hot_table()
+        return removed
+
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _vacuum_quietly(self) -> None:
+        try:
+            await self.vacuum_hot_table()
+        except Exception as exc:  # maintenance: the next check tries again
+            log.debug("vacuum of %s.jobs failed: %s: %s", self.schema, type(exc).__name__, exc)
+
+    async def vacuum_hot_table(self, min_dead: int = 10_000) -> bool:
+        """VACUUM the hot table once it holds ``min_dead`` dead rows and half as many as live ones.
+
+        A claim walks its index from the front, over the entries of jobs that
+        were claimed since the last VACUUM: without one, every claim gets slower
+        with every job ever processed (the total cost grows with the square of
+        the jobs processed). A VACUUM costs about one pass over the table, so
+        it pays once the dead rows are a fair share of it. Autovacuum does this
+        where it is on and keeps up; this covers servers where it is off or
+        lags (``cleanup`` checks, and so does every 50,000th claimed job). Only
+        one session vacuums a schema at a time. Returns whether it vacuumed.
+        """
+        if self._vacuuming:
+            return False
+        row = await self._fetch(self._q["hot_table_health"])
+        if not row or row[0][0] < max(min_dead, row[0][1] // 2):
+            return False
+        pool = self._pool or await self._get_pool()
+        self._vacuuming = True
+        try:
+            async with pool.acquire() as conn:
+                key = f"fastjobs.vacuum:{self.schema}"
+                if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1::text))", key):
+                    return False
+                try:
+                    await conn.execute(f'VACUUM (SKIP_LOCKED) "{self.schema}".jobs')
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1::text))", key)
+            return True
+        except _CONNECTION_ERRORS as exc:
+            raise await self._lost(exc) from exc
+        finally:
+            self._vacuuming = False
+
+    # -- inspection and control ---------------------------------------------------
+
+    async def get(self, job_id: str) -> StoredJob | None:
+        rows = await self._fetch(self._q["get"], job_id)
+        return _stored(rows[0]) if rows else None
+
+    async def list_jobs(
+        self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredJob]:
+        if state not in range(len(STATE_NAMES)):
+            raise ValueError(f"unknown state {state!r}")
+        query = self._q["list_finished" if state in _FINISHED_STATES else "list_live"]
+        return [_stored(r) for r in await self._fetch(query, state, queue, limit, offset)]
+
+    async def retry_dead(self, job_id: str) -> bool:
+        try:
+            rows = await self._fetch(self._q["retry_dead"], job_id)
+        except asyncpg.UniqueViolationError:
+            return False  # a live job holds its unique key
+        return len(rows) == 1
+
+    async def purge(self, state: int, queue: str | None = None) -> int:
+        if state not in _FINISHED_STATES:
+            name = STATE_NAMES[state] if state in range(len(STATE_NAMES)) else state
+            raise ValueError(f"only finished jobs can be purged, not {name!r} ones")
+        count: int = await self._fetchval(self._q["purge"], state, queue)
+        return count
+
+    async def cancel(self, job_id: str) -> bool:
+        count: int = await self._fetchval(self._q["cancel"], job_id)
+        return count > 0
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for queue, state, count in await self._fetch(self._q["stats"]):
+            per_queue = counts.get(queue)
+            if per_queue is None:
+                per_queue = counts[queue] = dict.fromkeys(STATE_NAMES, 0)
+            per_queue[STATE_NAMES[state]] += count
+        return counts

@@ -1,0 +1,321 @@
+"""The ``fastjobs`` command (also ``python -m fastjobs``).
+
+Examples::
+
+    fastjobs worker myproject.jobs:app --queues emails,default --concurrency 100 --processes 4
+    fastjobs enqueue myproject.jobs:app myproject.jobs.send_email --args '["a@b.c"]'
+    fastjobs info myproject.jobs:app
+    fastjobs migrate myproject.jobs:app     # PostgreSQL: create or upgrade the schema
+
+Bad input (unknown module or task, bad URL, bad JSON) prints one line on stderr
+and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from ._version import __version__
+from .app import App
+from .backends import redact_url
+from .errors import FastjobsError
+
+T = TypeVar("T")
+log = logging.getLogger("fastjobs.cli")
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+def load_app(target: str) -> App:
+    """Import ``module:attribute`` and return the App it names."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"expected MODULE:APP (like myproject.jobs:app), got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(obj, App):
+        raise UsageError(f"{target} is a {type(obj).__name__}, not a fastjobs.App")
+    return obj
+
+
+def _require_shared(app: App, command: str) -> None:
+    if app.url.startswith("memory:"):
+        raise UsageError(
+            f"the app uses memory://, which lives inside one process: `fastjobs {command}` runs in a new "
+            "process and would never see its jobs. Use redis:// or postgresql://, or run the worker "
+            "in-process with `await app.run_worker()`"
+        )
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _json_arg(name: str, text: str, kind: type) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--{name} is not valid JSON ({exc.msg} at position {exc.pos}): {text!r}") from None
+    if not isinstance(value, kind):
+        raise UsageError(f"--{name} must be a JSON {'array' if kind is list else 'object'}, got {text!r}")
+    return value
+
+
+# -- commands ---------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    _require_shared(app, "worker")
+    if args.processes > 1:
+        return supervise(args)
+    queues = [q for q in args.queues.split(",") if q] if args.queues else None
+    worker = app.worker(
+        queues,
+        concurrency=args.concurrency,
+        threads=args.threads,
+        shutdown_grace=args.grace,
+        burst=args.burst,
+    )
+
+    async def main() -> None:
+        try:
+            await worker.run()
+        finally:
+            await app.close()
+
+    _run(main())
+    return 0
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM if the supervisor dies (even by SIGKILL), so no
+    worker is left orphaned; SIGTERM lets it give its jobs back gracefully."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def supervise(args: argparse.Namespace) -> int:
+    """Run ``args.processes`` worker processes; restart any that dies; forward signals."""
+    child_argv = [sys.executable, "-m", "fastjobs", "worker", args.app, "--processes", "1",
+                  "--concurrency", str(args.concurrency), "--grace", str(args.grace),
+                  "--log-level", args.log_level]
+    if args.queues:
+        child_argv += ["--queues", args.queues]
+    if args.threads:
+        child_argv += ["--threads", str(args.threads)]
+    if args.burst:
+        child_argv.append("--burst")
+    children: dict[int, subprocess.Popen[bytes]] = {}
+    stopping = {"signals": 0}
+
+    def spawn(slot: int) -> None:
+        children[slot] = subprocess.Popen(child_argv, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        log.info("started worker process %d (pid %d)", slot, children[slot].pid)
+
+    def forward(sig: int, _frame: object) -> None:
+        stopping["signals"] += 1
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(sig)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for slot in range(args.processes):
+            spawn(slot)
+        restarts: dict[int, float] = {}
+        while True:
+            alive = 0
+            for slot, child in list(children.items()):
+                code = child.poll()
+                if code is None:
+                    alive += 1
+                    continue
+                if stopping["signals"] or (args.burst and code == 0):
+                    continue
+                log.warning("worker process %d (pid %d) exited with %s; restarting", slot, child.pid, code)
+                # Back off a crash loop: at most one restart per slot per second.
+                wait = restarts.get(slot, 0.0) + 1.0 - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                restarts[slot] = time.monotonic()
+                spawn(slot)
+                alive += 1
+            if not alive:
+                break
+            time.sleep(0.1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    codes = [child.returncode for child in children.values()]
+    return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    task = app.tasks.get(args.task)
+    if task is None:
+        known = ", ".join(sorted(app.tasks)) or "none"
+        raise UsageError(f"no task named {args.task!r} in {args.app} (registered: {known})")
+    call_args = _json_arg("args", args.args, list)
+    call_kwargs = _json_arg("kwargs", args.kwargs, dict)
+    overrides: dict[str, Any] = {"delay": args.delay}
+    if args.queue:
+        overrides["queue"] = args.queue
+    if args.priority is not None:
+        overrides["priority"] = args.priority
+    configured = task.options(**overrides)  # bad options fail here, before any connection
+    _require_shared(app, "enqueue")
+
+    async def main() -> str:
+        try:
+            handle = await configured.enqueue(*call_args, **call_kwargs)
+            return handle.id
+        finally:
+            await app.close()
+
+    print(_run(main()))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    _require_shared(app, "info")
+
+    async def main() -> tuple[dict[str, dict[str, int]], list[Any]]:
+        try:
+            return await app.stats(), await app.dead_letters(limit=args.dead)
+        finally:
+            await app.close()
+
+    stats, dead = _run(main())
+    if args.json:
+        print(json.dumps({
+            "url": redact_url(app.url), "tasks": sorted(app.tasks), "queues": stats,
+            "dead": [{"id": d.id, "task": d.task, "queue": d.queue, "error": str(d.error)} for d in dead],
+        }, indent=2))
+        return 0
+    print(f"app: {args.app} ({redact_url(app.url)}), {len(app.tasks)} tasks")
+    states = ("scheduled", "queued", "active", "retry_pending", "succeeded", "dead", "cancelled")
+    print(f"{'queue':<24}" + "".join(f"{s:>14}" for s in states))
+    for queue in sorted(stats):
+        print(f"{queue:<24}" + "".join(f"{stats[queue].get(s, 0):>14}" for s in states))
+    if dead:
+        print(f"\ndead letters (oldest {len(dead)}):")
+        for d in dead:
+            print(f"  {d.id}  {d.task}  [{d.queue}]  {d.error}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .backends import backend_class
+
+    app = load_app(args.app)
+    scheme = app.url.partition(":")[0]
+    if not hasattr(backend_class(app.url), "migrate"):
+        print(f"{scheme}:// keeps no schema: nothing to migrate")
+        return 0
+
+    async def main() -> list[str]:
+        try:
+            # Connecting applies pending migrations (under an advisory lock);
+            # migrate() reports what this run applied.
+            backend: Any = await app.backend()
+            applied: list[str] = await backend.migrate()
+            return applied
+        finally:
+            await app.close()
+
+    applied = _run(main())
+    prefix = app.options.prefix
+    print(f"schema {prefix!r}: applied {', '.join(applied)}" if applied else f"schema {prefix!r} is up to date")
+    return 0
+
+
+# -- entry point -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastjobs", description="fastjobs: fast, trustworthy background jobs.")
+    parser.add_argument("--version", action="version", version=f"fastjobs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("app", help="the App to use, as MODULE:ATTRIBUTE (e.g. myproject.jobs:app)")
+        p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    w = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
+    common(w)
+    w.add_argument("--queues", help="comma-separated queues, served in this order (default: all the app's)")
+    w.add_argument("--concurrency", type=int, default=100, help="jobs in progress at once per process")
+    w.add_argument("--threads", type=int, default=None, help="threads for plain def handlers")
+    w.add_argument("--processes", type=int, default=1, help="worker processes under a supervisor")
+    w.add_argument("--grace", type=float, default=30.0, help="seconds running jobs get to finish on shutdown")
+    w.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    w.set_defaults(func=cmd_worker)
+
+    e = sub.add_parser("enqueue", help="enqueue one job and print its id")
+    common(e)
+    e.add_argument("task", help="the task's registered name")
+    e.add_argument("--args", default="[]", help="positional arguments as a JSON array")
+    e.add_argument("--kwargs", default="{}", help="keyword arguments as a JSON object")
+    e.add_argument("--queue", help="override the task's queue")
+    e.add_argument("--priority", type=int, help="override the task's priority")
+    e.add_argument("--delay", type=float, default=0.0, help="seconds before the job may run")
+    e.set_defaults(func=cmd_enqueue)
+
+    i = sub.add_parser("info", help="queues, counts by state, dead letters")
+    common(i)
+    i.add_argument("--dead", type=int, default=20, help="how many dead letters to list")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+
+    m = sub.add_parser("migrate", help="create or upgrade the backend's schema (PostgreSQL)")
+    common(m)
+    m.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+        return code
+    except (UsageError, FastjobsError) as exc:
+        print(f"fastjobs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

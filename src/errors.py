@@ -1,0 +1,79 @@
+"""Every error fastjobs raises on purpose; all derive from :class:`FastjobsError`.
+
+Example:
+    >>> import fastjobs
+    >>> try:
+    ...     fastjobs.App("mysql://localhost")
+    ... except fastjobs.ConfigurationError as exc:
+    ...     print(type(exc).__name__)
+    ConfigurationError
+"""
+
+from __future__ import annotations
+
+from ._core._errors import (
+    CorruptJobError,
+    FastjobsError,
+    InvalidOptionError,
+    InvalidTransition,
+    PayloadTooLargeError,
+    UnencodableError,
+)
+
+
+class ConfigurationError(FastjobsError, ValueError):
+    """The App, backend URL or worker settings are unusable; the message says how to fix them."""
+
+
+class BackendUnavailableError(FastjobsError, ConnectionError):
+    """The backend cannot be reached, or its client library is not installed."""
+
+
+class UnknownTaskError(FastjobsError, LookupError):
+    """A job names a task this worker has not registered (the job is dead-lettered)."""
+
+
+class JobTimeoutError(FastjobsError, TimeoutError):
+    """A job ran longer than its ``timeout``; the attempt failed."""
+
+
+class LeaseExpiredError(FastjobsError):
+    """A job's lease ran out (its worker died or stalled) and it was taken back."""
+
+
+class WorkerShutdown(FastjobsError):
+    """A running job was interrupted because its worker shut down."""
+
+
+class JobFailedError(FastjobsError):
+    """Raised by ``await job.result()`` when the job went dead or was cancelled."""
+
+
+class Retry(FastjobsError):
+    """Raise from a handler to retry the job, optionally after ``delay`` seconds.
+
+    The attempt still counts toward ``max_attempts``.
+
+    Example:
+        >>> import fastjobs
+        >>> app = fastjobs.App()
+        >>> @app.task(max_attempts=5)
+        ... async def poll(url: str) -> None:
+        ...     raise fastjobs.Retry(delay=10, reason="not ready yet")
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class Fail(FastjobsError):
+    """Raise from a handler to send the job to the dead-letter queue without further attempts."""
+
+
+__all__ = [
+    "BackendUnavailableError", "ConfigurationError", "CorruptJobError", "Fail", "FastjobsError",
+    "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobTimeoutError",
+    "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",
+    "WorkerShutdown",
+]

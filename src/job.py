@@ -1,0 +1,176 @@
+"""What users get back about jobs: :class:`JobInfo`, :class:`AttemptError`, and ids.
+
+Example:
+    >>> import fastjobs
+    >>> job_id = fastjobs.new_job_id()
+    >>> len(job_id)
+    32
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import traceback as tb
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._core import (
+    DEFAULT_MAX_PAYLOAD,
+    STATE_NAMES,
+    CorruptJobError,
+    PayloadTooLargeError,
+    UnencodableError,
+    decode_job,
+    decode_value,
+    encode_value,
+)
+from .backends.base import StoredJob
+
+
+# Ids come from a per-process counter that starts at a random point, behind a
+# per-batch random head: one urandom call per batch instead of one per job
+# (ids were 40% of the enqueue cost). next() on itertools.count is atomic
+# under the GIL, so threads enqueueing at once still get distinct ids.
+_counter = itertools.count(int.from_bytes(os.urandom(6), "big"))
+_MASK48 = 0xFFFFFFFFFFFF
+
+
+def new_job_ids(n: int) -> list[str]:
+    """``n`` new job ids: 32 hex digits each, time-ordered by their first 12 (milliseconds).
+
+    Example:
+        >>> from fastjobs.job import new_job_ids
+        >>> a, b = new_job_ids(2)
+        >>> a != b and len(a) == 32
+        True
+    """
+    head = f"{int(time.time() * 1000) & _MASK48:012x}{os.urandom(4).hex()}"
+    count = _counter
+    return [f"{head}{next(count) & _MASK48:012x}" for _ in range(n)]
+
+
+def new_job_id() -> str:
+    """A new job id: 32 hex digits, time-ordered (48-bit milliseconds first).
+
+    Example:
+        >>> from fastjobs import new_job_id
+        >>> new_job_id() != new_job_id()
+        True
+    """
+    return new_job_ids(1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptError:
+    """Why one attempt failed."""
+
+    attempt: int
+    type: str
+    message: str
+    traceback: str
+    at: float
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt}: {self.type}: {self.message}"
+
+
+def error_record(attempt: int, exc_type: str, message: str, traceback: str = "", at: float | None = None) -> bytes:
+    """Encode one :class:`AttemptError` as the payload of a RETRY or DEAD ack."""
+    return encode_value(
+        {
+            "attempt": attempt,
+            "type": exc_type,
+            "message": message,
+            "traceback": traceback,
+            "at": time.time() if at is None else at,
+        }
+    )
+
+
+def exception_record(attempt: int, exc: BaseException) -> bytes:
+    """Encode a caught exception (type, message and formatted traceback) as an error record."""
+    text = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+    # A traceback of a deep recursion can be huge; the tail says the most.
+    return error_record(attempt, type(exc).__qualname__, str(exc)[:4000], text[-16000:])
+
+
+def lease_expired_error(attempt: int, at: float) -> bytes:
+    """The error record a backend stores when it takes back an expired lease."""
+    return error_record(
+        attempt,
+        "LeaseExpiredError",
+        "the job's lease expired before it was acknowledged (its worker died or stalled)",
+        "",
+        at,
+    )
+
+
+def decode_error(data: bytes) -> AttemptError:
+    """Decode an error record; a damaged one is reported, not raised."""
+    try:
+        rec = decode_value(data)
+        return AttemptError(
+            int(rec["attempt"]), str(rec["type"]), str(rec["message"]),
+            str(rec.get("traceback", "")), float(rec.get("at", 0.0)),
+        )
+    except (CorruptJobError, PayloadTooLargeError, KeyError, TypeError, ValueError) as exc:
+        return AttemptError(0, "CorruptJobError", f"unreadable error record: {exc}", "", 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A snapshot of one job: state, attempts, result, errors and timestamps.
+
+    Example:
+        >>> info = await app.get_job(job.id)  # doctest: +SKIP
+        >>> info.state, info.attempt, info.result  # doctest: +SKIP
+        ('succeeded', 1, 'sent')
+    """
+
+    id: str
+    task: str
+    queue: str
+    state: str
+    """One of scheduled, queued, active, succeeded, retry_pending, dead, cancelled."""
+    attempt: int
+    max_attempts: int
+    priority: int
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    result: Any
+    errors: list[AttemptError] = field(default_factory=list)
+    enqueued_at: float = 0.0
+    run_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    unique_key: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error(self) -> AttemptError | None:
+        """The last attempt's error, if any."""
+        return self.errors[-1] if self.errors else None
+
+    @classmethod
+    def from_stored(cls, stored: StoredJob, max_payload: int = DEFAULT_MAX_PAYLOAD) -> JobInfo:
+        try:
+            record = decode_job(stored.body, max_payload)
+            task, args, kwargs, meta = record.task, record.args, record.kwargs, record.meta
+        except (CorruptJobError, PayloadTooLargeError) as exc:
+            task, args, kwargs, meta = f"<unreadable: {exc}>", (), {}, {}
+        result = None
+        if stored.result is not None:
+            try:
+                result = decode_value(stored.result, max_payload)
+            except (CorruptJobError, PayloadTooLargeError, UnencodableError) as exc:
+                result = f"<unreadable result: {exc}>"
+        return cls(
+            id=stored.id, task=task, queue=stored.queue, state=STATE_NAMES[stored.state],
+            attempt=stored.attempt, max_attempts=stored.max_attempts, priority=stored.priority,
+            args=tuple(args), kwargs=dict(kwargs), result=result,
+            errors=[decode_error(e) for e in stored.errors], enqueued_at=stored.enqueued_at,
+            run_at=stored.run_at, started_at=stored.started_at, finished_at=stored.finished_at,
+            unique_key=stored.unique_key, meta=dict(meta),
+        )

@@ -1,0 +1,132 @@
+--[[
+  Apply a batch of acknowledgements, each only if its job is active with the
+  same lease token (fencing). Also deletes finished jobs past their retention
+  from the front of the retention indexes, a bounded amount per call, so
+  memory stays bounded even if cleanup never runs.
+
+  KEYS, one group of 9 per queue (several groups only outside Redis Cluster):
+    1 <prefix>:{q}:leases     2 <prefix>:{q}:leasecount  3 <prefix>:{q}:prio
+    4 <prefix>:{q}:retry      5 <prefix>:{q}:succeeded   6 <prefix>:{q}:dead
+    7 <prefix>:{q}:unique     8 <prefix>:{q}:seq         9 <prefix>:{q}:wake
+
+  ARGV:
+    1 nonce: random per call. A call retried after a lost reply finds the jobs
+      it applied marked with it and reports them applied again.
+    2 result_ttl: seconds to keep succeeded jobs (0: delete at ack)
+    3 dead_ttl: seconds to keep dead jobs (0: delete at once)
+    3 + g: the acks of group g, msgpack: an array of Ack arrays
+      {id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil, delay (seconds)}
+
+  Returns: a flat array of 1 (applied) / 0 (stale), one per ack, group by group.
+]]
+-- @include _common
+
+local GROUP = 9
+local nonce = ARGV[1]
+local result_ttl = tonumber(ARGV[2])
+local dead_ttl = tonumber(ARGV[3])
+local now = now_time()
+local nows = fmt_time(now)
+
+local out = {}
+for g = 1, math.floor(#KEYS / GROUP) do
+  local k = (g - 1) * GROUP
+  local leases, leasecount, prio, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local succeeded, dead, unique, seqkey, wakekey = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8], KEYS[k + 9]
+  local base = base_of(leases)
+  local acks = cmsgpack.unpack(ARGV[g + 3])
+  local c = #acks
+  local keys = {}
+  for i = 1, c do keys[i] = base .. 'j:' .. acks[i][1] end
+  local records = mget(keys)
+
+  local writes, doomed, released = {}, {}, {}
+  local pusher = ready_pusher(prio, base)
+  local requeued, retry_add, succeeded_add, dead_add = 0, {}, {}, {}
+  for i = 1, c do
+    local ack = acks[i]
+    local id, token, kind, payload = ack[1], ack[2], ack[3], ack[4]
+    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(records[i])
+    if st ~= ACTIVE or tonumber(t) ~= token then
+      -- Stale, unless this very call applied it before (lost reply, retried).
+      out[#out + 1] = (st and an == nonce and tonumber(t) == token) and 1 or 0
+    else
+      out[#out + 1] = 1
+      released[lb] = (released[lb] or 0) + 1
+      if kind == 0 then
+        release_unique(unique, u, id)
+        if result_ttl > 0 then
+          writes[#writes + 1] = keys[i]
+          writes[#writes + 1] = record(SUCCEEDED, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', x, u)
+          local flags = x == '1' and 'e' or ''
+          if payload then
+            writes[#writes + 1] = base .. 'r:' .. id
+            writes[#writes + 1] = payload
+            flags = 'r' .. flags
+          end
+          succeeded_add[#succeeded_add + 1] = nows .. '|' .. flags .. '|' .. id
+        else
+          add_job_keys(doomed, base, id)
+        end
+      elseif kind == 2 then
+        release_unique(unique, u, id)
+        if dead_ttl > 0 then
+          if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
+          writes[#writes + 1] = keys[i]
+          writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', '1', u)
+          dead_add[#dead_add + 1] = nows
+          dead_add[#dead_add + 1] = id
+        else
+          add_job_keys(doomed, base, id)
+        end
+      else
+        -- RETRY and RELEASE push the job again: a new position, like a fresh push.
+        s = fmt_seq(redis.call('INCR', seqkey))
+        if not tonumber(p) then p = '0' end
+        writes[#writes + 1] = keys[i]
+        if kind == 3 then
+          local attempt = int_str((tonumber(a) or 1) - 1)
+          writes[#writes + 1] = record(QUEUED, attempt, m, t, p, s, e, ra, sa, f, n, nonce, '', '', x, u)
+          pusher.push(p, s .. id)
+          requeued = requeued + 1
+        else
+          if payload then
+            redis.call('RPUSH', base .. 'e:' .. id, payload)
+            x = '1'
+          end
+          local delay = ack[5] or 0
+          if delay > 0 then
+            local due = fmt_time(now + delay)
+            writes[#writes + 1] = record(RETRY_PENDING, a, m, t, p, s, e, due, sa, f, n, nonce, '', '', x, u)
+            retry_add[#retry_add + 1] = due
+            retry_add[#retry_add + 1] = s .. id
+          else
+            writes[#writes + 1] = record(QUEUED, a, m, t, p, s, e, nows, sa, f, n, nonce, '', '', x, u)
+            pusher.push(p, s .. id)
+            requeued = requeued + 1
+          end
+        end
+      end
+    end
+  end
+
+  call_chunked('MSET', nil, writes)
+  call_chunked('DEL', nil, doomed)
+  for batch, count in pairs(released) do
+    lease_release(leases, leasecount, base, batch, count)
+  end
+  pusher.flush()
+  call_chunked('ZADD', retry, retry_add)
+  if #succeeded_add > 0 then
+    call_chunked('RPUSH', succeeded, succeeded_add)
+    -- Retention as we go: remove a bit more than was added, so a backlog
+    -- (after result_ttl was lowered) shrinks too.
+    trim_list(succeeded, base, now - result_ttl, 2 * #succeeded_add + 100)
+  end
+  if #dead_add > 0 then
+    call_chunked('ZADD', dead, dead_add)
+    trim_zset(dead, base, now - dead_ttl, 2 * #dead_add + 100, DEAD)
+  end
+  wake(wakekey, requeued + (#retry_add > 0 and 1 or 0))
+end
+return out

@@ -1,0 +1,56 @@
+--[[
+  Cancel a job that has not finished. An active job's lease is voided (its
+  token stays, so its worker's ack and renewals are answered stale). A queued
+  job's entry in its ready list is left as a ghost that claim skips (removing
+  it from the middle of a long list would cost O(n)).
+
+  KEYS, one group of 8 per queue to look in (several groups only outside Redis
+  Cluster; the first group holding the job wins):
+    1 <prefix>:{q}:ready   2 <prefix>:{q}:sched   3 <prefix>:{q}:retry
+    4 <prefix>:{q}:leases  5 <prefix>:{q}:leasecount  6 <prefix>:{q}:cancelled
+    7 <prefix>:{q}:unique  8 <prefix>:{q}:ghosts
+
+  ARGV:
+    1 job id
+    2 result_ttl: seconds to keep the cancelled job (0: delete it now)
+
+  Returns: 1 if cancelled, 0 if the job is unknown or already finished.
+]]
+-- @include _common
+
+local GROUP = 8
+local id = ARGV[1]
+for g = 0, math.floor(#KEYS / GROUP) - 1 do
+  local k = g * GROUP
+  local base = base_of(KEYS[k + 1])
+  local jk = base .. 'j:' .. id
+  local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(redis.call('MGET', jk)[1])
+  if st then
+    local member = s .. id
+    if st == QUEUED then
+      if redis.call('ZREM', KEYS[k + 1], member) == 0 then
+        redis.call('SADD', KEYS[k + 8], member)
+      end
+    elseif st == SCHEDULED or st == RETRY_PENDING then
+      redis.call('ZREM', KEYS[k + 2], member)
+      redis.call('ZREM', KEYS[k + 3], member)
+    elseif st == ACTIVE then
+      lease_release(KEYS[k + 4], KEYS[k + 5], base, lb, 1)
+    else
+      return 0
+    end
+    local now = now_time()
+    local nows = fmt_time(now)
+    release_unique(KEYS[k + 7], u, id)
+    if tonumber(ARGV[2]) > 0 then
+      redis.call('SET', jk, record(CANCELLED, a, m, t, p, s, e, ra, sa, nows, n, an, '', '', x, u))
+      redis.call('ZADD', KEYS[k + 6], nows, id)
+    else
+      local keys = {}
+      add_job_keys(keys, base, id)
+      redis.call('DEL', unpack(keys))
+    end
+    return 1
+  end
+end
+return 0

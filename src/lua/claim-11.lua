@@ -1,0 +1,99 @@
+--[[
+  Lease up to n ready jobs, serving the queues in KEYS order. For each queue it
+  first takes back expired leases and promotes due delayed jobs, so one worker
+  alone never needs a separate maintenance call.
+
+  KEYS, one group of 11 per queue (several groups only outside Redis Cluster):
+    1 <prefix>:{q}:ready   2 <prefix>:{q}:prio     3 <prefix>:{q}:sched
+    4 <prefix>:{q}:retry   5 <prefix>:{q}:leases   6 <prefix>:{q}:leasecount
+    7 <prefix>:{q}:dead    8 <prefix>:{q}:unique   9 <prefix>:{q}:seq
+    10 <prefix>:{q}:wake   11 <prefix>:{q}:ghosts
+
+  ARGV:
+    1 n: most jobs to lease in all
+    2 lease: seconds from now until the leases expire
+    3 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
+
+  Returns: a flat array: first one count per group (jobs leased from that
+    queue), then {id, token, attempt, body} per job, in claim order. Each claim
+    increments the job's attempt and token.
+    Jobs whose stored data is unusable (record missing or unreadable, body
+    missing) are not returned: they are dead-lettered here with a
+    CorruptJobError reason.
+]]
+-- @include _common
+
+local GROUP = 11
+local want = tonumber(ARGV[1])
+local lease = tonumber(ARGV[2])
+local dead_keep = tonumber(ARGV[3]) > 0
+local now = now_time()
+local nows = fmt_time(now)
+local deadline = fmt_time(now + lease)
+
+local groups = math.floor(#KEYS / GROUP)
+local out = {}
+for g = 1, groups do out[g] = 0 end
+local got = 0
+for g = 1, groups do
+  if got >= want then break end
+  local k = (g - 1) * GROUP
+  local ready, prio, sched, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local leases, leasecount, dead, unique = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
+  local seqkey, wakekey, ghosts = KEYS[k + 9], KEYS[k + 10], KEYS[k + 11]
+  local base = base_of(ready)
+
+  recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep)
+  promote(ready, sched, base, now)
+  promote(ready, retry, base, now)
+
+  local asked = want - got
+  local members = pop_ready(ready, prio, base, asked)
+  local ids, keys = {}, {}
+  for i = 1, #members do
+    local id = string.sub(members[i], 17)
+    ids[i] = id
+    keys[#keys + 1] = base .. 'j:' .. id
+    keys[#keys + 1] = base .. 'b:' .. id
+  end
+  local values = mget(keys)
+  local leased, writes = {}, {}
+  local batch = #ids > 0 and int_str(redis.call('INCR', seqkey)) or ''
+  for i = 1, #ids do
+    local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
+    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(rec)
+    if st ~= QUEUED and st ~= SCHEDULED and st ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
+      -- A cancelled job's leftover in a ready list: skip it.
+    elseif not st then
+      local reason = rec and 'the job record in Redis is unreadable' or 'the job record is missing from Redis'
+      dead_letter_bad(base, id, dead, reason, nil, now, nows, dead_keep)
+    elseif not body then
+      dead_letter_bad(base, id, dead, 'the job body is missing from Redis',
+        {st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u}, now, nows, dead_keep)
+    elseif st ~= ACTIVE and st ~= SUCCEEDED and st ~= DEAD and st ~= CANCELLED then
+      -- (A ready entry for a job that is active or finished is a leftover:
+      -- never lease a job twice.)
+      local attempt = (tonumber(a) or 0) + 1
+      local token = (tonumber(t) or 0) + 1
+      leased[#leased + 1] = id
+      writes[#writes + 1] = keys[2 * i - 1]
+      writes[#writes + 1] = record(ACTIVE, int_str(attempt), m, int_str(token), p, s, e, ra, nows, f, n, an, deadline, batch, x, u)
+      out[#out + 1] = id
+      out[#out + 1] = token
+      out[#out + 1] = attempt
+      out[#out + 1] = body
+      got = got + 1
+      out[g] = out[g] + 1
+    end
+  end
+  if #leased > 0 then
+    lease_open(leases, leasecount, base, batch, leased, deadline)
+    call_chunked('MSET', nil, writes)
+  end
+  if #members < asked then
+    -- Nothing is left ready: wake-up tokens left over from earlier enqueues
+    -- would only cause spurious wake-ups.
+    redis.call('DEL', wakekey)
+  end
+end
+return out

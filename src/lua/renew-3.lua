@@ -1,0 +1,55 @@
+--[[
+  Extend leases, each only if its job is active with the same lease token. The
+  renewed jobs of one call move to a new lease batch per lease length.
+
+  KEYS, one group of 3 per queue (several groups only outside Redis Cluster):
+    1 <prefix>:{q}:leases  2 <prefix>:{q}:leasecount  3 <prefix>:{q}:seq
+
+  ARGV:
+    g: the leases of group g, msgpack: an array of {id, token, seconds} (the new
+       lease runs from now)
+
+  Returns: a flat array of 1 (extended) / 0 (stale), one per lease, group by group.
+]]
+-- @include _common
+
+local GROUP = 3
+local now = now_time()
+local out = {}
+for g = 1, math.floor(#KEYS / GROUP) do
+  local k = (g - 1) * GROUP
+  local leases, leasecount, seqkey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local base = base_of(leases)
+  local items = cmsgpack.unpack(ARGV[g])
+  local keys = {}
+  for i = 1, #items do keys[i] = base .. 'j:' .. items[i][1] end
+  local records = mget(keys)
+  -- One new batch per distinct lease length (usually one).
+  local batches, writes, released = {}, {}, {}
+  for i = 1, #items do
+    local item = items[i]
+    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(records[i])
+    if st == ACTIVE and tonumber(t) == item[2] then
+      local nb = batches[item[3]]
+      if not nb then
+        nb = {id = int_str(redis.call('INCR', seqkey)), deadline = fmt_time(now + item[3]), ids = {}}
+        batches[item[3]] = nb
+      end
+      nb.ids[#nb.ids + 1] = item[1]
+      released[lb] = (released[lb] or 0) + 1
+      writes[#writes + 1] = keys[i]
+      writes[#writes + 1] = record(st, a, m, t, p, s, e, ra, sa, f, n, an, nb.deadline, nb.id, x, u)
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+  end
+  call_chunked('MSET', nil, writes)
+  for _, nb in pairs(batches) do
+    lease_open(leases, leasecount, base, nb.id, nb.ids, nb.deadline)
+  end
+  for batch, count in pairs(released) do
+    lease_release(leases, leasecount, base, batch, count)
+  end
+end
+return out

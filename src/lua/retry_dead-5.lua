@@ -1,0 +1,43 @@
+--[[
+  Put a dead job back in its queue with a fresh set of attempts (its errors
+  are kept). Refused if another live job now holds its unique key.
+
+  KEYS, one group of 5 per queue to look in (several groups only outside Redis
+  Cluster; the first group holding the job wins):
+    1 <prefix>:{q}:prio    2 <prefix>:{q}:dead    3 <prefix>:{q}:unique
+    4 <prefix>:{q}:seq     5 <prefix>:{q}:wake
+
+  ARGV:
+    1 job id
+
+  Returns: 1 if requeued, 0 if the job is unknown or not dead.
+]]
+-- @include _common
+
+local GROUP = 5
+local id = ARGV[1]
+for g = 0, math.floor(#KEYS / GROUP) - 1 do
+  local k = g * GROUP
+  local prio, dead, unique = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local base = base_of(prio)
+  local jk = base .. 'j:' .. id
+  local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(redis.call('MGET', jk)[1])
+  if st then
+    if st ~= DEAD then return 0 end
+    if u ~= '' then
+      if redis.call('HEXISTS', unique, u) == 1 then return 0 end
+      redis.call('HSET', unique, u, id)
+    end
+    local nows = fmt_time(now_time())
+    s = fmt_seq(redis.call('INCR', KEYS[k + 4]))
+    if not tonumber(p) then p = '0' end
+    redis.call('SET', jk, record(QUEUED, '0', m, t, p, s, e, nows, sa, '', n, an, '', '', x, u))
+    redis.call('ZREM', dead, id)
+    local pusher = ready_pusher(prio, base)
+    pusher.push(p, s .. id)
+    pusher.flush()
+    wake(KEYS[k + 5], 1)
+    return 1
+  end
+end
+return 0

@@ -1,0 +1,38 @@
+--[[
+  Job counts of queues, per state. Due delayed jobs count as queued.
+
+  KEYS, one group of 9 per queue (several groups only outside Redis Cluster):
+    1 <prefix>:{q}:ready      2 <prefix>:{q}:prio       3 <prefix>:{q}:sched
+    4 <prefix>:{q}:retry      5 <prefix>:{q}:leasecount 6 <prefix>:{q}:succeeded
+    7 <prefix>:{q}:dead       8 <prefix>:{q}:cancelled  9 <prefix>:{q}:ghosts
+
+  ARGV: none.
+
+  Returns: per group, 7 counts in state-number order:
+    scheduled, queued, active, succeeded, retry_pending, dead, cancelled
+]]
+-- @include _common
+
+local GROUP = 9
+local now = now_time()
+local out = {}
+for g = 0, math.floor(#KEYS / GROUP) - 1 do
+  local k = g * GROUP
+  local base = base_of(KEYS[k + 1])
+  local listed = 0
+  local prios = redis.call('ZRANGE', KEYS[k + 2], 0, -1)
+  for i = 1, #prios do listed = listed + redis.call('LLEN', base .. 'rl:' .. prios[i]) end
+  local active = 0
+  local counts = redis.call('HVALS', KEYS[k + 5])
+  for i = 1, #counts do active = active + (tonumber(counts[i]) or 0) end
+  local sched_due = redis.call('ZCOUNT', KEYS[k + 3], '-inf', now)
+  local retry_due = redis.call('ZCOUNT', KEYS[k + 4], '-inf', now)
+  out[#out + 1] = redis.call('ZCARD', KEYS[k + 3]) - sched_due
+  out[#out + 1] = listed - redis.call('SCARD', KEYS[k + 9]) + redis.call('ZCARD', KEYS[k + 1]) + sched_due + retry_due
+  out[#out + 1] = active
+  out[#out + 1] = redis.call('LLEN', KEYS[k + 6])
+  out[#out + 1] = redis.call('ZCARD', KEYS[k + 4]) - retry_due
+  out[#out + 1] = redis.call('ZCARD', KEYS[k + 7])
+  out[#out + 1] = redis.call('ZCARD', KEYS[k + 8])
+end
+return out

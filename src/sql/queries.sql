@@ -1,0 +1,138 @@
+-- fastjobs named queries for PostgreSQL.
+--
+-- Each query starts at a "-- name: <name>" line and runs as a prepared
+-- statement (asyncpg prepares and caches it per connection). {schema} is the
+-- quoted schema name and {channel} the quoted LISTEN/NOTIFY channel, both built
+-- from a validated identifier when the backend is created; every other value
+-- is a bind parameter. Times come from the server's now() only.
+
+-- name: enqueue
+SELECT {schema}.enqueue($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[])
+
+-- name: enqueue_unique
+SELECT job_position, holder_id
+FROM {schema}.enqueue_unique($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[])
+
+-- name: claim
+SELECT claimed_ids, claimed_tokens, claimed_attempts, claimed_bodies
+FROM {schema}.claim($1::text[], $2::integer, $3::float8, $4::bytea, $5::bytea, $6::bytea)
+
+-- name: ack
+SELECT {schema}.ack($1::text[], $2::bigint[], $3::smallint[], $4::bytea[], $5::float8[], $6::boolean)
+
+-- name: renew
+SELECT {schema}.renew($1::text[], $2::bigint[], $3::float8[])
+
+-- name: recover
+SELECT {schema}.recover_expired($1::bytea, $2::bytea, $3::bytea, $4::integer)
+
+-- name: promote_due
+SELECT {schema}.promote_due($1::integer)
+
+-- name: now
+SELECT date_part('epoch', now())
+
+-- name: wait_info
+-- Seconds until a job of these queues may be ready: 0 if one is ready now, else
+-- until the next due delayed job or the next lease to expire (NULL: none;
+-- negative: already due).
+SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM {schema}.jobs q WHERE q.state = 1 AND q.queue = ANY ($1::text[])) THEN 0.0
+    ELSE date_part('epoch', least(
+        (SELECT min(d.run_at) FROM {schema}.jobs d WHERE d.state IN (0, 4) AND d.queue = ANY ($1::text[])),
+        (SELECT min(a.lease_until) FROM {schema}.jobs a WHERE a.state = 2)) - now())
+END
+
+-- name: get
+SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
+       priority, attempt, max_attempts, token, body, NULL::bytea, errors,
+       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
+       NULL::float8, date_part('epoch', lease_until), unique_key
+FROM {schema}.jobs WHERE id = $1::text
+UNION ALL
+SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
+       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
+       date_part('epoch', finished_at), NULL::float8, unique_key
+FROM {schema}.finished_jobs WHERE id = $1::text
+LIMIT 1
+
+-- name: list_live
+SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
+       priority, attempt, max_attempts, token, body, NULL::bytea, errors,
+       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
+       NULL::float8, date_part('epoch', lease_until), unique_key
+FROM {schema}.jobs
+WHERE (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END) = $1::integer
+  AND ($2::text IS NULL OR queue = $2::text)
+ORDER BY enqueued_at, id
+LIMIT $3::bigint OFFSET $4::bigint
+
+-- name: list_finished
+SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
+       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
+       date_part('epoch', finished_at), NULL::float8, unique_key
+FROM {schema}.finished_jobs
+WHERE state = $1::smallint AND ($2::text IS NULL OR queue = $2::text)
+ORDER BY finished_at, id
+LIMIT $3::bigint OFFSET $4::bigint
+
+-- name: retry_dead
+-- Back to its queue with a fresh set of attempts; fails with unique_violation
+-- (reported as False) if a live job of its queue holds its unique key.
+WITH revived AS (
+    DELETE FROM {schema}.finished_jobs f WHERE f.id = $1::text AND f.state = 5 RETURNING f.*
+), requeued AS (
+    INSERT INTO {schema}.jobs
+        (id, queue, state, priority, seq, attempt, max_attempts, token, enqueued_at, run_at,
+         started_at, unique_key, body, errors)
+    SELECT r.id, r.queue, 1, r.priority, nextval('{schema}.job_seq'), 0, r.max_attempts, r.token,
+           r.enqueued_at, now(), r.started_at, r.unique_key, r.body, r.errors
+    FROM revived r
+    RETURNING queue
+)
+SELECT pg_notify({channel}, requeued.queue) FROM requeued
+
+-- name: cancel
+WITH cancelled AS (
+    DELETE FROM {schema}.jobs j WHERE j.id = $1::text RETURNING j.*
+), kept AS (
+    INSERT INTO {schema}.finished_jobs
+        (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
+         started_at, finished_at, unique_key, body, result, errors)
+    SELECT c.id, c.queue, 6, c.priority, c.attempt, c.max_attempts, c.token, c.enqueued_at, c.run_at,
+           c.started_at, now(), c.unique_key, c.body, NULL, c.errors
+    FROM cancelled c
+)
+SELECT count(*) FROM cancelled
+
+-- name: purge
+WITH purged AS (
+    DELETE FROM {schema}.finished_jobs f
+    WHERE f.state = $1::smallint AND ($2::text IS NULL OR f.queue = $2::text)
+    RETURNING 1
+)
+SELECT count(*) FROM purged
+
+-- name: stats
+SELECT queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer AS s, count(*)
+FROM {schema}.jobs GROUP BY 1, 2
+UNION ALL
+SELECT queue, state::integer, count(*) FROM {schema}.finished_jobs GROUP BY 1, 2
+
+-- name: delete_expired
+-- One batch of finished jobs past their retention.
+WITH doomed AS (
+    DELETE FROM {schema}.finished_jobs f
+    WHERE f.id = ANY (ARRAY(
+        SELECT e.id FROM {schema}.finished_jobs e
+        WHERE e.state = ANY ($1::smallint[]) AND e.finished_at <= now() - $2::float8 * interval '1 second'
+        LIMIT $3::integer
+        FOR UPDATE SKIP LOCKED))
+    RETURNING 1
+)
+SELECT count(*) FROM doomed
+
+-- name: hot_table_health
+-- Dead tuples in the hot table (the statistics collector's estimate).
+SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0)
+FROM pg_stat_user_tables WHERE relid = '{schema}.jobs'::regclass

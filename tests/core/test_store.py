@@ -1,0 +1,65 @@
+"""The memory backend's job record: same fields and values in both twins; the compiled
+one is invisible to the cyclic GC."""
+
+from __future__ import annotations
+
+import gc
+import types
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastjobs.backends.base import NewJob
+
+FIELDS = (
+    "id", "queue", "state", "priority", "attempt", "max_attempts", "token", "body", "result",
+    "errors", "enqueued_at", "run_at", "started_at", "finished_at", "lease_until", "unique_key",
+)
+
+
+def values(slot: object) -> dict[str, object]:
+    return {name: getattr(slot, name) for name in FIELDS}
+
+
+@given(
+    delay=st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    now=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    priority=st.integers(-1_000_000, 1_000_000),
+    unique_key=st.none() | st.text(max_size=5),
+)
+def test_built_from_a_new_job(core: types.SimpleNamespace, delay: float, now: float, priority: int, unique_key: str | None) -> None:
+    new = NewJob("id1", "emails", priority, delay, 5, b"body", unique_key)
+    slot = core.store.JobSlot(new, now)
+    expected_state = core.states.SCHEDULED if delay > 0 else core.states.QUEUED
+    assert values(slot) == {
+        "id": "id1", "queue": "emails", "state": expected_state, "priority": priority, "attempt": 0,
+        "max_attempts": 5, "token": 0, "body": b"body", "result": None, "errors": None,
+        "enqueued_at": now, "run_at": now + delay if delay > 0 else now, "started_at": None,
+        "finished_at": None, "lease_until": None, "unique_key": unique_key,
+    }
+
+
+def test_fields_are_writable(core: types.SimpleNamespace) -> None:
+    slot = core.store.JobSlot(("a", "q", 0, 0.0, 1, b"", None), 1.0)
+    slot.state = core.states.ACTIVE
+    slot.attempt += 1
+    slot.errors = [b"e"]
+    assert (slot.state, slot.attempt, slot.errors) == (core.states.ACTIVE, 1, [b"e"])
+    with pytest.raises(AttributeError):
+        slot.not_a_field = 1  # type: ignore[attr-defined]
+
+
+def test_twins_agree() -> None:
+    from fastjobs._core import _store_py
+
+    compiled = pytest.importorskip("fastjobs._core._store_c")
+    for new in [("a", "q", 3, 0.0, 2, b"x", None), ("b", "r", -1, 2.5, 9, b"", "k")]:
+        assert values(compiled.JobSlot(new, 10.0)) == values(_store_py.JobSlot(new, 10.0))
+
+
+def test_compiled_record_is_not_tracked_by_the_gc() -> None:
+    compiled = pytest.importorskip("fastjobs._core._store_c")
+    slot = compiled.JobSlot(("a", "q", 0, 0.0, 1, b"", None), 1.0)
+    slot.errors = [b"e"]
+    assert not gc.is_tracked(slot)
