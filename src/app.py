@@ -270,21 +270,25 @@ class JobHandles(Sequence[JobHandle[Any]]):
 class _Configured(Generic[P, R]):
     """A task with per-call options applied: ``task.options(delay=30, priority=10)``."""
 
-    __slots__ = ("_task", "_options", "_delay", "_job_id", "_unique_key", "_connection")
+    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_connection")
 
     def __init__(
-        self, task: Task[P, R], options: TaskOptions, delay: float, job_id: str | None,
-        unique_key: str | None, connection: Any,
+        self, task: Task[P, R], options: TaskOptions, delay: float, eta: _dt.datetime | None,
+        job_id: str | None, unique_key: str | None, connection: Any,
     ) -> None:
         self._task = task
         self._options = options
         self._delay = delay
+        self._eta = eta
         self._job_id = job_id
         self._unique_key = unique_key
         self._connection = connection
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
-        return Call(self._task, args, kwargs, self._options, self._delay, self._job_id, self._unique_key)
+        delay = self._delay
+        if self._eta is not None:  # turned into a delay per call, so a kept configuration stays on time
+            delay = max(0.0, (self._eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+        return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         calls = [self.call(*args, **kwargs)]
@@ -333,7 +337,6 @@ class Task(Generic[P, R]):
         max_attempts: int = _UNSET,
         backoff: Backoff | None = _UNSET,
         timeout: float | None = _UNSET,
-        lease: float | None = _UNSET,
         job_id: str | None = None,
         unique_key: str | None = None,
         connection: Any = None,
@@ -356,18 +359,19 @@ class Task(Generic[P, R]):
             d.max_attempts if max_attempts is _UNSET else max_attempts,
             d.backoff if backoff is _UNSET else backoff,
             d.timeout if timeout is _UNSET else timeout,
-            d.lease if lease is _UNSET else lease,
+            d.lease,
         )
         seconds = _seconds("delay", delay)
         if eta is not None:
             if not isinstance(eta, _dt.datetime) or eta.tzinfo is None:
                 raise InvalidOptionError(f"eta must be a timezone-aware datetime, not {eta!r}")
-            seconds = max(0.0, (eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+            if seconds:
+                raise InvalidOptionError("give delay or eta, not both")
         if job_id is not None and (not isinstance(job_id, str) or not TASK_NAME.match(job_id)):
             raise InvalidOptionError(f"job_id must be a non-empty string without spaces, not {job_id!r}")
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > 500):
             raise InvalidOptionError(f"unique_key must be a non-empty string of at most 500 characters, not {unique_key!r}")
-        return _Configured(self, opts, seconds, job_id, unique_key, connection)
+        return _Configured(self, opts, seconds, eta, job_id, unique_key, connection)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         """A pending enqueue for :meth:`App.enqueue_many` (one round trip for many jobs)."""

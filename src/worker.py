@@ -26,12 +26,12 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import collections.abc
 import functools
 import hashlib
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -60,43 +60,24 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastjobs.worker")
 
 SUCCEED, RETRY, DEAD, RELEASE = AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE
-_FRESH = object()
-_new_tuple = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
 
 
-class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
-    """A coroutine that was already started by hand, handed to an asyncio Task.
+def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Wrap a handler's coroutine in its own Task, started eagerly where Python can.
 
-    The first ``send`` gives the Task the awaitable the coroutine stopped on;
-    after that every send/throw goes straight through. This is what Python
-    3.12's eager task factory does inside Task; done here it works on 3.10+.
+    Every handler gets a real Task, so ``asyncio.current_task()``, ``asyncio.timeout``,
+    ``wait_for`` and context variables see the job, never the worker. On Python 3.12+
+    the Task runs its first step at once (``eager_start``): a handler that finishes
+    without suspending is done before this returns and never touches the scheduler.
+    On 3.10 and 3.11 the first step waits one loop iteration.
     """
+    return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
 
-    __slots__ = ("coro", "pending")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
-        self.coro = coro
-        self.pending = pending
+if sys.version_info < (3, 12):
 
-    def send(self, value: Any) -> Any:
-        pending = self.pending
-        if pending is not _FRESH:
-            self.pending = _FRESH
-            return pending
-        return self.coro.send(value)
-
-    def throw(self, *exc: Any) -> Any:
-        self.pending = _FRESH
-        return self.coro.throw(*exc)
-
-    def close(self) -> None:
-        self.coro.close()
-
-    def __await__(self) -> Any:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
+    def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:  # noqa: F811
+        return loop.create_task(coro)
 
 
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
@@ -105,7 +86,7 @@ _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
 class _Running:
     """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
 
-    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state")
+    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started")
 
     def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
         self.claim = claim
@@ -117,6 +98,8 @@ class _Running:
         self.lease = lease
         self.lost = False
         self.thread_state = _WAITING
+        self.started: float | None = None
+        """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
 
 
 class _ThreadRunner:
@@ -167,6 +150,7 @@ class _ThreadRunner:
                 if running.thread_state != _WAITING:
                     continue
                 running.thread_state = _STARTED
+                running.started = time.monotonic()
             record = running.record
             try:
                 outcome: tuple[_Running, Any, BaseException | None] = (running, running.task.fn(*record.args, **record.kwargs), None)
@@ -267,7 +251,7 @@ class Worker:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
-        self._force = False
+        self._forced = asyncio.Event()
         self._threads: _ThreadRunner | None = None
         self._backoffs: dict[tuple[Any, ...], Backoff] = {}
         self._started = False
@@ -277,7 +261,7 @@ class Worker:
     def request_stop(self, force: bool = False) -> None:
         """Stop claiming and shut down gracefully (``force``: skip the grace period)."""
         if self._stop.is_set() or force:
-            self._force = True
+            self._forced.set()
         self._stop.set()
 
     @property
@@ -338,9 +322,9 @@ class Worker:
                     continue
                 if inflight is None:
                     self._slot_free.clear()
-                    await self._wait_any(self._slot_free.wait(), None)
+                    await self._wait_any(self._slot_free.wait())
                     continue
-                await self._wait_any(asyncio.shield(inflight), None)
+                await self._wait_any(asyncio.shield(inflight))
                 if not inflight.done():
                     break  # stop requested; the finally block collects the claim
                 claim_task, inflight = inflight, None
@@ -348,7 +332,7 @@ class Worker:
                     claims = claim_task.result()
                 except Exception as exc:
                     log.warning("claim failed (%s: %s); retrying", type(exc).__name__, exc)
-                    await self._wait_any(asyncio.sleep(0.5), None)
+                    await self._wait_any(asyncio.sleep(0.5))
                     continue
                 if claims:
                     pending.extend(claims)
@@ -359,8 +343,15 @@ class Worker:
                     # A retry or release not yet acknowledged may refill the queue.
                     await self._drain_acks(timeout=30.0)
                     continue
-                if not self._running or len(self._running) < self.concurrency:
-                    await self._wait_any(backend.wait(queues, self.poll_interval), self.poll_interval)
+                # Nothing ready: wait for a wake-up (an enqueue, a due delayed job)
+                # before claiming again, even with every slot busy, or the loop would
+                # spin on empty claims. A burst worker also wakes when a running job
+                # ends, to notice promptly that it is done.
+                self._slot_free.clear()
+                wakers = [backend.wait(queues, self.poll_interval)]
+                if self.burst and self._running:
+                    wakers.append(self._slot_free.wait())
+                await self._wait_any(*wakers, timeout=self.poll_interval)
         finally:
             if inflight is not None:
                 # A claim the backend may already have applied: take its jobs, so
@@ -370,26 +361,27 @@ class Worker:
                 except Exception as exc:
                     log.warning("an in-flight claim was lost at shutdown (%s); its jobs return after their lease", exc)
 
-    async def _wait_any(self, aw: Awaitable[Any], timeout: float | None) -> None:
-        """Await ``aw`` but return early when a stop is requested."""
-        task = asyncio.ensure_future(aw)
-        stopper = asyncio.ensure_future(self._stop.wait())
+    async def _wait_any(self, *aws: Awaitable[Any], timeout: float | None = None, until: asyncio.Event | None = None) -> None:
+        """Await the first of ``aws`` (or ``timeout``), returning early once ``until`` (default: the stop request) is set."""
+        until = self._stop if until is None else until
+        tasks = [asyncio.ensure_future(aw) for aw in aws]
+        stopper = asyncio.ensure_future(until.wait())
         try:
-            await asyncio.wait((task, stopper), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((*tasks, stopper), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (task, stopper):
+            for t in (*tasks, stopper):
                 if not t.done():
                     t.cancel()
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.warning("wait failed: %s", task.exception())
+            for t in tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    log.warning("wait failed: %s", t.exception())
 
     # -- running jobs ---------------------------------------------------------------
 
     def _start_batch(self, claims: list[Claim]) -> None:
         registry = self.app.tasks
         max_payload = self.app.max_payload
-        acks = self._acks
-        succeeded = 0
+        loop = self._loop
         for claim in claims:
             try:
                 record = decode_job(claim.body, max_payload)
@@ -409,28 +401,15 @@ class Worker:
                 self._submit_sync(claim, record, task)
                 continue
             try:
-                coro = task.fn(*record.args, **record.kwargs)
-                pending = coro.send(None)
-            except StopIteration as stop:
-                value = stop.value
-                if value is None:
-                    acks.append(_new_tuple(Ack, (claim.id, claim.token, SUCCEED, None, 0.0)))
-                    succeeded += 1
-                else:
-                    self._succeed(claim, record, value)
-                continue
-            except (KeyboardInterrupt, GeneratorExit):
-                raise
-            except BaseException as exc:
+                job_task = _start_task(loop, task.fn(*record.args, **record.kwargs))
+            except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
                 self._fail(claim, record, task, exc)
                 continue
-            self._suspend(claim, record, task, coro, pending)
-        self.succeeded += succeeded
-
-    def _suspend(self, claim: Claim, record: JobRecord, task: Task[..., Any], coro: Coroutine[Any, Any, Any], pending: Any) -> None:
-        fut = self._loop.create_task(_Resumed(coro, pending))
-        running = _Running(claim, record, task, fut, task.default_options.lease or self.app.lease)
-        self._track(running)
+            running = _Running(claim, record, task, job_task, task.default_options.lease or self.app.lease)
+            if job_task.done():  # finished in its eager first step
+                self._settle(running, job_task)
+            else:
+                self._track(running)
 
     def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         assert self._threads is not None
@@ -448,10 +427,20 @@ class Worker:
             running.future.add_done_callback(functools.partial(self._done, running))
 
     def _time_out(self, running: _Running) -> None:
-        running.timed_out = True
         if running.future is not None:
+            running.timed_out = True
             running.future.cancel()
             return
+        # A sync job's timeout counts from when a thread took it, not from when it
+        # queued for one; the timer was armed at submit, so check and re-arm.
+        timeout = running.record.timeout
+        assert timeout is not None
+        started = running.started
+        remaining = timeout if started is None else started + timeout - time.monotonic()
+        if remaining > 0:
+            running.timer = self._loop.call_later(remaining, self._time_out, running)
+            return
+        running.timed_out = True
         # A thread cannot be killed: fail the attempt now and free the slot; the
         # thread runs on and its late outcome is discarded.
         self._forget(running)
@@ -471,23 +460,25 @@ class Worker:
         return True
 
     def _done(self, running: _Running, fut: asyncio.Future[Any]) -> None:
-        if not self._forget(running):
-            return  # timed out (sync), or given back at shutdown
+        if not self._forget(running) or running.lost:
+            return  # given back at shutdown, or its lease was lost: the outcome is discarded
+        self._settle(running, fut)
+        self._schedule_flush()
+
+    def _settle(self, running: _Running, fut: asyncio.Future[Any]) -> None:
+        """Turn a finished handler Task into its ack."""
         claim, record, task = running.claim, running.record, running.task
-        if running.lost:
-            return
         if fut.cancelled():
             if running.timed_out:
                 self._fail(claim, record, task, self._timeout_error(running))
             else:  # interrupted by shutdown: give it back without using the attempt
                 self._acks.append(Ack(claim.id, claim.token, RELEASE))
+            return
+        exc = fut.exception()
+        if exc is None:
+            self._succeed(claim, record, fut.result())
         else:
-            exc = fut.exception()
-            if exc is None:
-                self._succeed(claim, record, fut.result())
-            else:
-                self._fail(claim, record, task, exc)
-        self._schedule_flush()
+            self._fail(claim, record, task, exc)
 
     def _sync_done(self, outcomes: list[tuple[_Running, Any, BaseException | None]]) -> None:
         for running, value, exc in outcomes:
@@ -712,9 +703,9 @@ class Worker:
                 self._acks.append(Ack(running.claim.id, running.claim.token, RELEASE))
         self._schedule_flush(now=True)
         deadline = time.monotonic() + self.shutdown_grace
-        while self._running and not self._force and time.monotonic() < deadline:
+        while self._running and not self._forced.is_set() and time.monotonic() < deadline:
             self._slot_free.clear()
-            await self._wait_any(self._slot_free.wait(), max(0.0, deadline - time.monotonic()))
+            await self._wait_any(self._slot_free.wait(), timeout=max(0.0, deadline - time.monotonic()), until=self._forced)
         # Out of time: async jobs are cancelled and given back (their _done
         # callback releases them); threads cannot be stopped, so their jobs come
         # back when their leases expire.
@@ -726,7 +717,7 @@ class Worker:
             await asyncio.wait(tasks, timeout=1.0)  # their done callbacks release them
         if abandoned:
             log.warning("%d sync jobs are still running in threads; they will run again after their lease expires", abandoned)
-        await self._drain_acks(timeout=5.0 if not self._force else 1.0)
+        await self._drain_acks(timeout=5.0 if not self._forced.is_set() else 1.0)
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         if self._threads is not None:

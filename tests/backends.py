@@ -54,14 +54,14 @@ async def wipe_namespace(url: str, prefix: str) -> None:
 
         client = aioredis.from_url(url)
         try:
-            batch: list[bytes] = []
-            async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    await client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                await client.unlink(*batch)
+            # One UNLINK per key, pipelined: on a Cluster node the keys SCAN finds
+            # live in many slots, and a multi-key UNLINK across slots is refused.
+            keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+            for start in range(0, len(keys), 1000):
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in keys[start:start + 1000]:
+                        pipe.unlink(key)
+                    await pipe.execute()
         finally:
             await client.aclose()
     elif scheme in ("postgresql", "postgres"):

@@ -351,3 +351,87 @@ async def test_enqueue_many_and_options_variants(app: fastjobs.App) -> None:
     assert stats["emails"]["queued"] == 2 and stats["bulk"]["queued"] == 1
     await run_burst(app, queues=["emails", "bulk"])
     assert [await h.result(timeout=5) for h in handles] == ["a", "b", "c"]
+
+
+async def test_handlers_run_in_their_own_task_and_context(app: fastjobs.App) -> None:
+    """asyncio.timeout / current_task inside a handler see the job's Task, never the worker's."""
+    import contextvars
+
+    var: contextvars.ContextVar[int | None] = contextvars.ContextVar("var", default=None)
+    seen: list[int | None] = []
+    tasks: set[asyncio.Task[Any] | None] = set()
+
+    @app.task(max_attempts=1)
+    async def times_itself_out() -> None:
+        async with asyncio.timeout(0.05):  # type: ignore[attr-defined]
+            await asyncio.sleep(5)
+
+    @app.task()
+    async def sets_var(i: int) -> None:
+        seen.append(var.get())
+        var.set(i)
+        tasks.add(asyncio.current_task())
+
+    if not hasattr(asyncio, "timeout"):  # Python 3.10
+        pytest.skip("asyncio.timeout needs Python 3.11")
+    bad = await times_itself_out.enqueue()
+    await app.enqueue_many([sets_var.call(i) for i in range(5)])
+    worker = await run_burst(app, concurrency=1)  # the worker must not be cancelled by the handler's timeout
+    info = await app.get_job(bad.id)
+    assert info is not None and info.state == "dead"
+    assert "TimeoutError" in info.errors[-1].type
+    assert seen == [None] * 5  # no job sees a variable another job set
+    assert len(tasks) == 5 and None not in tasks
+    assert worker.succeeded == 5
+
+
+async def test_a_full_worker_does_not_spin_on_empty_claims(app: fastjobs.App) -> None:
+    """With every slot busy and the queue empty, the worker waits instead of claiming in a loop."""
+    @app.task()
+    async def slow() -> None:
+        await asyncio.sleep(1.0)
+
+    await app.enqueue_many([slow.call(), slow.call()])
+    backend = await app.backend()
+    claims = 0
+    real_claim = backend.claim
+
+    async def counting_claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await real_claim(*args, **kwargs)
+
+    backend.claim = counting_claim  # type: ignore[method-assign]  # counts calls; the real backend answers
+    try:
+        cpu = time.process_time()
+        await run_burst(app, concurrency=2)
+        cpu = time.process_time() - cpu
+    finally:
+        del backend.claim
+    assert claims < 20, f"{claims} claims while two 1 s jobs ran"
+    assert cpu < 0.5
+
+
+async def test_sync_timeout_counts_from_when_a_thread_starts_the_job(app: fastjobs.App) -> None:
+    ran: list[int] = []
+
+    @app.task(timeout=0.5, max_attempts=1)
+    def steady(i: int) -> None:
+        time.sleep(0.2)
+        ran.append(i)
+
+    await app.enqueue_many([steady.call(i) for i in range(4)])
+    worker = await run_burst(app, threads=1, concurrency=4)
+    assert sorted(ran) == [0, 1, 2, 3]
+    assert worker.succeeded == 4 and worker.failed == 0
+
+
+async def test_burst_worker_stops_soon_after_its_last_job(app: fastjobs.App) -> None:
+    @app.task()
+    def quick() -> None:
+        time.sleep(0.05)
+
+    await quick.enqueue()
+    started = time.monotonic()
+    await run_burst(app, poll_interval=5.0)
+    assert time.monotonic() - started < 2.0
