@@ -93,9 +93,10 @@ def _json_arg(name: str, text: str, kind: type) -> Any:
 def cmd_worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     _require_shared(app, "worker")
-    if args.processes > 1:
-        return supervise(args)
+    if args.processes < 1:
+        raise UsageError(f"--processes must be 1 or more, not {args.processes}")
     queues = [q for q in args.queues.split(",") if q] if args.queues else None
+    # Built before any fork, so bad options fail once, here, instead of in every child.
     worker = app.worker(
         queues,
         concurrency=args.concurrency,
@@ -103,6 +104,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         shutdown_grace=args.grace,
         burst=args.burst,
     )
+    if args.processes > 1:
+        return supervise(args)
 
     async def main() -> None:
         try:
@@ -138,7 +141,13 @@ def supervise(args: argparse.Namespace) -> int:
     stopping = {"signals": 0}
 
     def spawn(slot: int) -> None:
-        children[slot] = subprocess.Popen(child_argv, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        # A session of its own: Ctrl-C in a terminal signals the whole foreground
+        # process group, and the child would see SIGINT twice (ours and the
+        # terminal's), which means "skip the grace period".
+        children[slot] = subprocess.Popen(
+            child_argv, start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
         log.info("started worker process %d (pid %d)", slot, children[slot].pid)
 
     def forward(sig: int, _frame: object) -> None:
@@ -160,6 +169,10 @@ def supervise(args: argparse.Namespace) -> int:
                     alive += 1
                     continue
                 if stopping["signals"] or (args.burst and code == 0):
+                    continue
+                if code == 2:  # a usage or configuration error: restarting cannot help
+                    log.error("worker process %d exited with a configuration error; stopping", slot)
+                    forward(signal.SIGTERM, None)
                     continue
                 log.warning("worker process %d (pid %d) exited with %s; restarting", slot, child.pid, code)
                 # Back off a crash loop: at most one restart per slot per second.

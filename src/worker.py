@@ -301,13 +301,21 @@ class Worker:
         pending = self._pending
         hold = self.concurrency + self.prefetch
         inflight: asyncio.Future[list[Claim]] | None = None
+        # Set when a claim came back empty: no claim is sent again until this
+        # wait on the backend ends (an enqueue, a due delayed job, or the poll
+        # interval), however often slots free up meanwhile. Without it a worker
+        # with free room would claim again on every completion, or spin.
+        waiter: asyncio.Future[None] | None = None
         # Whether nothing was running, pending or unacknowledged when the in-flight
         # claim was sent: only such a claim coming back empty proves a burst is done.
         quiescent = False
         try:
             while not stop.is_set():
+                if waiter is not None and (waiter.done() or (self.burst and not self._running and not pending)):
+                    waiter.cancel()  # a burst worker whose last job ended checks at once whether it is done
+                    waiter = None
                 room = hold - len(self._running) - len(pending)
-                if inflight is None and room > 0:
+                if inflight is None and waiter is None and room > 0:
                     # Sent before running the pending batch, so its round trip overlaps the work.
                     quiescent = not (pending or self._running or self._acks or self._flush_task)
                     inflight = asyncio.ensure_future(backend.claim(queues, min(room, self.batch_size), lease))
@@ -321,8 +329,12 @@ class Worker:
                     await asyncio.sleep(0)
                     continue
                 if inflight is None:
+                    # Full, or nothing ready: wait for a slot to free up or the backend to wake us.
                     self._slot_free.clear()
-                    await self._wait_any(self._slot_free.wait())
+                    if waiter is None:
+                        await self._wait_any(self._slot_free.wait())
+                    else:
+                        await self._wait_any(self._slot_free.wait(), asyncio.shield(waiter))
                     continue
                 await self._wait_any(asyncio.shield(inflight))
                 if not inflight.done():
@@ -337,22 +349,16 @@ class Worker:
                 if claims:
                     pending.extend(claims)
                     continue
-                if self.burst and not self._running:
+                if self.burst and not self._running and not pending:
                     if quiescent:
                         break
                     # A retry or release not yet acknowledged may refill the queue.
                     await self._drain_acks(timeout=30.0)
                     continue
-                # Nothing ready: wait for a wake-up (an enqueue, a due delayed job)
-                # before claiming again, even with every slot busy, or the loop would
-                # spin on empty claims. A burst worker also wakes when a running job
-                # ends, to notice promptly that it is done.
-                self._slot_free.clear()
-                wakers = [backend.wait(queues, self.poll_interval)]
-                if self.burst and self._running:
-                    wakers.append(self._slot_free.wait())
-                await self._wait_any(*wakers, timeout=self.poll_interval)
+                waiter = asyncio.ensure_future(backend.wait(queues, self.poll_interval))
         finally:
+            if waiter is not None:
+                waiter.cancel()
             if inflight is not None:
                 # A claim the backend may already have applied: take its jobs, so
                 # shutdown gives them back instead of leaving them to lease expiry.

@@ -131,3 +131,42 @@ def test_enqueue_then_a_supervised_pool_runs_it_restarts_a_killed_child_and_stop
     report = json.loads(info.stdout)
     assert report["queues"]["default"]["succeeded"] == 1
     assert report["tasks"] == ["echo"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--processes", "2", "--concurrency", "0"], "concurrency must be a positive int"),
+        (["--processes", "0"], "--processes must be 1 or more"),
+    ],
+)
+def test_bad_worker_options_fail_once_before_any_fork(env: dict[str, str], args: list[str], message: str) -> None:
+    done = fastjobs_cmd(env, "worker", TARGET, *args)
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_ctrl_c_to_the_process_group_drains_gracefully(env: dict[str, str]) -> None:
+    """A terminal's Ctrl-C signals the whole group: each child must see SIGINT once (graceful)."""
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "fastjobs", "worker", TARGET, "--processes", "2", "--grace", "5"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    log: list[str] = []
+    assert supervisor.stderr is not None
+    reader = threading.Thread(target=lambda: log.extend(supervisor.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        wait_for(lambda: sum("worker started" in line for line in list(log)) == 2)
+        os.killpg(supervisor.pid, signal.SIGINT)  # what a terminal does
+        supervisor.wait(timeout=30)
+        reader.join(10)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+        supervisor.stderr.close()
+    err = "".join(log)
+    assert "second SIGINT" not in err, err
+    assert err.count("worker stopped") == 2, err
