@@ -457,6 +457,7 @@ class App:
         self._backend_extra = backend_options
         self.tasks: dict[str, Task[..., Any]] = {}
         self._shared: Backend | None = None
+        self._shared_lock = threading.Lock()
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
         self._bridge: _SyncBridge | None = None
         self._bridge_lock = threading.Lock()
@@ -536,8 +537,11 @@ class App:
         """The connected backend for the running event loop (connected on first use)."""
         if not self._backend_cls.loop_bound:
             if self._shared is None:
-                self._shared = self._backend_cls(self.url, self.options, **self._backend_extra)
-                await self._shared.connect()
+                # The sync bridge's thread and the caller's loop may both get here first.
+                with self._shared_lock:
+                    if self._shared is None:
+                        self._shared = self._backend_cls(self.url, self.options, **self._backend_extra)
+            await self._shared.connect()  # idempotent
             return self._shared
         loop = asyncio.get_running_loop()
         backend = self._per_loop.get(loop)

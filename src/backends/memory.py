@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
+import weakref
 import time
 from typing import Any, Sequence, cast
 
@@ -79,7 +80,10 @@ class MemoryBackend(Backend):
         self._finished: collections.deque[tuple[float, str]] = collections.deque()
         self._dead: collections.deque[tuple[float, str]] = collections.deque()
         # One wake-up event per event loop that waits, set from any thread.
-        self._waiters: dict[asyncio.AbstractEventLoop, tuple[asyncio.Event, int]] = {}
+        # Weak keys: a loop that was closed and dropped (asyncio.run in a script) leaves no entry.
+        self._waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Event, int]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- time and wake-ups ------------------------------------------------
 
@@ -94,7 +98,10 @@ class MemoryBackend(Backend):
             if thread_id == me:
                 event.set()
             elif not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
+                try:
+                    loop.call_soon_threadsafe(event.set)
+                except RuntimeError:  # closed between the check and the call
+                    pass
 
     async def wait(self, queues: Sequence[str], timeout: float) -> None:
         loop = asyncio.get_running_loop()
