@@ -18,7 +18,8 @@ How it stores jobs:
   ``finished_jobs`` at their ack, in the same statement, so the hot table stays
   as small as the work still to do; ``cleanup`` deletes finished rows past their
   retention in batches, and vacuums the hot table when its dead rows pile up
-  (autovacuum may be off or slow to come round).
+  (autovacuum may be off or slow to come round), and ``finished_jobs`` after
+  deleting many of its rows.
 * Every operation is one round trip: a named query from
   ``fastjobs/sql/queries.sql`` run as a prepared statement, batches passed as
   arrays and unnested, the multi-step ones (claim with recovery and promotion,
@@ -64,6 +65,10 @@ SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,57}\Z")
 """Schema names: a lower-case identifier of at most 58 characters, so that the
 NOTIFY channel ``<schema>_wake`` fits PostgreSQL's 63-character names."""
 
+RESERVED_SCHEMAS = frozenset(("public", "information_schema", "pg_catalog"))
+"""Schemas fastjobs never takes over (nor any ``pg_*`` one): they belong to the
+database and its users, whose own ``jobs`` table may live there."""
+
 MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.up\.sql\Z")
 
 _FINISHED_STATES = frozenset((SUCCEEDED, DEAD, CANCELLED))
@@ -106,6 +111,11 @@ def validate_schema(name: object) -> str:
         raise ConfigurationError(
             f"invalid PostgreSQL schema name (prefix=) {name!r}: use 1-58 lower-case letters, digits "
             "or '_', starting with a letter or '_' and not with 'pg_' (e.g. prefix='fastjobs')"
+        )
+    if name in RESERVED_SCHEMAS:
+        raise ConfigurationError(
+            f"PostgreSQL schema {name!r} (prefix=) belongs to the database, not to fastjobs: "
+            "give fastjobs a schema of its own (e.g. prefix='fastjobs')"
         )
     return name
 
@@ -188,6 +198,22 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
+def _distinct_leases(entries: Sequence[tuple[str, int]]) -> list[int]:
+    """Positions of the entries to send for a batch of ``(job id, token)``, in id order.
+
+    A repeated (id, token) pair is sent once (the first copy; the others report
+    stale). Copies of one id with different tokens are all sent: at most one
+    of them holds the job's current token, and the SQL applies just that one,
+    whichever position it had. (Keeping the highest token instead would drop
+    the current ack whenever a bogus or future token came with it.) Id order
+    makes concurrent batches lock rows in the same order.
+    """
+    first: dict[tuple[str, int], int] = {}
+    for i, lease in enumerate(entries):
+        first.setdefault(lease, i)
+    return sorted(first.values(), key=lambda i: entries[i][0])
+
+
 def _stored(row: Any) -> StoredJob:
     return StoredJob(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], list(row[9] or ()),
@@ -206,9 +232,13 @@ class PostgresBackend(Backend):
         migrate: apply pending migrations when connecting (default True).
         synchronous_commit: False trades durability for speed (module docstring).
         vacuum: VACUUM the hot table when its dead rows pile up (checked by
-            ``cleanup`` and every 50,000 claimed jobs; see :meth:`vacuum_hot_table`).
+            ``cleanup`` and every 50,000 claimed jobs; see :meth:`vacuum_hot_table`),
+            and ``finished_jobs`` when ``cleanup`` left many (:meth:`vacuum_finished_table`).
         connect_timeout: seconds to wait for a new connection.
         poll_while_disconnected: longest idle wait while the LISTEN connection is down.
+        listen_safety_timeout: longest idle wait while it is up. A NOTIFY, a
+            delayed job falling due or a lease expiring ends a wait sooner; this
+            only bounds the damage of a wake-up that never came.
         connect_kwargs: anything else for ``asyncpg.connect`` (e.g. ``ssl=``).
     """
 
@@ -226,6 +256,7 @@ class PostgresBackend(Backend):
         vacuum: bool = True,
         connect_timeout: float = 10.0,
         poll_while_disconnected: float = 1.0,
+        listen_safety_timeout: float = 30.0,
         connect_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(url, options)
@@ -243,6 +274,7 @@ class PostgresBackend(Backend):
         self.vacuum = vacuum
         self.connect_timeout = connect_timeout
         self.poll_while_disconnected = poll_while_disconnected
+        self.listen_safety_timeout = listen_safety_timeout
         # Our own connections plan like the migration's functions do (see the
         # header of 002_job_functions.up.sql): every query here has an index
         # made for it, and a queue table's statistics are nearly always wrong.
@@ -526,7 +558,11 @@ class PostgresBackend(Backend):
                 # Local timers may fire a hair early: a claim that comes too
                 # soon finds nothing and waits again for a moment.
                 timeout = min(timeout, seconds + 0.001)
-            if not self._listening:
+            # The caller's timeout is the longest wait it wants; within it, only
+            # a deaf backend (LISTEN down: notifications are lost) polls.
+            if self._listening:
+                timeout = min(timeout, self.listen_safety_timeout)
+            else:
                 timeout = min(timeout, self.poll_while_disconnected)
             if not fut.done():
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -619,14 +655,10 @@ class PostgresBackend(Backend):
         n = len(acks)
         if not n:
             return []
-        # Each job once (a repeated ack is stale by definition), in id order so
-        # that concurrent batches lock rows in the same order.
-        first: dict[str, int] = {}
-        for i, ack in enumerate(acks):
+        for ack in acks:
             if ack.kind not in _ACK_KINDS:
                 raise ValueError(f"unknown ack kind {ack.kind!r}")
-            first.setdefault(ack.id, i)
-        order = sorted(first.values(), key=lambda i: acks[i].id)
+        order = _distinct_leases([(a.id, a.token) for a in acks])
         picked = [acks[i] for i in order]
         # Arrays cost the client about a microsecond per element to encode:
         # leave out the ones that only repeat the defaults (NULL in the SQL).
@@ -649,10 +681,7 @@ class PostgresBackend(Backend):
         n = len(leases)
         if not n:
             return []
-        first: dict[str, int] = {}
-        for i, (job_id, _, _) in enumerate(leases):
-            first.setdefault(job_id, i)
-        order = sorted(first.values(), key=lambda i: leases[i][0])
+        order = _distinct_leases([(job_id, token) for job_id, token, _ in leases])
         picked = [leases[i] for i in order]
         positions = await self._retry_deadlock(
             self._q["renew"], [p[0] for p in picked], [p[1] for p in picked], [float(p[2]) for p in picked]
@@ -704,6 +733,9 @@ class PostgresBackend(Backend):
                     break
         if self.vacuum:
             await self.vacuum_hot_table()
+            # The statistics learn of our deletes only when this session next
+            # reports (at most once a second): count them ourselves too.
+            await self._vacuum_if_bloated("finished_jobs", 10_000, known_dead=removed)
         return removed
 
     def _in_background(self, coro: Any) -> None:
@@ -717,6 +749,16 @@ class PostgresBackend(Backend):
         except Exception as exc:  # maintenance: the next check tries again
             log.debug("vacuum of %s.jobs failed: %s: %s", self.schema, type(exc).__name__, exc)
 
+    async def vacuum_finished_table(self, min_dead: int = 10_000) -> bool:
+        """VACUUM ``finished_jobs`` under the same rule as :meth:`vacuum_hot_table`.
+
+        ``cleanup`` deletes expired results in batches, oldest first, through the
+        index on (state, finished_at): each batch walks the dead entries of the
+        batches before it until a VACUUM removes them, and the space of deleted
+        rows is reused only after one. ``cleanup`` checks after deleting.
+        """
+        return await self._vacuum_if_bloated("finished_jobs", min_dead)
+
     async def vacuum_hot_table(self, min_dead: int = 10_000) -> bool:
         """VACUUM the hot table once it holds ``min_dead`` dead rows and half as many as live ones.
 
@@ -729,10 +771,13 @@ class PostgresBackend(Backend):
         lags (``cleanup`` checks, and so does every 50,000th claimed job). Only
         one session vacuums a schema at a time. Returns whether it vacuumed.
         """
+        return await self._vacuum_if_bloated("jobs", min_dead)
+
+    async def _vacuum_if_bloated(self, table: str, min_dead: int, known_dead: int = 0) -> bool:
         if self._vacuuming:
             return False
-        row = await self._fetch(self._q["hot_table_health"])
-        if not row or row[0][0] < max(min_dead, row[0][1] // 2):
+        row = await self._fetch(self._q["table_health"], table)
+        if not row or max(row[0][0], known_dead) < max(min_dead, row[0][1] // 2):
             return False
         pool = self._pool or await self._get_pool()
         self._vacuuming = True
@@ -742,7 +787,8 @@ class PostgresBackend(Backend):
                 if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1::text))", key):
                     return False
                 try:
-                    await conn.execute(f'VACUUM (SKIP_LOCKED) "{self.schema}".jobs')
+                    # table is one of our two literal names, never user input.
+                    await conn.execute(f'VACUUM (SKIP_LOCKED) "{self.schema}"."{table}"')
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock(hashtext($1::text))", key)
             return True

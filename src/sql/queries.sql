@@ -35,11 +35,18 @@ SELECT date_part('epoch', now())
 -- name: wait_info
 -- Seconds until a job of these queues may be ready: 0 if one is ready now, else
 -- until the next due delayed job or the next lease to expire (NULL: none;
--- negative: already due).
+-- negative: already due). The next due job is looked up per queue (the first
+-- entry of jobs_due_by_queue for each), then the earliest of those taken.
 SELECT CASE
     WHEN EXISTS (SELECT 1 FROM {schema}.jobs q WHERE q.state = 1 AND q.queue = ANY ($1::text[])) THEN 0.0
     ELSE date_part('epoch', least(
-        (SELECT min(d.run_at) FROM {schema}.jobs d WHERE d.state IN (0, 4) AND d.queue = ANY ($1::text[])),
+        (SELECT min(n.run_at)
+         FROM unnest($1::text[]) AS w(queue)
+         CROSS JOIN LATERAL (
+             SELECT d.run_at FROM {schema}.jobs d
+             WHERE d.state IN (0, 4) AND d.queue = w.queue
+             ORDER BY d.run_at
+             LIMIT 1) AS n),
         (SELECT min(a.lease_until) FROM {schema}.jobs a WHERE a.state = 2)) - now())
 END
 
@@ -132,7 +139,8 @@ WITH doomed AS (
 )
 SELECT count(*) FROM doomed
 
--- name: hot_table_health
--- Dead tuples in the hot table (the statistics collector's estimate).
+-- name: table_health
+-- Dead and live tuples of one of this schema's tables, $1 'jobs' or
+-- 'finished_jobs' (the statistics collector's estimates).
 SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0)
-FROM pg_stat_user_tables WHERE relid = '{schema}.jobs'::regclass
+FROM pg_stat_user_tables WHERE relid = to_regclass('{schema}.' || quote_ident($1::text))

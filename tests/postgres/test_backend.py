@@ -4,6 +4,7 @@ retention in batches, the hot table's vacuum, and the fencing of stale outcomes.
 from __future__ import annotations
 
 import asyncio
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -35,7 +36,10 @@ async def test_urls(postgres_url: str, schema: str, scheme: str, query: str) -> 
     assert isinstance(backend, PostgresBackend)
     await backend.connect()
     try:
-        assert abs(await backend.now() - asyncio.get_running_loop().time()) >= 0  # it answers
+        # It answers, with the server's clock (the same machine's: close to ours).
+        assert abs(await backend.now() - time.time()) < 60
+        if "application_name" in query:  # the URL's options reach the server
+            assert await backend._fetchval("SELECT current_setting('application_name')") == "fastjobs-test"
         await backend.enqueue_many(jobs(1))
         assert (await backend.stats())["q"]["queued"] == 1
     finally:
@@ -99,6 +103,27 @@ async def test_duplicate_acks_in_one_batch_apply_once(pg: PostgresBackend) -> No
     assert (await pg.get(b.id)).state == QUEUED  # type: ignore[union-attr]
 
 
+async def test_a_repeated_job_in_one_batch_applies_its_current_lease(pg: PostgresBackend) -> None:
+    await pg.enqueue_many(jobs(1))
+    (old,) = await pg.claim(["q"], 1, 30.0)
+    assert await pg.ack_many([Ack(old.id, old.token, AckKind.RELEASE)]) == [True]
+    (new,) = await pg.claim(["q"], 1, 30.0)
+    assert new.id == old.id and new.token > old.token
+    # Whatever comes with it (an older token, a bogus higher one, a repeat),
+    # the copy with the current token applies, once; the others report stale.
+    assert await pg.renew([
+        (old.id, old.token, 60.0), (new.id, new.token + 5, 60.0), (new.id, new.token, 60.0), (new.id, new.token, 60.0),
+    ]) == [False, False, True, False]
+    result = await pg.ack_many([
+        Ack(old.id, old.token, AckKind.SUCCEED, b"stale"),
+        Ack(new.id, new.token + 5, AckKind.DEAD, b""),
+        Ack(new.id, new.token, AckKind.SUCCEED, b"current"),
+        Ack(new.id, new.token, AckKind.RETRY, b""),
+    ])
+    assert result == [False, False, True, False]
+    assert (await pg.get(new.id)).result == b"current"  # type: ignore[union-attr]
+
+
 async def test_unknown_ack_kind_is_refused_before_anything_applies(pg: PostgresBackend) -> None:
     await pg.enqueue_many(jobs(1))
     (c,) = await pg.claim(["q"], 1, 30.0)
@@ -124,6 +149,22 @@ async def test_the_hot_table_is_vacuumed_once_dead_rows_pile_up(make_pg: MakePos
     assert await pg.vacuum_hot_table(min_dead=100_000) is False
     assert await pg.vacuum_hot_table(min_dead=1000) is True
     last = await admin.fetchval(f"SELECT last_vacuum FROM pg_stat_user_tables WHERE relid = '{s}.jobs'::regclass")
+    assert last is not None
+
+
+async def test_cleanup_vacuums_finished_jobs_after_deleting_many(make_pg: MakePostgres, admin: asyncpg.Connection) -> None:
+    pg = await make_pg(result_ttl=60)
+    s = f'"{pg.schema}"'
+    # 12,000 results long past their retention (cleanup's threshold is 10,000 dead rows).
+    await admin.execute(
+        f"INSERT INTO {s}.finished_jobs (id, queue, state, priority, attempt, max_attempts, token,"
+        " enqueued_at, run_at, finished_at, body)"
+        " SELECT 'old' || i, 'q', 3, 0, 1, 3, 1, now() - interval '1 day', now() - interval '1 day',"
+        " now() - interval '1 day', '' FROM generate_series(1, 12000) AS i"
+    )
+    assert await admin.fetchval(f"SELECT last_vacuum FROM pg_stat_user_tables WHERE relid = '{s}.finished_jobs'::regclass") is None
+    assert await pg.cleanup() == 12_000
+    last = await admin.fetchval(f"SELECT last_vacuum FROM pg_stat_user_tables WHERE relid = '{s}.finished_jobs'::regclass")
     assert last is not None
 
 

@@ -21,6 +21,9 @@ HOSTILE_SCHEMAS = [
     "with space",
     "pg_catalog",
     "pg_toast",
+    "pg_anything",
+    "public",
+    "information_schema",
     "",
     "a" * 59,
     "caf\u00e9",
@@ -60,7 +63,7 @@ async def test_hostile_schema_refused_through_the_app(postgres_url: str) -> None
     await app.close()
 
 
-@pytest.mark.parametrize("name", ["fastjobs", "_x", "a" * 58, "jobs_2024", "public"])
+@pytest.mark.parametrize("name", ["fastjobs", "_x", "a" * 58, "jobs_2024", "publication", "pgx", "information"])
 def test_ordinary_schema_names_are_accepted(name: str) -> None:
     assert validate_schema(name) == name
 

@@ -54,6 +54,10 @@ CREATE TABLE {schema}.jobs (
 CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, seq) WHERE state = 1;
 -- Promotion of scheduled and retry-pending jobs whose time has come.
 CREATE INDEX jobs_due ON {schema}.jobs (run_at) WHERE state IN (0, 4);
+-- An idle worker's "when does the next delayed job of my queues fall due": one
+-- descent per queue. On jobs_due alone, min(run_at) of some queues walks past
+-- the delayed jobs of every other queue.
+CREATE INDEX jobs_due_by_queue ON {schema}.jobs (queue, run_at) WHERE state IN (0, 4);
 -- Recovery of expired leases.
 CREATE INDEX jobs_lease ON {schema}.jobs (lease_until) WHERE state = 2;
 -- Uniqueness: every row here is live, so a partial unique index is the whole

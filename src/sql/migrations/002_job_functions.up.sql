@@ -170,9 +170,17 @@ $$;
 
 -- Apply a batch of acks (kinds: 0 succeed, 1 retry, 2 dead, 3 release), each
 -- only if the job is active with the same token. Returns the 1-based positions
--- of the acks that applied. Callers pass each job id at most once, and may pass
+-- of the acks that applied. Callers pass each (job id, token) pair at most once
+-- (one id may come with several tokens: only the current one matches), and may pass
 -- NULL for p_kinds (all succeed), p_payloads (none) and p_delays (all 0): the
 -- common batch then costs the client two arrays to encode instead of five.
+--
+-- Here and in renew the state test is written (j.state + 0) = 2 so that it
+-- cannot match the partial index jobs_lease: the batch must be joined by
+-- primary-key look-ups. Statistics gathered while no job was active make the
+-- planner believe jobs_lease empty; it then drove a nested loop from that index
+-- and re-scanned the whole batch for every active job (an ack or renewal of 100
+-- took 250 ms with 20,000 active jobs instead of 1 ms).
 CREATE FUNCTION {schema}.ack(
     p_ids text[], p_tokens bigint[], p_kinds smallint[], p_payloads bytea[],
     p_delays double precision[], p_keep_results boolean
@@ -203,7 +211,7 @@ BEGIN
             ), done AS (
                 DELETE FROM {schema}.jobs j
                 USING a
-                WHERE j.id = a.id AND j.token = a.token AND j.state = 2
+                WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
                 RETURNING j.*, a.payload, a.ord
             ), kept AS (
                 INSERT INTO {schema}.finished_jobs
@@ -221,7 +229,7 @@ BEGIN
             ), done AS (
                 DELETE FROM {schema}.jobs j
                 USING a
-                WHERE j.id = a.id AND j.token = a.token AND j.state = 2
+                WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
                 RETURNING a.ord
             )
             SELECT array_agg(done.ord::integer) INTO v_part FROM done;
@@ -243,7 +251,7 @@ BEGIN
                 lease_until = NULL,
                 seq = nextval('{schema}.job_seq')
             FROM a
-            WHERE j.id = a.id AND j.token = a.token AND j.state = 2
+            WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
             RETURNING a.ord, j.queue
         )
         SELECT array_agg(retried.ord::integer), array_agg(DISTINCT retried.queue)
@@ -259,7 +267,7 @@ BEGIN
         ), done AS (
             DELETE FROM {schema}.jobs j
             USING a
-            WHERE j.id = a.id AND j.token = a.token AND j.state = 2
+            WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
             RETURNING j.*, a.payload, a.ord
         ), buried AS (
             INSERT INTO {schema}.finished_jobs
@@ -284,7 +292,7 @@ BEGIN
             SET state = 1, attempt = j.attempt - 1, lease_until = NULL,
                 seq = nextval('{schema}.job_seq')
             FROM a
-            WHERE j.id = a.id AND j.token = a.token AND j.state = 2
+            WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
             RETURNING a.ord, j.queue
         )
         SELECT array_agg(released.ord::integer), coalesce(v_queues, '{}') || array_agg(DISTINCT released.queue)
@@ -300,7 +308,8 @@ END
 $$;
 
 -- Extend leases that are still held: (job id, token, seconds from now).
--- Returns the 1-based positions of the leases that were extended.
+-- Returns the 1-based positions of the leases that were extended. Callers pass
+-- each (job id, token) pair at most once; (j.state + 0): see ack.
 CREATE FUNCTION {schema}.renew(p_ids text[], p_tokens bigint[], p_seconds double precision[])
 RETURNS integer[] LANGUAGE plpgsql
 SET enable_seqscan = off SET enable_bitmapscan = off
@@ -312,7 +321,7 @@ BEGIN
         UPDATE {schema}.jobs j
         SET lease_until = now() + l.seconds * interval '1 second'
         FROM unnest(p_ids, p_tokens, p_seconds) WITH ORDINALITY AS l(id, token, seconds, ord)
-        WHERE j.id = l.id AND j.token = l.token AND j.state = 2
+        WHERE j.id = l.id AND j.token = l.token AND (j.state + 0) = 2
         RETURNING l.ord
     )
     SELECT array_agg(renewed.ord::integer) INTO v_renewed FROM renewed;
