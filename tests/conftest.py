@@ -1,8 +1,10 @@
 """Shared fixtures.
 
 ``core`` runs a test once against the compiled core and once against the pure
-twins (the compiled run is skipped, with the reason, only when the extensions
-are disabled with FASTJOBS_NO_EXTENSIONS or were never built).
+twins. The compiled run is skipped, with the reason, only when the extensions
+were disabled on purpose (FASTJOBS_NO_EXTENSIONS, or not CPython); a compiled
+module that fails to import otherwise fails the run, so that a broken build
+cannot pass as a green suite that only tested the twins.
 """
 
 from __future__ import annotations
@@ -27,15 +29,27 @@ settings.load_profile("fastjobs")
 CORE_PIECES = ("heap", "codec", "states", "store")
 
 
+def import_compiled(piece: str) -> types.ModuleType:
+    """Import ``fastjobs._core._<piece>_c``: skip if the extensions are off on purpose, else fail."""
+    name = f"fastjobs._core._{piece}_c"
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        if active_core.NO_EXTENSIONS:
+            pytest.skip(f"{name} is not importable ({exc}) and the extensions are disabled")
+        pytest.fail(
+            f"{name} is not importable ({exc}) although FASTJOBS_NO_EXTENSIONS is not set: "
+            "rebuild with `python setup.py build_ext --inplace`, or set "
+            "FASTJOBS_NO_EXTENSIONS=1 to test the pure twins only",
+            pytrace=False,
+        )
+
+
 def _load_core(kind: str) -> types.SimpleNamespace:
-    suffix = "c" if kind == "compiled" else "py"
-    mods = {}
-    for piece in CORE_PIECES:
-        name = f"fastjobs._core._{piece}_{suffix}"
-        try:
-            mods[piece] = importlib.import_module(name)
-        except ImportError as exc:
-            pytest.skip(f"{name} is not importable ({exc}); build with `pip install -e .`")
+    if kind == "compiled":
+        mods = {piece: import_compiled(piece) for piece in CORE_PIECES}
+    else:
+        mods = {piece: importlib.import_module(f"fastjobs._core._{piece}_py") for piece in CORE_PIECES}
     return types.SimpleNamespace(kind=kind, **mods)
 
 

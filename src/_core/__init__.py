@@ -7,7 +7,9 @@ identical behaviour. This module picks one set, once, at import:
 * ``FASTJOBS_NO_EXTENSIONS`` set to anything but ``""``/``"0"``, or an
   interpreter other than CPython: the pure twins;
 * otherwise the compiled modules, falling back on the twins if any of them
-  fails to import (a source checkout that was never built).
+  fails to import (a source checkout that was never built), with a
+  RuntimeWarning: the twins are correct but slower, and a broken build should
+  not go unnoticed. ``IMPORT_ERROR`` then holds the reason.
 
 The choice is all-or-nothing so that ``IMPLEMENTATION`` tells the whole truth.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING, Literal
 
 from ._errors import (
@@ -59,6 +62,14 @@ else:
         from . import _codec_py as _codec, _heap_py as _heap, _states_py as _states, _store_py as _store
 
         IMPLEMENTATION = "pure"
+        warnings.warn(
+            f"fastjobs' compiled core failed to import ({type(exc).__name__}: {exc}; see "
+            "fastjobs._core.IMPORT_ERROR), so the slower pure-Python twins are in use. Rebuild "
+            "the extensions (`python setup.py build_ext --inplace` in a checkout, or reinstall "
+            "fastjobs), or set FASTJOBS_NO_EXTENSIONS=1 to choose the twins and silence this warning.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 PriorityIndex = _heap.PriorityIndex
 JobSlot = _store.JobSlot

@@ -39,7 +39,10 @@ objects, ints out of range, strs holding lone surrogates, other dict key types,
 and containers nested deeper than 100 levels.
 
 Decoding never raises anything but :class:`CorruptJobError` (with what is
-wrong) or :class:`PayloadTooLargeError`, whatever the bytes.
+wrong) or :class:`PayloadTooLargeError`, whatever the bytes. It refuses what
+encoding refuses to write: containers nested deeper than 100 levels, an
+``attempt`` below 0, a ``max_attempts`` below 1, and a ``backoff`` that
+``Backoff.from_spec`` rejects (so the retry code never meets one).
 
 Why it is faster than the twin: jobs are written straight into a C buffer by
 a hand-written msgpack writer (exact-type checks first, no ``default`` hook,
@@ -100,6 +103,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.memoryview cimport PyMemoryView_Check
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.limits cimport LLONG_MIN
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport (
@@ -115,11 +119,18 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import operator
 import uuid
 
 import msgpack
 
-from fastjobs._core._errors import CorruptJobError, PayloadTooLargeError, UnencodableError
+from fastjobs._core._errors import (
+    CorruptJobError,
+    InvalidOptionError,
+    PayloadTooLargeError,
+    UnencodableError,
+)
+from fastjobs._core._states_c import Backoff as _Backoff
 
 cdef extern from "Python.h":
     # Declared here without an exception clause (extern functions are
@@ -167,6 +178,7 @@ cdef uint64_t _C_ITEM_LIMIT = 0xFFFFFFFF  # msgpack lengths are 32-bit
 cdef int64_t _C_UTC_MIN_SECONDS = -62135596800
 cdef int64_t _C_UTC_MAX_SECONDS = 253402300799
 cdef object _unpackb = msgpack.unpackb
+cdef object _index = operator.index
 cdef object _datetime_sub = _dt.datetime.__sub__
 cdef object _UUID = uuid.UUID
 cdef object _Decimal = decimal.Decimal
@@ -178,7 +190,7 @@ cdef class JobRecord:
 
     A plain mutable record: nothing is checked here; :func:`encode_job` checks
     every field. ``run_at`` and ``enqueued_at`` are epoch seconds (0 = now);
-    ``backoff`` is ``(kind, base, factor, cap, jitter)``, opaque to the codec.
+    ``backoff`` is ``Backoff.to_spec()``: ``(kind, base, factor, cap, jitter)``.
 
     Example:
         >>> job = JobRecord(id="1f0c", task="app.tasks.send_email", args=("a@b.c",))
@@ -290,6 +302,26 @@ def _is_job_record(obj):
 
 class _Refused(Exception):
     """A fast path met a value it will not encode; _explain_value says why."""
+
+
+class _Changed(_Refused):
+    """A list or dict changed size while a fast path was encoding it (user code did it)."""
+
+
+# What a dict iteration raises once the dict changes under it.
+_DICT_CHANGED = (
+    "dictionary changed size during iteration",
+    "dictionary keys changed during iteration",
+)
+
+
+def _sent_key(key: Any) -> Any:
+    """A valid map key as it travels: its base type's value, never a subclass."""
+    if isinstance(key, str):
+        return key if type(key) is str else str.__str__(key)
+    if isinstance(key, int):  # bool included: it travels as a msgpack bool
+        return key if type(key) is bool or type(key) is int else int.__index__(key)
+    return key if type(key) is bytes else bytes(memoryview(key))
 
 
 def _type_name(value: object) -> str:
@@ -408,8 +440,21 @@ def _problem_in_value(subject: str, value: object, depth: int, top_rule: str | N
         if len(value) > _ITEM_LIMIT:
             return f"{subject} holds {len(value)} items, too many for msgpack"
         if isinstance(value, dict):
+            sent: set[Any] = set()
             for key, item in dict.items(value):
-                problem = _problem_in_key(subject, key, top_rule) or _problem_in_value(
+                problem = _problem_in_key(subject, key, top_rule)
+                if problem is None:
+                    # Two keys a str or int subclass kept apart (its own __hash__
+                    # or __eq__) would become one key on the wire.
+                    plain_key = _sent_key(key)
+                    if plain_key in sent:
+                        problem = (
+                            f"{subject} has two keys equal to {_short_repr(plain_key)} once "
+                            "converted to their base type, which would travel as one: "
+                            "make the keys distinct"
+                        )
+                    sent.add(plain_key)
+                problem = problem or _problem_in_value(
                     f"{subject}[{_short_repr(key)}]", item, depth + 1, None
                 )
                 if problem is not None:
@@ -449,7 +494,13 @@ def _explain_value(
     """The error for a user value a fast path refused, naming where and what."""
     subject = f"{noun} {root}" if noun else root
     message = _problem_in_value(subject, value, 1, top_rule)
-    if message is None:  # the fast path failed for a reason the walk cannot see
+    if message is None and isinstance(exc, _Changed):
+        message = (
+            f"{subject} changed while it was being encoded: user code that encoding runs "
+            "(a tzinfo's utcoffset(), a subclass's method) added or removed items of a list "
+            "or dict inside it; pass a value that nothing modifies meanwhile"
+        )
+    elif message is None:  # the fast path failed for a reason the walk cannot see
         message = f"{subject} cannot be encoded as msgpack ({type(exc).__name__}: {exc})"
     return UnencodableError(message)
 
@@ -500,7 +551,7 @@ def _corrupt_bytes(what: str, exc: Exception) -> CorruptJobError:
         extra = len(exc.extra)
         reason = f"hold {extra} byte{'' if extra == 1 else 's'} of trailing data after the msgpack value"
     elif isinstance(exc, msgpack.StackError):
-        reason = "are nested too deeply to be msgpack this codec wrote"
+        return _too_deep_error(what)
     elif isinstance(exc, msgpack.FormatError):
         reason = "are not msgpack (a reserved or unknown type byte)"
     elif isinstance(exc, UnicodeDecodeError):
@@ -516,6 +567,47 @@ def _corrupt_bytes(what: str, exc: Exception) -> CorruptJobError:
     else:
         reason = f"are not valid msgpack ({type(exc).__name__}: {exc})"
     return CorruptJobError(f"{what} bytes {reason}")
+
+
+def _too_deep_error(what: str) -> CorruptJobError:
+    return CorruptJobError(
+        f"{what} bytes are nested deeper than {_MAX_DEPTH} levels, which this codec never "
+        "writes (nor reads back)"
+    )
+
+
+def _too_deep(value: Any, depth: int) -> bool:
+    """Whether decoded ``value``, a list or dict at ``depth``, holds one nested past _MAX_DEPTH."""
+    # The encoder refuses such values; reading them back would give objects
+    # whose repr() and == overflow the stack.
+    if depth > _MAX_DEPTH:
+        return True
+    for item in value if type(value) is list else value.values():
+        cls = type(item)
+        if (cls is list or cls is dict) and _too_deep(item, depth + 1):
+            return True
+    return False
+
+
+# Specs known to be valid. Building a Backoff to check one costs more than
+# encoding the whole job, and a deployment uses a handful of specs; bounded,
+# since decoded specs come from outside. Never holds a NaN, so == is exact.
+_valid_backoffs: dict[Any, None] = {}
+
+
+def _backoff_problem(spec: Any) -> str | None:
+    """Why ``spec`` is no valid backoff, in Backoff's own words, or None: one rule for both ends."""
+    key = tuple(spec)
+    if key in _valid_backoffs:
+        return None
+    try:
+        _Backoff.from_spec(key)
+    except InvalidOptionError as exc:
+        return str(exc)
+    if len(_valid_backoffs) >= 64:
+        _valid_backoffs.clear()
+    _valid_backoffs[key] = None
+    return None
 
 
 def _newer_schema(version: int) -> CorruptJobError:
@@ -563,6 +655,16 @@ def _decimal_text(value: decimal.Decimal) -> bytes:
 
 
 # ---- shared with _codec_py.py: end ----
+
+
+cdef dict _known_valid_backoffs = _valid_backoffs
+
+
+cdef inline object _checked_backoff(tuple spec):
+    # The shared _backoff_problem, with its cache hit kept in C.
+    if spec in _known_valid_backoffs:
+        return None
+    return _backoff_problem(spec)
 
 
 # --------------------------------------------------------------------------
@@ -855,11 +957,11 @@ cdef int _put_list(_Writer* w, object items, int depth) except -1:
         # A tzinfo or UUID subclass met on the way runs user code, which could
         # shrink the list under us: re-check the size before every read.
         if i >= PyList_GET_SIZE(items):
-            raise _Refused()
+            raise _Changed()
         item = <object>PyList_GET_ITEM(items, i)
         _put_value(w, item, depth + 1)
     if PyList_GET_SIZE(items) != n:
-        raise _Refused()
+        raise _Changed()
     return 0
 
 
@@ -874,6 +976,11 @@ cdef int _put_tuple(_Writer* w, object items, int depth) except -1:
     return 0
 
 
+cdef inline bint _plain_key_type(PyObject* key) noexcept:
+    cdef type cls = type(<object>key)
+    return cls is str or cls is int or cls is bytes or cls is bool
+
+
 cdef int _put_dict(_Writer* w, object mapping, int depth, bint names_only) except -1:
     cdef Py_ssize_t n = PyDict_Size(mapping)
     cdef Py_ssize_t pos = 0
@@ -882,19 +989,33 @@ cdef int _put_dict(_Writer* w, object mapping, int depth, bint names_only) excep
     cdef PyObject* item_ptr
     cdef object key
     cdef object item
+    cdef set sent = None
     if depth > _C_MAX_DEPTH:
         raise _Refused()
+    # Keys of exact types are distinct on the wire because they are in the
+    # dict; a subclass key (its own __hash__ or __eq__) may become equal to
+    # another once converted, so only then is every converted key tracked.
+    while PyDict_Next(mapping, &pos, &key_ptr, NULL):
+        if not _plain_key_type(key_ptr):
+            sent = set()
+            break
+    pos = 0
     _put_header(w, n, 0x80, 0xde, 0xdf)
     while PyDict_Next(mapping, &pos, &key_ptr, &item_ptr):
         key = <object>key_ptr  # owned references: user code may mutate the dict
         item = <object>item_ptr
         count += 1
         if count > n:
-            raise _Refused()  # grew under us: the header would lie
+            raise _Changed()  # grew under us: the header would lie
         _put_key(w, key, names_only)
+        if sent is not None:
+            plain_key = _sent_key(key)
+            if plain_key in sent:
+                raise _Refused()  # two keys would travel as one
+            sent.add(plain_key)
         _put_value(w, item, depth + 1)
-    if count != n:
-        raise _Refused()
+    if count != n or PyDict_Size(mapping) != n:
+        raise _Changed()
     return 0
 
 
@@ -1010,27 +1131,36 @@ cdef int _put_name_field(_Writer* w, object value, str name) except -1:
     raise _field_error(name, "a non-empty str", value)
 
 
-cdef int _put_int_field(_Writer* w, object value, str name) except -1:
+cdef int _put_int_field(_Writer* w, object value, str name,
+                        long long minimum=LLONG_MIN, str expected=None) except -1:
     cdef int overflow = 0
     cdef long long number
     if PyLong_Check(value) and not PyBool_Check(value):
         number = PyLong_AsLongLongAndOverflow(value, &overflow)
         if overflow == 0:
+            if number < minimum:  # the int's own value: an override of < is not asked
+                raise _field_error(name, expected, value)
             return _put_i64(w, number)
     raise _field_error(name, "an int (not bool) in the signed 64-bit range", value)
 
 
-cdef int _put_float_field(_Writer* w, object value, str name, str expected) except -1:
+cdef object _float_field(object value, str name, str expected):
     cdef double number
     if PyFloat_Check(value):
-        return _put_double(w, PyFloat_AS_DOUBLE(value))
+        return PyFloat_AS_DOUBLE(value)
     if PyLong_Check(value) and not PyBool_Check(value):
         try:
             number = PyLong_AsDouble(value)
         except OverflowError:
             raise _field_error(name, expected, value) from None
-        return _put_double(w, number)
+        return number
     raise _field_error(name, expected, value)
+
+
+cdef int _put_float_field(_Writer* w, object value, str name, str expected) except -1:
+    if PyFloat_Check(value):
+        return _put_double(w, PyFloat_AS_DOUBLE(value))
+    return _put_double(w, _float_field(value, name, expected))
 
 
 cdef int _put_backoff(_Writer* w, object value) except -1:
@@ -1047,12 +1177,23 @@ cdef int _put_backoff(_Writer* w, object value) except -1:
         raise _field_error("backoff[0]", "a str (the kind)", kind)
     _put_byte(w, 0x95)
     _put_text_field(w, kind, "backoff[0]")
-    _put_float_field(w, base, "backoff[1]", "a number")
-    _put_float_field(w, factor, "backoff[2]", "a number")
-    _put_float_field(w, cap, "backoff[3]", "a number")
+    base = _float_field(base, "backoff[1]", "a number")
+    factor = _float_field(factor, "backoff[2]", "a number")
+    cap = _float_field(cap, "backoff[3]", "a number")
+    _put_double(w, base)
+    _put_double(w, factor)
+    _put_double(w, cap)
     if not PyUnicode_Check(jitter):
         raise _field_error("backoff[4]", "a str (the jitter)", jitter)
-    return _put_text_field(w, jitter, "backoff[4]")
+    _put_text_field(w, jitter, "backoff[4]")
+    problem = _checked_backoff((
+        kind if PyUnicode_CheckExact(kind) else str.__str__(kind),
+        base, factor, cap,
+        jitter if PyUnicode_CheckExact(jitter) else str.__str__(jitter),
+    ))
+    if problem is not None:
+        raise UnencodableError(f"job field 'backoff' is not a valid backoff: {problem}")
+    return 0
 
 
 cdef int _put_parents(_Writer* w, object value) except -1:
@@ -1088,8 +1229,9 @@ cdef int _put_job(_Writer* w, JobRecord job) except -1:
         raise _field_error("kwargs", "a dict with str keys", job.kwargs)
     _put_user(w, job.kwargs, 1)
     _put_int_field(w, job.priority, "priority")
-    _put_int_field(w, job.attempt, "attempt")
-    _put_int_field(w, job.max_attempts, "max_attempts")
+    # The retry code refuses these: a job carrying them could never be retried.
+    _put_int_field(w, job.attempt, "attempt", 0, "an int >= 0 (the attempts made so far)")
+    _put_int_field(w, job.max_attempts, "max_attempts", 1, "an int >= 1")
     _put_float_field(w, job.run_at, "run_at", "an int or float (epoch seconds)")
     _put_float_field(w, job.enqueued_at, "enqueued_at", "an int or float (epoch seconds)")
     if job.timeout is None:
@@ -1110,13 +1252,23 @@ cdef int _put_job(_Writer* w, JobRecord job) except -1:
     return 0
 
 
-cdef bytes _finish(_Writer* w, str what, Py_ssize_t limit):
-    if w.len > limit:
+cdef Py_ssize_t _clamp(object limit) except? -2:
+    # Any int is a valid limit, as in the twin: none larger than a Py_ssize_t
+    # can be exceeded, and any negative one is exceeded even by 0 bytes.
+    if limit > PY_SSIZE_T_MAX:
+        return PY_SSIZE_T_MAX
+    if limit < 0:
+        return -1
+    return limit
+
+
+cdef bytes _finish(_Writer* w, str what, object limit):
+    if w.len > _clamp(limit):
         raise _too_large(what, w.len, limit, True)
     return PyBytes_FromStringAndSize(<char*>w.buf, w.len)
 
 
-def encode_job(job, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
+def encode_job(job, max_size=DEFAULT_MAX_PAYLOAD):
     """Encode a job as msgpack bytes, checking every field on the way.
 
     Raises:
@@ -1130,6 +1282,7 @@ def encode_job(job, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
     """
     cdef uint8_t stack[_STACK_BUF]
     cdef _Writer w
+    limit = _index(max_size)
     if not isinstance(job, JobRecord):
         if not _is_job_record(job):
             raise UnencodableError(f"encode_job() needs a JobRecord, got {_type_name(job)}")
@@ -1140,13 +1293,13 @@ def encode_job(job, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
     w.heap = False
     try:
         _put_job(&w, <JobRecord>job)
-        return _finish(&w, "job", max_size)
+        return _finish(&w, "job", limit)
     finally:
         if w.heap:
             PyMem_Free(w.buf)
 
 
-def encode_value(value, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
+def encode_value(value, max_size=DEFAULT_MAX_PAYLOAD):
     """Encode one user value (a result, an error's details...) as msgpack bytes.
 
     Raises:
@@ -1159,13 +1312,14 @@ def encode_value(value, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
     """
     cdef uint8_t stack[_STACK_BUF]
     cdef _Writer w
+    limit = _index(max_size)
     w.buf = stack
     w.len = 0
     w.cap = _STACK_BUF
     w.heap = False
     try:
         _put_user(&w, value, 3)
-        return _finish(&w, "value", max_size)
+        return _finish(&w, "value", limit)
     finally:
         if w.heap:
             PyMem_Free(w.buf)
@@ -1192,9 +1346,12 @@ cdef struct _Reader:
 
 
 cdef enum:
-    # Deep enough for any real job; deeper input goes to msgpack, which has
-    # its own limit, instead of recursing further here.
-    _C_MAX_READ_DEPTH = 128
+    # What the writer allows. Deeper input is refused, never built: the reader
+    # stops here and the slow path (msgpack's unpacker, which does not recurse
+    # in C, then the twin's _too_deep walk) words the error exactly as the twin
+    # does, which it could not if the reader raised at the first deep level of
+    # bytes that are also, say, truncated further on.
+    _C_MAX_READ_DEPTH = _C_MAX_DEPTH
 
 
 cdef inline const uint8_t* _take(_Reader* r, Py_ssize_t n) except NULL:
@@ -1432,6 +1589,8 @@ cdef JobRecord _fast_job(bytes raw):
     job.priority = _read_int_field(&r)
     job.attempt = _read_int_field(&r)
     job.max_attempts = _read_int_field(&r)
+    if job.attempt < 0 or job.max_attempts < 1:
+        raise _Bail()
     job.run_at = _read_float_field(&r)
     job.enqueued_at = _read_float_field(&r)
     if r.pos < r.end and r.buf[r.pos] == 0xc0:
@@ -1450,6 +1609,8 @@ cdef JobRecord _fast_job(bytes raw):
         factor = _read_float_field(&r)
         cap = _read_float_field(&r)
         job.backoff = (kind, base, factor, cap, _read_str(&r))
+        if _checked_backoff(job.backoff) is not None:
+            raise _Bail()
     if r.pos < r.end and r.buf[r.pos] == 0xc0:
         r.pos += 1
         job.unique_key = None
@@ -1468,11 +1629,12 @@ cdef JobRecord _fast_job(bytes raw):
     return job
 
 
-cdef bytes _as_bytes(str func, str what, object data, Py_ssize_t limit):
+cdef bytes _as_bytes(str func, str what, object data, object max_size):
     cdef Py_ssize_t n
+    limit = _index(max_size)
     if PyBytes_CheckExact(data):
         n = PyBytes_GET_SIZE(data)
-        if n > limit:
+        if n > _clamp(limit):
             raise _too_large(what, n, limit, False)
     else:
         try:
@@ -1488,11 +1650,11 @@ cdef bytes _as_bytes(str func, str what, object data, Py_ssize_t limit):
     return <bytes>data
 
 
-cdef object _unpack(str what, bytes data):
+cdef object _unpack(str what, bytes data, int depth):
     try:
         # max_*_len default to len(data) in unpackb, so a hostile length header
         # cannot make msgpack allocate more than the input could ever fill.
-        return _unpackb(
+        obj = _unpackb(
             data,
             use_list=True,
             raw=False,
@@ -1504,6 +1666,10 @@ cdef object _unpack(str what, bytes data):
         raise
     except Exception as exc:  # whatever msgpack or the ext hook raised
         raise _corrupt_bytes(what, exc) from exc
+    # msgpack itself reads up to 1024 levels; this codec writes at most 100.
+    if (PyList_CheckExact(obj) or PyDict_CheckExact(obj)) and _too_deep(obj, depth):
+        raise _too_deep_error(what)
+    return obj
 
 
 cdef inline object _item(list fields, Py_ssize_t i):
@@ -1562,7 +1728,11 @@ cdef object _decode_backoff(object value):
     jitter = _item(parts, 4)
     if not PyUnicode_CheckExact(jitter):
         raise _corrupt_field("backoff[4]", "a str", jitter)
-    return (kind, base, factor, cap, jitter)
+    spec = (kind, base, factor, cap, jitter)
+    problem = _checked_backoff(spec)
+    if problem is not None:
+        raise CorruptJobError(f"job field 'backoff' is not a valid backoff: {problem}")
+    return spec
 
 
 cdef object _decode_parents(object value):
@@ -1577,7 +1747,7 @@ cdef object _decode_parents(object value):
 
 cdef JobRecord _slow_job(bytes raw):
     # The twin's decode_job, line for line, with C type checks.
-    cdef object obj = _unpack("job", raw)
+    cdef object obj = _unpack("job", raw, 0)  # the job array is level 0, args level 1
     cdef list fields
     cdef JobRecord job
     cdef int overflow = 0
@@ -1610,7 +1780,11 @@ cdef JobRecord _slow_job(bytes raw):
     job.args = PyList_AsTuple(args)
     job.priority = _decode_int(_item(fields, 6), "priority")
     job.attempt = _decode_int(_item(fields, 7), "attempt")
+    if job.attempt < 0:
+        raise _corrupt_field("attempt", "an int >= 0", job.attempt)
     job.max_attempts = _decode_int(_item(fields, 8), "max_attempts")
+    if job.max_attempts < 1:
+        raise _corrupt_field("max_attempts", "an int >= 1", job.max_attempts)
     job.run_at = _decode_float(_item(fields, 9), "run_at")
     job.enqueued_at = _decode_float(_item(fields, 10), "enqueued_at")
     timeout = _item(fields, 11)
@@ -1625,7 +1799,7 @@ cdef JobRecord _slow_job(bytes raw):
     return job
 
 
-def decode_job(data, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
+def decode_job(data, max_size=DEFAULT_MAX_PAYLOAD):
     """Decode bytes written by :func:`encode_job` (by either twin) into a JobRecord.
 
     Raises:
@@ -1647,7 +1821,7 @@ def decode_job(data, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
     return _slow_job(raw)
 
 
-def decode_value(data, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
+def decode_value(data, max_size=DEFAULT_MAX_PAYLOAD):
     """Decode bytes written by :func:`encode_value` back into the value.
 
     Raises:
@@ -1671,7 +1845,7 @@ def decode_value(data, Py_ssize_t max_size=DEFAULT_MAX_PAYLOAD):
             return value
     except Exception:
         pass  # the slow path decides, and words any error
-    return _unpack("value", raw)
+    return _unpack("value", raw, 1)
 
 
 __all__ = [

@@ -38,7 +38,10 @@ objects, ints out of range, strs holding lone surrogates, other dict key types,
 and containers nested deeper than 100 levels.
 
 Decoding never raises anything but :class:`CorruptJobError` (with what is
-wrong) or :class:`PayloadTooLargeError`, whatever the bytes.
+wrong) or :class:`PayloadTooLargeError`, whatever the bytes. It refuses what
+encoding refuses to write: containers nested deeper than 100 levels, an
+``attempt`` below 0, a ``max_attempts`` below 1, and a ``backoff`` that
+``Backoff.from_spec`` rejects (so the retry code never meets one).
 
 Example:
     >>> job = JobRecord(id="1f0c", task="app.tasks.send_email", args=("a@b.c", 42))
@@ -62,7 +65,8 @@ from typing import Any, ClassVar, Final
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
-from ._errors import CorruptJobError, PayloadTooLargeError, UnencodableError
+from ._errors import CorruptJobError, InvalidOptionError, PayloadTooLargeError, UnencodableError
+from ._states_py import Backoff as _Backoff
 
 SCHEMA_VERSION: Final[int] = 1
 """Version of the job array layout; bumped when the layout changes."""
@@ -98,7 +102,7 @@ class JobRecord:
 
     A plain mutable record: nothing is checked here; :func:`encode_job` checks
     every field. ``run_at`` and ``enqueued_at`` are epoch seconds (0 = now);
-    ``backoff`` is ``(kind, base, factor, cap, jitter)``, opaque to the codec.
+    ``backoff`` is ``Backoff.to_spec()``: ``(kind, base, factor, cap, jitter)``.
 
     Example:
         >>> job = JobRecord(id="1f0c", task="app.tasks.send_email", args=("a@b.c",))
@@ -217,6 +221,26 @@ class _Refused(Exception):
     """A fast path met a value it will not encode; _explain_value says why."""
 
 
+class _Changed(_Refused):
+    """A list or dict changed size while a fast path was encoding it (user code did it)."""
+
+
+# What a dict iteration raises once the dict changes under it.
+_DICT_CHANGED = (
+    "dictionary changed size during iteration",
+    "dictionary keys changed during iteration",
+)
+
+
+def _sent_key(key: Any) -> Any:
+    """A valid map key as it travels: its base type's value, never a subclass."""
+    if isinstance(key, str):
+        return key if type(key) is str else str.__str__(key)
+    if isinstance(key, int):  # bool included: it travels as a msgpack bool
+        return key if type(key) is bool or type(key) is int else int.__index__(key)
+    return key if type(key) is bytes else bytes(memoryview(key))
+
+
 def _type_name(value: object) -> str:
     cls = type(value)
     module = getattr(cls, "__module__", "builtins")
@@ -333,8 +357,21 @@ def _problem_in_value(subject: str, value: object, depth: int, top_rule: str | N
         if len(value) > _ITEM_LIMIT:
             return f"{subject} holds {len(value)} items, too many for msgpack"
         if isinstance(value, dict):
+            sent: set[Any] = set()
             for key, item in dict.items(value):
-                problem = _problem_in_key(subject, key, top_rule) or _problem_in_value(
+                problem = _problem_in_key(subject, key, top_rule)
+                if problem is None:
+                    # Two keys a str or int subclass kept apart (its own __hash__
+                    # or __eq__) would become one key on the wire.
+                    plain_key = _sent_key(key)
+                    if plain_key in sent:
+                        problem = (
+                            f"{subject} has two keys equal to {_short_repr(plain_key)} once "
+                            "converted to their base type, which would travel as one: "
+                            "make the keys distinct"
+                        )
+                    sent.add(plain_key)
+                problem = problem or _problem_in_value(
                     f"{subject}[{_short_repr(key)}]", item, depth + 1, None
                 )
                 if problem is not None:
@@ -374,7 +411,13 @@ def _explain_value(
     """The error for a user value a fast path refused, naming where and what."""
     subject = f"{noun} {root}" if noun else root
     message = _problem_in_value(subject, value, 1, top_rule)
-    if message is None:  # the fast path failed for a reason the walk cannot see
+    if message is None and isinstance(exc, _Changed):
+        message = (
+            f"{subject} changed while it was being encoded: user code that encoding runs "
+            "(a tzinfo's utcoffset(), a subclass's method) added or removed items of a list "
+            "or dict inside it; pass a value that nothing modifies meanwhile"
+        )
+    elif message is None:  # the fast path failed for a reason the walk cannot see
         message = f"{subject} cannot be encoded as msgpack ({type(exc).__name__}: {exc})"
     return UnencodableError(message)
 
@@ -425,7 +468,7 @@ def _corrupt_bytes(what: str, exc: Exception) -> CorruptJobError:
         extra = len(exc.extra)
         reason = f"hold {extra} byte{'' if extra == 1 else 's'} of trailing data after the msgpack value"
     elif isinstance(exc, msgpack.StackError):
-        reason = "are nested too deeply to be msgpack this codec wrote"
+        return _too_deep_error(what)
     elif isinstance(exc, msgpack.FormatError):
         reason = "are not msgpack (a reserved or unknown type byte)"
     elif isinstance(exc, UnicodeDecodeError):
@@ -441,6 +484,47 @@ def _corrupt_bytes(what: str, exc: Exception) -> CorruptJobError:
     else:
         reason = f"are not valid msgpack ({type(exc).__name__}: {exc})"
     return CorruptJobError(f"{what} bytes {reason}")
+
+
+def _too_deep_error(what: str) -> CorruptJobError:
+    return CorruptJobError(
+        f"{what} bytes are nested deeper than {_MAX_DEPTH} levels, which this codec never "
+        "writes (nor reads back)"
+    )
+
+
+def _too_deep(value: Any, depth: int) -> bool:
+    """Whether decoded ``value``, a list or dict at ``depth``, holds one nested past _MAX_DEPTH."""
+    # The encoder refuses such values; reading them back would give objects
+    # whose repr() and == overflow the stack.
+    if depth > _MAX_DEPTH:
+        return True
+    for item in value if type(value) is list else value.values():
+        cls = type(item)
+        if (cls is list or cls is dict) and _too_deep(item, depth + 1):
+            return True
+    return False
+
+
+# Specs known to be valid. Building a Backoff to check one costs more than
+# encoding the whole job, and a deployment uses a handful of specs; bounded,
+# since decoded specs come from outside. Never holds a NaN, so == is exact.
+_valid_backoffs: dict[Any, None] = {}
+
+
+def _backoff_problem(spec: Any) -> str | None:
+    """Why ``spec`` is no valid backoff, in Backoff's own words, or None: one rule for both ends."""
+    key = tuple(spec)
+    if key in _valid_backoffs:
+        return None
+    try:
+        _Backoff.from_spec(key)
+    except InvalidOptionError as exc:
+        return str(exc)
+    if len(_valid_backoffs) >= 64:
+        _valid_backoffs.clear()
+    _valid_backoffs[key] = None
+    return None
 
 
 def _newer_schema(version: int) -> CorruptJobError:
@@ -524,15 +608,44 @@ def _plain(value: Any, depth: int) -> Any:
         raise _Refused
     if value is None or cls is float or cls is bool or cls is bytes:
         return value
-    if cls is list or cls is tuple:
+    if cls is list:
+        return _plain_list(value, value, depth)
+    if cls is tuple:
         if depth > _MAX_DEPTH:
             raise _Refused
         return [_plain(item, depth + 1) for item in value]
     if cls is dict:
-        if depth > _MAX_DEPTH:
-            raise _Refused
-        return {_plain_key(key): _plain(item, depth + 1) for key, item in value.items()}
+        return _plain_dict(value, depth)
     return _plain_other(value, depth)
+
+
+def _plain_list(value: Any, items: Any, depth: int) -> list[Any]:
+    if depth > _MAX_DEPTH:
+        raise _Refused
+    size = len(value)
+    # User code run for an item (a tzinfo) may resize the list: the compiled
+    # twin re-checks the size as it goes, so neither may write what it read half of.
+    out = [_plain(item, depth + 1) for item in items]
+    if len(out) != size or len(value) != size:
+        raise _Changed
+    return out
+
+
+def _plain_dict(value: Any, depth: int) -> dict[Any, Any]:
+    if depth > _MAX_DEPTH:
+        raise _Refused
+    size = len(value)
+    try:
+        out = {_plain_key(key): _plain(item, depth + 1) for key, item in dict.items(value)}
+    except RuntimeError as exc:
+        if str(exc) in _DICT_CHANGED:
+            raise _Changed from None
+        raise
+    if len(value) != size:
+        raise _Changed
+    if len(out) != size:
+        raise _Refused  # two keys became one once converted
+    return out
 
 
 def _plain_key(key: Any) -> Any:
@@ -541,7 +654,7 @@ def _plain_key(key: Any) -> Any:
     if isinstance(key, int):  # bool included: it travels as a msgpack bool
         return key if type(key) is bool else _plain(int.__index__(key), 0)
     if isinstance(key, bytes):
-        return key
+        return key if type(key) is bytes else bytes(memoryview(key))
     raise _Refused
 
 
@@ -559,13 +672,14 @@ def _plain_other(value: Any, depth: int) -> Any:
         return value  # msgpack reads the buffer itself
     if isinstance(value, memoryview):
         return value.tobytes()
-    if isinstance(value, (list, tuple, dict)):
+    if isinstance(value, list):
+        return _plain_list(value, list.__iter__(value), depth)
+    if isinstance(value, dict):
+        return _plain_dict(value, depth)
+    if isinstance(value, tuple):
         if depth > _MAX_DEPTH:
             raise _Refused
-        if isinstance(value, dict):
-            return {_plain_key(k): _plain(v, depth + 1) for k, v in dict.items(value)}
-        items = list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value)
-        return [_plain(item, depth + 1) for item in items]
+        return [_plain(item, depth + 1) for item in tuple.__iter__(value)]
     if isinstance(value, _dt.datetime):
         if value.utcoffset() is None:
             raise _Refused
@@ -582,11 +696,21 @@ def _user_value(noun: str, root: str, value: Any, top_rule: str | None) -> Any:
         if top_rule is None:
             return _plain(value, 1)
         # kwargs and meta: a dict (checked by the caller) whose keys are names.
+        size = len(value)
         out = {}
-        for key, item in dict.items(value):
-            if not isinstance(key, str):
-                raise _Refused
-            out[_plain_key(key)] = _plain(item, 2)
+        try:
+            for key, item in dict.items(value):
+                if not isinstance(key, str):
+                    raise _Refused
+                out[_plain_key(key)] = _plain(item, 2)
+        except RuntimeError as exc:
+            if str(exc) in _DICT_CHANGED:
+                raise _Changed from None
+            raise
+        if len(value) != size:
+            raise _Changed
+        if len(out) != size:
+            raise _Refused  # two keys became one once converted
         return out
     except Exception as exc:
         raise _explain_value(noun, root, value, top_rule, exc) from None
@@ -646,6 +770,9 @@ def _backoff_field(value: Any) -> list[Any] | None:
     if not isinstance(jitter, str):
         raise _field_error("backoff[4]", "a str (the jitter)", jitter)
     out.append(_name_text("backoff[4]", jitter))
+    problem = _backoff_problem(out)
+    if problem is not None:
+        raise UnencodableError(f"job field 'backoff' is not a valid backoff: {problem}")
     return out
 
 
@@ -678,8 +805,15 @@ def _job_body(job: Any) -> list[Any]:
         raise _field_error("kwargs", "a dict with str keys", kwargs)
     body.append(_user_value("keyword argument", "kwargs", kwargs, "keyword names must be str"))
     body.append(_int_field("priority", priority))
-    body.append(_int_field("attempt", attempt))
-    body.append(_int_field("max_attempts", max_attempts))
+    # The retry code refuses these: a job carrying them could never be retried.
+    number = _int_field("attempt", attempt)
+    if number < 0:
+        raise _field_error("attempt", "an int >= 0 (the attempts made so far)", attempt)
+    body.append(number)
+    number = _int_field("max_attempts", max_attempts)
+    if number < 1:
+        raise _field_error("max_attempts", "an int >= 1", max_attempts)
+    body.append(number)
     body.append(_float_field("run_at", run_at, "an int or float (epoch seconds)"))
     body.append(_float_field("enqueued_at", enqueued_at, "an int or float (epoch seconds)"))
     body.append(
@@ -753,7 +887,7 @@ def encode_value(value: Any, max_size: int = DEFAULT_MAX_PAYLOAD) -> bytes:
 # Decoding.
 
 
-def _unpack(func: str, what: str, data: Any, max_size: int) -> Any:
+def _unpack(func: str, what: str, data: Any, max_size: int, depth: int) -> Any:
     limit = operator.index(max_size)
     if type(data) is not bytes:
         try:
@@ -770,7 +904,7 @@ def _unpack(func: str, what: str, data: Any, max_size: int) -> Any:
     try:
         # max_*_len default to len(data) in unpackb, so a hostile length header
         # cannot make msgpack allocate more than the input could ever fill.
-        return msgpack.unpackb(
+        obj = msgpack.unpackb(
             data,
             use_list=True,
             raw=False,
@@ -782,6 +916,10 @@ def _unpack(func: str, what: str, data: Any, max_size: int) -> Any:
         raise
     except Exception as exc:  # whatever msgpack or the ext hook raised
         raise _corrupt_bytes(what, exc) from exc
+    # msgpack itself reads up to 1024 levels; this codec writes at most 100.
+    if (type(obj) is list or type(obj) is dict) and _too_deep(obj, depth):
+        raise _too_deep_error(what)
+    return obj
 
 
 def _decode_name(name: str, value: Any) -> str:
@@ -826,7 +964,11 @@ def _decode_backoff(value: Any) -> tuple[str, float, float, float, str] | None:
     cap_f = _decode_float("backoff[3]", cap)
     if type(jitter) is not str:
         raise _corrupt_field("backoff[4]", "a str", jitter)
-    return (kind, base_f, factor_f, cap_f, jitter)
+    spec = (kind, base_f, factor_f, cap_f, jitter)
+    problem = _backoff_problem(spec)
+    if problem is not None:
+        raise CorruptJobError(f"job field 'backoff' is not a valid backoff: {problem}")
+    return spec
 
 
 def _decode_parents(value: Any) -> tuple[str, ...]:
@@ -852,7 +994,8 @@ def decode_job(data: bytes, max_size: int = DEFAULT_MAX_PAYLOAD) -> JobRecord:
         >>> decode_job(encode_job(JobRecord(id="1f0c", task="t", args=[1]))).args
         (1,)
     """
-    fields = _unpack("decode_job", "job", data, max_size)
+    # The job array is level 0: args, kwargs and meta are level 1, as when encoding.
+    fields = _unpack("decode_job", "job", data, max_size, 0)
     if type(fields) is not list:
         raise CorruptJobError(f"job must be a msgpack array of 16 elements, got {_wire_name(fields)}")
     if len(fields) != 16:
@@ -876,7 +1019,11 @@ def decode_job(data: bytes, max_size: int = DEFAULT_MAX_PAYLOAD) -> JobRecord:
     kwargs = _decode_names_map("kwargs", kwargs, "keyword names must be str")
     priority = _decode_int("priority", priority)
     attempt = _decode_int("attempt", attempt)
+    if attempt < 0:
+        raise _corrupt_field("attempt", "an int >= 0", attempt)
     max_attempts = _decode_int("max_attempts", max_attempts)
+    if max_attempts < 1:
+        raise _corrupt_field("max_attempts", "an int >= 1", max_attempts)
     run_at = _decode_float("run_at", run_at)
     enqueued_at = _decode_float("enqueued_at", enqueued_at)
     if timeout is not None:
@@ -905,7 +1052,7 @@ def decode_value(data: bytes, max_size: int = DEFAULT_MAX_PAYLOAD) -> Any:
         >>> decode_value(encode_value(uuid.UUID(int=1)))
         UUID('00000000-0000-0000-0000-000000000001')
     """
-    return _unpack("decode_value", "value", data, max_size)
+    return _unpack("decode_value", "value", data, max_size, 1)
 
 
 __all__ = [

@@ -252,7 +252,7 @@ class Backoff:
 
     Args:
         kind: "fixed", "linear" or "exponential".
-        base: the first delay in seconds, >= 0.
+        base: the first delay in seconds, >= 0 (> 0 for exponential or decorrelated).
         factor: linear step or exponential growth factor, >= 0 (>= 1 for exponential).
         cap: the longest delay in seconds, >= base.
         jitter: "none", "full", "equal" or "decorrelated".
@@ -283,6 +283,12 @@ class Backoff:
         kind_code = _choice(kind, "Backoff kind", _KINDS)
         jitter_code = _choice(jitter, "Backoff jitter", _JITTERS)
         base_ = _option(base, "Backoff base", 0.0, ">= 0")
+        if base_ == 0.0 and (kind_code == _EXPONENTIAL or jitter_code == _DECORRELATED):
+            # Both only ever multiply base: from 0 every retry would be immediate.
+            reason = "exponential backoff" if kind_code == _EXPONENTIAL else "decorrelated jitter"
+            raise InvalidOptionError(
+                f"Backoff base must be a finite number > 0 for {reason}, got {base!r}"
+            )
         if kind_code == _EXPONENTIAL:
             factor_ = _option(factor, "Backoff factor", 1.0, ">= 1 for exponential backoff")
         else:

@@ -40,6 +40,7 @@ from fastjobs._core._errors import (
     PayloadTooLargeError,
     UnencodableError,
 )
+from tests.conftest import import_compiled
 
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
@@ -92,11 +93,9 @@ def _errors(func: Callable[[], Any]) -> tuple[type[BaseException], str] | None:
 @pytest.fixture(scope="session")
 def other_codec(core: types.SimpleNamespace) -> types.ModuleType:
     """The twin ``core.codec`` is compared against: the compiled one for pure, and back."""
-    name = "fastjobs._core._codec_py" if core.kind == "compiled" else "fastjobs._core._codec_c"
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        pytest.skip(f"{name} is not importable ({exc}); build with `pip install -e .`")
+    if core.kind == "compiled":
+        return importlib.import_module("fastjobs._core._codec_py")
+    return import_compiled("codec")
 
 
 # -- values: what goes in, what must come out ---------------------------------
@@ -185,6 +184,20 @@ PLAIN_VALUES = st.recursive(
 )
 NAMES = st.text(min_size=1, max_size=40)
 NUMBERS = st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(2**53), 2**53)
+
+
+@st.composite
+def backoff_specs(draw: st.DrawFn) -> tuple[str, Any, Any, Any, str]:
+    """Specs Backoff.from_spec accepts (the codec refuses the others), some numbers as ints."""
+    kind = draw(st.sampled_from(["fixed", "linear", "exponential"]))
+    jitter = draw(st.sampled_from(["none", "full", "equal", "decorrelated"]))
+    positive = kind == "exponential" or jitter == "decorrelated"
+    base = draw(st.floats(0.0, 1e6, exclude_min=positive) | st.integers(int(positive), 10**6))
+    factor = draw(st.floats(1.0 if kind == "exponential" else 0.0, 1e3) | st.integers(1, 10))
+    cap = draw(st.floats(float(base), 1e9) | st.just(base))
+    return (kind, base, factor, cap, jitter)
+
+
 JOB_FIELDS = st.fixed_dictionaries(
     {
         "id": NAMES,
@@ -193,13 +206,12 @@ JOB_FIELDS = st.fixed_dictionaries(
         "args": st.lists(VALUES, max_size=4).map(tuple) | st.lists(VALUES, max_size=2),
         "kwargs": st.dictionaries(st.text(max_size=10), VALUES, max_size=4),
         "priority": st.integers(I64_MIN, I64_MAX),
-        "attempt": st.integers(I64_MIN, I64_MAX),
-        "max_attempts": st.integers(I64_MIN, I64_MAX),
+        "attempt": st.integers(0, I64_MAX),
+        "max_attempts": st.integers(1, I64_MAX),
         "run_at": NUMBERS,
         "enqueued_at": NUMBERS,
         "timeout": st.none() | NUMBERS,
-        "backoff": st.none()
-        | st.tuples(st.text(max_size=12), NUMBERS, NUMBERS, NUMBERS, st.text(max_size=12)),
+        "backoff": st.none() | backoff_specs(),
         "unique_key": st.none() | st.text(max_size=20),
         "parents": st.lists(NAMES, max_size=3).map(tuple),
         "meta": st.dictionaries(st.text(max_size=10), VALUES, max_size=3),
@@ -836,6 +848,24 @@ def _refusal(core: types.SimpleNamespace, **fields: Any) -> str:
          "job field 'backoff[3]' must be a number, got NoneType None"),
         ({"backoff": ("exp", 1.0, 2.0, 3.0, None)},
          "job field 'backoff[4]' must be a str (the jitter), got NoneType None"),
+        ({"attempt": -1},
+         "job field 'attempt' must be an int >= 0 (the attempts made so far), got int -1"),
+        ({"max_attempts": 0}, "job field 'max_attempts' must be an int >= 1, got int 0"),
+        ({"max_attempts": I64_MIN}, "job field 'max_attempts' must be an int >= 1, got int -92"),
+        ({"backoff": ("exponential", math.nan, 2.0, 3.0, "full")},
+         "job field 'backoff' is not a valid backoff: Backoff base must be a finite number >= 0, "
+         "got nan"),
+        ({"backoff": ("exp", 1.0, 2.0, 3.0, "full")},
+         "job field 'backoff' is not a valid backoff: Backoff kind must be one of 'fixed', "
+         "'linear', 'exponential', got 'exp'"),
+        ({"backoff": ("fixed", 1.0, 0.0, 3.0, "half")},
+         "job field 'backoff' is not a valid backoff: Backoff jitter must be one of"),
+        ({"backoff": ("exponential", 0, 2, 3, "full")},
+         "job field 'backoff' is not a valid backoff: Backoff base must be a finite number > 0 "
+         "for exponential backoff, got 0.0"),
+        ({"backoff": ("linear", 5, 1, 3, "none")},
+         "job field 'backoff' is not a valid backoff: Backoff cap must be a finite number >= base "
+         "(5.0), got 3.0"),
         ({"unique_key": 5}, "job field 'unique_key' must be None or a str, got int 5"),
         ({"parents": "abc"},
          "job field 'parents' must be a tuple or list of str job ids, got str 'abc'"),
@@ -967,19 +997,170 @@ def test_nesting_limit(core: types.SimpleNamespace) -> None:
         codec.encode_job(_job(core, kwargs={"k": nest(100, lambda v: [v])}))
 
 
-def test_user_code_mutating_a_list_mid_encode_is_safe(core: types.SimpleNamespace) -> None:
-    victim: list[Any] = []
+def _nest(levels: int, make: Callable[[Any], Any]) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = make(value)
+    return value
 
-    class Meddler(dt.tzinfo):
-        def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
-            victim.clear()
-            return dt.timedelta(0)
 
-    victim.extend([dt.datetime(2024, 1, 1, tzinfo=Meddler()), "x" * 100, [1, 2, 3]])
-    try:
-        core.codec.encode_value(victim)  # either outcome is fine: no crash is the point
-    except UnencodableError:
-        pass
+TOO_DEEP = "bytes are nested deeper than 100 levels, which this codec never writes (nor reads back)"
+
+
+@pytest.mark.parametrize("opener", [b"\x91", b"\x81\xa1k", b"\xdc\x00\x01", b"\x81\x01"])
+def test_decoding_refuses_what_encoding_refuses_to_nest(
+    core: types.SimpleNamespace, other_codec: types.ModuleType, opener: bytes
+) -> None:
+    deepest = core.codec.decode_value(opener * 100 + b"\x01")
+    assert repr(deepest) and deepest == copy.deepcopy(deepest)
+    assert core.codec.encode_value(deepest) == opener.replace(b"\xdc\x00\x01", b"\x91") * 100 + b"\x01"
+    for levels in (101, 128, 129, 1000, 1024, 1025):  # each side of the old limits too
+        for codec in (core.codec, other_codec):
+            with pytest.raises(CorruptJobError) as info:
+                codec.decode_value(opener * levels + b"\x01")
+            assert str(info.value) == f"value {TOO_DEEP}"
+    # Deep and truncated: both twins word it alike (msgpack sees the truncation first).
+    assert _errors(lambda: core.codec.decode_value(opener * 150)) == _errors(
+        lambda: other_codec.decode_value(opener * 150)
+    )
+
+
+def test_decoding_a_job_refuses_what_encoding_refuses_to_nest(
+    core: types.SimpleNamespace, other_codec: types.ModuleType
+) -> None:
+    # args, kwargs and meta are level 1, as when encoding (see test_nesting_limit).
+    codec = core.codec
+    for field, inside in (("f4", lambda v: [v]), ("f5", lambda v: {"k": v}), ("f15", lambda v: {"k": v})):
+        ok = msgpack.packb(_packed_job(**{field: inside(_nest(99, lambda v: [v]))}))
+        job = codec.decode_job(ok)
+        assert codec.decode_job(codec.encode_job(job)) == job
+        for levels in (100, 127, 128, 500, 1022):
+            data = msgpack.packb(_packed_job(**{field: inside(_nest(levels, lambda v: [v]))}))
+            for decode in (codec.decode_job, other_codec.decode_job):
+                with pytest.raises(CorruptJobError) as info:
+                    decode(data)
+                assert str(info.value) == f"job {TOO_DEEP}"
+    data = msgpack.packb(_packed_job(f1=_nest(200, lambda v: [v])))  # deep where a str belongs
+    assert _corrupt(core, data) == f"job {TOO_DEEP}"
+
+
+def _mutation_outcomes(
+    core: types.SimpleNamespace, other_codec: types.ModuleType, build: Callable[[], Any]
+) -> list[tuple[type[BaseException], str] | None]:
+    return [_errors(lambda: codec.encode_value(build())) for codec in (core.codec, other_codec)]
+
+
+CHANGED = (
+    "value changed while it was being encoded: user code that encoding runs (a tzinfo's "
+    "utcoffset(), a subclass's method) added or removed items of a list or dict inside it; "
+    "pass a value that nothing modifies meanwhile"
+)
+
+
+def test_user_code_mutating_a_list_mid_encode_is_refused(
+    core: types.SimpleNamespace, other_codec: types.ModuleType
+) -> None:
+    def meddling(change: Callable[[list[Any]], None]) -> Callable[[], list[Any]]:
+        def build() -> list[Any]:
+            victim: list[Any] = []
+            done: list[bool] = []
+
+            class Meddler(dt.tzinfo):
+                def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+                    if not done:
+                        done.append(True)
+                        change(victim)
+                    return dt.timedelta(0)
+
+            victim.extend([dt.datetime(2024, 1, 1, tzinfo=Meddler()), "x" * 100, [1, 2, 3]])
+            return victim
+
+        return build
+
+    for change in (list.clear, lambda v: v.append(4), lambda v: v.pop(), lambda v: v.extend(range(50))):
+        outcomes = _mutation_outcomes(core, other_codec, meddling(change))
+        assert outcomes == [(UnencodableError, CHANGED)] * 2
+
+
+def test_user_code_mutating_a_dict_mid_encode_is_refused(
+    core: types.SimpleNamespace, other_codec: types.ModuleType
+) -> None:
+    def meddling(change: Callable[[dict[str, Any]], None]) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            victim: dict[str, Any] = {}
+            done: list[bool] = []
+
+            class Meddler(dt.tzinfo):
+                def utcoffset(self, when: dt.datetime | None) -> dt.timedelta:
+                    if not done:
+                        done.append(True)
+                        change(victim)
+                    return dt.timedelta(0)
+
+            victim.update(when=dt.datetime(2024, 1, 1, tzinfo=Meddler()), other=1, last="x")
+            return victim
+
+        return build
+
+    for change in (dict.clear, lambda d: d.pop("last"), lambda d: d.update(added=1)):
+        outcomes = _mutation_outcomes(core, other_codec, meddling(change))
+        assert outcomes == [(UnencodableError, CHANGED)] * 2
+
+
+class _OwnHashStr(str):
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class _OwnHashInt(int):
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class _OwnHashBytes(bytes):
+    def __hash__(self) -> int:
+        return id(self)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({_OwnHashStr("a"): 1, "a": 2}, "value has two keys equal to 'a' once converted"),
+        ({"a": 1, _OwnHashStr("a"): 2}, "value has two keys equal to 'a' once converted"),
+        ({_OwnHashStr("a"): 1, _OwnHashStr("a"): 2}, "value has two keys equal to 'a'"),
+        ({_OwnHashInt(1): "x", 1: "y"}, "value has two keys equal to 1 once converted"),
+        ({_OwnHashInt(1): "x", True: "y"}, "value has two keys equal to True once converted"),
+        ({_OwnHashBytes(b"k"): 1, b"k": 2}, "value has two keys equal to b'k' once converted"),
+        ([0, {"b": {"a": 1, _OwnHashStr("a"): 2}}], "value[1]['b'] has two keys equal to 'a'"),
+    ],
+)
+def test_keys_that_collide_once_converted_are_refused(
+    core: types.SimpleNamespace, other_codec: types.ModuleType, value: Any, message: str
+) -> None:
+    outcomes = [_errors(lambda: codec.encode_value(value)) for codec in (core.codec, other_codec)]
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] is not None and outcomes[0][0] is UnencodableError
+    assert outcomes[0][1].startswith(message), outcomes[0][1]
+    assert outcomes[0][1].endswith("which would travel as one: make the keys distinct")
+
+
+def test_colliding_names_in_kwargs_and_meta_are_refused(
+    core: types.SimpleNamespace, other_codec: types.ModuleType
+) -> None:
+    for field, noun in (("kwargs", "keyword argument"), ("meta", "metadata")):
+        for codec in (core.codec, other_codec):
+            job = codec.JobRecord(**{**TYPICAL, field: {_OwnHashStr("a"): 1, "a": 2}})
+            with pytest.raises(UnencodableError, match=rf"^{noun} {field} has two keys equal to 'a'"):
+                codec.encode_job(job)
+
+
+def test_subclass_keys_that_do_not_collide_travel_alike(
+    core: types.SimpleNamespace, other_codec: types.ModuleType
+) -> None:
+    value = {_OwnHashStr("a"): 1, "b": 2, _OwnHashInt(3): 3, 4: 4, _OwnHashBytes(b"c"): 5, True: 6}
+    data = core.codec.encode_value(value)
+    assert data == other_codec.encode_value(value)
+    assert core.codec.decode_value(data) == {"a": 1, "b": 2, 3: 3, 4: 4, b"c": 5, True: 6}
 
 
 # -- size limits -----------------------------------------------------------------
@@ -1001,6 +1182,30 @@ def test_encode_size_limit(core: types.SimpleNamespace) -> None:
     with pytest.raises(PayloadTooLargeError, match=r"^value payload is 4 bytes, over the limit of 3 bytes"):
         codec.encode_value("abc", max_size=3)
     assert codec.encode_value("ab", max_size=3) == b"\xa2ab"
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [2**63 - 1, 2**63, 2**64, 10**30, 0, -1, -(2**63), -(2**63) - 1, -(10**30), True, "1", 1.5, None],
+)
+def test_any_max_size_has_the_same_outcome_in_both_twins(
+    core: types.SimpleNamespace, other_codec: types.ModuleType, limit: Any
+) -> None:
+    outcomes = []
+    for codec in (core.codec, other_codec):
+        job = codec.JobRecord(**TYPICAL)
+        data = codec.encode_job(job)
+        outcomes.append([
+            _errors(lambda: codec.encode_job(job, max_size=limit)),
+            _errors(lambda: codec.encode_value([1, 2], max_size=limit)),
+            _errors(lambda: codec.decode_job(data, max_size=limit)),
+            _errors(lambda: codec.decode_value(bytearray(b"\x01"), max_size=limit)),
+        ])  # fmt: skip
+    assert outcomes[0] == outcomes[1]
+    if isinstance(limit, int) and limit >= 2**63 - 1:  # larger than any payload: no limit
+        assert outcomes[0] == [None] * 4
+        job = core.codec.JobRecord(**TYPICAL)
+        assert core.codec.decode_job(core.codec.encode_job(job, max_size=limit), max_size=limit) == job
 
 
 def test_decode_size_limit(core: types.SimpleNamespace) -> None:
@@ -1102,6 +1307,35 @@ def test_wrong_shape(core: types.SimpleNamespace, obj: Any, message: str) -> Non
         ({"f12": [1, 1.0, 2.0, 3.0, "x"]}, "job field 'backoff[0]' must be a str, got int 1"),
         ({"f12": ["e", 1.0, "2", 3.0, "x"]}, "job field 'backoff[2]' must be a float, got str '2'"),
         ({"f12": ["e", 1.0, 2.0, 3.0, None]}, "job field 'backoff[4]' must be a str, got nil"),
+        ({"f7": -1}, "job field 'attempt' must be an int >= 0, got int -1"),
+        ({"f7": I64_MIN}, f"job field 'attempt' must be an int >= 0, got int {I64_MIN}"),
+        ({"f8": 0}, "job field 'max_attempts' must be an int >= 1, got int 0"),
+        ({"f8": -5}, "job field 'max_attempts' must be an int >= 1, got int -5"),
+        ({"f12": ["exponential", math.nan, 2.0, 3.0, "full"]},
+         "job field 'backoff' is not a valid backoff: Backoff base must be a finite number >= 0, "
+         "got nan"),
+        ({"f12": ["fixed", -1.0, 0.0, 3.0, "none"]},
+         "job field 'backoff' is not a valid backoff: Backoff base must be a finite number >= 0, "
+         "got -1.0"),
+        ({"f12": ["cubic", 1.0, 2.0, 3.0, "none"]},
+         "job field 'backoff' is not a valid backoff: Backoff kind must be one of 'fixed', "
+         "'linear', 'exponential', got 'cubic'"),
+        ({"f12": ["fixed", 1.0, 0.0, 3.0, "half"]},
+         "job field 'backoff' is not a valid backoff: Backoff jitter must be one of"),
+        ({"f12": ["exponential", 1.0, 0.5, 3.0, "none"]},
+         "job field 'backoff' is not a valid backoff: Backoff factor must be a finite number >= 1 "
+         "for exponential backoff, got 0.5"),
+        ({"f12": ["linear", 1.0, math.inf, 3.0, "none"]},
+         "job field 'backoff' is not a valid backoff: Backoff factor must be a finite number >= 0, "
+         "got inf"),
+        ({"f12": ["linear", 5.0, 1.0, 3.0, "none"]},
+         "job field 'backoff' is not a valid backoff: Backoff cap must be a finite number >= base"),
+        ({"f12": ["exponential", 0.0, 2.0, 3.0, "none"]},
+         "job field 'backoff' is not a valid backoff: Backoff base must be a finite number > 0 "
+         "for exponential backoff, got 0.0"),
+        ({"f12": ["fixed", 0, 0, 0, "decorrelated"]},
+         "job field 'backoff' is not a valid backoff: Backoff base must be a finite number > 0 "
+         "for decorrelated jitter, got 0.0"),
         ({"f13": 5}, "job field 'unique_key' must be nil or a str, got int 5"),
         ({"f14": "p"}, "job field 'parents' must be an array of str, got str 'p'"),
         ({"f14": ["p", 2]}, "job field 'parents[1]' must be a str, got int 2"),
@@ -1109,16 +1343,28 @@ def test_wrong_shape(core: types.SimpleNamespace, obj: Any, message: str) -> Non
         ({"f15": {None: 1}}, "job field 'meta' has a key of type nil: metadata keys must be str"),
     ],
 )
-def test_wrong_field_types(core: types.SimpleNamespace, changes: dict[str, Any], message: str) -> None:
-    assert _corrupt(core, msgpack.packb(_packed_job(**changes))).startswith(message)
+def test_wrong_field_types(
+    core: types.SimpleNamespace, other_codec: types.ModuleType, changes: dict[str, Any], message: str
+) -> None:
+    data = msgpack.packb(_packed_job(**changes))
+    assert _corrupt(core, data).startswith(message)
+    assert _errors(lambda: core.codec.decode_job(data)) == _errors(lambda: other_codec.decode_job(data))
+
+
+def test_decoded_retry_fields_are_what_the_retry_code_takes(core: types.SimpleNamespace) -> None:
+    # What decode_job lets through, decide_retry and Backoff.from_spec accept.
+    data = msgpack.packb(_packed_job(f7=0, f8=1, f12=["exponential", 1e-300, 1.0, 1e-300, "decorrelated"]))
+    job = core.codec.decode_job(data)
+    backoff = core.states.Backoff.from_spec(job.backoff)
+    assert core.states.decide_retry(job.attempt + 1, job.max_attempts, 0.0, backoff) == (core.states.DEAD, 0.0)
 
 
 def test_lenient_number_forms_are_accepted(core: types.SimpleNamespace) -> None:
     # Another producer may write whole numbers as ints, or floats as float 32.
-    data = msgpack.packb(_packed_job(f9=5, f10=2**64 - 1, f11=30, f12=["e", 1, 2, 3, "x"]))
+    data = msgpack.packb(_packed_job(f9=5, f10=2**64 - 1, f11=30, f12=["linear", 1, 2, 3, "none"]))
     job = core.codec.decode_job(data)
     assert same(job.run_at, 5.0) and same(job.enqueued_at, float(2**64 - 1))
-    assert same(job.timeout, 30.0) and same(job.backoff, ("e", 1.0, 2.0, 3.0, "x"))
+    assert same(job.timeout, 30.0) and same(job.backoff, ("linear", 1.0, 2.0, 3.0, "none"))
     single = msgpack.packb(_packed_job(f9=0.5, f4=[0.25]), use_single_float=True)
     job = core.codec.decode_job(single)
     assert same(job.run_at, 0.5) and same(job.args, (0.25,))
@@ -1130,7 +1376,7 @@ def test_lenient_number_forms_are_accepted(core: types.SimpleNamespace) -> None:
         (b"", "job bytes are empty"),
         (b"\xc1", "job bytes are not msgpack (a reserved or unknown type byte)"),
         (b"\xa2\xff\xfe", "job bytes hold a str that is not valid UTF-8 (invalid start byte)"),
-        (b"\x91" * 5000 + b"\x01", "job bytes are nested too deeply to be msgpack this codec wrote"),
+        (b"\x91" * 5000 + b"\x01", "job bytes are nested deeper than 100 levels, which this codec never writes"),
         (b"\x81\x91\x01\x02", "job bytes hold a map whose key is an array or a map"),
         (b"\xdd\xff\xff\xff\xff", "job bytes are truncated: the msgpack value ends before the data does"),
         (b"\xc5\x01\x00ab", "job bytes are truncated: the msgpack value ends before the data does"),

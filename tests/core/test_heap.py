@@ -34,6 +34,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.conftest import import_compiled
+
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
 
@@ -795,11 +797,9 @@ def test_random_batches_match_the_model(
 
 
 def _other_heap_module(core: types.SimpleNamespace) -> types.ModuleType:
-    name = "fastjobs._core._heap_py" if core.kind == "compiled" else "fastjobs._core._heap_c"
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        pytest.skip(f"{name} is not importable ({exc}); build it to compare the twins")
+    if core.kind == "compiled":
+        return importlib.import_module("fastjobs._core._heap_py")
+    return import_compiled("heap")
 
 
 class Odd:

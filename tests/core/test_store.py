@@ -4,6 +4,7 @@ one is invisible to the cyclic GC."""
 from __future__ import annotations
 
 import gc
+import importlib.machinery
 import types
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastjobs.backends.base import NewJob
+from tests.conftest import import_compiled
 
 FIELDS = (
     "id", "queue", "state", "priority", "attempt", "max_attempts", "token", "body", "result",
@@ -20,6 +22,15 @@ FIELDS = (
 
 def values(slot: object) -> dict[str, object]:
     return {name: getattr(slot, name) for name in FIELDS}
+
+
+def test_compiled_module_is_really_compiled(core: types.SimpleNamespace) -> None:
+    if core.kind == "compiled":
+        assert core.store.__file__.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), core.store.__file__
+        assert core.store.__name__ == "fastjobs._core._store_c"
+    else:
+        assert core.store.__file__.endswith(".py")
+        assert core.store.__name__ == "fastjobs._core._store_py"
 
 
 @given(
@@ -53,13 +64,13 @@ def test_fields_are_writable(core: types.SimpleNamespace) -> None:
 def test_twins_agree() -> None:
     from fastjobs._core import _store_py
 
-    compiled = pytest.importorskip("fastjobs._core._store_c")
+    compiled = import_compiled("store")
     for new in [("a", "q", 3, 0.0, 2, b"x", None), ("b", "r", -1, 2.5, 9, b"", "k")]:
         assert values(compiled.JobSlot(new, 10.0)) == values(_store_py.JobSlot(new, 10.0))
 
 
 def test_compiled_record_is_not_tracked_by_the_gc() -> None:
-    compiled = pytest.importorskip("fastjobs._core._store_c")
+    compiled = import_compiled("store")
     slot = compiled.JobSlot(("a", "q", 0, 0.0, 1, b"", None), 1.0)
     slot.errors = [b"e"]
     assert not gc.is_tracked(slot)
