@@ -73,6 +73,7 @@ import logging
 import os
 import operator
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Sequence
 
@@ -108,6 +109,9 @@ log = logging.getLogger("fastjobs.redis")
 _FINISHED_KEY = {SUCCEEDED: "succeeded", DEAD: "dead", CANCELLED: "cancelled"}
 _CHUNK = 1000
 """Entries a cleanup or purge call handles per set, so one call never blocks Redis long."""
+_REGISTRY_REFRESH = 30.0
+"""Seconds a Cluster client trusts that a queue is in the registry before adding it again: a
+registry lost with its node (restarted empty, failed over before replication) heals within that."""
 _UNBLOCK_EARLY = 0.005
 """A poll-length wait ends this much early, so the worker's own timeout never has to cancel it."""
 _pack = msgpack.Packer(use_bin_type=False).pack
@@ -338,6 +342,8 @@ class RedisBackend(Backend):
         self._registry = f"{prefix}:queues".encode()
         self._keys: dict[str, _QueueKeys] = {}
         self._claim_keys: dict[tuple[str, ...], tuple[tuple[bytes, ...], list[str]]] = {}
+        self._registered: dict[str, float] = {}
+        """Cluster: queue -> monotonic time this instance last added it to the registry."""
         self._claimed: dict[str, str] = {}
         """Job id -> queue of the jobs this instance claimed and has not acked: acks need no lookup."""
         self._result_ttl = options.result_ttl
@@ -527,13 +533,24 @@ class RedisBackend(Backend):
                     for k in range(0, len(reply), 3):
                         ids[indexes[reply[k + 1] - 1]] = reply[k + 2].decode()
 
-                await asyncio.gather(client.sadd(self._registry, *groups), *(one(q, ix) for q, ix in groups.items()))
+                await asyncio.gather(self._register(client, groups), *(one(q, ix) for q, ix in groups.items()))
         except ResponseError as exc:
             message = str(exc)
             if message.startswith("FJDUPLICATE"):
                 raise ValueError(f"job id {message.split(' ', 2)[1]!r} already exists") from None
             raise
         return ids
+
+    async def _register(self, client: Any, queues: Sequence[str]) -> None:
+        """Cluster: add queues to the registry, unless done lately. Every enqueue would otherwise
+        send one more command to the single node holding the registry."""
+        now = time.monotonic()
+        registered = self._registered
+        stale = [q for q in queues if q not in registered or now - registered[q] >= _REGISTRY_REFRESH]
+        if stale:
+            # Remembered only once it succeeded: after a failure the next enqueue sends it again.
+            await client.sadd(self._registry, *stale)
+            registered.update(dict.fromkeys(stale, now))
 
     def _claim_group(self, queues: Sequence[str]) -> tuple[tuple[bytes, ...], list[str]]:
         key = tuple(queues)
@@ -553,39 +570,45 @@ class RedisBackend(Backend):
         if n <= 0 or not queues:
             return []
         script = SCRIPTS["claim"]
-        args = (n, lease, self._dead_ttl)
         claims: list[Claim] = []
-        claimed = self._claimed
         if not self.cluster or len(queues) == 1:
             keys, names = self._claim_group(queues)
-            reply = await self._eval(script, keys, args)
-            if not reply:
-                return claims
-            groups = len(names)
-            if groups == 1:
-                if len(reply) > 1:
-                    ids = list(map(bytes.decode, reply[1::4]))
-                    claims = list(map(_new_claim, zip(ids, reply[2::4], reply[3::4], reply[4::4])))
-                    claimed.update(dict.fromkeys(ids, names[0]))
-                return claims
-            i = groups
-            for queue, count in zip(names, reply[:groups]):
+            # Again only when the script stopped at its budget of skipped
+            # leftovers (see claim-11.lua): each call gets through that many.
+            while await self._claim_once(script, keys, names, n - len(claims), lease, claims) and len(claims) < n:
+                pass
+            return claims
+        # Cluster, several queues: one call per queue (one slot each), in order.
+        for queue in queues:
+            keys = self._queue(queue).claim
+            while await self._claim_once(script, keys, [queue], n - len(claims), lease, claims) and len(claims) < n:
+                pass
+            if len(claims) >= n:
+                break
+        return claims
+
+    async def _claim_once(
+        self, script: Script, keys: Sequence[bytes], names: list[str], n: int, lease: float, claims: list[Claim]
+    ) -> bool:
+        """One claim call: its jobs appended to ``claims``; True if it stopped early (call again)."""
+        reply = await self._eval(script, keys, (n, lease, self._dead_ttl))
+        claimed = self._claimed
+        groups = len(names)
+        start = 1 + groups
+        if groups == 1:
+            if len(reply) > start:
+                ids = list(map(bytes.decode, reply[start::4]))
+                claims += map(_new_claim, zip(ids, reply[start + 1 :: 4], reply[start + 2 :: 4], reply[start + 3 :: 4]))
+                claimed.update(dict.fromkeys(ids, names[0]))
+        else:
+            i = start
+            for queue, count in zip(names, reply[1:start]):
                 end = i + 4 * count
                 ids = list(map(bytes.decode, reply[i:end:4]))
                 claims += map(_new_claim, zip(ids, reply[i + 1 : end : 4], reply[i + 2 : end : 4], reply[i + 3 : end : 4]))
                 claimed.update(dict.fromkeys(ids, queue))
                 i = end
-            return claims
-        # Cluster, several queues: one call per queue (one slot each), in order.
-        for queue in queues:
-            keys = self._queue(queue).claim
-            reply = await self._eval(script, keys, (n - len(claims), lease, self._dead_ttl))
-            ids = list(map(bytes.decode, reply[1::4]))
-            claims += map(_new_claim, zip(ids, reply[2::4], reply[3::4], reply[4::4]))
-            claimed.update(dict.fromkeys(ids, queue))
-            if len(claims) >= n:
-                break
-        return claims
+        return reply[0] == 1
 
     async def _locate(self, job_ids: Sequence[str]) -> dict[str, str]:
         """Find the queues of jobs this instance did not claim (one round trip outside Cluster)."""

@@ -276,10 +276,14 @@ end
 -- Dead-letter a job whose stored data is unusable (record missing or
 -- unreadable, body missing), with a reason a person can read in the
 -- dead-letter queue. `dead_keep` false: dead jobs are not kept (dead_ttl 0).
-local function dead_letter_bad(base, id, dead, reason, fields, now, nows, dead_keep)
+-- A readable record names the job's unique key, released like any dead
+-- job's (else enqueue would answer this dead job's id for that key forever);
+-- without one the key, if any, is unknown.
+local function dead_letter_bad(base, id, dead, unique, reason, fields, now, nows, dead_keep)
   local a, m, t, p, s, e, n, u = '0', '0', '0', '0', '', nows, '', ''
   if fields then
     a, m, t, p, s, e, n, u = fields[2], fields[3], fields[4], fields[5], fields[6], fields[7], fields[11], fields[16]
+    release_unique(unique, u, id)
   end
   local ek = base .. 'e:' .. id
   local t_ek = redis.call('TYPE', ek)['ok']

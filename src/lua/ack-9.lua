@@ -18,6 +18,8 @@
       {id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil, delay (seconds)}
 
   Returns: a flat array of 1 (applied) / 0 (stale), one per ack, group by group.
+    A job named again in the same group after an ack of it applied is answered
+    0 (the records are read once, up front: a repeat would apply twice).
 ]]
 -- @include _common
 
@@ -43,14 +45,23 @@ for g = 1, math.floor(#KEYS / GROUP) do
   local writes, doomed, released = {}, {}, {}
   local pusher = ready_pusher(prio, base)
   local requeued, retry_add, succeeded_add, dead_add = 0, {}, {}, {}
+  local seen = {}
   for i = 1, c do
     local ack = acks[i]
     local id, token, kind, payload = ack[1], ack[2], ack[3], ack[4]
     local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(records[i])
-    if st ~= ACTIVE or tonumber(t) ~= token then
+    if seen[id] then
+      out[#out + 1] = 0
+    elseif st ~= ACTIVE or tonumber(t) ~= token then
       -- Stale, unless this very call applied it before (lost reply, retried).
-      out[#out + 1] = (st and an == nonce and tonumber(t) == token) and 1 or 0
+      if st and an == nonce and tonumber(t) == token then
+        seen[id] = true
+        out[#out + 1] = 1
+      else
+        out[#out + 1] = 0
+      end
     else
+      seen[id] = true
       out[#out + 1] = 1
       released[lb] = (released[lb] or 0) + 1
       if kind == 0 then

@@ -14,12 +14,18 @@
     2 lease: seconds from now until the leases expire
     3 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
 
-  Returns: a flat array: first one count per group (jobs leased from that
-    queue), then {id, token, attempt, body} per job, in claim order. Each claim
-    increments the job's attempt and token.
-    Jobs whose stored data is unusable (record missing or unreadable, body
-    missing) are not returned: they are dead-lettered here with a
-    CorruptJobError reason.
+  Returns: a flat array: first `more`, then one count per group (jobs leased
+    from that queue), then {id, token, attempt, body} per job, in claim order.
+    Each claim increments the job's attempt and token. `more` is 1 when the
+    call stopped at its budget of skipped entries (below) with fewer than n
+    jobs and ready entries possibly left: call again for the rest. Else 0.
+    Ready entries that lead to no job are skipped, and the next ones taken in
+    their place: leftovers of cancelled jobs, entries for a job already active
+    or finished, a job named twice. Jobs whose stored data is unusable (record
+    missing or unreadable, body missing) are not returned either: they are
+    dead-lettered here with a CorruptJobError reason. At most
+    MAINTENANCE_LIMIT entries are skipped per call, so one call never blocks
+    Redis long behind a pile of leftovers (`more` then says so).
 ]]
 -- @include _common
 
@@ -32,11 +38,11 @@ local nows = fmt_time(now)
 local deadline = fmt_time(now + lease)
 
 local groups = math.floor(#KEYS / GROUP)
-local out = {}
-for g = 1, groups do out[g] = 0 end
-local got = 0
+local out = {0}
+for g = 1, groups do out[g + 1] = 0 end
+local got, skipped = 0, 0
 for g = 1, groups do
-  if got >= want then break end
+  if got >= want or skipped >= MAINTENANCE_LIMIT then break end
   local k = (g - 1) * GROUP
   local ready, prio, sched, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local leases, leasecount, dead, unique = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
@@ -47,53 +53,77 @@ for g = 1, groups do
   promote(ready, sched, base, now)
   promote(ready, retry, base, now)
 
-  local asked = want - got
-  local members = pop_ready(ready, prio, base, asked)
-  local ids, keys = {}, {}
-  for i = 1, #members do
-    local id = string.sub(members[i], 17)
-    ids[i] = id
-    keys[#keys + 1] = base .. 'j:' .. id
-    keys[#keys + 1] = base .. 'b:' .. id
-  end
-  local values = mget(keys)
-  local leased, writes = {}, {}
-  local batch = #ids > 0 and int_str(redis.call('INCR', seqkey)) or ''
-  for i = 1, #ids do
-    local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
-    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(rec)
-    if st ~= QUEUED and st ~= SCHEDULED and st ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
-      -- A cancelled job's leftover in a ready list: skip it.
-    elseif not st then
-      local reason = rec and 'the job record in Redis is unreadable' or 'the job record is missing from Redis'
-      dead_letter_bad(base, id, dead, reason, nil, now, nows, dead_keep)
-    elseif not body then
-      dead_letter_bad(base, id, dead, 'the job body is missing from Redis',
-        {st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u}, now, nows, dead_keep)
-    elseif st ~= ACTIVE and st ~= SUCCEEDED and st ~= DEAD and st ~= CANCELLED then
-      -- (A ready entry for a job that is active or finished is a leftover:
-      -- never lease a job twice.)
-      local attempt = (tonumber(a) or 0) + 1
-      local token = (tonumber(t) or 0) + 1
-      leased[#leased + 1] = id
-      writes[#writes + 1] = keys[2 * i - 1]
-      writes[#writes + 1] = record(ACTIVE, int_str(attempt), m, int_str(token), p, s, e, ra, nows, f, n, an, deadline, batch, x, u)
-      out[#out + 1] = id
-      out[#out + 1] = token
-      out[#out + 1] = attempt
-      out[#out + 1] = body
-      got = got + 1
-      out[g] = out[g] + 1
+  local leased, writes, seen = {}, {}, {}
+  local batch = ''
+  local drained = false
+  -- Each round asks for as many entries as jobs are still wanted: a skipped
+  -- entry is replaced by the next one, never left as a hole in the claim.
+  while got < want and skipped < MAINTENANCE_LIMIT do
+    local asked = math.min(want - got, MAINTENANCE_LIMIT - skipped)
+    local members = pop_ready(ready, prio, base, asked)
+    if #members < asked then drained = true end
+    local ids, keys = {}, {}
+    for i = 1, #members do
+      local id = string.sub(members[i], 17)
+      ids[i] = id
+      keys[#keys + 1] = base .. 'j:' .. id
+      keys[#keys + 1] = base .. 'b:' .. id
     end
+    local values = mget(keys)
+    for i = 1, #ids do
+      local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
+      local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(rec)
+      if st ~= QUEUED and st ~= SCHEDULED and st ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
+        -- A cancelled job's leftover in a ready list.
+        skipped = skipped + 1
+      elseif seen[id] then
+        -- Named twice (a leftover beside its live entry): dealt with once. The
+        -- record read above may predate this call's own writes.
+        skipped = skipped + 1
+      elseif not st then
+        seen[id] = true
+        skipped = skipped + 1
+        local reason = rec and 'the job record in Redis is unreadable' or 'the job record is missing from Redis'
+        dead_letter_bad(base, id, dead, unique, reason, nil, now, nows, dead_keep)
+      elseif not body then
+        seen[id] = true
+        skipped = skipped + 1
+        dead_letter_bad(base, id, dead, unique, 'the job body is missing from Redis',
+          {st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u}, now, nows, dead_keep)
+      elseif st == ACTIVE or st == SUCCEEDED or st == DEAD or st == CANCELLED then
+        -- A ready entry for a job that is active or finished is a leftover:
+        -- never lease a job twice.
+        skipped = skipped + 1
+      else
+        seen[id] = true
+        if batch == '' then batch = int_str(redis.call('INCR', seqkey)) end
+        local attempt = (tonumber(a) or 0) + 1
+        local token = (tonumber(t) or 0) + 1
+        leased[#leased + 1] = id
+        writes[#writes + 1] = keys[2 * i - 1]
+        writes[#writes + 1] = record(ACTIVE, int_str(attempt), m, int_str(token), p, s, e, ra, nows, f, n, an, deadline, batch, x, u)
+        out[#out + 1] = id
+        out[#out + 1] = token
+        out[#out + 1] = attempt
+        out[#out + 1] = body
+        got = got + 1
+        out[g + 1] = out[g + 1] + 1
+      end
+    end
+    if drained then break end
   end
   if #leased > 0 then
     lease_open(leases, leasecount, base, batch, leased, deadline)
     call_chunked('MSET', nil, writes)
   end
-  if #members < asked then
+  if drained then
     -- Nothing is left ready: wake-up tokens left over from earlier enqueues
     -- would only cause spurious wake-ups.
     redis.call('DEL', wakekey)
+  elseif got < want then
+    -- Stopped at the skip budget: later queues wait for the next call, so
+    -- that queue order holds.
+    out[1] = 1
   end
 end
 return out

@@ -10,6 +10,8 @@
        lease runs from now)
 
   Returns: a flat array of 1 (extended) / 0 (stale), one per lease, group by group.
+    A job named again in the same group after a renewal of it applied is
+    answered 0 (a repeat would put it twice in the new batch).
 ]]
 -- @include _common
 
@@ -25,11 +27,12 @@ for g = 1, math.floor(#KEYS / GROUP) do
   for i = 1, #items do keys[i] = base .. 'j:' .. items[i][1] end
   local records = mget(keys)
   -- One new batch per distinct lease length (usually one).
-  local batches, writes, released = {}, {}, {}
+  local batches, writes, released, seen = {}, {}, {}, {}
   for i = 1, #items do
     local item = items[i]
     local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(records[i])
-    if st == ACTIVE and tonumber(t) == item[2] then
+    if st == ACTIVE and tonumber(t) == item[2] and not seen[item[1]] then
+      seen[item[1]] = true
       local nb = batches[item[3]]
       if not nb then
         nb = {id = int_str(redis.call('INCR', seqkey)), deadline = fmt_time(now + item[3]), ids = {}}

@@ -1,7 +1,10 @@
 """No busy polling: idle workers block on Redis and wake at once on an enqueue or a due time.
 
-Latencies are measured and printed (run with -s to see them) but asserted only
-loosely, so a busy machine cannot make these tests flaky.
+Latencies are measured and printed (run with -s to see them). The bounds are the
+targets (an idle wake-up in well under 20 ms, a delayed job started within 100 ms
+of its due time) at the median, which a loaded 2-core CI box still meets with
+room to spare (about 1 and 2 ms measured idle); single samples only have to beat
+a poll.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ async def test_idle_worker_wakes_on_enqueue_and_on_due_time(redis_url: str) -> N
     late = sorted((started[k] - t) * 1000 for k, t in due.items())
     print(f"\nidle wake-up ms: p50 {statistics.median(wake):.2f} max {wake[-1]:.2f}; "
           f"delayed start after due ms: p50 {statistics.median(late):.2f} max {late[-1]:.2f}")
-    assert statistics.median(wake) < 1000  # poll_interval is 5 s: this is a wake-up, not a poll
+    assert statistics.median(wake) < 20, wake  # poll_interval is 5 s: this is a wake-up, not a poll
+    assert statistics.median(late) < 100, late
     assert all(-20 < ms < 1000 for ms in late), late  # never early (20 ms of clock slack), never a poll late
 
 
