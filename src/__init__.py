@@ -19,6 +19,7 @@ from .errors import (
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
+    DuplicateJobError,
     Fail,
     FastjobsError,
     InvalidOptionError,
@@ -38,7 +39,7 @@ from .worker import Worker
 
 __all__ = [
     "App", "AttemptError", "BackendUnavailableError", "Backoff", "Call", "ConfigurationError",
-    "CorruptJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
+    "CorruptJobError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
     "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
     "LeaseExpiredError", "Linear", "PayloadTooLargeError", "Retry", "Task", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerShutdown", "__version__", "core_implementation",

@@ -25,6 +25,24 @@ class ConfigurationError(FastjobsError, ValueError):
     """The App, backend URL or worker settings are unusable; the message says how to fix them."""
 
 
+class DuplicateJobError(FastjobsError, ValueError):
+    """A job with this id already exists (ids are unique until cleanup removes the finished job).
+
+    Example:
+        >>> await task.options(job_id="order-42").enqueue()  # doctest: +SKIP
+        >>> await task.options(job_id="order-42").enqueue()  # doctest: +SKIP
+        Traceback (most recent call last):
+        fastjobs.errors.DuplicateJobError: job id 'order-42' already exists: ...
+    """
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"job id {job_id!r} already exists: give each job its own job_id, "
+            "or leave job_id out to get a fresh one (use unique_key= to deduplicate)"
+        )
+        self.job_id = job_id
+
+
 class BackendUnavailableError(FastjobsError, ConnectionError):
     """The backend cannot be reached, or its client library is not installed."""
 

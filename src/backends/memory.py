@@ -37,7 +37,7 @@ from .._core import (
     JobSlot,
     PriorityIndex,
 )
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DuplicateJobError
 from ..job import lease_expired_error
 from .base import Ack, AckKind, Backend, BackendOptions, Claim, NewJob, StoredJob
 
@@ -149,7 +149,7 @@ class MemoryBackend(Backend):
             # Validate the whole batch before storing any of it: all or nothing.
             if len(set(ids)) != len(ids) or not store.keys().isdisjoint(ids):
                 taken = next(i for i in ids if i in store or ids.count(i) > 1)
-                raise ValueError(f"job id {taken!r} already exists")
+                raise DuplicateJobError(taken)
             now = time.time()
             unique = self._unique
             staged: dict[tuple[str, str], str] = {}
@@ -275,13 +275,16 @@ class MemoryBackend(Backend):
 
     async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
         applied: list[bool] = []
+        renewed: set[str] = set()
         with self._lock:
             now = time.time()
             for job_id, token, seconds in leases:
                 job = self._active.get(job_id)
-                if job is None or job.token != token:
+                # A repeat within one batch is reported stale, as on every backend.
+                if job is None or job.token != token or job_id in renewed:
                     applied.append(False)
                     continue
+                renewed.add(job_id)
                 job.lease_until = now + seconds
                 applied.append(True)
         return applied

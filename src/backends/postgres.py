@@ -55,7 +55,7 @@ import asyncpg  # type: ignore[import-untyped]
 import asyncpg.pool  # type: ignore[import-untyped]
 
 from .._core import DEAD, STATE_NAMES, SUCCEEDED, CANCELLED
-from ..errors import BackendUnavailableError, ConfigurationError
+from ..errors import BackendUnavailableError, ConfigurationError, DuplicateJobError
 from ..job import lease_expired_error
 from .base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
 
@@ -582,7 +582,7 @@ class PostgresBackend(Backend):
         ids = [j.id for j in jobs]
         if len(set(ids)) != len(ids):
             taken = next(i for i in ids if ids.count(i) > 1)
-            raise ValueError(f"job id {taken!r} appears more than once in this batch")
+            raise DuplicateJobError(taken)
         if all(j.unique_key is None for j in jobs):
             await self._enqueue(
                 connection, self._q["enqueue"], ids, [j.queue for j in jobs], [j.priority for j in jobs],
@@ -610,7 +610,9 @@ class PostgresBackend(Backend):
             return rows
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name in ("jobs_pkey", "finished_jobs_pkey"):
-                raise ValueError(f"a job with one of these ids already exists: {exc.message}") from exc
+                # "Key (id)=(x) already exists." from the index, or refuse_finished_id's message.
+                found = re.search(r"\(id\)=\((.*)\)", exc.detail or "") or re.search(r"job id '(.*)' already", exc.message)
+                raise DuplicateJobError(found[1] if found else "?") from exc
             raise
 
     async def _enqueue_unique(self, connection: Any, jobs: list[NewJob]) -> list[str]:

@@ -100,7 +100,7 @@ from .._core import (
     STATE_NAMES,
     SUCCEEDED,
 )
-from ..errors import BackendUnavailableError, ConfigurationError
+from ..errors import BackendUnavailableError, ConfigurationError, DuplicateJobError
 from .base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
 
 log = logging.getLogger("fastjobs.redis")
@@ -537,7 +537,7 @@ class RedisBackend(Backend):
         except ResponseError as exc:
             message = str(exc)
             if message.startswith("FJDUPLICATE"):
-                raise ValueError(f"job id {message.split(' ', 2)[1]!r} already exists") from None
+                raise DuplicateJobError(message.split(' ', 2)[1]) from None
             raise
         return ids
 

@@ -367,14 +367,9 @@ async def test_a_repeated_ack_in_one_batch_applies_once(backend: Backend) -> Non
     assert await backend.ack_many([Ack(again.id, again.token, AckKind.SUCCEED)]) == [True]
 
 
-async def test_a_repeated_renewal_in_one_batch_applies_once(
-    backend: Backend, backend_kind: str, request: pytest.FixtureRequest
-) -> None:
+async def test_a_repeated_renewal_in_one_batch_applies_once(backend: Backend) -> None:
     # Renewed twice in one call, a job is still leased once and comes back
     # once, and the job it was claimed with comes back too.
-    if backend_kind == "memory":
-        # strict: this fails as soon as the memory backend answers a repeat False.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="MemoryBackend.renew answers True to each repeat"))
     a, b = job(), job()
     await backend.enqueue_many([a, b])
     ca, cb = await backend.claim(["q"], 2, 0.4)
@@ -392,3 +387,18 @@ async def test_a_claim_is_not_cut_short_by_cancelled_jobs_ahead(backend: Backend
     for j in jobs[:3]:
         assert await backend.cancel(j.id) is True
     assert await claim_ids(backend, ["q"], 2) == [jobs[3].id, jobs[4].id]
+
+
+async def test_a_taken_job_id_is_refused_with_a_typed_error_and_nothing_is_stored(backend: Backend) -> None:
+    import fastjobs
+
+    first = job()
+    await backend.enqueue_many([first])
+    fresh = job()
+    with pytest.raises(fastjobs.DuplicateJobError, match=f"job id '{first.id}' already exists"):
+        await backend.enqueue_many([fresh, job()._replace(id=first.id)])
+    assert await backend.get(fresh.id) is None  # all or nothing
+    (claim,) = await backend.claim(["q"], 10, LEASE)
+    assert await backend.ack_many([Ack(claim.id, claim.token, AckKind.SUCCEED)]) == [True]
+    with pytest.raises(fastjobs.DuplicateJobError, match=f"job id '{first.id}' already exists"):
+        await backend.enqueue_many([job()._replace(id=first.id)])  # finished, not yet cleaned up
