@@ -35,9 +35,10 @@ class DuplicateJobError(FastjobsError, ValueError):
         fastjobs.errors.DuplicateJobError: job id 'order-42' already exists: ...
     """
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, *, in_batch: bool = False) -> None:
+        what = "appears more than once in this batch" if in_batch else "already exists"
         super().__init__(
-            f"job id {job_id!r} already exists: give each job its own job_id, "
+            f"job id {job_id!r} {what}: give each job its own job_id, "
             "or leave job_id out to get a fresh one (use unique_key= to deduplicate)"
         )
         self.job_id = job_id

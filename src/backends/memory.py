@@ -149,7 +149,7 @@ class MemoryBackend(Backend):
             # Validate the whole batch before storing any of it: all or nothing.
             if len(set(ids)) != len(ids) or not store.keys().isdisjoint(ids):
                 taken = next(i for i in ids if i in store or ids.count(i) > 1)
-                raise DuplicateJobError(taken)
+                raise DuplicateJobError(taken, in_batch=taken not in store)
             now = time.time()
             unique = self._unique
             staged: dict[tuple[str, str], str] = {}

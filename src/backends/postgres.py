@@ -582,7 +582,7 @@ class PostgresBackend(Backend):
         ids = [j.id for j in jobs]
         if len(set(ids)) != len(ids):
             taken = next(i for i in ids if ids.count(i) > 1)
-            raise DuplicateJobError(taken)
+            raise DuplicateJobError(taken, in_batch=True)
         if all(j.unique_key is None for j in jobs):
             await self._enqueue(
                 connection, self._q["enqueue"], ids, [j.queue for j in jobs], [j.priority for j in jobs],
