@@ -36,6 +36,7 @@ from ._core import (
 from .backends import Backend, BackendOptions, NewJob, backend_class, redact_url
 from .errors import ConfigurationError, InvalidOptionError, JobFailedError
 from .job import JobInfo, new_job_ids
+from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -456,6 +457,8 @@ class App:
         )
         self._backend_extra = backend_options
         self.tasks: dict[str, Task[..., Any]] = {}
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic tasks by name: what :meth:`periodic` registered."""
         self._shared: Backend | None = None
         self._shared_lock = threading.Lock()
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
@@ -530,6 +533,54 @@ class App:
             return task
 
         return register if fn is None else register(fn)
+
+    def periodic(
+        self,
+        schedule: str | float | _dt.timedelta,
+        *,
+        tz: str | None = None,
+        misfire_grace: float = DEFAULT_MISFIRE_GRACE,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        max_attempts: int = 3,
+        backoff: Backoff | None = _UNSET,
+        timeout: float | None = None,
+        lease: float | None = None,
+    ) -> Callable[[Callable[[], R]], Task[[], R]]:
+        """Register a task that runs on a schedule: a cron expression or an interval in seconds.
+
+        Every running worker of this App enqueues each due tick with the same
+        job id, so each tick runs once however many workers there are. Ticks
+        missed while no worker ran are skipped, except the latest one if it is
+        at most ``misfire_grace`` seconds old (see :mod:`fastjobs.periodic`).
+        The other arguments are those of :meth:`task`.
+
+        Example:
+            >>> app = fastjobs.App()
+            >>> @app.periodic("0 8 * * mon-fri", tz="Europe/Paris")  # doctest: +SKIP
+            ... async def morning_report() -> None: ...
+            >>> @app.periodic(30.0)
+            ... def heartbeat() -> None: ...
+        """
+        plan = Schedule(schedule, tz, misfire_grace)
+        # A finished tick's job id must outlive the grace window, or a late worker
+        # could enqueue the same tick again once cleanup removed the first one.
+        if plan.misfire_grace >= min(self.options.result_ttl, self.options.dead_ttl):
+            raise ConfigurationError(
+                f"misfire_grace ({plan.misfire_grace} s) must be shorter than the App's result_ttl "
+                f"({self.options.result_ttl} s) and dead_ttl, so a finished tick is remembered while it could recur"
+            )
+
+        def register(func: Callable[[], R]) -> Task[[], R]:
+            task = self.task(
+                name=name, queue=queue, priority=priority, max_attempts=max_attempts, backoff=backoff,
+                timeout=timeout, lease=lease,
+            )(func)
+            self.schedules[task.name] = plan
+            return task
+
+        return register
 
     # -- backend access ------------------------------------------------------
 

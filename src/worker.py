@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import functools
 import hashlib
 import logging
@@ -50,8 +51,9 @@ from ._core import (
 from .app import validate_queue
 from .backends import redact_url
 from .backends.base import Ack, AckKind, Backend, Claim
-from .errors import ConfigurationError, Fail, InvalidOptionError, JobTimeoutError, Retry, UnknownTaskError
+from .errors import ConfigurationError, DuplicateJobError, Fail, InvalidOptionError, JobTimeoutError, Retry, UnknownTaskError
 from .job import error_record, exception_record
+from .periodic import tick_job_id
 
 if TYPE_CHECKING:
     from ._core import JobRecord
@@ -191,6 +193,8 @@ class Worker:
         poll_interval: longest idle wait between claims when no wake-up arrives.
         burst: stop once the queues are empty (like RQ's ``--burst``).
         handle_signals: install SIGTERM/SIGINT handlers (main thread only).
+        schedule: enqueue the due ticks of the App's periodic tasks (every
+            worker may: each tick is stored once, see :mod:`fastjobs.periodic`).
     """
 
     def __init__(
@@ -208,6 +212,7 @@ class Worker:
         poll_interval: float = 1.0,
         burst: bool = False,
         handle_signals: bool = True,
+        schedule: bool = True,
     ) -> None:
         if not app.tasks:
             raise ConfigurationError("this App has no tasks: register some with @app.task before starting a worker")
@@ -234,6 +239,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.burst = burst
         self.handle_signals = handle_signals
+        self.schedule = schedule
 
         self.succeeded = 0
         self.failed = 0
@@ -283,12 +289,15 @@ class Worker:
         signals = self._install_signals(loop)
         heartbeat = loop.create_task(self._heartbeat())
         maintenance = loop.create_task(self._maintenance())
+        scheduler = loop.create_task(self._scheduler()) if self.schedule and self.app.schedules else None
         log.info("worker started: queues=%s concurrency=%d backend=%s", ",".join(self.queues), self.concurrency, redact_url(backend.url))
         try:
             await self._claim_loop(backend)
         finally:
             heartbeat.cancel()
             maintenance.cancel()
+            if scheduler is not None:
+                scheduler.cancel()
             await self._shutdown()
             for sig in signals:
                 loop.remove_signal_handler(sig)
@@ -673,6 +682,38 @@ class Worker:
                     log.debug("cleanup removed %d finished jobs", removed)
             except Exception as exc:
                 log.warning("cleanup failed (%s: %s)", type(exc).__name__, exc)
+
+    async def _scheduler(self) -> None:
+        """Enqueue each periodic task's due tick; sleep until the next one falls."""
+        backend = self._backend
+        assert backend is not None
+        done: dict[str, float] = {}  # the last tick each schedule enqueued (or found taken, or skipped)
+        while True:
+            try:
+                now = await backend.now()  # the backend's clock, as for delays and leases
+                wake = now + 60.0
+                for name, plan in self.app.schedules.items():
+                    tick = plan.latest(now)
+                    if done.get(name) != tick:
+                        if now - tick <= plan.misfire_grace:
+                            await self._enqueue_tick(name, tick)
+                        else:
+                            log.debug("periodic %s: tick %s is %.0f s old; skipped", name, tick, now - tick)
+                        done[name] = tick
+                    wake = min(wake, plan.next_after(now))
+                delay = wake - now
+            except Exception as exc:
+                log.warning("periodic scheduling failed (%s: %s); retrying in 1 s", type(exc).__name__, exc)
+                delay = 1.0
+            await asyncio.sleep(max(0.0, delay))
+
+    async def _enqueue_tick(self, name: str, tick: float) -> None:
+        task = self.app.tasks[name]
+        try:
+            await self.app.enqueue_many([task.options(job_id=tick_job_id(name, tick)).call()])
+        except DuplicateJobError:
+            return  # another worker enqueued this tick first
+        log.info("periodic %s: enqueued the tick of %s", name, _dt.datetime.fromtimestamp(tick, _dt.timezone.utc).isoformat())
 
     # -- shutdown -----------------------------------------------------------------
 
