@@ -46,7 +46,26 @@ Rules every backend keeps:
   of the same queue with that key is scheduled, queued, retry-pending or active;
   ``enqueue_many`` returns the existing job's id in its place. Keys are scoped
   per queue because on Redis Cluster a queue is one hash slot, and an atomic
-  check across slots does not exist.
+  check across slots does not exist. With ``NewJob.unique_ttl > 0`` the key
+  stays held ``unique_ttl`` seconds (backend clock) after the job *succeeded*,
+  and ``enqueue_many`` returns the finished job's id in its place; a dead or
+  cancelled job releases its key at once (so a failed job can be re-enqueued).
+  After the window a new job may take the key. Atomic under concurrent
+  enqueues, like the rest of uniqueness.
+* **Paused queues.** :meth:`Backend.pause` stops ``claim`` from leasing jobs of
+  a queue; enqueues into it continue and its jobs stay queued, in order, until
+  :meth:`Backend.resume`. The paused set lives in the backend (shared by every
+  worker on it; per process for ``memory://``, whose store is per process
+  anyway). Pausing twice or resuming an unknown queue is a no-op. ``wait`` may
+  return spuriously for a paused queue (the worker's poll interval bounds any
+  loop); ``stats`` is unchanged. Queue names are data: parameters / ARGV,
+  never SQL text. On Redis, a queue's paused flag shares its hash tag.
+* **Progress.** :meth:`Backend.set_progress` stores opaque bytes (msgpack,
+  encoded by the App) on a job that is ``active`` with the given token, in one
+  round trip; otherwise it changes nothing and returns ``False``. ``get``
+  returns the latest progress in ``StoredJob.progress``; it stays after the job
+  finishes (succeeded, dead, cancelled) and is kept when the job is retried
+  (the next attempt may overwrite it).
 """
 
 from __future__ import annotations
@@ -68,6 +87,11 @@ class NewJob(NamedTuple):
     max_attempts: int
     body: bytes
     unique_key: str | None = None
+    unique_ttl: float = 0.0
+    """Seconds the ``unique_key`` stays held after the job succeeded (0 = released at once).
+
+    Build NewJob with all 8 fields when using ``tuple.__new__`` (it does not fill defaults).
+    """
 
 
 class Claim(NamedTuple):
@@ -129,6 +153,8 @@ class StoredJob:
     finished_at: float | None
     lease_until: float | None
     unique_key: str | None = None
+    progress: bytes | None = None
+    """The latest :meth:`Backend.set_progress` bytes (kept after finish and across retries), or None."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -236,3 +262,46 @@ class Backend(abc.ABC):
         Enqueues wake waiters at once (no busy polling); a delayed job wakes them
         when it falls due. Spurious wake-ups are allowed.
         """
+
+    # Not abstract yet so that backends implementing them in parallel keep
+    # importing; they become abstract once every backend implements them.
+
+    async def pause(self, queue: str) -> None:
+        """Stop ``claim`` from leasing jobs of ``queue``; enqueues into it continue.
+
+        Args:
+            queue: the queue name (validated by the App; treat it as data).
+
+        Returns None. Idempotent: pausing a paused queue keeps it paused. The
+        paused state is stored in the backend and shared by every worker on it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement pause() yet (issue 6)")
+
+    async def resume(self, queue: str) -> None:
+        """Let ``claim`` lease jobs of ``queue`` again, in their original order.
+
+        Args:
+            queue: the queue name.
+
+        Returns None. Resuming a queue that is not paused (or unknown) is a no-op.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement resume() yet (issue 6)")
+
+    async def paused(self) -> list[str]:
+        """The names of the paused queues, sorted."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement paused() yet (issue 6)")
+
+    async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
+        """Store ``progress`` on a job that is active with lease ``token``, in one round trip.
+
+        Args:
+            job_id: the job.
+            token: the lease token of the claim that reports progress.
+            progress: opaque bytes (the App encodes them with msgpack).
+
+        Returns True if stored; False, changing nothing, if the job is not
+        active with that token (stale, finished, cancelled, unknown). The value
+        is returned by :meth:`get` as ``StoredJob.progress``, stays after the
+        job finishes and is kept when it is retried.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement set_progress() yet (issue 6)")
