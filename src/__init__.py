@@ -33,15 +33,15 @@ from .errors import (
     UnknownTaskError,
     WorkerShutdown,
 )
-from .job import AttemptError, JobInfo, new_job_id
+from .job import AttemptError, Context, JobInfo, Progress, new_job_id
 from .worker import Worker
 
 
 __all__ = [
-    "App", "AttemptError", "BackendUnavailableError", "Backoff", "Call", "ConfigurationError",
+    "App", "AttemptError", "BackendUnavailableError", "Backoff", "Call", "ConfigurationError", "Context",
     "CorruptJobError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
     "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
-    "LeaseExpiredError", "Linear", "PayloadTooLargeError", "Retry", "Task", "UnencodableError",
+    "LeaseExpiredError", "Linear", "PayloadTooLargeError", "Progress", "Retry", "Task", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerShutdown", "__version__", "core_implementation",
     "new_job_id",
 ]

@@ -122,7 +122,7 @@ class Call(Generic[R]):
         >>> await app.enqueue_many([send_email.call("a@b.c"), resize.call("x.png")])  # doctest: +SKIP
     """
 
-    __slots__ = ("task", "args", "kwargs", "options", "delay", "job_id", "unique_key")
+    __slots__ = ("task", "args", "kwargs", "options", "delay", "job_id", "unique_key", "unique_ttl")
 
     def __init__(
         self,
@@ -133,6 +133,7 @@ class Call(Generic[R]):
         delay: float = 0.0,
         job_id: str | None = None,
         unique_key: str | None = None,
+        unique_ttl: float = 0.0,
     ) -> None:
         self.task = task
         self.args = args
@@ -141,6 +142,7 @@ class Call(Generic[R]):
         self.delay = delay
         self.job_id = job_id
         self.unique_key = unique_key
+        self.unique_ttl = unique_ttl
 
     def to_new_job(self, max_payload: int, job_id: str, now: float) -> NewJob:
         """Encode this call (raises UnencodableError / PayloadTooLargeError on bad arguments).
@@ -168,7 +170,9 @@ class Call(Generic[R]):
             max_payload,
         )
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of this call's cost).
-        return _new_tuple(NewJob, (job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key))
+        return _new_tuple(
+            NewJob, (job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key, self.unique_ttl)
+        )
 
 
 class JobHandle(Generic[R]):
@@ -271,11 +275,11 @@ class JobHandles(Sequence[JobHandle[Any]]):
 class _Configured(Generic[P, R]):
     """A task with per-call options applied: ``task.options(delay=30, priority=10)``."""
 
-    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_connection")
+    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_unique_ttl", "_connection")
 
     def __init__(
         self, task: Task[P, R], options: TaskOptions, delay: float, eta: _dt.datetime | None,
-        job_id: str | None, unique_key: str | None, connection: Any,
+        job_id: str | None, unique_key: str | None, unique_ttl: float, connection: Any,
     ) -> None:
         self._task = task
         self._options = options
@@ -283,13 +287,14 @@ class _Configured(Generic[P, R]):
         self._eta = eta
         self._job_id = job_id
         self._unique_key = unique_key
+        self._unique_ttl = unique_ttl
         self._connection = connection
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         delay = self._delay
         if self._eta is not None:  # turned into a delay per call, so a kept configuration stays on time
             delay = max(0.0, (self._eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
-        return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key)
+        return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key, self._unique_ttl)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         calls = [self.call(*args, **kwargs)]
@@ -314,11 +319,13 @@ class Task(Generic[P, R]):
         >>> resize.enqueue_sync("x.png")  # doctest: +SKIP
     """
 
-    def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions) -> None:
+    def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions, context: bool = False) -> None:
         self.app = app
         self.fn = fn
         self.name = name
         self.default_options = options
+        self.context = context
+        """Whether the handler takes a :class:`~fastjobs.Context` as its first argument."""
         self.is_async = inspect.iscoroutinefunction(fn)
         functools.update_wrapper(self, fn)
 
@@ -340,6 +347,7 @@ class Task(Generic[P, R]):
         timeout: float | None = _UNSET,
         job_id: str | None = None,
         unique_key: str | None = None,
+        unique_ttl: float | _dt.timedelta = 0.0,
         connection: Any = None,
     ) -> _Configured[P, R]:
         """Override options for one enqueue; ``delay`` (seconds) or ``eta`` (aware datetime) defers it.
@@ -347,8 +355,14 @@ class Task(Generic[P, R]):
         ``connection``: enqueue through your own asyncpg connection, inside your
         transaction (postgresql:// only): rolled back, the job never existed.
 
+        ``unique_key``: while a job of the same queue with this key is waiting
+        or running, enqueue returns that job instead of adding another, atomically;
+        with ``unique_ttl`` the key stays taken that many seconds after the job
+        succeeded (a dead or cancelled job frees it at once).
+
         Example:
             >>> await send_email.options(delay=30, priority=10, queue="bulk").enqueue("a@b.c")  # doctest: +SKIP
+            >>> await sync_account.options(unique_key="acct:42", unique_ttl=60).enqueue(42)  # doctest: +SKIP
             >>> async with conn.transaction():  # doctest: +SKIP
             ...     await conn.execute("insert into orders ...")
             ...     await send_email.options(connection=conn).enqueue("a@b.c")
@@ -372,7 +386,10 @@ class Task(Generic[P, R]):
             raise InvalidOptionError(f"job_id must be a non-empty string without spaces, not {job_id!r}")
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > 500):
             raise InvalidOptionError(f"unique_key must be a non-empty string of at most 500 characters, not {unique_key!r}")
-        return _Configured(self, opts, seconds, eta, job_id, unique_key, connection)
+        ttl = _seconds("unique_ttl", unique_ttl)
+        if ttl and unique_key is None:
+            raise InvalidOptionError("unique_ttl needs a unique_key: it says how long the key stays taken after the job succeeded")
+        return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         """A pending enqueue for :meth:`App.enqueue_many` (one round trip for many jobs)."""
@@ -486,7 +503,8 @@ class App:
         backoff: Backoff | None = ...,
         timeout: float | None = None,
         lease: float | None = None,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+        context: bool = False,
+    ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
 
     def task(
         self,
@@ -500,12 +518,16 @@ class App:
         backoff: Backoff | None = _UNSET,
         timeout: float | None = None,
         lease: float | None = None,
+        context: bool = False,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function (``async def`` or plain ``def``) as a task.
 
         Plain ``def`` handlers run on the worker's thread pool. The name is
         ``module.qualname`` unless ``name=`` is given; workers only run
-        registered tasks and never import code a job names.
+        registered tasks and never import code a job names. With
+        ``context=True`` the handler gets a :class:`~fastjobs.Context` first
+        (job id, attempt, progress reports, the cancelled flag); callers
+        enqueue it without that argument.
 
         Example:
             >>> app = fastjobs.App()
@@ -528,7 +550,7 @@ class App:
                 raise ConfigurationError(
                     f"a task named {task_name!r} is already registered; pass name= to tell them apart"
                 )
-            task: Task[P, R] = Task(self, func, task_name, options)
+            task: Task[P, R] = Task(self, func, task_name, options, context)
             self.tasks[task_name] = task
             return task
 
@@ -547,7 +569,8 @@ class App:
         backoff: Backoff | None = _UNSET,
         timeout: float | None = None,
         lease: float | None = None,
-    ) -> Callable[[Callable[[], R]], Task[[], R]]:
+        context: bool = False,
+    ) -> Callable[[Callable[..., R]], Task[[], R]]:
         """Register a task that runs on a schedule: a cron expression or an interval in seconds.
 
         Every running worker of this App enqueues each due tick with the same
@@ -572,10 +595,10 @@ class App:
                 f"({self.options.result_ttl} s) and dead_ttl, so a finished tick is remembered while it could recur"
             )
 
-        def register(func: Callable[[], R]) -> Task[[], R]:
+        def register(func: Callable[..., R]) -> Task[[], R]:
             task = self.task(
                 name=name, queue=queue, priority=priority, max_attempts=max_attempts, backoff=backoff,
-                timeout=timeout, lease=lease,
+                timeout=timeout, lease=lease, context=context,
             )(func)
             self.schedules[task.name] = plan
             return task
@@ -693,6 +716,23 @@ class App:
         A running job's worker finds its lease voided; its outcome is discarded.
         """
         return await (await self.backend()).cancel(job_id)
+
+    async def pause(self, queue: str) -> None:
+        """Stop every worker from claiming jobs of ``queue``; enqueues still go in.
+
+        Example:
+            >>> await app.pause("emails")  # doctest: +SKIP
+            >>> await app.resume("emails")  # doctest: +SKIP
+        """
+        await (await self.backend()).pause(validate_queue(queue))
+
+    async def resume(self, queue: str) -> None:
+        """Let workers claim jobs of a paused ``queue`` again (a no-op if it is not paused)."""
+        await (await self.backend()).resume(validate_queue(queue))
+
+    async def paused(self) -> list[str]:
+        """The paused queues, sorted."""
+        return await (await self.backend()).paused()
 
     async def retry_dead(self, job_id: str) -> bool:
         """Put a dead-lettered job back in its queue with fresh attempts."""

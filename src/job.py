@@ -120,6 +120,92 @@ def decode_error(data: bytes) -> AttemptError:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a running job got, as its handler last reported with :meth:`Context.progress`."""
+
+    fraction: float
+    """From 0.0 to 1.0."""
+    message: str
+    at: float
+    """When it was reported (the worker's clock, epoch seconds)."""
+
+
+def decode_progress(data: bytes) -> Progress | None:
+    """Decode a stored progress record; a damaged one reads as None."""
+    try:
+        rec = decode_value(data)
+        return Progress(float(rec["fraction"]), str(rec["message"]), float(rec["at"]))
+    except (CorruptJobError, PayloadTooLargeError, KeyError, TypeError, ValueError):
+        return None
+
+
+class Context:
+    """What a handler registered with ``context=True`` gets as its first argument.
+
+    Attributes:
+        job_id, task, queue, attempt, max_attempts: the job being run
+            (``attempt`` is 1 on the first run).
+        cancelled: True once the job was cancelled or its lease was lost while
+            it ran (seen at the next lease renewal, every lease/3 seconds). Async
+            handlers are also cancelled at their next ``await``; plain ``def``
+            handlers cannot be interrupted and should check this flag.
+
+    Example:
+        >>> @app.task(context=True)  # doctest: +SKIP
+        ... async def resize(ctx: fastjobs.Context, path: str) -> None:
+        ...     await ctx.progress(0.5, "resizing")
+        >>> @app.task(context=True)  # doctest: +SKIP
+        ... def crunch(ctx: fastjobs.Context, rows: list[int]) -> None:
+        ...     for i, row in enumerate(rows):
+        ...         if ctx.cancelled:
+        ...             return
+        ...         ctx.progress_sync(i / len(rows))
+    """
+
+    __slots__ = ("job_id", "task", "queue", "attempt", "max_attempts", "cancelled", "lease_until", "_token", "_backend", "_loop")
+
+    def __init__(self, job_id: str, task: str, queue: str, attempt: int, max_attempts: int, token: int,
+                 backend: Any, loop: Any, lease_until: float) -> None:
+        self.job_id = job_id
+        self.task = task
+        self.queue = queue
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.cancelled = False
+        self.lease_until = lease_until
+        """When the lease runs out unless renewed (the worker's clock, epoch seconds); renewed while the job runs."""
+        self._token = token
+        self._backend = backend
+        self._loop = loop
+
+    def __repr__(self) -> str:
+        return f"Context(job_id={self.job_id!r}, task={self.task!r}, attempt={self.attempt})"
+
+    async def progress(self, fraction: float, message: str = "") -> bool:
+        """Store how far the job got (one round trip); False if the job is no longer this worker's."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+            from .errors import InvalidOptionError
+
+            raise InvalidOptionError(f"progress must be a number from 0.0 to 1.0, not {fraction!r}")
+        payload = encode_value({"fraction": float(fraction), "message": str(message)[:1000], "at": time.time()})
+        applied: bool = await self._backend.set_progress(self.job_id, self._token, payload)
+        return applied
+
+    def progress_sync(self, fraction: float, message: str = "") -> bool:
+        """:meth:`progress` from a plain ``def`` handler (blocks its thread until stored)."""
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("progress_sync() is for plain def handlers; use await ctx.progress(...) in async ones")
+        future = asyncio.run_coroutine_threadsafe(self.progress(fraction, message), self._loop)
+        return future.result(timeout=60)
+
+
+@dataclass(frozen=True, slots=True)
 class JobInfo:
     """A snapshot of one job: state, attempts, result, errors and timestamps.
 
@@ -147,6 +233,8 @@ class JobInfo:
     finished_at: float | None = None
     unique_key: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    progress: Progress | None = None
+    """The last progress its handler reported (kept after it finishes)."""
 
     @property
     def error(self) -> AttemptError | None:
@@ -173,4 +261,5 @@ class JobInfo:
             errors=[decode_error(e) for e in stored.errors], enqueued_at=stored.enqueued_at,
             run_at=stored.run_at, started_at=stored.started_at, finished_at=stored.finished_at,
             unique_key=stored.unique_key, meta=dict(meta),
+            progress=None if stored.progress is None else decode_progress(stored.progress),
         )

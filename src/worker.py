@@ -52,7 +52,7 @@ from .app import validate_queue
 from .backends import redact_url
 from .backends.base import Ack, AckKind, Backend, Claim
 from .errors import ConfigurationError, DuplicateJobError, Fail, InvalidOptionError, JobTimeoutError, Retry, UnknownTaskError
-from .job import error_record, exception_record
+from .job import Context, error_record, exception_record
 from .periodic import tick_job_id
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
 class _Running:
     """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
 
-    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started")
+    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx")
 
     def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
         self.claim = claim
@@ -101,6 +101,7 @@ class _Running:
         self.lost = False
         self.thread_state = _WAITING
         self.started: float | None = None
+        self.ctx: Context | None = None
         """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
 
 
@@ -154,8 +155,9 @@ class _ThreadRunner:
                 running.thread_state = _STARTED
                 running.started = time.monotonic()
             record = running.record
+            args = record.args if running.ctx is None else (running.ctx, *record.args)
             try:
-                outcome: tuple[_Running, Any, BaseException | None] = (running, running.task.fn(*record.args, **record.kwargs), None)
+                outcome: tuple[_Running, Any, BaseException | None] = (running, running.task.fn(*args, **record.kwargs), None)
             except BaseException as exc:  # the handler's failure, reported like any other
                 outcome = (running, None, exc)
             with lock:
@@ -415,20 +417,32 @@ class Worker:
             if not task.is_async:
                 self._submit_sync(claim, record, task)
                 continue
+            lease = task.default_options.lease or self.app.lease
+            ctx = self._context(claim, record, task) if task.context else None
             try:
-                job_task = _start_task(loop, task.fn(*record.args, **record.kwargs))
+                args = record.args if ctx is None else (ctx, *record.args)
+                job_task = _start_task(loop, task.fn(*args, **record.kwargs))
             except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
                 self._fail(claim, record, task, exc)
                 continue
-            running = _Running(claim, record, task, job_task, task.default_options.lease or self.app.lease)
+            running = _Running(claim, record, task, job_task, lease)
+            running.ctx = ctx
             if job_task.done():  # finished in its eager first step
                 self._settle(running, job_task)
             else:
                 self._track(running)
 
+    def _context(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> Context:
+        # Claimed with the App's lease; the first renewal applies the task's own.
+        return Context(claim.id, task.name, record.queue, claim.attempt, record.max_attempts, claim.token,
+                       self._backend, self._loop, time.time() + self.app.lease)
+
     def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         assert self._threads is not None
-        running = _Running(claim, record, task, None, task.default_options.lease or self.app.lease)
+        lease = task.default_options.lease or self.app.lease
+        running = _Running(claim, record, task, None, lease)
+        if task.context:
+            running.ctx = self._context(claim, record, task)
         self._track(running)
         self._threads.submit(running)
 
@@ -456,6 +470,8 @@ class Worker:
             running.timer = self._loop.call_later(remaining, self._time_out, running)
             return
         running.timed_out = True
+        if running.ctx is not None:
+            running.ctx.cancelled = True  # the thread runs on: tell a handler that checks
         # A thread cannot be killed: fail the attempt now and free the slot; the
         # thread runs on and its late outcome is discarded.
         self._forget(running)
@@ -662,7 +678,13 @@ class Worker:
             lost = {c.id for c, ok in zip(waiting, applied[len(running):]) if not ok}
             if lost:  # cancelled while waiting: never start them
                 self._pending[:] = [c for c in self._pending if c.id not in lost]
+            renewed_at = time.time()
             for r, ok in zip(running, applied):
+                if r.ctx is not None:
+                    if ok:
+                        r.ctx.lease_until = renewed_at + r.lease
+                    else:
+                        r.ctx.cancelled = True  # what a plain def handler checks
                 if not ok and self._running.get(r.claim.id) is r:
                     # Cancelled, or taken back by another worker: stop it, drop its outcome.
                     log.warning("job %s lost its lease (cancelled or expired); stopping it", r.claim.id)
