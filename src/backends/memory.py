@@ -7,6 +7,10 @@ exits). Safe to enqueue into from other threads (``enqueue_sync`` from a web
 view) while a worker's event loop runs: every operation holds one lock, and
 enqueues wake a waiting worker through ``call_soon_threadsafe``.
 
+Paused queues, progress and unique-key windows (``unique_ttl``) live in this
+backend object too: a second ``MemoryBackend`` is a separate store and does not
+see them (nor any job of this one).
+
 Ready and delayed jobs of a queue share one compiled :class:`PriorityIndex`;
 a delayed job's reported state (scheduled / retry_pending) turns into
 ``queued`` once its time has come, whether or not a claim has promoted it yet.
@@ -49,14 +53,14 @@ _LIVE = frozenset((SCHEDULED, QUEUED, ACTIVE, RETRY_PENDING))
 _FINISHED = frozenset((SUCCEEDED, DEAD, CANCELLED))
 
 
-def _snapshot(job: JobSlot, now: float) -> StoredJob:
+def _snapshot(job: JobSlot, now: float, progress: bytes | None = None) -> StoredJob:
     state = job.state
     if state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now:
         state = QUEUED
     return StoredJob(
         job.id, job.queue, state, job.priority, job.attempt, job.max_attempts,
         job.token, job.body, job.result, list(job.errors or ()), job.enqueued_at,
-        job.run_at, job.started_at, job.finished_at, job.lease_until, job.unique_key,
+        job.run_at, job.started_at, job.finished_at, job.lease_until, job.unique_key, progress,
     )
 
 
@@ -75,7 +79,14 @@ class MemoryBackend(Backend):
         # (small) active set only once the clock reaches it.
         self._next_lease_check = float("inf")
         self._unique: dict[tuple[str, str], str] = {}
-        """(queue, unique key) -> the live job holding it."""
+        """(queue, unique key) -> the job holding it (live, or succeeded within its unique_ttl)."""
+        self._unique_until: dict[tuple[str, str], float] = {}
+        """(queue, unique key) -> when a succeeded job's hold ends (keys held past their job's success only)."""
+        self._unique_ttl: dict[str, float] = {}
+        """Job id -> its unique_ttl, for unfinished or dead jobs with a unique key and unique_ttl > 0."""
+        self._progress: dict[str, bytes] = {}
+        """Job id -> the latest set_progress bytes (JobSlot has no slot for them)."""
+        self._paused: set[str] = set()
         # Finished jobs in finish order, per retention class: cleanup pops from the left.
         self._finished: collections.deque[tuple[float, str]] = collections.deque()
         self._dead: collections.deque[tuple[float, str]] = collections.deque()
@@ -111,9 +122,10 @@ class MemoryBackend(Backend):
                 entry = (asyncio.Event(), threading.get_ident())
                 self._waiters[loop] = entry
             now = time.time()
+            paused = self._paused
             for queue in queues:
                 index = self._indexes.get(queue)
-                if index is None:
+                if index is None or queue in paused:
                     continue
                 if index.ready_count:
                     return
@@ -158,11 +170,13 @@ class MemoryBackend(Backend):
             for pos, new in enumerate(jobs):
                 if new.unique_key is not None:
                     key = (new.queue, new.unique_key)
-                    holder = unique.get(key) or staged.get(key)
+                    holder = self._holder(key, now) or staged.get(key)
                     if holder is not None:
                         ids[pos] = holder
                         continue
                     staged[key] = new.id
+                    if new.unique_ttl > 0:
+                        self._unique_ttl[new.id] = float(new.unique_ttl)
                 if new.queue != index_queue:
                     index_queue = new.queue
                     index = self._index(index_queue)
@@ -184,9 +198,10 @@ class MemoryBackend(Backend):
             store = self._jobs
             active = self._active
             until = now + lease
+            paused = self._paused
             for queue in queues:
                 index = self._indexes.get(queue)
-                if index is None:
+                if index is None or queue in paused:
                     continue
                 for job_id in cast("list[str]", index.pop(n - len(claims), now)):
                     job = store[job_id]
@@ -227,6 +242,7 @@ class MemoryBackend(Backend):
                         self._finished.append((now, job.id))
                     else:
                         del store[job.id]
+                        self._progress.pop(job.id, None)
                 elif kind == _RETRY:
                     self._add_error(job, ack.payload)
                     if ack.delay > 0:
@@ -261,12 +277,27 @@ class MemoryBackend(Backend):
         else:
             job.errors.append(record)
 
+    def _holder(self, key: tuple[str, str], now: float) -> str | None:
+        """The job holding a unique key, dropping a succeeded job's hold once its window is over."""
+        holder = self._unique.get(key)
+        if holder is not None:
+            until = self._unique_until.get(key)
+            if until is not None and until <= now:
+                del self._unique[key], self._unique_until[key]
+                return None
+        return holder
+
     def _finish(self, job: JobSlot, now: float) -> None:
         job.finished_at = now
+        # A dead job keeps its unique_ttl for retry_dead; it is dropped with the job.
+        ttl = self._unique_ttl.get(job.id, 0.0) if job.state == DEAD else self._unique_ttl.pop(job.id, 0.0)
         if job.unique_key is not None:
             key = (job.queue, job.unique_key)
             if self._unique.get(key) == job.id:
-                del self._unique[key]
+                if ttl > 0 and job.state == SUCCEEDED:
+                    self._unique_until[key] = now + ttl  # held on after success
+                else:
+                    del self._unique[key]
 
     def _kill(self, job: JobSlot, now: float) -> None:
         job.state = DEAD
@@ -288,6 +319,14 @@ class MemoryBackend(Backend):
                 job.lease_until = now + seconds
                 applied.append(True)
         return applied
+
+    async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
+        with self._lock:
+            job = self._active.get(job_id)
+            if job is None or job.token != token:
+                return False
+            self._progress[job_id] = progress
+            return True
 
     # -- maintenance --------------------------------------------------------
 
@@ -333,7 +372,12 @@ class MemoryBackend(Backend):
                     # The job may have been retried, purged, or finished again since.
                     if job is not None and job.state in _FINISHED and job.finished_at == finished_at:
                         del self._jobs[job_id]
+                        self._progress.pop(job_id, None)
+                        self._unique_ttl.pop(job_id, None)
                         removed += 1
+            # Unique-key windows that ended with no enqueue to notice it.
+            for key in [k for k, until in self._unique_until.items() if until <= now]:
+                del self._unique[key], self._unique_until[key]
         return removed
 
     # -- inspection and control --------------------------------------------
@@ -341,18 +385,19 @@ class MemoryBackend(Backend):
     async def get(self, job_id: str) -> StoredJob | None:
         with self._lock:
             job = self._jobs.get(job_id)
-            return None if job is None else _snapshot(job, time.time())
+            return None if job is None else _snapshot(job, time.time(), self._progress.get(job_id))
 
     async def list_jobs(
         self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredJob]:
         with self._lock:
             now = time.time()
+            progress = self._progress
             found = [
                 snap
                 for job in self._jobs.values()
                 if (queue is None or job.queue == queue)
-                and (snap := _snapshot(job, now)).state == state
+                and (snap := _snapshot(job, now, progress.get(job.id))).state == state
             ]
         found.sort(key=lambda s: (s.finished_at or s.enqueued_at, s.id))
         return found[offset : offset + limit]
@@ -364,8 +409,8 @@ class MemoryBackend(Backend):
                 return False
             if job.unique_key is not None:
                 key = (job.queue, job.unique_key)
-                if key in self._unique:
-                    return False  # a live job holds its key
+                if self._holder(key, time.time()) is not None:
+                    return False  # another job holds its key
                 self._unique[key] = job.id
             job.state = QUEUED
             job.attempt = 0
@@ -386,6 +431,8 @@ class MemoryBackend(Backend):
             ]
             for job_id in doomed:
                 del self._jobs[job_id]
+                self._progress.pop(job_id, None)
+                self._unique_ttl.pop(job_id, None)
         return len(doomed)
 
     async def cancel(self, job_id: str) -> bool:
@@ -403,6 +450,21 @@ class MemoryBackend(Backend):
             self._finish(job, now)
             self._finished.append((now, job_id))
             return True
+
+    async def pause(self, queue: str) -> None:
+        with self._lock:
+            self._paused.add(queue)
+
+    async def resume(self, queue: str) -> None:
+        with self._lock:
+            if queue not in self._paused:
+                return
+            self._paused.discard(queue)
+        self._wake()
+
+    async def paused(self) -> list[str]:
+        with self._lock:
+            return sorted(self._paused)
 
     async def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
