@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import fastjobs
 from fastjobs.backends import Backend, BackendOptions, create_backend
 from tests.backends import IMPLEMENTED, unique_prefix, wipe_namespace
 
@@ -46,3 +47,29 @@ async def make_backend(backend_kind: str, request: pytest.FixtureRequest) -> Asy
 @pytest.fixture
 async def backend(make_backend: MakeBackend) -> Backend:
     return await make_backend()
+
+
+MakeApp = Callable[..., fastjobs.App]
+
+
+@pytest.fixture
+async def make_app(backend_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeApp]:
+    """Build Apps on a fresh namespace of the backend under test; closed and wiped at teardown."""
+    url = backend_url(backend_kind, request)
+    prefix = unique_prefix()
+    made: list[fastjobs.App] = []
+
+    def make(**options: Any) -> fastjobs.App:
+        application = fastjobs.App(url, prefix=prefix, **options)
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        await application.close()
+    await wipe_namespace(url, prefix)
+
+
+@pytest.fixture
+def app(make_app: MakeApp) -> fastjobs.App:
+    return make_app(lease=5.0)

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
 
 import fastjobs
 from fastjobs.periodic import Schedule, tick_job_id
-from tests.backends import IMPLEMENTED, unique_prefix, wipe_namespace
-from tests.contract.conftest import backend_url
-
-
-@pytest.fixture(params=IMPLEMENTED)
-async def app(request: pytest.FixtureRequest) -> AsyncIterator[fastjobs.App]:
-    url, prefix = backend_url(request.param, request), unique_prefix()
-    application = fastjobs.App(url, prefix=prefix, lease=5.0)
-    yield application
-    await application.close()
-    await wipe_namespace(url, prefix)
 
 
 async def test_each_tick_runs_once_with_three_workers(app: fastjobs.App) -> None:

@@ -7,7 +7,6 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,17 +15,6 @@ import pytest
 import fastjobs
 from fastjobs.backends import NewJob
 from fastjobs.job import new_job_id
-from tests.backends import IMPLEMENTED, unique_prefix, wipe_namespace
-from tests.contract.conftest import backend_url
-
-
-@pytest.fixture(params=IMPLEMENTED)
-async def app(request: pytest.FixtureRequest) -> AsyncIterator[fastjobs.App]:
-    url, prefix = backend_url(request.param, request), unique_prefix()
-    application = fastjobs.App(url, prefix=prefix, lease=5.0)
-    yield application
-    await application.close()
-    await wipe_namespace(url, prefix)
 
 
 async def run_burst(app: fastjobs.App, **options: Any) -> fastjobs.Worker:
