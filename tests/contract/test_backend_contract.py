@@ -25,9 +25,10 @@ LEASE = 30.0
 
 
 def job(queue: str = "q", priority: int = 0, delay: float = 0.0, max_attempts: int = 3,
-        body: bytes | None = None, unique_key: str | None = None, job_id: str | None = None) -> NewJob:
+        body: bytes | None = None, unique_key: str | None = None, job_id: str | None = None,
+        unique_ttl: float = 0.0) -> NewJob:
     jid = job_id or new_job_id()
-    return NewJob(jid, queue, priority, delay, max_attempts, body or jid.encode(), unique_key)
+    return NewJob(jid, queue, priority, delay, max_attempts, body or jid.encode(), unique_key, unique_ttl)
 
 
 async def claim_ids(backend: Backend, queues: list[str], n: int = 100, lease: float = LEASE) -> list[str]:
@@ -402,3 +403,131 @@ async def test_a_taken_job_id_is_refused_with_a_typed_error_and_nothing_is_store
     assert await backend.ack_many([Ack(claim.id, claim.token, AckKind.SUCCEED)]) == [True]
     with pytest.raises(fastjobs.DuplicateJobError, match=f"job id '{first.id}' already exists"):
         await backend.enqueue_many([job()._replace(id=first.id)])  # finished, not yet cleaned up
+
+
+# -- issue 6: pause / resume, progress, unique_ttl ---------------------------
+
+
+async def test_paused_queue_is_skipped_by_claim_until_resumed(backend: Backend) -> None:
+    a1, a2, b1, b2 = job(queue="a"), job(queue="a"), job(queue="b"), job(queue="b")
+    await backend.enqueue_many([a1, b1, a2, b2])
+    assert await backend.paused() == []
+    await backend.pause("a")
+    await backend.pause("a")  # idempotent
+    assert await backend.paused() == ["a"]
+    assert await claim_ids(backend, ["a", "b"]) == [b1.id, b2.id]
+    a3 = job(queue="a")
+    assert await backend.enqueue_many([a3]) == [a3.id]  # enqueues continue
+    assert await claim_ids(backend, ["a", "b"]) == []
+    stored = await backend.get(a1.id)
+    assert stored is not None and stored.state == QUEUED
+    await backend.resume("a")
+    await backend.resume("a")  # resuming a queue that is not paused: no-op
+    await backend.resume("never-paused")
+    assert await backend.paused() == []
+    assert await claim_ids(backend, ["a", "b"]) == [a1.id, a2.id, a3.id]
+
+
+async def test_paused_lists_queues_sorted(backend: Backend) -> None:
+    for queue in ("zeta", "alpha", "mid"):
+        await backend.pause(queue)
+    assert await backend.paused() == ["alpha", "mid", "zeta"]
+    await backend.resume("mid")
+    assert await backend.paused() == ["alpha", "zeta"]
+
+
+async def test_pause_is_shared_by_backends_on_one_namespace(make_backend: MakeBackend, backend_kind: str) -> None:
+    first = await make_backend()
+    a, b = job(queue="a"), job(queue="b")
+    await first.enqueue_many([a, b])
+    await first.pause("a")
+    if backend_kind == "memory":
+        # memory:// keeps jobs and paused queues per backend object: nothing to share.
+        assert await claim_ids(first, ["a", "b"]) == [b.id]
+        return
+    second = await make_backend()
+    assert await second.paused() == ["a"]
+    assert await claim_ids(second, ["a", "b"]) == [b.id]
+    await second.resume("a")
+    assert await first.paused() == []
+    assert await claim_ids(first, ["a", "b"]) == [a.id]
+
+
+async def test_set_progress_needs_the_current_token(backend: Backend) -> None:
+    j = job()
+    await backend.enqueue_many([j])
+    stored = await backend.get(j.id)
+    assert stored is not None and stored.progress is None
+    assert await backend.set_progress(j.id, 1, b"early") is False  # not active yet
+    (c,) = await backend.claim(["q"], 1, LEASE)
+    assert await backend.set_progress(c.id, c.token, b"\x00half\xff") is True
+    stored = await backend.get(j.id)
+    assert stored is not None and stored.progress == b"\x00half\xff"
+    # Released, then claimed again: the old token is stale.
+    assert await backend.ack_many([Ack(c.id, c.token, AckKind.RELEASE)]) == [True]
+    (c2,) = await backend.claim(["q"], 1, LEASE)
+    assert c2.token > c.token
+    assert await backend.set_progress(c.id, c.token, b"stale") is False
+    stored = await backend.get(j.id)
+    assert stored is not None and stored.progress == b"\x00half\xff"  # kept across attempts, unchanged
+    assert await backend.set_progress(c2.id, c2.token, b"done") is True
+    assert await backend.ack_many([Ack(c2.id, c2.token, AckKind.SUCCEED, b"r")]) == [True]
+    stored = await backend.get(j.id)
+    assert stored is not None and stored.state == SUCCEEDED and stored.progress == b"done"
+    assert await backend.set_progress(c2.id, c2.token, b"after") is False  # finished
+    assert await backend.set_progress("no-such-job", 1, b"x") is False
+
+
+async def test_progress_is_kept_after_retry_death_and_cancel(backend: Backend) -> None:
+    retried, killed, cancelled = job(), job(), job()
+    await backend.enqueue_many([retried, killed, cancelled])
+    claims = {c.id: c for c in await backend.claim(["q"], 3, LEASE)}
+    for job_id, c in claims.items():
+        assert await backend.set_progress(job_id, c.token, job_id.encode()) is True
+    err = error_record(1, "ValueError", "boom")
+    assert await backend.ack_many([
+        Ack(retried.id, claims[retried.id].token, AckKind.RETRY, err, 0.0),
+        Ack(killed.id, claims[killed.id].token, AckKind.DEAD, err),
+    ]) == [True, True]
+    assert await backend.cancel(cancelled.id) is True
+    assert await backend.set_progress(cancelled.id, claims[cancelled.id].token, b"x") is False
+    for j in (retried, killed, cancelled):
+        stored = await backend.get(j.id)
+        assert stored is not None and stored.progress == j.id.encode()
+
+
+async def test_unique_ttl_holds_the_key_after_success(backend: Backend) -> None:
+    first = job(unique_key="k", unique_ttl=0.5)
+    assert await backend.enqueue_many([first]) == [first.id]
+    (c,) = await backend.claim(["q"], 1, LEASE)
+    assert await backend.ack_many([Ack(c.id, c.token, AckKind.SUCCEED, b"r")]) == [True]
+    again = job(unique_key="k", unique_ttl=0.5)
+    assert await backend.enqueue_many([again]) == [first.id]
+    assert await backend.get(again.id) is None
+    other_queue = job(queue="other", unique_key="k")
+    assert await backend.enqueue_many([other_queue]) == [other_queue.id]  # scoped per queue
+    await asyncio.sleep(0.7)
+    later = job(unique_key="k", unique_ttl=0.5)
+    assert await backend.enqueue_many([later]) == [later.id]
+
+
+async def test_unique_ttl_is_released_at_once_by_dead_and_cancel(backend: Backend) -> None:
+    dead = job(unique_key="d", unique_ttl=60.0, max_attempts=1)
+    cancelled = job(unique_key="c", unique_ttl=60.0)
+    await backend.enqueue_many([dead, cancelled])
+    (c,) = await backend.claim(["q"], 1, LEASE)
+    assert c.id == dead.id
+    err = error_record(1, "ValueError", "boom")
+    assert await backend.ack_many([Ack(c.id, c.token, AckKind.DEAD, err)]) == [True]
+    assert await backend.cancel(cancelled.id) is True
+    dead2, cancelled2 = job(unique_key="d", unique_ttl=60.0), job(unique_key="c", unique_ttl=60.0)
+    assert await backend.enqueue_many([dead2, cancelled2]) == [dead2.id, cancelled2.id]
+
+
+async def test_unique_ttl_zero_releases_at_success(backend: Backend) -> None:
+    first = job(unique_key="k")
+    await backend.enqueue_many([first])
+    (c,) = await backend.claim(["q"], 1, LEASE)
+    assert await backend.ack_many([Ack(c.id, c.token, AckKind.SUCCEED, b"r")]) == [True]
+    again = job(unique_key="k")
+    assert await backend.enqueue_many([again]) == [again.id]
