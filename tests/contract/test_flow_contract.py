@@ -139,3 +139,21 @@ async def test_a_paused_queue_keeps_its_jobs_until_resumed(app: fastjobs.App) ->
     worker.request_stop()
     await runner
     assert ran[2:] == ["mail0", "mail1", "mail2"]
+
+
+async def test_unique_key_holds_for_its_window_after_success(app: fastjobs.App) -> None:
+    @app.task()
+    async def sync_account(n: int) -> int:
+        return n
+
+    once = sync_account.options(unique_key="acct:1", unique_ttl=1.0)
+    first = await once.enqueue(1)
+    assert (await once.enqueue(2)).id == first.id  # queued: the same job
+    await app.run_worker(burst=True, handle_signals=False)
+    assert await first.result(timeout=5) == 1
+    assert (await once.enqueue(3)).id == first.id  # succeeded less than 1 s ago: still the same job
+    await asyncio.sleep(1.3)
+    later = await once.enqueue(4)
+    assert later.id != first.id
+    with pytest.raises(fastjobs.InvalidOptionError, match="unique_ttl needs a unique_key"):
+        sync_account.options(unique_ttl=5)
