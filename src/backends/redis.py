@@ -39,6 +39,12 @@ finish and keep consistent across slots, on the hot path, to speed up calls
 that are not. Acks and renewals need no lookup: the backend remembers the
 queue of each job it claimed.
 
+Pausing: a per-queue ``paused`` key in the queue's own slot, checked by the
+claim script itself, so a pause holds atomically in Cluster without a
+cross-slot read; ``paused()`` finds the flags through the queue registry (a
+pause registers its queue first). The idle-wait script ignores ready jobs of
+a paused queue, and resume wakes the idle workers.
+
 Idle workers block on a per-queue wake-up LIST (``BLPOP``) on a connection of
 their own, not the shared pool; enqueues, requeues and retries push a token.
 The BLPOP is pipelined behind a small script that reports whether a job is
@@ -179,7 +185,8 @@ class _QueueKeys:
 
     __slots__ = (
         "queue", "base", "ready", "prio", "sched", "retry", "leases", "enqueue", "claim", "ack", "renew",
-        "peek", "wake", "recover", "promote", "cancel", "retry_dead", "stats", "cleanup", "finished",
+        "peek", "wake", "paused", "resume", "recover", "promote", "cancel", "retry_dead", "stats", "cleanup",
+        "finished",
     )
 
     def __init__(self, prefix: str, queue: str) -> None:
@@ -193,14 +200,16 @@ class _QueueKeys:
         ready, prio, sched, retry = k("ready"), k("prio"), k("sched"), k("retry")
         leases, leasecount, ghosts = k("leases"), k("leasecount"), k("ghosts")
         succeeded, cancelled, dead = k("succeeded"), k("cancelled"), k("dead")
-        unique, seq, wake = k("unique"), k("seq"), k("wake")
+        unique, seq, wake, paused = k("unique"), k("seq"), k("wake"), k("paused")
         self.ready, self.prio, self.sched, self.retry, self.leases = ready, prio, sched, retry, leases
         self.enqueue = (prio, sched, unique, seq, wake)
-        self.claim = (ready, prio, sched, retry, leases, leasecount, dead, unique, seq, wake, ghosts)
+        self.claim = (ready, prio, sched, retry, leases, leasecount, dead, unique, seq, wake, ghosts, paused)
         self.ack = (leases, leasecount, prio, retry, succeeded, dead, unique, seq, wake)
         self.renew = (leases, leasecount, seq)
-        self.peek = (ready, prio, sched, retry, leases, wake)
+        self.peek = (ready, prio, sched, retry, leases, wake, paused)
         self.wake = wake
+        self.paused = paused
+        self.resume = (paused, wake)
         self.recover = (prio, leases, leasecount, dead, unique, seq, wake)
         self.promote = (ready, sched, retry, wake)
         self.cancel = (ready, sched, retry, leases, leasecount, cancelled, unique, ghosts)
@@ -574,7 +583,7 @@ class RedisBackend(Backend):
         if not self.cluster or len(queues) == 1:
             keys, names = self._claim_group(queues)
             # Again only when the script stopped at its budget of skipped
-            # leftovers (see claim-11.lua): each call gets through that many.
+            # leftovers (see claim-12.lua): each call gets through that many.
             while await self._claim_once(script, keys, names, n - len(claims), lease, claims) and len(claims) < n:
                 pass
             return claims
@@ -716,6 +725,39 @@ class RedisBackend(Backend):
             if not ok:
                 claimed.pop(job_id, None)  # lost: no ack will come for it
         return applied
+
+    # -- pausing ----------------------------------------------------------------------
+
+    async def pause(self, queue: str) -> None:
+        client = await self._redis()
+        k = self._queue(queue)
+        if self.cluster:
+            # Registered first (the registry lives in another slot): a paused
+            # queue must always be one that paused() looks at.
+            await client.sadd(self._registry, queue)
+            self._registered[queue] = time.monotonic()
+            await client.set(k.paused, b"1")
+        else:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._registry, queue)
+                pipe.set(k.paused, b"1")
+                await pipe.execute()
+
+    async def resume(self, queue: str) -> None:
+        await self._eval(SCRIPTS["resume"], self._queue(queue).resume, ())
+
+    async def paused(self) -> list[str]:
+        # The flag lives in each queue's own slot (claim checks it atomically);
+        # the registry says which queues to look at.
+        queues = await self._queues()
+        if not queues:
+            return []
+        client = await self._redis()
+        pipe = client.pipeline(transaction=False)
+        for q in queues:
+            pipe.exists(self._queue(q).paused)
+        flags = await pipe.execute()
+        return [q for q, flag in zip(queues, flags) if int(flag)]
 
     # -- maintenance ------------------------------------------------------------------
 

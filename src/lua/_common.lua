@@ -23,6 +23,7 @@
     <prefix>:{<queue>}:unique     HASH  unique key -> id of the live job holding it
     <prefix>:{<queue>}:seq        STRING counter: enqueue order and lease batch ids
     <prefix>:{<queue>}:wake       LIST  wake-up tokens for idle workers (BLPOP), capped
+    <prefix>:{<queue>}:paused     STRING exists while the queue is paused (claim leases nothing from it)
     <prefix>:{<queue>}:j:<id>     STRING the job record (below)
     <prefix>:{<queue>}:b:<id>     STRING the job body (written once, read at claim)
     <prefix>:{<queue>}:r:<id>     STRING the result, if any

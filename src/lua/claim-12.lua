@@ -1,13 +1,15 @@
 --[[
   Lease up to n ready jobs, serving the queues in KEYS order. For each queue it
   first takes back expired leases and promotes due delayed jobs, so one worker
-  alone never needs a separate maintenance call.
+  alone never needs a separate maintenance call. A paused queue (its `paused`
+  key exists) gets that maintenance but leases nothing: its jobs stay queued,
+  in order, until it is resumed.
 
-  KEYS, one group of 11 per queue (several groups only outside Redis Cluster):
+  KEYS, one group of 12 per queue (several groups only outside Redis Cluster):
     1 <prefix>:{q}:ready   2 <prefix>:{q}:prio     3 <prefix>:{q}:sched
     4 <prefix>:{q}:retry   5 <prefix>:{q}:leases   6 <prefix>:{q}:leasecount
     7 <prefix>:{q}:dead    8 <prefix>:{q}:unique   9 <prefix>:{q}:seq
-    10 <prefix>:{q}:wake   11 <prefix>:{q}:ghosts
+    10 <prefix>:{q}:wake   11 <prefix>:{q}:ghosts  12 <prefix>:{q}:paused
 
   ARGV:
     1 n: most jobs to lease in all
@@ -29,7 +31,7 @@
 ]]
 -- @include _common
 
-local GROUP = 11
+local GROUP = 12
 local want = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local dead_keep = tonumber(ARGV[3]) > 0
@@ -46,19 +48,26 @@ for g = 1, groups do
   local k = (g - 1) * GROUP
   local ready, prio, sched, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local leases, leasecount, dead, unique = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
-  local seqkey, wakekey, ghosts = KEYS[k + 9], KEYS[k + 10], KEYS[k + 11]
+  local seqkey, wakekey, ghosts, paused = KEYS[k + 9], KEYS[k + 10], KEYS[k + 11], KEYS[k + 12]
   local base = base_of(ready)
 
   recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep)
   promote(ready, sched, base, now)
   promote(ready, retry, base, now)
+  -- The flag lives in the queue's own slot, so this check stays atomic with
+  -- the pops below in Cluster too.
+  local is_paused = redis.call('EXISTS', paused) == 1
+  if is_paused then
+    -- Its wake-up tokens cannot be served until resume (which pushes new ones).
+    redis.call('DEL', wakekey)
+  end
 
   local leased, writes, seen = {}, {}, {}
   local batch = ''
   local drained = false
   -- Each round asks for as many entries as jobs are still wanted: a skipped
   -- entry is replaced by the next one, never left as a hole in the claim.
-  while got < want and skipped < MAINTENANCE_LIMIT do
+  while not is_paused and got < want and skipped < MAINTENANCE_LIMIT do
     local asked = math.min(want - got, MAINTENANCE_LIMIT - skipped)
     local members = pop_ready(ready, prio, base, asked)
     if #members < asked then drained = true end
@@ -116,7 +125,9 @@ for g = 1, groups do
     lease_open(leases, leasecount, base, batch, leased, deadline)
     call_chunked('MSET', nil, writes)
   end
-  if drained then
+  if is_paused then
+    -- Skipped whole: later queues are served in this same call.
+  elseif drained then
     -- Nothing is left ready: wake-up tokens left over from earlier enqueues
     -- would only cause spurious wake-ups.
     redis.call('DEL', wakekey)

@@ -2,11 +2,14 @@
   What an idle worker needs before it blocks on the wake-up lists: is a job
   ready, and when does the next delayed job fall due or the next lease expire?
   If a job is ready (or due) a wake-up token is pushed, so the BLPOP that the
-  worker sends right behind this call returns at once.
+  worker sends right behind this call returns at once. A paused queue has no
+  ready or due jobs as far as this is concerned (only its lease deadlines
+  count: claim takes back expired leases even while paused).
 
-  KEYS, one group of 6 per queue (several groups only outside Redis Cluster):
+  KEYS, one group of 7 per queue (several groups only outside Redis Cluster):
     1 <prefix>:{q}:ready   2 <prefix>:{q}:prio   3 <prefix>:{q}:sched
     4 <prefix>:{q}:retry   5 <prefix>:{q}:leases 6 <prefix>:{q}:wake
+    7 <prefix>:{q}:paused
 
   ARGV: none.
 
@@ -16,17 +19,21 @@
 ]]
 -- @include _common
 
-local GROUP = 6
+local GROUP = 7
 local now = now_time()
 local ready_now = 0
 local earliest = nil
 for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local k = g * GROUP
   local found = false
-  if redis.call('ZCARD', KEYS[k + 1]) > 0 or redis.call('ZCARD', KEYS[k + 2]) > 0 then
+  local first = 3
+  if redis.call('EXISTS', KEYS[k + 7]) == 1 then
+    first = 5
+  elseif redis.call('ZCARD', KEYS[k + 1]) > 0 or redis.call('ZCARD', KEYS[k + 2]) > 0 then
     found = true
-  else
-    for j = 3, 5 do
+  end
+  if not found then
+    for j = first, 5 do
       local head = redis.call('ZRANGE', KEYS[k + j], 0, 0, 'WITHSCORES')
       if #head > 0 then
         local t = tonumber(head[2])
