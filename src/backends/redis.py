@@ -45,6 +45,12 @@ cross-slot read; ``paused()`` finds the flags through the queue registry (a
 pause registers its queue first). The idle-wait script ignores ready jobs of
 a paused queue, and resume wakes the idle workers.
 
+Progress: ``set_progress`` is one script call that checks the lease token and
+writes a ``p:<id>`` key beside the job's other keys (the job record is not
+rewritten after the first report; a flag in it tells the succeeded retention
+index to delete the key). The worker that claimed the job knows its queue,
+so the call costs one round trip; any other caller looks the job up.
+
 Idle workers block on a per-queue wake-up LIST (``BLPOP``) on a connection of
 their own, not the shared pool; enqueues, requeues and retries push a token.
 The BLPOP is pipelined behind a small script that reports whether a job is
@@ -218,11 +224,16 @@ class _QueueKeys:
         self.cleanup = (succeeded, cancelled, dead)
         self.finished = {SUCCEEDED: succeeded, DEAD: dead, CANCELLED: cancelled}
 
-    def job(self, job_id: str) -> tuple[bytes, bytes, bytes, bytes]:
-        """The job's record, body, result and error-list keys."""
+    def job(self, job_id: str) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        """The job's record, body, result, error-list and progress keys."""
         jid = job_id.encode()
         base = self.base
-        return base + b"j:" + jid, base + b"b:" + jid, base + b"r:" + jid, base + b"e:" + jid
+        return base + b"j:" + jid, base + b"b:" + jid, base + b"r:" + jid, base + b"e:" + jid, base + b"p:" + jid
+
+    def progress(self, job_id: str) -> tuple[bytes, bytes]:
+        """The keys set_progress takes: the job's record and progress."""
+        jid = job_id.encode()
+        return self.base + b"j:" + jid, self.base + b"p:" + jid
 
 
 # -- decoding ---------------------------------------------------------------------
@@ -249,7 +260,7 @@ def _float(value: bytes | None) -> float | None:
 
 def _stored(
     job_id: str, queue: str, record: bytes, body: bytes | None, result: bytes | None,
-    errors: list[bytes] | None, now: float,
+    errors: list[bytes] | None, now: float, progress: bytes | None = None,
 ) -> StoredJob:
     """A StoredJob from the job record string (see lua/_common.lua) and its companions."""
     fields = record.split(b"|", 15)
@@ -280,6 +291,7 @@ def _stored(
         finished_at=_float(f) if state in (SUCCEEDED, DEAD, CANCELLED) else None,
         lease_until=_float(lease) if state == ACTIVE else None,
         unique_key=u.decode("utf-8", "replace") if u else None,
+        progress=progress,
     )
 
 
@@ -816,8 +828,10 @@ class RedisBackend(Backend):
         found = await self._find(job_id)
         if found is None:
             return None
-        queue, (_, now, record, body, result, errors) = found
-        return _stored(job_id, queue, record, body, result, errors, float(now))
+        queue, reply = found
+        _, now, record, body, result, errors = reply[:6]
+        progress = reply[6] if len(reply) > 6 else None
+        return _stored(job_id, queue, record, body, result, errors, float(now), progress)
 
     async def _first_applied(self, script: Script, job_id: str, keys_of: Callable[[_QueueKeys], Sequence[bytes]], args: Sequence[Any]) -> bool:
         queues = await self._queues()
@@ -826,6 +840,17 @@ class RedisBackend(Backend):
             queues.remove(hint)
             queues.insert(0, hint)
         replies = await self._each_queue(script, queues, keys_of, args)
+        return any(int(r) == 1 for r in replies)
+
+    async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
+        script = SCRIPTS["set_progress"]
+        args = (token, progress)
+        queue = self._claimed.get(job_id)
+        if queue is not None:
+            # The usual caller is the worker that claimed the job through this
+            # backend: its queue is known, one call.
+            return int(await self._eval(script, self._queue(queue).progress(job_id), args)) == 1
+        replies = await self._each_queue(script, await self._queues(), lambda k: k.progress(job_id), args)
         return any(int(r) == 1 for r in replies)
 
     async def cancel(self, job_id: str) -> bool:
@@ -933,21 +958,23 @@ class RedisBackend(Backend):
         pipe = (await self._redis()).pipeline(transaction=False)
         for job_id, q in candidates:
             k = self._queue(q)
-            jk, bk, rk, ek = k.job(job_id)
+            jk, bk, rk, ek, pk = k.job(job_id)
             pipe.get(jk)
             pipe.get(bk)
             pipe.get(rk)
             pipe.lrange(ek, 0, -1)
+            pipe.get(pk)
         replies = await pipe.execute(raise_on_error=False)
         jobs: list[StoredJob] = []
         for n, (job_id, q) in enumerate(candidates):
-            record, body, result, errors = replies[4 * n : 4 * n + 4]
+            record, body, result, errors, progress = replies[5 * n : 5 * n + 5]
             if not isinstance(record, bytes):
                 continue  # deleted meanwhile
             jobs.append(_stored(
                 job_id, q, record, body if isinstance(body, bytes) else None,
                 result if isinstance(result, bytes) else None,
                 errors if isinstance(errors, list) else None, now,
+                progress if isinstance(progress, bytes) else None,
             ))
         jobs.sort(key=lambda j: (j.finished_at or j.enqueued_at, j.id))
         return jobs

@@ -15,7 +15,7 @@
                                         score its deadline
     <prefix>:{<queue>}:lease:<b>  LIST  the job ids leased by batch b
     <prefix>:{<queue>}:leasecount HASH  batch id -> how many of its jobs are still leased by it
-    <prefix>:{<queue>}:succeeded  LIST  "<finish time>|<r if a result><e if errors>|<job id>", oldest
+    <prefix>:{<queue>}:succeeded  LIST  "<finish time>|<r: result><e: errors><p: progress>|<job id>", oldest
                                         first (retention index; the flags spare deleting absent keys)
     <prefix>:{<queue>}:cancelled  ZSET  score finish time, member job id (retention index)
     <prefix>:{<queue>}:dead       ZSET  idem: the dead-letter queue
@@ -28,6 +28,7 @@
     <prefix>:{<queue>}:b:<id>     STRING the job body (written once, read at claim)
     <prefix>:{<queue>}:r:<id>     STRING the result, if any
     <prefix>:{<queue>}:e:<id>     LIST  encoded error records, oldest first
+    <prefix>:{<queue>}:p:<id>     STRING the latest progress its handler reported (opaque bytes)
 
   Order. Ready jobs are served by priority, then by <seq>: a 16-digit
   per-queue sequence number given at every push into the ready state (enqueue,
@@ -46,9 +47,10 @@
 
   The job record is one string, fields separated by '|', the unique key last
   (it may contain '|'):
-    state|attempt|max_attempts|token|p|seq|enqueued_at|run_at|started_at|finished_at|nonce|ack_nonce|lease_until|lease_batch|has_errors|unique_key
-  (p is -priority; run_at empty means enqueued_at; has_errors is '1' once the
-  error list exists.)
+    state|attempt|max_attempts|token|p|seq|enqueued_at|run_at|started_at|finished_at|nonce|ack_nonce|lease_until|lease_batch|flags|unique_key
+  (p is -priority; run_at empty means enqueued_at; flags holds '1' once the
+  error list exists and 'p' once the progress key does: '', '1', 'p' or '1p',
+  so the succeeded retention index can say which keys to delete.)
 
   Why strings and not a hash per job: every per-job redis.call costs a few
   microseconds of Redis time on its own, so the batch scripts read and write
@@ -135,6 +137,12 @@ local function fmt_seq(seq)
   return hs .. ls
 end
 
+-- The record flags with the error list's flag added (see the record layout).
+local function with_errors(x)
+  if x and string.find(x, 'p', 1, true) then return '1p' end
+  return '1'
+end
+
 local function base_of(key)
   return string.match(key, '^(.*}:)')
 end
@@ -173,6 +181,7 @@ local function add_job_keys(keys, base, id)
   keys[#keys + 1] = base .. 'b:' .. id
   keys[#keys + 1] = base .. 'r:' .. id
   keys[#keys + 1] = base .. 'e:' .. id
+  keys[#keys + 1] = base .. 'p:' .. id
 end
 
 local function error_record(attempt, kind, message, at)
@@ -281,9 +290,9 @@ end
 -- job's (else enqueue would answer this dead job's id for that key forever);
 -- without one the key, if any, is unknown.
 local function dead_letter_bad(base, id, dead, unique, reason, fields, now, nows, dead_keep)
-  local a, m, t, p, s, e, n, u = '0', '0', '0', '0', '', nows, '', ''
+  local a, m, t, p, s, e, n, x, u = '0', '0', '0', '0', '', nows, '', '', ''
   if fields then
-    a, m, t, p, s, e, n, u = fields[2], fields[3], fields[4], fields[5], fields[6], fields[7], fields[11], fields[16]
+    a, m, t, p, s, e, n, x, u = fields[2], fields[3], fields[4], fields[5], fields[6], fields[7], fields[11], fields[15], fields[16]
     release_unique(unique, u, id)
   end
   local ek = base .. 'e:' .. id
@@ -291,7 +300,7 @@ local function dead_letter_bad(base, id, dead, unique, reason, fields, now, nows
   if t_ek ~= 'list' and t_ek ~= 'none' then redis.call('DEL', ek) end
   redis.call('RPUSH', ek, error_record(tonumber(a) or 0, 'CorruptJobError', reason, now))
   if dead_keep then
-    redis.call('SET', base .. 'j:' .. id, record(DEAD, a, m, t, p, s, e, '', '', nows, n, '', '', '', '1', u))
+    redis.call('SET', base .. 'j:' .. id, record(DEAD, a, m, t, p, s, e, '', '', nows, n, '', '', '', with_errors(x), u))
     redis.call('ZADD', dead, nows, id)
   else
     local keys = {}
@@ -353,7 +362,7 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
           release_unique(unique, u, id)
           if dead_keep then
             writes[#writes + 1] = keys[i]
-            writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, nn, an, '', '', '1', u)
+            writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, nn, an, '', '', with_errors(x), u)
             dead_add[#dead_add + 1] = nows
             dead_add[#dead_add + 1] = id
           else
@@ -363,7 +372,7 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
           s = fmt_seq(redis.call('INCR', seqkey))
           if not tonumber(p) then p = '0' end
           writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(QUEUED, a, m, t, p, s, e, nows, sa, f, nn, an, '', '', '1', u)
+          writes[#writes + 1] = record(QUEUED, a, m, t, p, s, e, nows, sa, f, nn, an, '', '', with_errors(x), u)
           pusher.push(p, s .. id)
         end
       end
@@ -405,6 +414,7 @@ local function trim_list(list, base, cutoff, limit)
       if flags ~= '' then
         if string.find(flags, 'r', 1, true) then keys[#keys + 1] = base .. 'r:' .. id end
         if string.find(flags, 'e', 1, true) then keys[#keys + 1] = base .. 'e:' .. id end
+        if string.find(flags, 'p', 1, true) then keys[#keys + 1] = base .. 'p:' .. id end
       end
     end
     n = i

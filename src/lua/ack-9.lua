@@ -69,7 +69,11 @@ for g = 1, math.floor(#KEYS / GROUP) do
         if result_ttl > 0 then
           writes[#writes + 1] = keys[i]
           writes[#writes + 1] = record(SUCCEEDED, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', x, u)
-          local flags = x == '1' and 'e' or ''
+          local flags = ''
+          if x ~= '' then
+            if string.find(x, '1', 1, true) then flags = 'e' end
+            if string.find(x, 'p', 1, true) then flags = flags .. 'p' end
+          end
           if payload then
             writes[#writes + 1] = base .. 'r:' .. id
             writes[#writes + 1] = payload
@@ -84,7 +88,7 @@ for g = 1, math.floor(#KEYS / GROUP) do
         if dead_ttl > 0 then
           if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
           writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', '1', u)
+          writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', with_errors(x), u)
           dead_add[#dead_add + 1] = nows
           dead_add[#dead_add + 1] = id
         else
@@ -103,7 +107,7 @@ for g = 1, math.floor(#KEYS / GROUP) do
         else
           if payload then
             redis.call('RPUSH', base .. 'e:' .. id, payload)
-            x = '1'
+            x = with_errors(x)
           end
           local delay = ack[5] or 0
           if delay > 0 then

@@ -1,0 +1,35 @@
+--[[
+  Store the progress a running job reports, only if the job is active with the
+  same lease token (fencing: a stale worker cannot overwrite a newer attempt's
+  progress). The progress key outlives the attempt: it is kept across retries
+  and after the job finishes, and deleted with the job.
+
+  KEYS, one group of 2 per queue to look in (several groups only outside Redis
+  Cluster; the first group holding the job wins):
+    1 <prefix>:{q}:j:<id>  2 <prefix>:{q}:p:<id>
+
+  ARGV:
+    1 token: the lease token of the claim reporting progress
+    2 progress: opaque bytes
+
+  Returns: 1 if stored, 0 if the job is unknown, not active or the token is stale.
+]]
+-- @include _common
+
+local GROUP = 2
+local token = ARGV[1]
+for g = 0, math.floor(#KEYS / GROUP) - 1 do
+  local jk = KEYS[g * GROUP + 1]
+  local rec = redis.call('GET', jk)
+  if rec then
+    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(rec)
+    if st ~= ACTIVE or t ~= token then return 0 end
+    redis.call('SET', KEYS[g * GROUP + 2], ARGV[2])
+    if not string.find(x, 'p', 1, true) then
+      -- Flagged once, so the succeeded retention index knows to delete the key.
+      redis.call('SET', jk, record(st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x .. 'p', u))
+    end
+    return 1
+  end
+end
+return 0
