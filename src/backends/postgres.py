@@ -831,6 +831,15 @@ class PostgresBackend(Backend):
         count: int = await self._fetchval(self._q["cancel"], job_id)
         return count > 0
 
+    async def pause(self, queue: str) -> None:
+        await self._fetch(self._q["pause"], queue)
+
+    async def resume(self, queue: str) -> None:
+        await self._fetch(self._q["resume"], queue)
+
+    async def paused(self) -> list[str]:
+        return [row[0] for row in await self._fetch(self._q["paused"])]
+
     async def stats(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
         for queue, state, count in await self._fetch(self._q["stats"]):

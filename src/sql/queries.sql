@@ -37,11 +37,19 @@ SELECT date_part('epoch', now())
 -- until the next due delayed job or the next lease to expire (NULL: none;
 -- negative: already due). The next due job is looked up per queue (the first
 -- entry of jobs_due_by_queue for each), then the earliest of those taken.
+-- Paused queues are left out: their ready jobs would otherwise end every idle
+-- wait at once, and the worker would spin between wait and an empty claim
+-- until the resume (whose NOTIFY wakes the waiters).
+WITH w AS (
+    SELECT ARRAY(
+        SELECT u.queue FROM unnest($1::text[]) AS u(queue)
+        WHERE NOT EXISTS (SELECT 1 FROM {schema}.paused_queues p WHERE p.queue = u.queue)) AS queues
+)
 SELECT CASE
-    WHEN EXISTS (SELECT 1 FROM {schema}.jobs q WHERE q.state = 1 AND q.queue = ANY ($1::text[])) THEN 0.0
+    WHEN EXISTS (SELECT 1 FROM {schema}.jobs q WHERE q.state = 1 AND q.queue = ANY ((SELECT w.queues FROM w)::text[])) THEN 0.0
     ELSE date_part('epoch', least(
         (SELECT min(n.run_at)
-         FROM unnest($1::text[]) AS w(queue)
+         FROM unnest((SELECT w.queues FROM w)) AS w(queue)
          CROSS JOIN LATERAL (
              SELECT d.run_at FROM {schema}.jobs d
              WHERE d.state IN (0, 4) AND d.queue = w.queue
@@ -144,3 +152,16 @@ SELECT count(*) FROM doomed
 -- 'finished_jobs' (the statistics collector's estimates).
 SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0)
 FROM pg_stat_user_tables WHERE relid = to_regclass('{schema}.' || quote_ident($1::text))
+
+-- name: pause
+INSERT INTO {schema}.paused_queues (queue) VALUES ($1::text) ON CONFLICT (queue) DO NOTHING
+
+-- name: resume
+-- Idle workers of the queue skipped its jobs while it was paused: wake them.
+WITH resumed AS (
+    DELETE FROM {schema}.paused_queues p WHERE p.queue = $1::text RETURNING p.queue
+)
+SELECT pg_notify({channel}, resumed.queue) FROM resumed
+
+-- name: paused
+SELECT queue FROM {schema}.paused_queues ORDER BY queue

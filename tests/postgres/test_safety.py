@@ -98,11 +98,18 @@ async def test_hostile_queue_names_and_ids_are_only_data(pg: PostgresBackend, ad
     assert await pg.purge(CANCELLED) == 1
     assert await pg.get("x'); DELETE FROM jobs; --") is None
     assert await pg.cancel("'; TRUNCATE jobs; --") is False
+    for s in HOSTILE_STRINGS:
+        await pg.pause(s)
+    assert await pg.paused() == sorted(HOSTILE_STRINGS)
+    assert await pg.claim(HOSTILE_STRINGS, 100, 30.0) == []
     await pg.wait(HOSTILE_STRINGS, 0.01)
+    for s in HOSTILE_STRINGS:
+        await pg.resume(s)
+    assert await pg.paused() == []
 
     # Everything is still there, and nothing was created or dropped.
     tables = await admin.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", pg.schema)
-    assert {r[0] for r in tables} == {"jobs", "finished_jobs", "schema_migrations"}
+    assert {r[0] for r in tables} == {"jobs", "finished_jobs", "paused_queues", "schema_migrations"}
     assert await admin.fetchval("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'public'") == 1
 
 

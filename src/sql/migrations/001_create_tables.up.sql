@@ -86,3 +86,12 @@ CREATE TABLE {schema}.finished_jobs (
 
 -- Retention (cleanup), the dead-letter list and purge: by state, oldest first.
 CREATE INDEX finished_jobs_state ON {schema}.finished_jobs (state, finished_at);
+
+-- Paused queues: claim leases nothing from them (their jobs stay queued, in
+-- order); enqueues continue. A table, not process state, so that every worker
+-- on the schema sees a pause at its next claim.
+CREATE TABLE {schema}.paused_queues (
+    queue     text        COLLATE "C" NOT NULL,
+    paused_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT paused_queues_pkey PRIMARY KEY (queue)
+);

@@ -95,8 +95,8 @@ BEGIN
 END
 $$;
 
--- Lease up to p_limit ready jobs from p_queues, in that order; inside a queue
--- highest priority first, then FIFO. The UPDATE finds the rows the sub-select
+-- Lease up to p_limit ready jobs from p_queues, in that order, skipping paused
+-- queues; inside a queue highest priority first, then FIFO. The UPDATE finds the rows the sub-select
 -- locked by their ctid (a TID scan, no second index descent per job: 15% of
 -- the claim's cost). A locked row cannot move; if it ever had, the UPDATE would
 -- skip it rather than touch another row. Neither this UPDATE nor promote_due's
@@ -129,6 +129,14 @@ BEGIN
     IF p_limit <= 0 THEN
         RETURN;
     END IF;
+    -- Paused queues are left out here, once per claim (a primary-key probe per
+    -- queue named), so the claim statement below stays the bare walk of
+    -- jobs_claim. A pause committed after this snapshot takes effect at the
+    -- next claim.
+    p_queues := ARRAY(
+        SELECT w.queue FROM unnest(p_queues) WITH ORDINALITY AS w(queue, ord)
+        WHERE NOT EXISTS (SELECT 1 FROM {schema}.paused_queues p WHERE p.queue = w.queue)
+        ORDER BY w.ord);
     -- Two index probes when there is nothing to do (the common case).
     IF EXISTS (SELECT 1 FROM {schema}.jobs e WHERE e.state = 2 AND e.lease_until <= now()) THEN
         PERFORM {schema}.recover_expired(p_err_head, p_err_mid, p_err_tail, 1000);
