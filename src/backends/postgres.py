@@ -217,7 +217,7 @@ def _distinct_leases(entries: Sequence[tuple[str, int]]) -> list[int]:
 def _stored(row: Any) -> StoredJob:
     return StoredJob(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], list(row[9] or ()),
-        row[10], row[11], row[12], row[13], row[14], row[15],
+        row[10], row[11], row[12], row[13], row[14], row[15], row[16],
     )
 
 
@@ -829,6 +829,10 @@ class PostgresBackend(Backend):
 
     async def cancel(self, job_id: str) -> bool:
         count: int = await self._fetchval(self._q["cancel"], job_id)
+        return count > 0
+
+    async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
+        count: int = await self._fetchval(self._q["set_progress"], job_id, token, progress)
         return count > 0
 
     async def pause(self, queue: str) -> None:

@@ -62,12 +62,12 @@ END
 SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
        priority, attempt, max_attempts, token, body, NULL::bytea, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       NULL::float8, date_part('epoch', lease_until), unique_key
+       NULL::float8, date_part('epoch', lease_until), unique_key, progress
 FROM {schema}.jobs WHERE id = $1::text
 UNION ALL
 SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       date_part('epoch', finished_at), NULL::float8, unique_key
+       date_part('epoch', finished_at), NULL::float8, unique_key, progress
 FROM {schema}.finished_jobs WHERE id = $1::text
 LIMIT 1
 
@@ -75,7 +75,7 @@ LIMIT 1
 SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
        priority, attempt, max_attempts, token, body, NULL::bytea, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       NULL::float8, date_part('epoch', lease_until), unique_key
+       NULL::float8, date_part('epoch', lease_until), unique_key, progress
 FROM {schema}.jobs
 WHERE (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END) = $1::integer
   AND ($2::text IS NULL OR queue = $2::text)
@@ -85,7 +85,7 @@ LIMIT $3::bigint OFFSET $4::bigint
 -- name: list_finished
 SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       date_part('epoch', finished_at), NULL::float8, unique_key
+       date_part('epoch', finished_at), NULL::float8, unique_key, progress
 FROM {schema}.finished_jobs
 WHERE state = $1::smallint AND ($2::text IS NULL OR queue = $2::text)
 ORDER BY finished_at, id
@@ -99,9 +99,9 @@ WITH revived AS (
 ), requeued AS (
     INSERT INTO {schema}.jobs
         (id, queue, state, priority, seq, attempt, max_attempts, token, enqueued_at, run_at,
-         started_at, unique_key, body, errors)
+         started_at, unique_key, body, errors, progress)
     SELECT r.id, r.queue, 1, r.priority, nextval('{schema}.job_seq'), 0, r.max_attempts, r.token,
-           r.enqueued_at, now(), r.started_at, r.unique_key, r.body, r.errors
+           r.enqueued_at, now(), r.started_at, r.unique_key, r.body, r.errors, r.progress
     FROM revived r
     RETURNING queue
 )
@@ -113,9 +113,9 @@ WITH cancelled AS (
 ), kept AS (
     INSERT INTO {schema}.finished_jobs
         (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-         started_at, finished_at, unique_key, body, result, errors)
+         started_at, finished_at, unique_key, body, result, errors, progress)
     SELECT c.id, c.queue, 6, c.priority, c.attempt, c.max_attempts, c.token, c.enqueued_at, c.run_at,
-           c.started_at, now(), c.unique_key, c.body, NULL, c.errors
+           c.started_at, now(), c.unique_key, c.body, NULL, c.errors, c.progress
     FROM cancelled c
 )
 SELECT count(*) FROM cancelled
@@ -153,6 +153,17 @@ SELECT count(*) FROM doomed
 SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0)
 FROM pg_stat_user_tables WHERE relid = to_regclass('{schema}.' || quote_ident($1::text))
 
+-- name: set_progress
+-- Only the current lease's worker may report: (state + 0) = 2 for a
+-- primary-key look-up, as in ack. The column is not indexed, so the update
+-- can stay on the row's page (HOT) and leaves the indexes alone.
+WITH reported AS (
+    UPDATE {schema}.jobs j SET progress = $3::bytea
+    WHERE j.id = $1::text AND j.token = $2::bigint AND (j.state + 0) = 2
+    RETURNING 1
+)
+SELECT count(*) FROM reported
+
 -- name: pause
 INSERT INTO {schema}.paused_queues (queue) VALUES ($1::text) ON CONFLICT (queue) DO NOTHING
 
@@ -162,6 +173,17 @@ WITH resumed AS (
     DELETE FROM {schema}.paused_queues p WHERE p.queue = $1::text RETURNING p.queue
 )
 SELECT pg_notify({channel}, resumed.queue) FROM resumed
+
+-- name: set_progress
+-- Only the current lease's worker may report: (state + 0) = 2 for a
+-- primary-key look-up, as in ack. The column is not indexed, so the update
+-- can stay on the row's page (HOT) and leaves the indexes alone.
+WITH reported AS (
+    UPDATE {schema}.jobs j SET progress = $3::bytea
+    WHERE j.id = $1::text AND j.token = $2::bigint AND (j.state + 0) = 2
+    RETURNING 1
+)
+SELECT count(*) FROM reported
 
 -- name: paused
 SELECT queue FROM {schema}.paused_queues ORDER BY queue

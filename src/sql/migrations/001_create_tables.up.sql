@@ -36,6 +36,7 @@ CREATE TABLE {schema}.jobs (
     unique_key   text        COLLATE "C",
     body         bytea       NOT NULL,
     errors       bytea[],                -- one record per failed attempt; NULL until the first
+    progress     bytea,                  -- the latest set_progress (msgpack); kept across attempts
     CONSTRAINT jobs_pkey PRIMARY KEY (id),
     CONSTRAINT jobs_live_state CHECK (state IN (0, 1, 2, 4))
 ) WITH (
@@ -80,6 +81,7 @@ CREATE TABLE {schema}.finished_jobs (
     body         bytea       NOT NULL,
     result       bytea,
     errors       bytea[],                -- one record per failed attempt; NULL until the first
+    progress     bytea,                  -- the last progress its worker reported
     CONSTRAINT finished_jobs_pkey PRIMARY KEY (id),
     CONSTRAINT finished_jobs_state CHECK (state IN (3, 5, 6))
 );

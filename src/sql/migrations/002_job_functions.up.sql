@@ -58,10 +58,11 @@ BEGIN
     ), buried AS (
         INSERT INTO {schema}.finished_jobs
             (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-             started_at, finished_at, unique_key, body, result, errors)
+             started_at, finished_at, unique_key, body, result, errors, progress)
         SELECT k.id, k.queue, 5, k.priority, k.attempt, k.max_attempts, k.token, k.enqueued_at, k.run_at,
                k.started_at, v_now, k.unique_key, k.body, NULL,
-               array_append(k.errors, p_err_head || int4send(k.attempt) || p_err_mid || v_at || p_err_tail)
+               array_append(k.errors, p_err_head || int4send(k.attempt) || p_err_mid || v_at || p_err_tail),
+               k.progress
         FROM killed k
     )
     SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM killed),
@@ -224,9 +225,9 @@ BEGIN
             ), kept AS (
                 INSERT INTO {schema}.finished_jobs
                     (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-                     started_at, finished_at, unique_key, body, result, errors)
+                     started_at, finished_at, unique_key, body, result, errors, progress)
                 SELECT d.id, d.queue, 3, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
-                       d.run_at, d.started_at, v_now, d.unique_key, d.body, d.payload, d.errors
+                       d.run_at, d.started_at, v_now, d.unique_key, d.body, d.payload, d.errors, d.progress
                 FROM done d
             )
             SELECT array_agg(done.ord::integer) INTO v_part FROM done;
@@ -280,10 +281,11 @@ BEGIN
         ), buried AS (
             INSERT INTO {schema}.finished_jobs
                 (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-                 started_at, finished_at, unique_key, body, result, errors)
+                 started_at, finished_at, unique_key, body, result, errors, progress)
             SELECT d.id, d.queue, 5, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
                    d.run_at, d.started_at, v_now, d.unique_key, d.body, NULL,
-                   CASE WHEN d.payload IS NULL THEN d.errors ELSE array_append(d.errors, d.payload) END
+                   CASE WHEN d.payload IS NULL THEN d.errors ELSE array_append(d.errors, d.payload) END,
+                   d.progress
             FROM done d
         )
         SELECT array_agg(done.ord::integer) INTO v_part FROM done;
