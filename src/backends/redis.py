@@ -51,6 +51,15 @@ rewritten after the first report; a flag in it tells the succeeded retention
 index to delete the key). The worker that claimed the job knows its queue,
 so the call costs one round trip; any other caller looks the job up.
 
+Uniqueness windows (``NewJob.unique_ttl``): the ``unique`` HASH keeps naming
+a succeeded job while its window runs; the window's end (Redis time) is a
+score in the queue's ``uniqueheld`` ZSET, checked by the enqueue script under
+the same atomicity as the live-job check. The seconds travel with the job in
+a ``u:<id>`` key, written only for jobs that have a window, so a job revived
+from the dead-letter queue keeps its window; dead and cancelled jobs release
+the key at once. Ended windows are freed by the ack script as new ones begin
+and by :meth:`cleanup`, so the hash stays bounded.
+
 Idle workers block on a per-queue wake-up LIST (``BLPOP``) on a connection of
 their own, not the shared pool; enqueues, requeues and retries push a token.
 The BLPOP is pipelined behind a small script that reports whether a job is
@@ -207,10 +216,11 @@ class _QueueKeys:
         leases, leasecount, ghosts = k("leases"), k("leasecount"), k("ghosts")
         succeeded, cancelled, dead = k("succeeded"), k("cancelled"), k("dead")
         unique, seq, wake, paused = k("unique"), k("seq"), k("wake"), k("paused")
+        held = k("uniqueheld")
         self.ready, self.prio, self.sched, self.retry, self.leases = ready, prio, sched, retry, leases
-        self.enqueue = (prio, sched, unique, seq, wake)
+        self.enqueue = (prio, sched, unique, seq, wake, held)
         self.claim = (ready, prio, sched, retry, leases, leasecount, dead, unique, seq, wake, ghosts, paused)
-        self.ack = (leases, leasecount, prio, retry, succeeded, dead, unique, seq, wake)
+        self.ack = (leases, leasecount, prio, retry, succeeded, dead, unique, seq, wake, held)
         self.renew = (leases, leasecount, seq)
         self.peek = (ready, prio, sched, retry, leases, wake, paused)
         self.wake = wake
@@ -219,9 +229,9 @@ class _QueueKeys:
         self.recover = (prio, leases, leasecount, dead, unique, seq, wake)
         self.promote = (ready, sched, retry, wake)
         self.cancel = (ready, sched, retry, leases, leasecount, cancelled, unique, ghosts)
-        self.retry_dead = (prio, dead, unique, seq, wake)
+        self.retry_dead = (prio, dead, unique, seq, wake, held)
         self.stats = (ready, prio, sched, retry, leasecount, succeeded, dead, cancelled, ghosts)
-        self.cleanup = (succeeded, cancelled, dead)
+        self.cleanup = (succeeded, cancelled, dead, unique, held)
         self.finished = {SUCCEEDED: succeeded, DEAD: dead, CANCELLED: cancelled}
 
     def job(self, job_id: str) -> tuple[bytes, bytes, bytes, bytes, bytes]:

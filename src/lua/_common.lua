@@ -20,7 +20,9 @@
     <prefix>:{<queue>}:cancelled  ZSET  score finish time, member job id (retention index)
     <prefix>:{<queue>}:dead       ZSET  idem: the dead-letter queue
     <prefix>:{<queue>}:ghosts     SET   members of ready lists whose job was cancelled (skipped at claim)
-    <prefix>:{<queue>}:unique     HASH  unique key -> id of the live job holding it
+    <prefix>:{<queue>}:unique     HASH  unique key -> id of the live job holding it, or of the
+                                        succeeded job whose uniqueness window holds it
+    <prefix>:{<queue>}:uniqueheld ZSET  unique keys held by a succeeded job: score the end of its window
     <prefix>:{<queue>}:seq        STRING counter: enqueue order and lease batch ids
     <prefix>:{<queue>}:wake       LIST  wake-up tokens for idle workers (BLPOP), capped
     <prefix>:{<queue>}:paused     STRING exists while the queue is paused (claim leases nothing from it)
@@ -29,6 +31,7 @@
     <prefix>:{<queue>}:r:<id>     STRING the result, if any
     <prefix>:{<queue>}:e:<id>     LIST  encoded error records, oldest first
     <prefix>:{<queue>}:p:<id>     STRING the latest progress its handler reported (opaque bytes)
+    <prefix>:{<queue>}:u:<id>     STRING unique_ttl (seconds) of a job with a unique key and a window
 
   Order. Ready jobs are served by priority, then by <seq>: a 16-digit
   per-queue sequence number given at every push into the ready state (enqueue,
@@ -182,6 +185,7 @@ local function add_job_keys(keys, base, id)
   keys[#keys + 1] = base .. 'r:' .. id
   keys[#keys + 1] = base .. 'e:' .. id
   keys[#keys + 1] = base .. 'p:' .. id
+  keys[#keys + 1] = base .. 'u:' .. id
 end
 
 local function error_record(attempt, kind, message, at)
@@ -192,6 +196,47 @@ local function release_unique(unique, uk, id)
   if uk and uk ~= '' and redis.call('HGET', unique, uk) == id then
     redis.call('HDEL', unique, uk)
   end
+end
+
+-- Who holds unique key `uk` now: the holder's id, or false when free. A key
+-- held by a succeeded job whose window ended is free, and forgotten here.
+local function unique_holder(unique, held, uk, now)
+  local holder = redis.call('HGET', unique, uk)
+  if holder then
+    local until_ = redis.call('ZSCORE', held, uk)
+    if until_ and tonumber(until_) <= now then
+      redis.call('ZREM', held, uk)
+      redis.call('HDEL', unique, uk)
+      return false
+    end
+  end
+  return holder
+end
+
+-- A job with unique key `uk` succeeded: keep the key for its window (u:<id>
+-- holds the seconds) or release it at once.
+local function unique_succeeded(unique, held, base, uk, id, now)
+  if uk == '' then return false end
+  local ukey = base .. 'u:' .. id
+  local ttl = tonumber(redis.call('GET', ukey))
+  if ttl then redis.call('DEL', ukey) end
+  if ttl and ttl > 0 and redis.call('HGET', unique, uk) == id then
+    redis.call('ZADD', held, fmt_time(now + ttl), uk)
+    return true
+  end
+  release_unique(unique, uk, id)
+  return false
+end
+
+-- Free unique keys whose window ended (at most `limit`). Returns how many.
+local function trim_unique_held(unique, held, now, limit)
+  local done = redis.call('ZRANGEBYSCORE', held, '-inf', now, 'LIMIT', 0, limit)
+  if #done == 0 then return 0 end
+  -- A key in `held` is never held by a live job (taking it removes it
+  -- from `held`), so it is the finished job's to free.
+  call_chunked('HDEL', unique, done)
+  call_chunked('ZREM', held, done)
+  return #done
 end
 
 -- Ready pushes, gathered per priority: push(p, member) ... flush().

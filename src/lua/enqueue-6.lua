@@ -1,27 +1,29 @@
 --[[
   Store a batch of new jobs, all or none.
 
-  KEYS, one group of 5 per queue (several groups only outside Redis Cluster):
+  KEYS, one group of 6 per queue (several groups only outside Redis Cluster):
     1 <prefix>:{q}:prio    2 <prefix>:{q}:sched   3 <prefix>:{q}:unique
-    4 <prefix>:{q}:seq     5 <prefix>:{q}:wake
-  KEYS[5 * groups + 1] (optional, outside Cluster only): the queue registry SET;
+    4 <prefix>:{q}:seq     5 <prefix>:{q}:wake    6 <prefix>:{q}:uniqueheld
+  KEYS[6 * groups + 1] (optional, outside Cluster only): the queue registry SET;
     every queue of the call is added to it.
 
   ARGV:
     1  nonce: random per call. A call retried after a lost reply finds its own
        jobs stored with this nonce and answers as the first time did.
     1 + g: the jobs of group g, msgpack: an array of NewJob arrays
-       {id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil}
+       {id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil,
+        unique_ttl (seconds the key stays held after the job succeeded; absent = 0)}
 
   Returns: a flat array {g1, i1, holder1, g2, i2, holder2, ...} for the jobs NOT
-    stored because a live job holds their unique key: g the group, i the job's
+    stored because a live job, or a succeeded one inside its unique_ttl window,
+    holds their unique key: g the group, i the job's
     1-based position in its group, holder the live job's id. Empty when all
     were stored.
   Errors: "FJDUPLICATE <id>" if a job id already exists (nothing is stored).
 ]]
 -- @include _common
 
-local GROUP = 5
+local GROUP = 6
 local nonce = ARGV[1]
 local groups = math.floor(#KEYS / GROUP)
 
@@ -90,6 +92,7 @@ local nows = fmt_time(now)
 for g = 1, groups do
   local k = (g - 1) * GROUP
   local prio, sched, unique, seqkey, wakekey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  local held = KEYS[k + 6]
   local base = base_of(prio)
   local jobs, keys = batches[g], jkeys[g]
   local c = #jobs
@@ -101,13 +104,18 @@ for g = 1, groups do
     local id, uk = job[1], job[7]
     local holder = false
     if uk then
-      holder = redis.call('HGET', unique, uk)
+      holder = unique_holder(unique, held, uk, now)
       if holder then
         out[#out + 1] = g
         out[#out + 1] = i
         out[#out + 1] = holder
       else
         redis.call('HSET', unique, uk, id)
+        local ttl = job[8]
+        if ttl and ttl > 0 then
+          writes[#writes + 1] = base .. 'u:' .. id
+          writes[#writes + 1] = fmt_time(ttl)
+        end
       end
     else
       uk = ''

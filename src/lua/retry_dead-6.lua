@@ -1,11 +1,12 @@
 --[[
   Put a dead job back in its queue with a fresh set of attempts (its errors
-  are kept). Refused if another live job now holds its unique key.
+  are kept, and so is its unique_ttl). Refused if another live job, or a
+  succeeded one inside its window, now holds its unique key.
 
-  KEYS, one group of 5 per queue to look in (several groups only outside Redis
+  KEYS, one group of 6 per queue to look in (several groups only outside Redis
   Cluster; the first group holding the job wins):
     1 <prefix>:{q}:prio    2 <prefix>:{q}:dead    3 <prefix>:{q}:unique
-    4 <prefix>:{q}:seq     5 <prefix>:{q}:wake
+    4 <prefix>:{q}:seq     5 <prefix>:{q}:wake    6 <prefix>:{q}:uniqueheld
 
   ARGV:
     1 job id
@@ -14,7 +15,7 @@
 ]]
 -- @include _common
 
-local GROUP = 5
+local GROUP = 6
 local id = ARGV[1]
 for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local k = g * GROUP
@@ -24,11 +25,12 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(redis.call('MGET', jk)[1])
   if st then
     if st ~= DEAD then return 0 end
+    local now = now_time()
     if u ~= '' then
-      if redis.call('HEXISTS', unique, u) == 1 then return 0 end
+      if unique_holder(unique, KEYS[k + 6], u, now) then return 0 end
       redis.call('HSET', unique, u, id)
     end
-    local nows = fmt_time(now_time())
+    local nows = fmt_time(now)
     s = fmt_seq(redis.call('INCR', KEYS[k + 4]))
     if not tonumber(p) then p = '0' end
     redis.call('SET', jk, record(QUEUED, '0', m, t, p, s, e, nows, sa, '', n, an, '', '', x, u))

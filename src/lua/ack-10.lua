@@ -4,10 +4,14 @@
   from the front of the retention indexes, a bounded amount per call, so
   memory stays bounded even if cleanup never runs.
 
-  KEYS, one group of 9 per queue (several groups only outside Redis Cluster):
+  A job that succeeds keeps its unique key for its unique_ttl window (see
+  enqueue); dead jobs release theirs at once.
+
+  KEYS, one group of 10 per queue (several groups only outside Redis Cluster):
     1 <prefix>:{q}:leases     2 <prefix>:{q}:leasecount  3 <prefix>:{q}:prio
     4 <prefix>:{q}:retry      5 <prefix>:{q}:succeeded   6 <prefix>:{q}:dead
     7 <prefix>:{q}:unique     8 <prefix>:{q}:seq         9 <prefix>:{q}:wake
+    10 <prefix>:{q}:uniqueheld
 
   ARGV:
     1 nonce: random per call. A call retried after a lost reply finds the jobs
@@ -23,7 +27,7 @@
 ]]
 -- @include _common
 
-local GROUP = 9
+local GROUP = 10
 local nonce = ARGV[1]
 local result_ttl = tonumber(ARGV[2])
 local dead_ttl = tonumber(ARGV[3])
@@ -35,6 +39,8 @@ for g = 1, math.floor(#KEYS / GROUP) do
   local k = (g - 1) * GROUP
   local leases, leasecount, prio, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local succeeded, dead, unique, seqkey, wakekey = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8], KEYS[k + 9]
+  local held = KEYS[k + 10]
+  local holding = 0
   local base = base_of(leases)
   local acks = cmsgpack.unpack(ARGV[g + 3])
   local c = #acks
@@ -65,7 +71,7 @@ for g = 1, math.floor(#KEYS / GROUP) do
       out[#out + 1] = 1
       released[lb] = (released[lb] or 0) + 1
       if kind == 0 then
-        release_unique(unique, u, id)
+        if unique_succeeded(unique, held, base, u, id, now) then holding = holding + 1 end
         if result_ttl > 0 then
           writes[#writes + 1] = keys[i]
           writes[#writes + 1] = record(SUCCEEDED, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', x, u)
@@ -141,6 +147,10 @@ for g = 1, math.floor(#KEYS / GROUP) do
   if #dead_add > 0 then
     call_chunked('ZADD', dead, dead_add)
     trim_zset(dead, base, now - dead_ttl, 2 * #dead_add + 100, DEAD)
+  end
+  if holding > 0 then
+    -- Windows end as others begin: memory stays bounded without cleanup.
+    trim_unique_held(unique, held, now, 2 * holding + 100)
   end
   wake(wakekey, requeued + (#retry_add > 0 and 1 or 0))
 end
