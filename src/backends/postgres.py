@@ -25,6 +25,10 @@ How it stores jobs:
   arrays and unnested, the multi-step ones (claim with recovery and promotion,
   ack of mixed outcomes) as PL/pgSQL functions. All times are the server's
   ``now()``.
+* Paused queues are rows of ``paused_queues``, read by every claim (so every
+  worker of the schema sees a pause); a succeeded job's ``unique_ttl`` window
+  is its ``finished_jobs`` row's ``unique_until``, checked by the same
+  ``enqueue_unique`` that the live jobs' partial unique index serves.
 * Enqueues ``NOTIFY`` the schema's channel (at commit); one LISTEN connection
   per backend wakes idle workers, and is re-established with backoff when it is
   lost, idle workers polling slowly meanwhile.
@@ -623,7 +627,7 @@ class PostgresBackend(Backend):
             rows = await self._enqueue(
                 connection, self._q["enqueue_unique"], [j.id for j in batch], [j.queue for j in batch],
                 [j.priority for j in batch], [j.delay for j in batch], [j.max_attempts for j in batch],
-                [j.body for j in batch], [j.unique_key for j in batch],
+                [j.body for j in batch], [j.unique_key for j in batch], [float(j.unique_ttl) for j in batch],
             )
             vanished = []
             for position, holder in rows:

@@ -11,7 +11,8 @@ SELECT {schema}.enqueue($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::
 
 -- name: enqueue_unique
 SELECT job_position, holder_id
-FROM {schema}.enqueue_unique($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[])
+FROM {schema}.enqueue_unique($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
+                             $8::float8[])
 
 -- name: claim
 SELECT claimed_ids, claimed_tokens, claimed_attempts, claimed_bodies
@@ -93,15 +94,21 @@ LIMIT $3::bigint OFFSET $4::bigint
 
 -- name: retry_dead
 -- Back to its queue with a fresh set of attempts; fails with unique_violation
--- (reported as False) if a live job of its queue holds its unique key.
+-- (reported as False) if a live job of its queue holds its unique key, and
+-- changes nothing if a job that succeeded holds it still (unique_ttl).
 WITH revived AS (
-    DELETE FROM {schema}.finished_jobs f WHERE f.id = $1::text AND f.state = 5 RETURNING f.*
+    DELETE FROM {schema}.finished_jobs f
+    WHERE f.id = $1::text AND f.state = 5
+      AND (f.unique_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM {schema}.finished_jobs h
+          WHERE h.queue = f.queue AND h.unique_key = f.unique_key AND h.unique_until > now()))
+    RETURNING f.*
 ), requeued AS (
     INSERT INTO {schema}.jobs
         (id, queue, state, priority, seq, attempt, max_attempts, token, enqueued_at, run_at,
-         started_at, unique_key, body, errors, progress)
+         started_at, unique_key, unique_ttl, body, errors, progress)
     SELECT r.id, r.queue, 1, r.priority, nextval('{schema}.job_seq'), 0, r.max_attempts, r.token,
-           r.enqueued_at, now(), r.started_at, r.unique_key, r.body, r.errors, r.progress
+           r.enqueued_at, now(), r.started_at, r.unique_key, r.unique_ttl, r.body, r.errors, r.progress
     FROM revived r
     RETURNING queue
 )
@@ -113,9 +120,9 @@ WITH cancelled AS (
 ), kept AS (
     INSERT INTO {schema}.finished_jobs
         (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-         started_at, finished_at, unique_key, body, result, errors, progress)
+         started_at, finished_at, unique_key, unique_ttl, body, result, errors, progress)
     SELECT c.id, c.queue, 6, c.priority, c.attempt, c.max_attempts, c.token, c.enqueued_at, c.run_at,
-           c.started_at, now(), c.unique_key, c.body, NULL, c.errors, c.progress
+           c.started_at, now(), c.unique_key, c.unique_ttl, c.body, NULL, c.errors, c.progress
     FROM cancelled c
 )
 SELECT count(*) FROM cancelled
@@ -135,12 +142,15 @@ UNION ALL
 SELECT queue, state::integer, count(*) FROM {schema}.finished_jobs GROUP BY 1, 2
 
 -- name: delete_expired
--- One batch of finished jobs past their retention.
+-- One batch of finished jobs past their retention. A succeeded job whose
+-- unique key is still held (unique_ttl longer than result_ttl) stays until its
+-- window closes: its row is what holds the key.
 WITH doomed AS (
     DELETE FROM {schema}.finished_jobs f
     WHERE f.id = ANY (ARRAY(
         SELECT e.id FROM {schema}.finished_jobs e
         WHERE e.state = ANY ($1::smallint[]) AND e.finished_at <= now() - $2::float8 * interval '1 second'
+          AND (e.unique_until IS NULL OR e.unique_until <= now())
         LIMIT $3::integer
         FOR UPDATE SKIP LOCKED))
     RETURNING 1

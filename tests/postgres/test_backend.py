@@ -210,3 +210,21 @@ async def test_a_batch_repeating_an_id_is_refused_whole(pg: PostgresBackend) -> 
     with pytest.raises(ValueError, match="more than once"):
         await pg.enqueue_many([c, a, b])
     assert await pg.get("other") is None
+
+
+@pytest.mark.parametrize("unique_key", [None, "k"])
+async def test_an_id_enqueued_while_its_job_is_being_acked_is_refused(
+    pg: PostgresBackend, admin: asyncpg.Connection, unique_key: str | None
+) -> None:
+    # Several schedulers enqueue one periodic tick under one id: one of them
+    # may come while the first copy's ack is moving it to finished_jobs.
+    await pg.enqueue_many([NewJob("tick", "q", 0, 0.0, 3, b"", unique_key)])
+    (c,) = await pg.claim(["q"], 1, 30.0)
+    async with admin.transaction():
+        assert await admin.fetchval(pg._q["ack"], [c.id], [c.token], None, None, None, True) == [1]
+        racing = asyncio.ensure_future(pg.enqueue_many([NewJob("tick", "q", 0, 0.0, 3, b"", unique_key)]))
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # waiting on the finishing job's row
+    with pytest.raises(fastjobs.DuplicateJobError, match="'tick' already exists"):
+        await asyncio.wait_for(racing, 5.0)
+    assert (await pg.stats())["q"] == {**dict.fromkeys(fastjobs._core.STATE_NAMES, 0), "succeeded": 1}

@@ -34,6 +34,7 @@ CREATE TABLE {schema}.jobs (
     started_at   timestamptz,
     lease_until  timestamptz,
     unique_key   text        COLLATE "C",
+    unique_ttl   double precision,       -- seconds the key stays held after success; NULL: none
     body         bytea       NOT NULL,
     errors       bytea[],                -- one record per failed attempt; NULL until the first
     progress     bytea,                  -- the latest set_progress (msgpack); kept across attempts
@@ -61,8 +62,12 @@ CREATE INDEX jobs_due ON {schema}.jobs (run_at) WHERE state IN (0, 4);
 CREATE INDEX jobs_due_by_queue ON {schema}.jobs (queue, run_at) WHERE state IN (0, 4);
 -- Recovery of expired leases.
 CREATE INDEX jobs_lease ON {schema}.jobs (lease_until) WHERE state = 2;
--- Uniqueness: every row here is live, so a partial unique index is the whole
--- rule ("not enqueued while another live job of its queue holds the key").
+-- Uniqueness: every row here is live, so a partial unique index is the rule
+-- for live jobs ("not enqueued while another live job of its queue holds the
+-- key"). A succeeded job with a unique_ttl holds its key a while longer from
+-- finished_jobs (unique_until, below); enqueue_unique checks both, and the
+-- wait this index imposes on an insert racing the holder's ack is what makes
+-- that check see the hold (see enqueue_unique).
 CREATE UNIQUE INDEX jobs_unique_key ON {schema}.jobs (queue, unique_key) WHERE unique_key IS NOT NULL;
 
 CREATE TABLE {schema}.finished_jobs (
@@ -78,6 +83,8 @@ CREATE TABLE {schema}.finished_jobs (
     started_at   timestamptz,
     finished_at  timestamptz NOT NULL,
     unique_key   text        COLLATE "C",
+    unique_ttl   double precision,       -- kept for retry_dead
+    unique_until timestamptz,            -- succeeded: its unique_key is held until then
     body         bytea       NOT NULL,
     result       bytea,
     errors       bytea[],                -- one record per failed attempt; NULL until the first
@@ -88,6 +95,11 @@ CREATE TABLE {schema}.finished_jobs (
 
 -- Retention (cleanup), the dead-letter list and purge: by state, oldest first.
 CREATE INDEX finished_jobs_state ON {schema}.finished_jobs (state, finished_at);
+-- Unique keys held after success: the latest window of a (queue, key), found
+-- with one descent. Expired windows stay until cleanup deletes their rows
+-- (cleanup keeps a row while its window is open, whatever result_ttl says).
+CREATE INDEX finished_jobs_unique_hold ON {schema}.finished_jobs (queue, unique_key, unique_until)
+    WHERE unique_until IS NOT NULL;
 
 -- Paused queues: claim leases nothing from them (their jobs stay queued, in
 -- order); enqueues continue. A table, not process state, so that every worker

@@ -58,9 +58,9 @@ BEGIN
     ), buried AS (
         INSERT INTO {schema}.finished_jobs
             (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-             started_at, finished_at, unique_key, body, result, errors, progress)
+             started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress)
         SELECT k.id, k.queue, 5, k.priority, k.attempt, k.max_attempts, k.token, k.enqueued_at, k.run_at,
-               k.started_at, v_now, k.unique_key, k.body, NULL,
+               k.started_at, v_now, k.unique_key, k.unique_ttl, NULL, k.body, NULL,
                array_append(k.errors, p_err_head || int4send(k.attempt) || p_err_mid || v_at || p_err_tail),
                k.progress
         FROM killed k
@@ -225,13 +225,19 @@ BEGIN
             ), kept AS (
                 INSERT INTO {schema}.finished_jobs
                     (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-                     started_at, finished_at, unique_key, body, result, errors, progress)
+                     started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress)
                 SELECT d.id, d.queue, 3, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
-                       d.run_at, d.started_at, v_now, d.unique_key, d.body, d.payload, d.errors, d.progress
+                       d.run_at, d.started_at, v_now, d.unique_key, d.unique_ttl,
+                       CASE WHEN d.unique_ttl > 0 AND d.unique_key IS NOT NULL
+                            THEN v_now + d.unique_ttl * interval '1 second' END,
+                       d.body, d.payload, d.errors, d.progress
                 FROM done d
             )
             SELECT array_agg(done.ord::integer) INTO v_part FROM done;
         ELSE
+            -- Results are not kept, but a job whose unique key is held after
+            -- success keeps a row (without its result) to hold it from, until
+            -- its window closes and cleanup takes it.
             WITH a AS (
                 SELECT * FROM unnest(p_ids, p_tokens, p_kinds) WITH ORDINALITY AS a(id, token, kind, ord)
                 WHERE a.kind = 0
@@ -239,7 +245,16 @@ BEGIN
                 DELETE FROM {schema}.jobs j
                 USING a
                 WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
-                RETURNING a.ord
+                RETURNING j.*, a.ord
+            ), held AS (
+                INSERT INTO {schema}.finished_jobs
+                    (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
+                     started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress)
+                SELECT d.id, d.queue, 3, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
+                       d.run_at, d.started_at, v_now, d.unique_key, d.unique_ttl,
+                       v_now + d.unique_ttl * interval '1 second', d.body, NULL, d.errors, d.progress
+                FROM done d
+                WHERE d.unique_ttl > 0 AND d.unique_key IS NOT NULL
             )
             SELECT array_agg(done.ord::integer) INTO v_part FROM done;
         END IF;
@@ -281,9 +296,9 @@ BEGIN
         ), buried AS (
             INSERT INTO {schema}.finished_jobs
                 (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-                 started_at, finished_at, unique_key, body, result, errors, progress)
+                 started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress)
             SELECT d.id, d.queue, 5, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
-                   d.run_at, d.started_at, v_now, d.unique_key, d.body, NULL,
+                   d.run_at, d.started_at, v_now, d.unique_key, d.unique_ttl, NULL, d.body, NULL,
                    CASE WHEN d.payload IS NULL THEN d.errors ELSE array_append(d.errors, d.payload) END,
                    d.progress
             FROM done d
@@ -341,6 +356,14 @@ $$;
 
 -- Job ids are unique across live and finished jobs (until cleanup removes the
 -- finished one): enqueue calls this for an id found among finished jobs.
+--
+-- Enqueue looks for finished ids AFTER its INSERT, not before: an ack moving
+-- a job of the same id to finished_jobs may be in flight. The INSERT waits on
+-- jobs_pkey for that row and, once the ack commits (row gone), stores a second
+-- job under the id; the look after it, in a statement with a fresh snapshot,
+-- sees the finished row and aborts the enqueue. (Looked for first, the id was
+-- not finished yet: the job ran twice and its second ack failed on
+-- finished_jobs_pkey; seen with several workers enqueuing one periodic tick.)
 CREATE FUNCTION {schema}.refuse_finished_id(p_id text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     RAISE unique_violation USING
@@ -359,7 +382,6 @@ CREATE FUNCTION {schema}.enqueue(
 SET enable_seqscan = off SET enable_bitmapscan = off
 SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
-    PERFORM {schema}.refuse_finished_id(f.id) FROM {schema}.finished_jobs f WHERE f.id = ANY (p_ids);
     INSERT INTO {schema}.jobs (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, body)
     SELECT n.id, n.queue, CASE WHEN n.delay > 0 THEN 0 ELSE 1 END, n.priority,
            nextval('{schema}.job_seq'), n.max_attempts, now(),
@@ -368,37 +390,65 @@ BEGIN
     FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies)
         WITH ORDINALITY AS n(id, queue, priority, delay, max_attempts, body, ord)
     ORDER BY n.ord;
+    PERFORM {schema}.refuse_finished_id(f.id) FROM {schema}.finished_jobs f WHERE f.id = ANY (p_ids);
     PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(p_queues) AS q) AS woken;
 END
 $$;
 
 -- Enqueue a batch in which some jobs carry a unique_key. A job whose key is
--- held by a live job of its queue is not stored; for every keyed job this returns its
+-- held (by a live job of its queue, or by one that succeeded less than its
+-- unique_ttl ago) is not stored; for every keyed job this returns its
 -- position and the id of the job that holds its key now (its own id if it was
 -- stored, NULL if the holder vanished meanwhile: the caller tries again).
+--
+-- Why the second look at held keys after the INSERT: an ack that moves the
+-- live holder to finished_jobs may be running while this INSERT starts. The
+-- INSERT then waits on jobs_unique_key for the holder's row, and once the ack
+-- commits (the row gone) stores its own job. Each statement of a function
+-- takes a new snapshot, so the look after the INSERT sees the ack's hold, and
+-- takes back the job it should not have stored. With no ack in flight, the
+-- NOT EXISTS of the INSERT already left it out.
 CREATE FUNCTION {schema}.enqueue_unique(
     p_ids text[], p_queues text[], p_priorities bigint[], p_delays double precision[],
-    p_max_attempts integer[], p_bodies bytea[], p_unique_keys text[]
+    p_max_attempts integer[], p_bodies bytea[], p_unique_keys text[], p_unique_ttls double precision[]
 ) RETURNS TABLE (job_position integer, holder_id text) LANGUAGE plpgsql
 SET enable_seqscan = off SET enable_bitmapscan = off
 SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+DECLARE
+    v_stored integer;
 BEGIN
-    PERFORM {schema}.refuse_finished_id(f.id) FROM {schema}.finished_jobs f WHERE f.id = ANY (p_ids);
     INSERT INTO {schema}.jobs
-        (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, unique_key, body)
+        (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, unique_key, unique_ttl, body)
     SELECT n.id, n.queue, CASE WHEN n.delay > 0 THEN 0 ELSE 1 END, n.priority,
            nextval('{schema}.job_seq'), n.max_attempts, now(),
            CASE WHEN n.delay > 0 THEN now() + n.delay * interval '1 second' ELSE now() END,
-           n.unique_key, n.body
-    FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies, p_unique_keys)
-        WITH ORDINALITY AS n(id, queue, priority, delay, max_attempts, body, unique_key, ord)
+           n.unique_key, CASE WHEN n.unique_ttl > 0 THEN n.unique_ttl END, n.body
+    FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies, p_unique_keys, p_unique_ttls)
+        WITH ORDINALITY AS n(id, queue, priority, delay, max_attempts, body, unique_key, unique_ttl, ord)
+    WHERE n.unique_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM {schema}.finished_jobs h
+        WHERE h.queue = n.queue AND h.unique_key = n.unique_key AND h.unique_until > now())
     ORDER BY n.ord
     ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL DO NOTHING;
-    PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(p_queues) AS q) AS woken;
+    GET DIAGNOSTICS v_stored = ROW_COUNT;
+    PERFORM {schema}.refuse_finished_id(f.id) FROM {schema}.finished_jobs f WHERE f.id = ANY (p_ids);
+    IF v_stored > 0 THEN
+        DELETE FROM {schema}.jobs j
+        USING unnest(p_ids, p_queues, p_unique_keys) AS n(id, queue, unique_key)
+        WHERE j.id = n.id AND n.unique_key IS NOT NULL AND EXISTS (
+            SELECT 1 FROM {schema}.finished_jobs h
+            WHERE h.queue = n.queue AND h.unique_key = n.unique_key AND h.unique_until > now());
+        PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(p_queues) AS q) AS woken;
+    END IF;
     RETURN QUERY
-        SELECT n.ord::integer, j.id
+        SELECT n.ord::integer, coalesce(h.id, j.id)
         FROM unnest(p_queues, p_unique_keys) WITH ORDINALITY AS n(queue, unique_key, ord)
         LEFT JOIN {schema}.jobs j ON j.queue = n.queue AND j.unique_key = n.unique_key
+        LEFT JOIN LATERAL (
+            SELECT f.id FROM {schema}.finished_jobs f
+            WHERE f.queue = n.queue AND f.unique_key = n.unique_key AND f.unique_until > now()
+            ORDER BY f.unique_until DESC
+            LIMIT 1) AS h ON true
         WHERE n.unique_key IS NOT NULL;
 END
 $$;
