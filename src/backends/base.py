@@ -263,9 +263,7 @@ class Backend(abc.ABC):
         when it falls due. Spurious wake-ups are allowed.
         """
 
-    # Not abstract yet so that backends implementing them in parallel keep
-    # importing; they become abstract once every backend implements them.
-
+    @abc.abstractmethod
     async def pause(self, queue: str) -> None:
         """Stop ``claim`` from leasing jobs of ``queue``; enqueues into it continue.
 
@@ -275,8 +273,8 @@ class Backend(abc.ABC):
         Returns None. Idempotent: pausing a paused queue keeps it paused. The
         paused state is stored in the backend and shared by every worker on it.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement pause() yet (issue 6)")
 
+    @abc.abstractmethod
     async def resume(self, queue: str) -> None:
         """Let ``claim`` lease jobs of ``queue`` again, in their original order.
 
@@ -285,12 +283,12 @@ class Backend(abc.ABC):
 
         Returns None. Resuming a queue that is not paused (or unknown) is a no-op.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement resume() yet (issue 6)")
 
+    @abc.abstractmethod
     async def paused(self) -> list[str]:
         """The names of the paused queues, sorted."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement paused() yet (issue 6)")
 
+    @abc.abstractmethod
     async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
         """Store ``progress`` on a job that is active with lease ``token``, in one round trip.
 
@@ -304,4 +302,3 @@ class Backend(abc.ABC):
         is returned by :meth:`get` as ``StoredJob.progress``, stays after the
         job finishes and is kept when it is retried.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement set_progress() yet (issue 6)")
