@@ -389,6 +389,12 @@ class Task(Generic[P, R]):
         ttl = _seconds("unique_ttl", unique_ttl)
         if ttl and unique_key is None:
             raise InvalidOptionError("unique_ttl needs a unique_key: it says how long the key stays taken after the job succeeded")
+        if ttl > self.app.options.result_ttl:
+            # The succeeded job holds the key; it must still exist while it does.
+            raise InvalidOptionError(
+                f"unique_ttl ({ttl} s) is longer than the App's result_ttl ({self.app.options.result_ttl} s): "
+                "raise result_ttl, or shorten unique_ttl"
+            )
         return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:

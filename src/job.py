@@ -201,6 +201,8 @@ class Context:
             pass
         else:
             raise RuntimeError("progress_sync() is for plain def handlers; use await ctx.progress(...) in async ones")
+        if not self._loop.is_running():  # the worker is gone (a thread that outlived shutdown)
+            return False
         future = asyncio.run_coroutine_threadsafe(self.progress(fraction, message), self._loop)
         return future.result(timeout=60)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import math
+import time
 from typing import Any
 
 from .errors import ConfigurationError, InvalidOptionError
@@ -70,6 +71,10 @@ class Schedule:
                 raise InvalidOptionError(f"invalid cron expression {spec!r}: use five fields like '*/5 * * * *'")
             self._cron = croniter
             self.tz = _zone(tz)
+            try:  # a valid expression can still name no date at all ("0 0 30 2 *": February 30)
+                self.next_after(time.time())
+            except Exception as exc:  # croniter's CroniterBadDateError and kin
+                raise InvalidOptionError(f"cron expression {spec!r} never falls due: {exc}") from None
         else:
             if tz is not None:
                 raise InvalidOptionError("tz= applies to cron expressions; an interval is the same in every zone")

@@ -713,8 +713,14 @@ class Worker:
         while True:
             try:
                 now = await backend.now()  # the backend's clock, as for delays and leases
-                wake = now + 60.0
-                for name, plan in self.app.schedules.items():
+            except Exception as exc:
+                log.warning("periodic scheduling: the backend's clock failed (%s: %s); retrying in 1 s", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)
+                continue
+            wake = now + 60.0
+            for name, plan in self.app.schedules.items():
+                # Each schedule on its own: one that fails must not starve the others.
+                try:
                     tick = plan.latest(now)
                     if done.get(name) != tick:
                         if now - tick <= plan.misfire_grace:
@@ -723,11 +729,10 @@ class Worker:
                             log.debug("periodic %s: tick %s is %.0f s old; skipped", name, tick, now - tick)
                         done[name] = tick
                     wake = min(wake, plan.next_after(now))
-                delay = wake - now
-            except Exception as exc:
-                log.warning("periodic scheduling failed (%s: %s); retrying in 1 s", type(exc).__name__, exc)
-                delay = 1.0
-            await asyncio.sleep(max(0.0, delay))
+                except Exception as exc:
+                    log.warning("periodic %s failed (%s: %s); retrying in 1 s", name, type(exc).__name__, exc)
+                    wake = min(wake, now + 1.0)
+            await asyncio.sleep(max(0.0, wake - now))
 
     async def _enqueue_tick(self, name: str, tick: float) -> None:
         task = self.app.tasks[name]

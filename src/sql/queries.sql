@@ -163,17 +163,6 @@ SELECT count(*) FROM doomed
 SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0)
 FROM pg_stat_user_tables WHERE relid = to_regclass('{schema}.' || quote_ident($1::text))
 
--- name: set_progress
--- Only the current lease's worker may report: (state + 0) = 2 for a
--- primary-key look-up, as in ack. The column is not indexed, so the update
--- can stay on the row's page (HOT) and leaves the indexes alone.
-WITH reported AS (
-    UPDATE {schema}.jobs j SET progress = $3::bytea
-    WHERE j.id = $1::text AND j.token = $2::bigint AND (j.state + 0) = 2
-    RETURNING 1
-)
-SELECT count(*) FROM reported
-
 -- name: pause
 INSERT INTO {schema}.paused_queues (queue) VALUES ($1::text) ON CONFLICT (queue) DO NOTHING
 

@@ -157,3 +157,5 @@ async def test_unique_key_holds_for_its_window_after_success(app: fastjobs.App) 
     assert later.id != first.id
     with pytest.raises(fastjobs.InvalidOptionError, match="unique_ttl needs a unique_key"):
         sync_account.options(unique_ttl=5)
+    with pytest.raises(fastjobs.InvalidOptionError, match="longer than the App's result_ttl"):
+        sync_account.options(unique_key="k", unique_ttl=app.options.result_ttl + 1)

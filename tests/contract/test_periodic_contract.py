@@ -78,6 +78,7 @@ def test_schedules_compute_ticks_in_their_time_zone() -> None:
     ("args", "kwargs", "message"),
     [
         (("not cron",), {}, "invalid cron expression"),
+        (("0 0 30 2 *",), {}, "never falls due"),
         (("* * * * *",), {"tz": "Mars/Olympus"}, "unknown time zone"),
         ((0,), {}, "interval must be a positive number"),
         ((5.0,), {"tz": "UTC"}, "tz= applies to cron expressions"),
@@ -88,3 +89,29 @@ def test_bad_schedules_are_refused_at_registration(args: tuple[object, ...], kwa
     app = fastjobs.App()
     with pytest.raises((fastjobs.InvalidOptionError, fastjobs.ConfigurationError), match=message):
         app.periodic(*args, **kwargs)(lambda: None)  # type: ignore[arg-type]
+
+
+async def test_a_failing_schedule_does_not_starve_the_others(app: fastjobs.App) -> None:
+    ran: list[str] = []
+
+    @app.periodic(0.2, name="good", misfire_grace=0.15)
+    async def good() -> None:
+        ran.append("good")
+
+    @app.periodic(0.2, name="broken", misfire_grace=0.15)
+    async def broken() -> None:
+        ran.append("broken")
+
+    class Broken(Schedule):
+        __slots__ = ()
+
+        def latest(self, now: float) -> float:
+            raise RuntimeError("this schedule cannot say when it falls")
+
+    app.schedules["broken"] = Broken(0.2, misfire_grace=0.15)
+    worker = app.worker(handle_signals=False)
+    runner = asyncio.ensure_future(worker.run())
+    await asyncio.sleep(1.0)
+    worker.request_stop()
+    await runner
+    assert "broken" not in ran and ran.count("good") >= 3
