@@ -225,6 +225,10 @@ def _stored(row: Any) -> StoredJob:
     )
 
 
+class _KeyHeld(Exception):
+    """Rolls back a retry_dead that found its unique key held after all."""
+
+
 class PostgresBackend(Backend):
     """Jobs in PostgreSQL (see the module docstring).
 
@@ -818,11 +822,25 @@ class PostgresBackend(Backend):
         return [_stored(r) for r in await self._fetch(query, state, queue, limit, offset)]
 
     async def retry_dead(self, job_id: str) -> bool:
+        pool = self._pool or await self._get_pool()
         try:
-            rows = await self._fetch(self._q["retry_dead"], job_id)
-        except asyncpg.UniqueViolationError:
-            return False  # a live job holds its unique key
-        return len(rows) == 1
+            async with pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        if len(await conn.fetch(self._q["retry_dead"], job_id)) != 1:
+                            return False
+                        # The statement's snapshot predates a holder's ack that it may
+                        # have waited for: look again before committing.
+                        if await conn.fetchval(self._q["unique_held_elsewhere"], job_id):
+                            raise _KeyHeld
+                    return True
+                except (_KeyHeld, asyncpg.UniqueViolationError):
+                    return False  # a live job, or one inside its unique_ttl, holds its key
+                except _CONNECTION_ERRORS:
+                    conn.terminate()
+                    raise
+        except _CONNECTION_ERRORS as exc:
+            raise await self._lost(exc) from exc
 
     async def purge(self, state: int, queue: str | None = None) -> int:
         if state not in _FINISHED_STATES:

@@ -114,6 +114,16 @@ WITH revived AS (
 )
 SELECT pg_notify({channel}, requeued.queue) FROM requeued
 
+-- name: unique_held_elsewhere
+-- Run by retry_dead after its INSERT, in the same transaction but a fresh
+-- snapshot: a job that succeeded while the revive waited on its row, and holds
+-- the revived job's key for its unique_ttl, wins; the caller rolls back.
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.jobs j
+    JOIN {schema}.finished_jobs h ON h.queue = j.queue AND h.unique_key = j.unique_key
+    WHERE j.id = $1::text AND h.id <> j.id AND h.unique_until > now()
+)
+
 -- name: cancel
 WITH cancelled AS (
     DELETE FROM {schema}.jobs j WHERE j.id = $1::text RETURNING j.*

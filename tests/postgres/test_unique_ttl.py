@@ -91,3 +91,21 @@ async def test_a_batch_mixing_held_live_and_free_keys(pg: PostgresBackend) -> No
     assert await pg.ack_many([Ack(c.id, c.token, AckKind.SUCCEED, b"r")]) == [True]
     batch = [keyed("a"), keyed("b", key="l"), keyed("c", key="free"), keyed("d", key="free"), keyed("e", queue="other")]
     assert await pg.enqueue_many(batch) == ["held", "live", "c", "c", "e"]
+
+
+async def test_a_retry_dead_racing_the_holders_ack_sees_the_hold(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
+    await pg.enqueue_many([keyed("doomed", max_attempts=1)])
+    (c,) = await pg.claim(["q"], 1, 30.0)
+    assert await pg.ack_many([Ack(c.id, c.token, AckKind.DEAD, error_record(1, "E", "x"))]) == [True]
+    await pg.enqueue_many([keyed("holder")])  # takes the key the dead job released
+    (c,) = await pg.claim(["q"], 1, 30.0)
+    async with admin.transaction():
+        # The holder's ack has run but not committed: the revive waits on the
+        # unique index for the holder's row, then must still see its hold.
+        assert await admin.fetchval(pg._q["ack"], [c.id], [c.token], None, None, None, True) == [1]
+        racing = asyncio.ensure_future(pg.retry_dead("doomed"))
+        await asyncio.sleep(0.3)
+        assert not racing.done()
+    assert await asyncio.wait_for(racing, 5.0) is False
+    assert (await pg.get("doomed")).state == DEAD  # type: ignore[union-attr]
+    assert await pg.enqueue_many([keyed("next")]) == ["holder"]
