@@ -48,6 +48,15 @@ def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyp
         time.sleep(0.1)
 
 
+def collect_stderr(process: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]:
+    """Read a process's stderr lines into a list from a thread (so the pipe never fills)."""
+    lines: list[str] = []
+    assert process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    return lines, reader
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="children die with the supervisor through prctl on Linux")
 def test_a_supervisor_killed_with_sigkill_takes_its_children_with_it(env: dict[str, str]) -> None:
     supervisor = subprocess.Popen(
@@ -83,10 +92,7 @@ def test_enqueue_then_a_supervised_pool_runs_it_restarts_a_killed_child_and_stop
         [sys.executable, "-m", "fastjobs", "worker", TARGET, "--processes", "2", "--grace", "5"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
-    log: list[str] = []
-    assert supervisor.stderr is not None
-    reader = threading.Thread(target=lambda: log.extend(supervisor.stderr), daemon=True)  # type: ignore[arg-type]
-    reader.start()
+    log, reader = collect_stderr(supervisor)
 
     def started() -> int:
         return sum("worker started" in line for line in list(log))
@@ -153,10 +159,7 @@ def test_ctrl_c_to_the_process_group_drains_gracefully(env: dict[str, str]) -> N
         [sys.executable, "-m", "fastjobs", "worker", TARGET, "--processes", "2", "--grace", "5"],
         env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
-    log: list[str] = []
-    assert supervisor.stderr is not None
-    reader = threading.Thread(target=lambda: log.extend(supervisor.stderr), daemon=True)  # type: ignore[arg-type]
-    reader.start()
+    log, reader = collect_stderr(supervisor)
     try:
         wait_for(lambda: sum("worker started" in line for line in list(log)) == 2)
         os.killpg(supervisor.pid, signal.SIGINT)  # what a terminal does
