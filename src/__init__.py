@@ -19,6 +19,7 @@ from .errors import (
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
+    DependencyError,
     DuplicateJobError,
     Fail,
     FastjobsError,
@@ -39,7 +40,7 @@ from .worker import Worker
 
 __all__ = [
     "App", "AttemptError", "BackendUnavailableError", "Backoff", "Call", "ConfigurationError", "Context",
-    "CorruptJobError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
+    "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
     "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
     "LeaseExpiredError", "Linear", "PayloadTooLargeError", "Progress", "Retry", "Task", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerShutdown", "__version__", "core_implementation",

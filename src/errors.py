@@ -44,6 +44,33 @@ class DuplicateJobError(FastjobsError, ValueError):
         self.job_id = job_id
 
 
+class DependencyError(FastjobsError, ValueError):
+    """A ``depends_on`` parent is unusable: unknown (never enqueued, or cleaned up), or, on
+    Redis, in another queue than its dependant. Nothing of the enqueue was stored.
+
+    Example:
+        >>> await report.options(depends_on=["no-such-job"]).enqueue()  # doctest: +SKIP
+        Traceback (most recent call last):
+        fastjobs.errors.DependencyError: job ... depends on 'no-such-job', which does not exist: ...
+    """
+
+    def __init__(self, job_id: str, parent: str, reason: str = "unknown") -> None:
+        if reason == "queue":
+            text = (
+                f"job {job_id!r} depends on {parent!r}, which is in another queue: on Redis a job and its "
+                "parents must share a queue (one Cluster slot); enqueue them into the same queue"
+            )
+        else:
+            text = (
+                f"job {job_id!r} depends on {parent!r}, which does not exist: enqueue the parent first "
+                "(or in the same enqueue_many call); a finished parent is forgotten after result_ttl / dead_ttl"
+            )
+        super().__init__(text)
+        self.job_id = job_id
+        self.parent = parent
+        self.reason = reason
+
+
 class BackendUnavailableError(FastjobsError, ConnectionError):
     """The backend cannot be reached, or its client library is not installed."""
 

@@ -96,6 +96,7 @@ SUCCEEDED = _states.SUCCEEDED
 RETRY_PENDING = _states.RETRY_PENDING
 DEAD = _states.DEAD
 CANCELLED = _states.CANCELLED
+WAITING = _states.WAITING
 STATE_NAMES = _states.STATE_NAMES
 TRANSITIONS = _states.TRANSITIONS
 
@@ -118,7 +119,7 @@ __all__ = [
     "ACTIVE", "Backoff", "CANCELLED", "CorruptJobError", "DEAD", "DEFAULT_MAX_PAYLOAD",
     "Exponential", "FastjobsError", "Fixed", "JobSlot", "Linear", "IMPLEMENTATION", "InvalidTransition", "JobRecord", "MODULES",
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
-    "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError",
+    "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",
     "encode_job", "encode_value", "implementation",
 ]

@@ -9,6 +9,7 @@ SUCCEEDED: Final = 3
 RETRY_PENDING: Final = 4
 DEAD: Final = 5
 CANCELLED: Final = 6
+WAITING: Final = 7
 
 STATE_NAMES: Final[tuple[str, ...]]
 TRANSITIONS: Final[frozenset[tuple[int, int]]]
@@ -67,7 +68,7 @@ def decide_retry(
 
 __all__ = [
     "ACTIVE", "Backoff", "CANCELLED", "DEAD", "Exponential", "Fixed", "Linear", "QUEUED",
-    "RETRY_PENDING", "SCHEDULED", "STATE_NAMES", "SUCCEEDED", "TERMINAL", "TRANSITIONS",
+    "RETRY_PENDING", "SCHEDULED", "STATE_NAMES", "SUCCEEDED", "TERMINAL", "TRANSITIONS", "WAITING",
     "can_transition", "check_transition", "decide_retry", "initial_state", "state_from_name",
     "state_name",
 ]

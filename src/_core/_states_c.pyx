@@ -56,9 +56,10 @@ SUCCEEDED = 3
 RETRY_PENDING = 4
 DEAD = 5
 CANCELLED = 6
+WAITING = 7
 
 STATE_NAMES = (
-    "scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled",
+    "scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled", "waiting",
 )
 
 TRANSITIONS = frozenset({
@@ -76,13 +77,18 @@ TRANSITIONS = frozenset({
     (RETRY_PENDING, QUEUED),  # backoff elapsed
     (RETRY_PENDING, CANCELLED),
     (DEAD, QUEUED),  # retried by hand from the dead-letter set
+    # Waiting on parent jobs (depends_on): released when they are done, or
+    # cancelled when one of them failed (or by hand).
+    (WAITING, QUEUED),
+    (WAITING, SCHEDULED),
+    (WAITING, CANCELLED),
 })
 
 TERMINAL = frozenset({SUCCEEDED, DEAD, CANCELLED})
 
 # TRANSITIONS stays the one table; this is only a faster view of it, filled
 # from it below.
-cdef unsigned char _ALLOWED[7][7]
+cdef unsigned char _ALLOWED[8][8]
 for _src, _dst in TRANSITIONS:
     _ALLOWED[_src][_dst] = 1
 del _src, _dst
@@ -163,7 +169,7 @@ cdef int _choice(object value, str what, tuple choices) except -1:
 cdef inline int _state_index(object state) except -2:
     cdef int overflow = 0
     cdef long index = PyLong_AsLongAndOverflow(state, &overflow)
-    if overflow or index < 0 or index >= 7:
+    if overflow or index < 0 or index >= 8:
         return -1
     return <int>index
 
@@ -172,11 +178,11 @@ cdef object _transition_error(object src, object dst):
     labels = []
     unknown = []
     for state in (operator.index(src), operator.index(dst)):
-        if 0 <= state < 7:
+        if 0 <= state < 8:
             labels.append(repr(STATE_NAMES[state]))
         else:
             labels.append(str(state))
-            unknown.append(f"; {state} is not a job state (states are 0..6)")
+            unknown.append(f"; {state} is not a job state (states are 0..7)")
     return InvalidTransition(f"cannot move a job from {labels[0]} to {labels[1]}" + "".join(unknown))
 
 
@@ -494,7 +500,7 @@ def decide_retry(attempt, max_attempts, double now, backoff, seed=0, retryable=T
 
 __all__ = [
     "ACTIVE", "Backoff", "CANCELLED", "DEAD", "Exponential", "Fixed", "Linear", "QUEUED",
-    "RETRY_PENDING", "SCHEDULED", "STATE_NAMES", "SUCCEEDED", "TERMINAL", "TRANSITIONS",
+    "RETRY_PENDING", "SCHEDULED", "STATE_NAMES", "SUCCEEDED", "TERMINAL", "TRANSITIONS", "WAITING",
     "can_transition", "check_transition", "decide_retry", "initial_state", "state_from_name",
     "state_name",
 ]

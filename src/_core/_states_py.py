@@ -33,9 +33,10 @@ SUCCEEDED: Final = 3
 RETRY_PENDING: Final = 4
 DEAD: Final = 5
 CANCELLED: Final = 6
+WAITING: Final = 7
 
 STATE_NAMES: Final[tuple[str, ...]] = (
-    "scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled",
+    "scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled", "waiting",
 )
 
 TRANSITIONS: Final[frozenset[tuple[int, int]]] = frozenset({
@@ -53,6 +54,11 @@ TRANSITIONS: Final[frozenset[tuple[int, int]]] = frozenset({
     (RETRY_PENDING, QUEUED),  # backoff elapsed
     (RETRY_PENDING, CANCELLED),
     (DEAD, QUEUED),  # retried by hand from the dead-letter set
+    # Waiting on parent jobs (depends_on): released when they are done, or
+    # cancelled when one of them failed (or by hand).
+    (WAITING, QUEUED),
+    (WAITING, SCHEDULED),
+    (WAITING, CANCELLED),
 })
 """Every legal ``(src, dst)`` move; anything else raises InvalidTransition."""
 
@@ -144,18 +150,18 @@ def _choice(value: object, what: str, choices: tuple[str, ...]) -> int:
 
 def _state_index(state: int) -> int:
     index = operator.index(state)
-    return index if 0 <= index < 7 else -1
+    return index if 0 <= index < 8 else -1
 
 
 def _transition_error(src: int, dst: int) -> InvalidTransition:
     labels: list[str] = []
     unknown: list[str] = []
     for state in (operator.index(src), operator.index(dst)):
-        if 0 <= state < 7:
+        if 0 <= state < 8:
             labels.append(repr(STATE_NAMES[state]))
         else:
             labels.append(str(state))
-            unknown.append(f"; {state} is not a job state (states are 0..6)")
+            unknown.append(f"; {state} is not a job state (states are 0..7)")
     return InvalidTransition(f"cannot move a job from {labels[0]} to {labels[1]}" + "".join(unknown))
 
 
@@ -504,7 +510,7 @@ def decide_retry(
 
 __all__ = [
     "ACTIVE", "Backoff", "CANCELLED", "DEAD", "Exponential", "Fixed", "Linear", "QUEUED",
-    "RETRY_PENDING", "SCHEDULED", "STATE_NAMES", "SUCCEEDED", "TERMINAL", "TRANSITIONS",
+    "RETRY_PENDING", "SCHEDULED", "STATE_NAMES", "SUCCEEDED", "TERMINAL", "TRANSITIONS", "WAITING",
     "can_transition", "check_transition", "decide_retry", "initial_state", "state_from_name",
     "state_name",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailableError, ConfigurationError
-from .base import Ack, AckKind, Backend, BackendOptions, Claim, NewJob, StoredJob
+from .base import Ack, AckKind, Backend, BackendOptions, Claim, DependencyMode, Limit, NewJob, StoredJob
 
 # scheme -> (module, class, pip extra): imported lazily so that a missing optional
 # client only matters to the apps that use it.
@@ -69,6 +69,6 @@ def create_backend(url: str, options: BackendOptions, **extra: Any) -> Backend:
 
 
 __all__ = [
-    "Ack", "AckKind", "Backend", "BackendOptions", "Claim", "NewJob", "StoredJob",
+    "Ack", "AckKind", "Backend", "BackendOptions", "Claim", "DependencyMode", "Limit", "NewJob", "StoredJob",
     "backend_class", "create_backend", "redact_url",
 ]

@@ -13,8 +13,9 @@ States and moves follow ``fastjobs._core.TRANSITIONS``::
     retry_pending --due--> queued            active --ack RETRY--> retry_pending
                                              active --ack DEAD / attempts used--> dead
                                              active --ack RELEASE / lease expired--> queued
-    queued|scheduled|retry_pending|active --cancel--> cancelled
+    queued|scheduled|retry_pending|active|waiting --cancel--> cancelled
     dead --retry_dead--> queued
+    waiting --parents done--> queued (or scheduled)     waiting --a parent failed--> cancelled
 
 Rules every backend keeps:
 
@@ -76,6 +77,30 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Sequence
 
 
+class DependencyMode(enum.IntEnum):
+    """When a job with ``depends_on`` runs (``NewJob.after``)."""
+
+    SUCCEEDED = 0
+    """Once every parent succeeded; a parent ending dead or cancelled cancels it (chains, ``depends_on``, ``then``)."""
+    FINISHED = 1
+    """Once every parent finished, whatever the outcome (a batch's ``finally``)."""
+    FAILED = 2
+    """Once every parent finished with at least one dead or cancelled; else cancelled (a batch's ``catch``)."""
+
+
+class Limit(NamedTuple):
+    """A rate limit and/or concurrency cap shared by the jobs of one (queue, key)."""
+
+    key: str
+    """1-200 characters; a task's name for per-task limits, or a key the caller picks (``tenant:42``)."""
+    concurrency: int = 0
+    """At most this many ``active`` at once (0: no cap)."""
+    rate: int = 0
+    """At most this many leased per ``per`` seconds, sliding window (0: no rate limit)."""
+    per: float = 0.0
+    """The rate window, in seconds (> 0 when ``rate`` is set)."""
+
+
 class NewJob(NamedTuple):
     """A job to enqueue: the columns the backend schedules by, and the encoded body."""
 
@@ -90,8 +115,14 @@ class NewJob(NamedTuple):
     unique_ttl: float = 0.0
     """Seconds the ``unique_key`` stays held after the job succeeded (0 = released at once).
 
-    Build NewJob with all 8 fields when using ``tuple.__new__`` (it does not fill defaults).
+    Build NewJob with all 11 fields when using ``tuple.__new__`` (it does not fill defaults).
     """
+    depends_on: tuple[str, ...] = ()
+    """Parent job ids: the job waits until they are done (see "Dependencies" above)."""
+    after: int = 0
+    """A :class:`DependencyMode`: what "done" means for ``depends_on``."""
+    limit: Limit | None = None
+    """The rate limit / concurrency cap this job counts against, if any."""
 
 
 class Claim(NamedTuple):
@@ -155,6 +186,14 @@ class StoredJob:
     unique_key: str | None = None
     progress: bytes | None = None
     """The latest :meth:`Backend.set_progress` bytes (kept after finish and across retries), or None."""
+    parents: tuple[str, ...] = ()
+    """``NewJob.depends_on`` as enqueued."""
+    pending_parents: int = 0
+    """Parents not yet finished (while ``waiting``; the last value afterwards)."""
+    failed_parents: int = 0
+    """Parents that ended dead or cancelled (counted while ``waiting``)."""
+    limit_key: str | None = None
+    """``NewJob.limit.key``, if the job has a limit."""
 
 
 @dataclass(slots=True, frozen=True)

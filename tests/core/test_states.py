@@ -20,19 +20,20 @@ from tests.conftest import import_compiled
 
 KINDS = ("fixed", "linear", "exponential")
 JITTERS = ("none", "full", "equal", "decorrelated")
-NAMES = ("scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled")
+NAMES = ("scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled", "waiting")
 
 # Written out by hand rather than derived from TRANSITIONS, so that a change
 # to the table has to be made twice, on purpose.
-# Columns: scheduled, queued, active, succeeded, retry_pending, dead, cancelled.
+# Columns: scheduled, queued, active, succeeded, retry_pending, dead, cancelled, waiting.
 EXPECTED_TABLE = {
-    "scheduled": (0, 1, 0, 0, 0, 0, 1),
-    "queued": (0, 0, 1, 0, 0, 0, 1),
-    "active": (0, 1, 0, 1, 1, 1, 1),
-    "succeeded": (0, 0, 0, 0, 0, 0, 0),
-    "retry_pending": (0, 1, 0, 0, 0, 0, 1),
-    "dead": (0, 1, 0, 0, 0, 0, 0),
-    "cancelled": (0, 0, 0, 0, 0, 0, 0),
+    "scheduled": (0, 1, 0, 0, 0, 0, 1, 0),
+    "queued": (0, 0, 1, 0, 0, 0, 1, 0),
+    "active": (0, 1, 0, 1, 1, 1, 1, 0),
+    "succeeded": (0, 0, 0, 0, 0, 0, 0, 0),
+    "retry_pending": (0, 1, 0, 0, 0, 0, 1, 0),
+    "dead": (0, 1, 0, 0, 0, 0, 0, 0),
+    "cancelled": (0, 0, 0, 0, 0, 0, 0, 0),
+    "waiting": (1, 1, 0, 0, 0, 0, 1, 0),
 }
 EXPECTED_MOVES = {
     (src, dst)
@@ -90,7 +91,7 @@ def test_state_numbers_and_names(core: types.SimpleNamespace) -> None:
         assert s.state_from_name(name) == number
 
 
-@pytest.mark.parametrize("state", [-1, 7, 2**70, -(2**70)])
+@pytest.mark.parametrize("state", [-1, 8, 2**70, -(2**70)])
 def test_state_name_rejects_unknown_numbers(core: types.SimpleNamespace, state: int) -> None:
     with pytest.raises(ValueError, match="unknown job state"):
         core.states.state_name(state)
@@ -180,12 +181,12 @@ def test_random_walks_only_take_legal_moves(
     state = s.initial_state(run_at, now)
     assert state in (s.SCHEDULED, s.QUEUED)
     for _ in range(data.draw(st.integers(0, 40), label="steps")):
-        exits = [dst for dst in range(7) if s.can_transition(state, dst)]
-        assert exits == [dst for dst in range(7) if (state, dst) in EXPECTED_MOVES]
+        exits = [dst for dst in range(8) if s.can_transition(state, dst)]
+        assert exits == [dst for dst in range(8) if (state, dst) in EXPECTED_MOVES]
         if state in s.TERMINAL:
             assert exits == ([s.QUEUED] if state == s.DEAD else [])
         # Any illegal move is refused and leaves nothing to undo.
-        illegal = [dst for dst in range(7) if dst not in exits]
+        illegal = [dst for dst in range(8) if dst not in exits]
         if illegal:
             with pytest.raises(InvalidTransition):
                 s.check_transition(state, data.draw(st.sampled_from(illegal), label="illegal"))
@@ -630,7 +631,7 @@ def test_twins_give_bit_identical_results(
         lambda m: m.check_transition(-5, 99),
         lambda m: m.check_transition(1.0, 2),
         lambda m: m.can_transition(1, "x"),
-        lambda m: m.state_name(7),
+        lambda m: m.state_name(8),
         lambda m: m.state_from_name("running"),
         lambda m: m.initial_state(None, 1.0),
     ],
