@@ -14,7 +14,8 @@ from __future__ import annotations
 from ._core import Backoff, Exponential, Fixed, Linear
 from ._core import implementation as core_implementation
 from ._version import __version__
-from .app import App, Call, JobHandle, JobHandles, Task
+from .app import App, Batch, BatchProgress, Call, JobHandle, JobHandles, Task
+from .backends.base import Limit
 from .errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -39,10 +40,10 @@ from .worker import Worker
 
 
 __all__ = [
-    "App", "AttemptError", "BackendUnavailableError", "Backoff", "Call", "ConfigurationError", "Context",
+    "App", "AttemptError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
     "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
     "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
-    "LeaseExpiredError", "Linear", "PayloadTooLargeError", "Progress", "Retry", "Task", "UnencodableError",
+    "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "Retry", "Task", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerShutdown", "__version__", "core_implementation",
     "new_job_id",
 ]

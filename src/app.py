@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
 from ._core import (
     DEAD,
@@ -33,9 +33,9 @@ from ._core import (
     JobRecord,
     encode_job,
 )
-from .backends import Backend, BackendOptions, NewJob, backend_class, redact_url
+from .backends import Backend, BackendOptions, DependencyMode, Limit, NewJob, backend_class, redact_url
 from .errors import ConfigurationError, InvalidOptionError, JobFailedError
-from .job import JobInfo, new_job_ids
+from .job import JobInfo, new_job_id, new_job_ids
 from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
 
 if TYPE_CHECKING:
@@ -78,10 +78,44 @@ def _seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
     return float(value)
 
 
+LIMIT_KEY = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
+PIPE = "fastjobs.pipe"
+"""``JobRecord.meta`` key of a chain step: the worker passes it its parent's result first."""
+BATCH = "fastjobs.batch"
+"""``JobRecord.meta`` key of a batch callback: the batch id (``Context.batch_id``)."""
+BATCH_TASK = "fastjobs.batch"
+"""The built-in task of a batch's tracking job: it runs (a no-op) once every member finished."""
+
+
+async def _batch_done() -> None:
+    """The tracking job of a batch: its dependency counts are the batch's progress."""
+
+
+def check_limit(limit: object, key: str) -> Limit:
+    """Return ``limit`` with its key set (``key`` unless it names its own), or raise InvalidOptionError."""
+    if not isinstance(limit, Limit):
+        raise InvalidOptionError(f"limit must be a fastjobs.Limit(concurrency=..., rate=..., per=...), not {limit!r}")
+    key = limit.key or key
+    if not isinstance(key, str) or not LIMIT_KEY.match(key):
+        raise InvalidOptionError(f"limit key must be 1-200 printable characters, not {key!r}")
+    for name in ("concurrency", "rate"):
+        value = getattr(limit, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+            raise InvalidOptionError(f"Limit.{name} must be an int from 0 (no limit) to 1000000, not {value!r}")
+    if not limit.concurrency and not limit.rate:
+        raise InvalidOptionError("a Limit needs concurrency= (at most N running at once) and/or rate= with per=")
+    per = _seconds("Limit.per", limit.per)
+    if limit.rate and not 0 < per <= 86400 * 7:
+        raise InvalidOptionError(f"Limit.per must be more than 0 and at most a week of seconds with rate=, not {limit.per!r}")
+    if not limit.rate and per:
+        raise InvalidOptionError("Limit.per is the window of rate=: give rate= too, or leave per out")
+    return Limit(key, limit.concurrency, limit.rate, per)
+
+
 class TaskOptions:
     """Per-task defaults, overridable per call with :meth:`Task.options`."""
 
-    __slots__ = ("queue", "priority", "max_attempts", "backoff", "backoff_spec", "timeout", "lease")
+    __slots__ = ("queue", "priority", "max_attempts", "backoff", "backoff_spec", "timeout", "lease", "limit")
 
     def __init__(
         self,
@@ -91,6 +125,7 @@ class TaskOptions:
         backoff: Backoff | None,
         timeout: float | None,
         lease: float | None,
+        limit: Limit | None = None,
     ) -> None:
         self.queue = validate_queue(queue)
         if isinstance(priority, bool) or not isinstance(priority, int) or not (
@@ -113,6 +148,8 @@ class TaskOptions:
         self.backoff_spec = None if backoff is None else backoff.to_spec()
         self.timeout = None if timeout is None else _seconds("timeout", timeout, allow_zero=False)
         self.lease = None if lease is None else _seconds("lease", lease, allow_zero=False)
+        self.limit = limit
+        """A checked Limit with its key set, or None."""
 
 
 class Call(Generic[R]):
@@ -122,7 +159,8 @@ class Call(Generic[R]):
         >>> await app.enqueue_many([send_email.call("a@b.c"), resize.call("x.png")])  # doctest: +SKIP
     """
 
-    __slots__ = ("task", "args", "kwargs", "options", "delay", "job_id", "unique_key", "unique_ttl")
+    __slots__ = ("task", "args", "kwargs", "options", "delay", "job_id", "unique_key", "unique_ttl",
+                 "depends_on", "after", "meta")
 
     def __init__(
         self,
@@ -134,6 +172,7 @@ class Call(Generic[R]):
         job_id: str | None = None,
         unique_key: str | None = None,
         unique_ttl: float = 0.0,
+        depends_on: tuple[str, ...] = (),
     ) -> None:
         self.task = task
         self.args = args
@@ -143,6 +182,18 @@ class Call(Generic[R]):
         self.job_id = job_id
         self.unique_key = unique_key
         self.unique_ttl = unique_ttl
+        self.depends_on = depends_on
+        self.after = 0
+        self.meta: dict[str, Any] | None = None
+
+    def _linked(self, depends_on: tuple[str, ...], job_id: str, after: int = 0, meta: dict[str, Any] | None = None,
+                options: TaskOptions | None = None) -> Call[R]:
+        """A copy of this call with its job id fixed that waits on ``depends_on`` (chains, batches)."""
+        call = Call(self.task, self.args, self.kwargs, options or self.options, self.delay, self.job_id or job_id,
+                    self.unique_key, self.unique_ttl, tuple(dict.fromkeys((*self.depends_on, *depends_on))))
+        call.after = after
+        call.meta = meta
+        return call
 
     def to_new_job(self, max_payload: int, job_id: str, now: float) -> NewJob:
         """Encode this call (raises UnencodableError / PayloadTooLargeError on bad arguments).
@@ -166,13 +217,18 @@ class Call(Generic[R]):
                 opts.timeout,
                 opts.backoff_spec,
                 self.unique_key,
+                # A batch callback waits on every member: their ids stay in the backend
+                # (StoredJob.parents), not in each callback's body, so a batch is not capped by max_payload.
+                () if self.meta and BATCH in self.meta else self.depends_on,
+                self.meta,
             ),
             max_payload,
         )
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of this call's cost).
-        return _new_tuple(
-            NewJob, (job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key, self.unique_ttl)
-        )
+        return _new_tuple(NewJob, (
+            job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key, self.unique_ttl,
+            self.depends_on, self.after, opts.limit,
+        ))
 
 
 class JobHandle(Generic[R]):
@@ -272,14 +328,28 @@ class JobHandles(Sequence[JobHandle[Any]]):
     __hash__ = None  # type: ignore[assignment]
 
 
+def _parent_ids(parents: Iterable[str | JobHandle[Any]]) -> tuple[str, ...]:
+    if isinstance(parents, (str, JobHandle)):
+        parents = (parents,)
+    ids: list[str] = []
+    for parent in parents:
+        parent_id = parent.id if isinstance(parent, JobHandle) else parent
+        if not isinstance(parent_id, str) or not TASK_NAME.match(parent_id):
+            raise InvalidOptionError(f"depends_on takes job ids or JobHandles, not {parent!r}")
+        ids.append(parent_id)
+    return tuple(dict.fromkeys(ids))
+
+
 class _Configured(Generic[P, R]):
     """A task with per-call options applied: ``task.options(delay=30, priority=10)``."""
 
-    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_unique_ttl", "_connection")
+    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_unique_ttl", "_connection",
+                 "_depends_on")
 
     def __init__(
         self, task: Task[P, R], options: TaskOptions, delay: float, eta: _dt.datetime | None,
         job_id: str | None, unique_key: str | None, unique_ttl: float, connection: Any,
+        depends_on: tuple[str, ...] = (),
     ) -> None:
         self._task = task
         self._options = options
@@ -289,12 +359,14 @@ class _Configured(Generic[P, R]):
         self._unique_key = unique_key
         self._unique_ttl = unique_ttl
         self._connection = connection
+        self._depends_on = depends_on
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         delay = self._delay
         if self._eta is not None:  # turned into a delay per call, so a kept configuration stays on time
             delay = max(0.0, (self._eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
-        return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key, self._unique_ttl)
+        return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key, self._unique_ttl,
+                    self._depends_on)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         calls = [self.call(*args, **kwargs)]
@@ -348,6 +420,9 @@ class Task(Generic[P, R]):
         job_id: str | None = None,
         unique_key: str | None = None,
         unique_ttl: float | _dt.timedelta = 0.0,
+        depends_on: Iterable[str | JobHandle[Any]] = (),
+        limit: Limit | None = _UNSET,
+        limit_key: str | None = None,
         connection: Any = None,
     ) -> _Configured[P, R]:
         """Override options for one enqueue; ``delay`` (seconds) or ``eta`` (aware datetime) defers it.
@@ -360,14 +435,34 @@ class Task(Generic[P, R]):
         with ``unique_ttl`` the key stays taken that many seconds after the job
         succeeded (a dead or cancelled job frees it at once).
 
+        ``depends_on``: job ids (or handles) this job waits for: it runs once
+        all of them succeeded, and is cancelled if one goes dead or is cancelled.
+
+        ``limit`` / ``limit_key``: the :class:`~fastjobs.Limit` this job counts
+        against (default: the task's ``limit=``), and the key it is counted under
+        (default: the limit's own key, else the task's name): a task limited to
+        ``Limit(concurrency=5)`` and enqueued with ``limit_key=f"tenant:{t}"``
+        runs at most 5 jobs at once per tenant.
+
         Example:
             >>> await send_email.options(delay=30, priority=10, queue="bulk").enqueue("a@b.c")  # doctest: +SKIP
             >>> await sync_account.options(unique_key="acct:42", unique_ttl=60).enqueue(42)  # doctest: +SKIP
+            >>> await report.options(depends_on=[export_job]).enqueue()  # doctest: +SKIP
+            >>> await sync_tenant.options(limit_key="tenant:42").enqueue(42)  # doctest: +SKIP
             >>> async with conn.transaction():  # doctest: +SKIP
             ...     await conn.execute("insert into orders ...")
             ...     await send_email.options(connection=conn).enqueue("a@b.c")
         """
         d = self.default_options
+        effective = d.limit if limit is _UNSET else (None if limit is None else check_limit(limit, self.name))
+        if limit_key is not None:
+            if effective is None:
+                raise InvalidOptionError(
+                    "limit_key needs a limit: give the task limit=fastjobs.Limit(...) or pass limit= here"
+                )
+            if not isinstance(limit_key, str) or not LIMIT_KEY.match(limit_key):
+                raise InvalidOptionError(f"limit key must be 1-200 printable characters, not {limit_key!r}")
+            effective = check_limit(effective._replace(key=limit_key), self.name)
         opts = TaskOptions(
             d.queue if queue is _UNSET else queue,
             d.priority if priority is _UNSET else priority,
@@ -375,7 +470,9 @@ class Task(Generic[P, R]):
             d.backoff if backoff is _UNSET else backoff,
             d.timeout if timeout is _UNSET else timeout,
             d.lease,
+            effective,
         )
+        parents = _parent_ids(depends_on)
         seconds = _seconds("delay", delay)
         if eta is not None:
             if not isinstance(eta, _dt.datetime) or eta.tzinfo is None:
@@ -395,7 +492,7 @@ class Task(Generic[P, R]):
                 f"unique_ttl ({ttl} s) is longer than the App's result_ttl ({self.app.options.result_ttl} s): "
                 "raise result_ttl, or shorten unique_ttl"
             )
-        return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection)
+        return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection, parents)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         """A pending enqueue for :meth:`App.enqueue_many` (one round trip for many jobs)."""
@@ -416,6 +513,94 @@ class Task(Generic[P, R]):
             >>> job = send_email.enqueue_sync("a@b.c")  # doctest: +SKIP
         """
         return self.app.enqueue_many_sync([self.call(*args, **kwargs)])[0]
+
+
+def _check_dependencies(jobs: Sequence[NewJob]) -> None:
+    """Refuse what the backends may assume away: self-dependencies, cycles within
+    the batch, and in-batch parents that a unique key could replace."""
+    in_batch = {job.id: job for job in jobs}
+    for job in jobs:
+        for parent in job.depends_on:
+            if parent == job.id:
+                raise InvalidOptionError(f"job {job.id!r} depends on itself")
+            found = in_batch.get(parent)
+            if found is not None and found.unique_key is not None:
+                raise InvalidOptionError(
+                    f"job {job.id!r} depends on {parent!r}, enqueued in the same call with unique_key="
+                    f"{found.unique_key!r}: a duplicate would not be stored; enqueue the parent first"
+                )
+    # Depth-first search over in-batch edges (jobs stored earlier cannot depend on these).
+    done: set[str] = set()
+    for start in in_batch:
+        if start in done:
+            continue
+        path: set[str] = {start}
+        stack = [(start, iter(in_batch[start].depends_on))]
+        while stack:
+            node, parents = stack[-1]
+            parent = next(parents, None)
+            if parent is None:
+                stack.pop()
+                path.discard(node)
+                done.add(node)
+            elif parent in path:
+                raise InvalidOptionError(f"the jobs of this enqueue depend on each other in a cycle (through {parent!r})")
+            elif parent in in_batch and parent not in done:
+                path.add(parent)
+                stack.append((parent, iter(in_batch[parent].depends_on)))
+
+
+class BatchProgress(NamedTuple):
+    """How far a batch got: counts of its members."""
+
+    total: int
+    succeeded: int
+    failed: int
+    """Dead or cancelled."""
+    pending: int
+    """Not finished yet (queued, scheduled, running, waiting to retry)."""
+    done: bool
+    """Every member finished (the callbacks were released)."""
+
+
+class Batch:
+    """A batch of jobs enqueued with :meth:`App.batch`.
+
+    Example:
+        >>> batch = await app.batch([resize.call(p) for p in paths], then=notify.call())  # doctest: +SKIP
+        >>> (await batch.wait(timeout=60)).failed  # doctest: +SKIP
+        0
+    """
+
+    __slots__ = ("app", "id", "job_ids", "callback_ids")
+
+    def __init__(self, app: App, batch_id: str, job_ids: list[str], callback_ids: list[str]) -> None:
+        self.app = app
+        self.id = batch_id
+        """The batch's own tracking job: it finishes when every member did."""
+        self.job_ids = job_ids
+        self.callback_ids = callback_ids
+
+    def __repr__(self) -> str:
+        return f"Batch({self.id!r}, {len(self.job_ids)} jobs)"
+
+    @property
+    def jobs(self) -> JobHandles:
+        return JobHandles(self.app, self.job_ids)
+
+    async def progress(self) -> BatchProgress:
+        """Live counts, from one backend read (raises JobFailedError once the batch was cleaned up)."""
+        stored = await (await self.app.backend()).get(self.id)
+        if stored is None:
+            raise JobFailedError(f"batch {self.id} does not exist (or it finished more than result_ttl ago)")
+        total = len(stored.parents)
+        pending, failed = stored.pending_parents, stored.failed_parents
+        return BatchProgress(total, total - pending - failed, failed, pending, pending == 0)
+
+    async def wait(self, timeout: float | None = None) -> BatchProgress:
+        """Wait until every member finished (a worker ran the batch's tracking job); return the counts."""
+        await JobHandle(self.app, self.id).result(timeout)
+        return await self.progress()
 
 
 class _SyncBridge:
@@ -487,6 +672,10 @@ class App:
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
         self._bridge: _SyncBridge | None = None
         self._bridge_lock = threading.Lock()
+        self.builtin_tasks: dict[str, Task[..., Any]] = {
+            BATCH_TASK: Task(self, _batch_done, BATCH_TASK, TaskOptions(DEFAULT_QUEUE, 0, 1, None, None, None)),
+        }
+        """Tasks every worker of this App runs besides the registered ones (a batch's tracking job)."""
 
     def __repr__(self) -> str:
         return f"<fastjobs.App {redact_url(self.url)} tasks={len(self.tasks)}>"
@@ -510,6 +699,7 @@ class App:
         timeout: float | None = None,
         lease: float | None = None,
         context: bool = False,
+        limit: Limit | None = None,
     ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
 
     def task(
@@ -525,6 +715,7 @@ class App:
         timeout: float | None = None,
         lease: float | None = None,
         context: bool = False,
+        limit: Limit | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function (``async def`` or plain ``def``) as a task.
 
@@ -533,7 +724,10 @@ class App:
         registered tasks and never import code a job names. With
         ``context=True`` the handler gets a :class:`~fastjobs.Context` first
         (job id, attempt, progress reports, the cancelled flag); callers
-        enqueue it without that argument.
+        enqueue it without that argument. ``limit=fastjobs.Limit(...)`` caps how
+        many of its jobs run at once and/or start per time window, across every
+        worker (counted per queue and key; the key is the task's name unless the
+        Limit or the call's ``options(limit_key=)`` names one).
 
         Example:
             >>> app = fastjobs.App()
@@ -556,7 +750,11 @@ class App:
                 raise ConfigurationError(
                     f"a task named {task_name!r} is already registered; pass name= to tell them apart"
                 )
-            task: Task[P, R] = Task(self, func, task_name, options, context)
+            task_options = options
+            if limit is not None:
+                task_options = TaskOptions(queue, priority, max_attempts, options.backoff, timeout, lease,
+                                           check_limit(limit, task_name))
+            task: Task[P, R] = Task(self, func, task_name, task_options, context)
             self.tasks[task_name] = task
             return task
 
@@ -694,6 +892,8 @@ class App:
         max_payload = self.max_payload
         now = time.time()
         new_jobs = [call.to_new_job(max_payload, job_id, now) for call, job_id in zip(calls, new_job_ids(len(calls)))]
+        if any(call.depends_on for call in calls):
+            _check_dependencies(new_jobs)
         backend = await self.backend()
         ids = await backend.enqueue_many(new_jobs, connection=connection)
         return JobHandles(self, ids)
@@ -702,6 +902,93 @@ class App:
         """:meth:`enqueue_many` for synchronous code."""
         new_calls = list(calls)
         return self.run_sync(self.enqueue_many(new_calls))
+
+    async def chain(self, *calls: Call[Any], pass_results: bool = True, connection: Any = None) -> JobHandles:
+        """Enqueue calls that run one after another, atomically: each starts once the one before succeeded.
+
+        With ``pass_results`` (the default) each step gets the previous step's
+        result as its first argument, as in Celery. If a step goes dead or is
+        cancelled, every later step is cancelled (its state says so); the
+        handles' last one gives the chain's result. On Redis all steps must
+        share a queue.
+
+        Example:
+            >>> steps = await app.chain(fetch.call("https://x.org"), parse.call(), store.call(table="pages"))  # doctest: +SKIP
+            >>> await steps[-1].result(timeout=30)  # doctest: +SKIP
+        """
+        if not calls:
+            raise InvalidOptionError("chain() needs at least one call")
+        if pass_results and self.options.result_ttl == 0:
+            raise ConfigurationError(
+                "chain(pass_results=True) reads each step's stored result, but this App keeps none "
+                "(result_ttl=0): raise result_ttl, or pass pass_results=False"
+            )
+        ids = new_job_ids(len(calls))
+        steps = [calls[0]._linked((), ids[0])]
+        for call, job_id in zip(calls[1:], ids[1:]):
+            steps.append(call._linked((steps[-1].job_id,), job_id, meta={PIPE: True} if pass_results else None))  # type: ignore[arg-type]
+        return await self.enqueue_many(steps, connection=connection)
+
+    async def batch(
+        self,
+        calls: Iterable[Call[Any]],
+        *,
+        then: Call[Any] | None = None,
+        catch: Call[Any] | None = None,
+        finally_: Call[Any] | None = None,
+        connection: Any = None,
+    ) -> Batch:
+        """Enqueue many jobs as one batch, with callbacks that run once when it is done, atomically.
+
+        Args:
+            calls: the members.
+            then: runs once every member succeeded (cancelled if one did not).
+            catch: runs once every member finished and at least one went dead
+                or was cancelled (cancelled otherwise).
+            finally_: runs once every member finished, whatever the outcome.
+
+        Each callback runs once however many workers there are: the backend
+        releases it in the same atomic step that records the last member's
+        outcome. A callback registered with ``context=True`` finds the batch id
+        in ``ctx.batch_id``. On Redis the members and callbacks must share a queue.
+
+        Example:
+            >>> batch = await app.batch([resize.call(p) for p in paths], then=notify.call("done"))  # doctest: +SKIP
+            >>> await batch.progress()  # doctest: +SKIP
+            BatchProgress(total=120, succeeded=37, failed=0, pending=83, done=False)
+        """
+        members = list(calls)
+        if not members:
+            raise InvalidOptionError("batch() needs at least one call")
+        ids = new_job_ids(len(members) + 4)
+        members = [call._linked((), job_id) for call, job_id in zip(members, ids)]
+        member_ids = tuple(call.job_id for call in members)  # type: ignore[misc]
+        batch_id = ids[len(members)]
+        meta = {BATCH: batch_id}
+        tracker_task = self.builtin_tasks[BATCH_TASK]
+        d = tracker_task.default_options
+        # The tracker lives in the first member's queue (on Redis, parents and dependants share one).
+        tracker_options = TaskOptions(members[0].options.queue, d.priority, 1, None, None, None)
+        linked = [Call(tracker_task, (), {}, tracker_options)._linked(
+            member_ids, batch_id, DependencyMode.FINISHED, meta
+        )]
+        for call, after, job_id in (
+            (then, DependencyMode.SUCCEEDED, ids[-3]), (catch, DependencyMode.FAILED, ids[-2]),
+            (finally_, DependencyMode.FINISHED, ids[-1]),
+        ):
+            if call is not None:
+                if not isinstance(call, Call):
+                    raise InvalidOptionError(f"batch callbacks are task.call(...) values, not {call!r}")
+                linked.append(call._linked(member_ids, job_id, after, meta))
+        handles = await self.enqueue_many([*members, *linked], connection=connection)
+        return Batch(self, batch_id, handles.ids[: len(members)], handles.ids[len(members) + 1 :])
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        """The :class:`Batch` with this id (``Batch.id``, ``ctx.batch_id``); None once it was cleaned up."""
+        stored = await (await self.backend()).get(batch_id)
+        if stored is None:
+            return None
+        return Batch(self, batch_id, list(stored.parents), [])
 
     # -- inspection and control ----------------------------------------------
 

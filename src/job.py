@@ -145,6 +145,7 @@ class Context:
     Attributes:
         job_id, task, queue, attempt, max_attempts: the job being run
             (``attempt`` is 1 on the first run).
+        batch_id: in a batch's callback, the batch id (see :meth:`App.get_batch`); else None.
         cancelled: True once the job was cancelled or its lease was lost while
             it ran (seen at the next lease renewal, every lease/3 seconds). Async
             handlers are also cancelled at their next ``await``; plain ``def``
@@ -162,7 +163,8 @@ class Context:
         ...         ctx.progress_sync(i / len(rows))
     """
 
-    __slots__ = ("job_id", "task", "queue", "attempt", "max_attempts", "cancelled", "lease_until", "_token", "_backend", "_loop")
+    __slots__ = ("job_id", "task", "queue", "attempt", "max_attempts", "cancelled", "lease_until", "batch_id",
+                 "_token", "_backend", "_loop")
 
     def __init__(self, job_id: str, task: str, queue: str, attempt: int, max_attempts: int, token: int,
                  backend: Any, loop: Any, lease_until: float) -> None:
@@ -174,6 +176,8 @@ class Context:
         self.cancelled = False
         self.lease_until = lease_until
         """When the lease runs out unless renewed (the worker's clock, epoch seconds); renewed while the job runs."""
+        self.batch_id: str | None = None
+        """For a batch callback (``then``/``catch``/``finally_``): the batch's id, for ``app.get_batch``."""
         self._token = token
         self._backend = backend
         self._loop = loop
@@ -221,7 +225,7 @@ class JobInfo:
     task: str
     queue: str
     state: str
-    """One of scheduled, queued, active, succeeded, retry_pending, dead, cancelled."""
+    """One of scheduled, queued, active, succeeded, retry_pending, dead, cancelled, waiting."""
     attempt: int
     max_attempts: int
     priority: int
@@ -237,6 +241,13 @@ class JobInfo:
     meta: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
     """The last progress its handler reported (kept after it finishes)."""
+    depends_on: tuple[str, ...] = ()
+    """The jobs it waits for (``depends_on``, a chain's previous step, a batch's members)."""
+    pending_parents: int = 0
+    """How many of those have not finished yet."""
+    failed_parents: int = 0
+    """How many of those went dead or were cancelled (a ``waiting`` job cancelled for it says so here)."""
+    limit_key: str | None = None
 
     @property
     def error(self) -> AttemptError | None:
@@ -264,4 +275,6 @@ class JobInfo:
             run_at=stored.run_at, started_at=stored.started_at, finished_at=stored.finished_at,
             unique_key=stored.unique_key, meta=dict(meta),
             progress=None if stored.progress is None else decode_progress(stored.progress),
+            depends_on=stored.parents, pending_parents=stored.pending_parents,
+            failed_parents=stored.failed_parents, limit_key=stored.limit_key,
         )

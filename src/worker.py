@@ -45,13 +45,15 @@ from ._core import (
     UnencodableError,
     decide_retry,
     decode_job,
+    decode_value,
     encode_value,
     RETRY_PENDING,
+    SUCCEEDED,
 )
-from .app import validate_queue
+from .app import BATCH, PIPE, validate_queue
 from .backends import redact_url
 from .backends.base import Ack, AckKind, Backend, Claim
-from .errors import ConfigurationError, DuplicateJobError, Fail, InvalidOptionError, JobTimeoutError, Retry, UnknownTaskError
+from .errors import ConfigurationError, DependencyError, DuplicateJobError, Fail, InvalidOptionError, JobTimeoutError, Retry, UnknownTaskError
 from .job import Context, error_record, exception_record
 from .periodic import tick_job_id
 
@@ -252,6 +254,8 @@ class Worker:
 
         self._backend: Backend | None = None
         self._running: dict[str, _Running] = {}
+        self._starting: set[asyncio.Task[None]] = set()
+        """Chain steps reading their parent's result before they start (kept referenced)."""
         self._pending: list[Claim] = []
         """Claimed (prefetched) but not started yet."""
         self._acks: list[Ack] = []
@@ -361,7 +365,7 @@ class Worker:
                     pending.extend(claims)
                     continue
                 if self.burst and not self._running and not pending:
-                    if quiescent:
+                    if quiescent and not await self._held_back(backend, queues):
                         break
                     # A retry or release not yet acknowledged may refill the queue.
                     await self._drain_acks(timeout=30.0)
@@ -395,6 +399,16 @@ class Worker:
 
     # -- running jobs ---------------------------------------------------------------
 
+    async def _held_back(self, backend: Backend, queues: Sequence[str]) -> bool:
+        """Burst mode, nothing claimable: are jobs still queued (held by a rate limit or a
+        concurrency cap) in a queue that is not paused? Then the burst is not done yet."""
+        stats = await backend.stats()
+        paused = set(await backend.paused())
+        if any(stats.get(q, {}).get("queued", 0) for q in queues if q not in paused):
+            await self._wait_any(asyncio.sleep(self.poll_interval))
+            return True
+        return False
+
     def _start_batch(self, claims: list[Claim]) -> None:
         registry = self.app.tasks
         max_payload = self.app.max_payload
@@ -405,7 +419,7 @@ class Worker:
             except (CorruptJobError, PayloadTooLargeError) as exc:
                 self._dead_letter(claim, type(exc).__name__, f"undecodable job payload: {exc}")
                 continue
-            task = registry.get(record.task)
+            task = registry.get(record.task) or self.app.builtin_tasks.get(record.task)
             if task is None:
                 self._dead_letter(
                     claim, UnknownTaskError.__name__,
@@ -414,28 +428,80 @@ class Worker:
                 )
                 continue
             record.attempt = claim.attempt
-            if not task.is_async:
-                self._submit_sync(claim, record, task)
-                continue
-            lease = task.default_options.lease or self.app.lease
-            ctx = self._context(claim, record, task) if task.context else None
-            try:
-                args = record.args if ctx is None else (ctx, *record.args)
-                job_task = _start_task(loop, task.fn(*args, **record.kwargs))
-            except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
-                self._fail(claim, record, task, exc)
-                continue
-            running = _Running(claim, record, task, job_task, lease)
-            running.ctx = ctx
-            if job_task.done():  # finished in its eager first step
-                self._settle(running, job_task)
+            if record.meta and PIPE in record.meta:
+                self._start_piped(claim, record, task)
             else:
-                self._track(running)
+                self._start_one(claim, record, task)
+
+    def _start_one(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
+        if not task.is_async:
+            self._submit_sync(claim, record, task)
+            return
+        lease = task.default_options.lease or self.app.lease
+        ctx = self._context(claim, record, task) if task.context else None
+        try:
+            args = record.args if ctx is None else (ctx, *record.args)
+            job_task = _start_task(self._loop, task.fn(*args, **record.kwargs))
+        except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
+            self._fail(claim, record, task, exc)
+            return
+        running = _Running(claim, record, task, job_task, lease)
+        running.ctx = ctx
+        if job_task.done():  # finished in its eager first step
+            self._settle(running, job_task)
+        else:
+            self._track(running)
+
+    def _start_piped(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
+        """A chain step: read the previous step's result (one round trip), pass it first, then start.
+
+        While the read is in flight the job is tracked like a running sync job (no
+        future), so its lease is renewed, its slot counted and shutdown waits for it.
+        """
+        lease = task.default_options.lease or self.app.lease
+        fetching = _Running(claim, record, task, None, lease)
+        self._track(fetching)
+
+        async def start() -> None:
+            parent_id = record.parents[0] if record.parents else ""
+            try:
+                stored = await self._backend.get(parent_id)  # type: ignore[union-attr]
+            except Exception as exc:  # the backend failed: this attempt fails, and is retried
+                if self._forget(fetching) and not fetching.lost:
+                    self._fail(claim, record, task, exc)
+                    self._schedule_flush()
+                return
+            if not self._forget(fetching) or fetching.lost:
+                return  # timed out, or its lease was lost meanwhile
+            if self._stop.is_set():  # shutting down: give it back unstarted
+                self._acks.append(Ack(claim.id, claim.token, RELEASE))
+            elif stored is None or stored.state != SUCCEEDED or stored.result is None:
+                self._dead_letter(
+                    claim, DependencyError.__name__,
+                    f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
+                    "kept result_ttl seconds after a job succeeded; raise the App's result_ttl",
+                )
+            else:
+                try:
+                    value = decode_value(stored.result, self.app.max_payload)
+                except (CorruptJobError, PayloadTooLargeError, UnencodableError) as exc:
+                    self._dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}")
+                else:
+                    record.args = (value, *record.args)
+                    self._start_one(claim, record, task)
+            self._schedule_flush()
+
+        starting = self._loop.create_task(start())
+        self._starting.add(starting)
+        starting.add_done_callback(self._starting.discard)
 
     def _context(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> Context:
         # Claimed with the App's lease; the first renewal applies the task's own.
-        return Context(claim.id, task.name, record.queue, claim.attempt, record.max_attempts, claim.token,
-                       self._backend, self._loop, time.time() + self.app.lease)
+        ctx = Context(claim.id, task.name, record.queue, claim.attempt, record.max_attempts, claim.token,
+                      self._backend, self._loop, time.time() + self.app.lease)
+        if record.meta and BATCH in record.meta:
+            ctx.batch_id = record.meta[BATCH]
+        return ctx
 
     def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         assert self._threads is not None

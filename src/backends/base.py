@@ -89,10 +89,19 @@ class DependencyMode(enum.IntEnum):
 
 
 class Limit(NamedTuple):
-    """A rate limit and/or concurrency cap shared by the jobs of one (queue, key)."""
+    """A rate limit and/or concurrency cap shared by the jobs of one (queue, key), across every worker.
 
-    key: str
-    """1-200 characters; a task's name for per-task limits, or a key the caller picks (``tenant:42``)."""
+    Example:
+        >>> import fastjobs
+        >>> fastjobs.Limit(rate=100, per=60)        # at most 100 started per minute
+        Limit(key='', concurrency=0, rate=100, per=60)
+        >>> fastjobs.Limit(concurrency=5)           # at most 5 running at once
+        Limit(key='', concurrency=5, rate=0, per=0.0)
+    """
+
+    key: str = ""
+    """1-200 characters: a key the caller picks (``tenant:42``); the App fills in the task's
+    name (or the call's ``limit_key``) when empty. Backends always get it set."""
     concurrency: int = 0
     """At most this many ``active`` at once (0: no cap)."""
     rate: int = 0

@@ -7,13 +7,17 @@ exits). Safe to enqueue into from other threads (``enqueue_sync`` from a web
 view) while a worker's event loop runs: every operation holds one lock, and
 enqueues wake a waiting worker through ``call_soon_threadsafe``.
 
-Paused queues, progress and unique-key windows (``unique_ttl``) live in this
-backend object too: a second ``MemoryBackend`` is a separate store and does not
+Paused queues, progress, unique-key windows (``unique_ttl``), dependencies
+and limit counters live in this backend object too: a second ``MemoryBackend`` is a separate store and does not
 see them (nor any job of this one).
 
 Ready and delayed jobs of a queue share one compiled :class:`PriorityIndex`;
 a delayed job's reported state (scheduled / retry_pending) turns into
 ``queued`` once its time has come, whether or not a claim has promoted it yet.
+Jobs with a :class:`~fastjobs.backends.Limit` wait in an index of their own
+per (queue, key), off the plain claim path, so a capped key never blocks its
+queue and an idle ``wait`` does not wake for jobs it could not claim; a key's
+limit values are those of its most recently enqueued job.
 
 Example:
     >>> import fastjobs
@@ -38,30 +42,49 @@ from .._core import (
     SCHEDULED,
     STATE_NAMES,
     SUCCEEDED,
+    WAITING,
     JobSlot,
     PriorityIndex,
 )
-from ..errors import ConfigurationError, DuplicateJobError
+from ..errors import ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
-from .base import Ack, AckKind, Backend, BackendOptions, Claim, NewJob, StoredJob
+from .base import Ack, AckKind, Backend, BackendOptions, Claim, DependencyMode, Limit, NewJob, StoredJob
 
 # tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
 _new_tuple = tuple.__new__
 # Plain ints: comparing with AckKind.X looks the member up on the Enum class per ack.
 _SUCCEED, _RETRY, _DEAD, _RELEASE = (int(k) for k in (AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE))
-_LIVE = frozenset((SCHEDULED, QUEUED, ACTIVE, RETRY_PENDING))
+_LIVE = frozenset((SCHEDULED, QUEUED, ACTIVE, RETRY_PENDING, WAITING))
 _FINISHED = frozenset((SUCCEEDED, DEAD, CANCELLED))
+_AFTER_SUCCEEDED, _AFTER_FAILED = int(DependencyMode.SUCCEEDED), int(DependencyMode.FAILED)
 
 
-def _snapshot(job: JobSlot, now: float, progress: bytes | None = None) -> StoredJob:
+class _Deps:
+    """A job's parents and how many of them are still pending or failed."""
+
+    __slots__ = ("parents", "pending", "failed", "after")
+
+    def __init__(self, parents: tuple[str, ...], after: int) -> None:
+        self.parents = parents
+        self.pending = 0
+        self.failed = 0
+        self.after = after
+
+
+def _snapshot(job: JobSlot, now: float, progress: bytes | None = None, deps: _Deps | None = None,
+              limit_key: str | None = None) -> StoredJob:
     state = job.state
     if state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now:
         state = QUEUED
-    return StoredJob(
+    stored = StoredJob(
         job.id, job.queue, state, job.priority, job.attempt, job.max_attempts,
         job.token, job.body, job.result, list(job.errors or ()), job.enqueued_at,
         job.run_at, job.started_at, job.finished_at, job.lease_until, job.unique_key, progress,
     )
+    if deps is not None:
+        stored.parents, stored.pending_parents, stored.failed_parents = deps.parents, deps.pending, deps.failed
+    stored.limit_key = limit_key
+    return stored
 
 
 class MemoryBackend(Backend):
@@ -87,6 +110,20 @@ class MemoryBackend(Backend):
         self._progress: dict[str, bytes] = {}
         """Job id -> the latest set_progress bytes (JobSlot has no slot for them)."""
         self._paused: set[str] = set()
+        self._deps: dict[str, _Deps] = {}
+        """Job id -> its dependency counts, for jobs enqueued with depends_on (kept while the job is)."""
+        self._dependants: dict[str, list[str]] = {}
+        """Parent id -> the waiting jobs registered on it (dropped when the parent finishes)."""
+        self._limit_of: dict[str, tuple[str, str]] = {}
+        """Job id -> (queue, limit key), for jobs with a Limit."""
+        self._limited: dict[str, dict[str, PriorityIndex]] = {}
+        """Queue -> limit key -> the key's ready and delayed jobs (never in ``_indexes``)."""
+        self._key_limit: dict[tuple[str, str], Limit] = {}
+        self._key_active: dict[tuple[str, str], int] = {}
+        self._key_leases: dict[tuple[str, str], collections.deque[float]] = {}
+        """(queue, key) -> lease times within the rate window, oldest first."""
+        self._woken = False
+        """Set under the lock when a waiting job was released: wake the idle waiters after it."""
         # Finished jobs in finish order, per retention class: cleanup pops from the left.
         self._finished: collections.deque[tuple[float, str]] = collections.deque()
         self._dead: collections.deque[tuple[float, str]] = collections.deque()
@@ -162,6 +199,13 @@ class MemoryBackend(Backend):
             if len(set(ids)) != len(ids) or not store.keys().isdisjoint(ids):
                 taken = next(i for i in ids if i in store or ids.count(i) > 1)
                 raise DuplicateJobError(taken, in_batch=taken not in store)
+            flow = [new for new in jobs if new.depends_on or new.limit is not None]
+            if flow:
+                batch = set(ids)
+                for new in flow:
+                    for parent in new.depends_on:
+                        if parent not in batch and parent not in store:
+                            raise DependencyError(new.id, parent)
             now = time.time()
             unique = self._unique
             staged: dict[tuple[str, str], str] = {}
@@ -177,15 +221,105 @@ class MemoryBackend(Backend):
                     staged[key] = new.id
                     if new.unique_ttl > 0:
                         self._unique_ttl[new.id] = float(new.unique_ttl)
+                job = JobSlot(new, now)
+                store[new.id] = job
+                if flow and (new.depends_on or new.limit is not None):
+                    unique.update(staged)
+                    staged.clear()
+                    self._enqueue_flow(new, job, now)
+                    continue
                 if new.queue != index_queue:
                     index_queue = new.queue
                     index = self._index(index_queue)
-                job = JobSlot(new, now)
-                store[new.id] = job
                 index.push(new.id, new.priority, job.run_at if new.delay > 0 else 0.0)  # type: ignore[union-attr]
             unique.update(staged)
+            self._woken = False
         self._wake()
         return ids
+
+    def _enqueue_flow(self, new: NewJob, job: JobSlot, now: float) -> None:
+        """Store a job with a limit or parents: the limit's index, or waiting on its parents."""
+        if new.limit is not None:
+            key = (new.queue, new.limit.key)
+            self._limit_of[new.id] = key
+            self._key_limit[key] = new.limit
+        if not new.depends_on:
+            self._push(job)
+            return
+        deps = self._deps[new.id] = _Deps(tuple(new.depends_on), int(new.after))
+        store = self._jobs
+        pending: list[str] = []
+        for parent_id in new.depends_on:
+            parent = store.get(parent_id)
+            # A parent later in this batch is not stored yet: pending, like any unfinished one.
+            state = parent.state if parent is not None else QUEUED
+            if state == SUCCEEDED:
+                continue
+            if state in (DEAD, CANCELLED):
+                deps.failed += 1
+            else:
+                pending.append(parent_id)
+        deps.pending = len(pending)
+        job.state = WAITING
+        if (deps.after == _AFTER_SUCCEEDED and deps.failed) or (not pending and not self._resolve(job, deps, now)):
+            job.state = CANCELLED
+            self._finish(job, now)
+            self._finished.append((now, job.id))
+        elif pending:
+            for parent_id in pending:
+                self._dependants.setdefault(parent_id, []).append(new.id)
+
+    def _push(self, job: JobSlot) -> None:
+        """Put a job into the index it is claimed from, by its state and run_at."""
+        due = job.run_at if job.state in (SCHEDULED, RETRY_PENDING) else 0.0
+        key = self._limit_of.get(job.id) if self._limit_of else None
+        if key is None:
+            self._index(job.queue).push(job.id, job.priority, due)
+            return
+        per_key = self._limited.setdefault(key[0], {})
+        index = per_key.get(key[1])
+        if index is None:
+            index = per_key[key[1]] = PriorityIndex()
+        index.push(job.id, job.priority, due)
+
+    def _unindex(self, job: JobSlot) -> None:
+        key = self._limit_of.get(job.id) if self._limit_of else None
+        if key is None:
+            self._indexes[job.queue].remove(job.id)
+        else:
+            self._limited[key[0]][key[1]].remove(job.id)
+
+    def _resolve(self, job: JobSlot, deps: _Deps, now: float) -> bool:
+        """Release a waiting job with no pending parent left; False if it must be cancelled instead
+        (``after=FAILED`` and no parent failed)."""
+        if deps.after == _AFTER_FAILED and not deps.failed:
+            return False
+        job.state = SCHEDULED if job.run_at > now else QUEUED
+        self._push(job)
+        self._woken = True
+        return True
+
+    def _settle(self, parent_id: str, failed: bool, now: float) -> None:
+        """Tell the waiting dependants of a job that just finished; cancelled ones tell theirs (iteratively)."""
+        stack = [(parent_id, failed)]
+        store = self._jobs
+        while stack:
+            finished_id, parent_failed = stack.pop()
+            for child_id in self._dependants.pop(finished_id, ()):
+                child = store.get(child_id)
+                deps = self._deps.get(child_id)
+                if child is None or deps is None or child.state != WAITING:
+                    continue
+                deps.pending -= 1
+                if parent_failed:
+                    deps.failed += 1
+                if (deps.after == _AFTER_SUCCEEDED and parent_failed) or (
+                    deps.pending == 0 and not self._resolve(child, deps, now)
+                ):
+                    child.state = CANCELLED
+                    self._close(child, now)
+                    self._finished.append((now, child_id))
+                    stack.append((child_id, True))
 
     async def claim(self, queues: Sequence[str], n: int, lease: float) -> list[Claim]:
         claims: list[Claim] = []
@@ -199,11 +333,15 @@ class MemoryBackend(Backend):
             active = self._active
             until = now + lease
             paused = self._paused
+            limited = self._limited
             for queue in queues:
-                index = self._indexes.get(queue)
-                if index is None or queue in paused:
+                if queue in paused:
                     continue
-                for job_id in cast("list[str]", index.pop(n - len(claims), now)):
+                index = self._indexes.get(queue)
+                taken: list[str] = [] if index is None else index.pop(n - len(claims), now)
+                if limited and len(claims) + len(taken) < n and queue in limited:
+                    taken += self._claim_limited(queue, n - len(claims) - len(taken), now)
+                for job_id in taken:
                     job = store[job_id]
                     job.state = ACTIVE
                     job.attempt += 1
@@ -216,7 +354,52 @@ class MemoryBackend(Backend):
                     break
             if claims and until < self._next_lease_check:
                 self._next_lease_check = until
+            woken, self._woken = self._woken, False
+        if woken:
+            self._wake()
         return claims
+
+    def _claim_limited(self, queue: str, n: int, now: float) -> list[str]:
+        """Up to ``n`` ready jobs of ``queue``'s limited keys, each key within its limit (counted here)."""
+        taken: list[str] = []
+        per_key = self._limited[queue]
+        for name in list(per_key):
+            index = per_key[name]
+            key = (queue, name)
+            limit = self._key_limit[key]
+            allowed = n - len(taken)
+            active = self._key_active.get(key, 0)
+            if limit.concurrency:
+                allowed = min(allowed, limit.concurrency - active)
+            if limit.rate:
+                leases = self._key_leases.get(key)
+                if leases is None:
+                    leases = self._key_leases[key] = collections.deque()
+                horizon = now - limit.per
+                while leases and leases[0] <= horizon:
+                    leases.popleft()
+                allowed = min(allowed, limit.rate - len(leases))
+            if allowed <= 0:
+                continue
+            got = cast("list[str]", index.pop(allowed, now))
+            if got:
+                self._key_active[key] = active + len(got)
+                if limit.rate:
+                    leases.extend([now] * len(got))  # type: ignore[union-attr]
+                taken += got
+            if not len(index):
+                del per_key[name]
+            if len(taken) >= n:
+                break
+        if not per_key:
+            del self._limited[queue]
+        return taken
+
+    def _left_active(self, job_id: str) -> None:
+        """A limited job left ``active``: its key's slot is free again."""
+        key = self._limit_of.get(job_id)
+        if key is not None:
+            self._key_active[key] -= 1
 
     async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
         applied: list[bool] = []
@@ -226,6 +409,7 @@ class MemoryBackend(Backend):
             store = self._jobs
             active = self._active
             keep_results = self.options.result_ttl > 0
+            limit_of = self._limit_of
             for ack in acks:
                 job = active.get(ack.id)
                 if job is None or job.token != ack.token:
@@ -233,6 +417,8 @@ class MemoryBackend(Backend):
                     continue
                 del active[ack.id]
                 job.lease_until = None
+                if limit_of:
+                    self._left_active(ack.id)
                 kind = ack.kind
                 if kind == _SUCCEED:
                     job.state = SUCCEEDED
@@ -241,8 +427,7 @@ class MemoryBackend(Backend):
                     if keep_results:
                         self._finished.append((now, job.id))
                     else:
-                        del store[job.id]
-                        self._progress.pop(job.id, None)
+                        self._forget(job.id)
                 elif kind == _RETRY:
                     self._add_error(job, ack.payload)
                     if ack.delay > 0:
@@ -252,18 +437,20 @@ class MemoryBackend(Backend):
                         job.state = QUEUED
                         job.run_at = now
                         requeued = True
-                    self._index(job.queue).push(job.id, job.priority, job.run_at if ack.delay > 0 else 0.0)
+                    self._push(job)
                 elif kind == _DEAD:
                     self._add_error(job, ack.payload)
                     self._kill(job, now)
                 elif kind == _RELEASE:
                     job.attempt -= 1
                     job.state = QUEUED
-                    self._index(job.queue).push(job.id, job.priority, 0.0)
+                    self._push(job)
                     requeued = True
                 else:
                     raise ValueError(f"unknown ack kind {kind!r}")
                 applied.append(True)
+            if self._woken:
+                requeued, self._woken = True, False
         if requeued:
             self._wake()
         return applied
@@ -288,6 +475,11 @@ class MemoryBackend(Backend):
         return holder
 
     def _finish(self, job: JobSlot, now: float) -> None:
+        self._close(job, now)
+        if self._dependants and job.id in self._dependants:
+            self._settle(job.id, job.state != SUCCEEDED, now)
+
+    def _close(self, job: JobSlot, now: float) -> None:
         job.finished_at = now
         # A dead job keeps its unique_ttl for retry_dead; it is dropped with the job.
         ttl = self._unique_ttl.get(job.id, 0.0) if job.state == DEAD else self._unique_ttl.pop(job.id, 0.0)
@@ -332,7 +524,11 @@ class MemoryBackend(Backend):
 
     async def recover(self) -> int:
         with self._lock:
-            return self._recover_locked(time.time())
+            recovered = self._recover_locked(time.time())
+            woken, self._woken = self._woken, False
+        if recovered or woken:
+            self._wake()
+        return recovered
 
     def _recover_locked(self, now: float) -> int:
         recovered = 0
@@ -345,12 +541,14 @@ class MemoryBackend(Backend):
                 continue
             del self._active[job.id]
             job.lease_until = None
+            if self._limit_of:
+                self._left_active(job.id)
             self._add_error(job, lease_expired_error(job.attempt, now))
             if job.attempt >= job.max_attempts:
                 self._kill(job, now)
             else:
                 job.state = QUEUED
-                self._index(job.queue).push(job.id, job.priority, 0.0)
+                self._push(job)
             recovered += 1
         self._next_lease_check = next_check
         return recovered
@@ -358,7 +556,10 @@ class MemoryBackend(Backend):
     async def promote_due(self) -> int:
         with self._lock:
             now = time.time()
-            return sum(index.promote(now) for index in self._indexes.values())
+            promoted = sum(index.promote(now) for index in self._indexes.values())
+            return promoted + sum(
+                index.promote(now) for per_key in self._limited.values() for index in per_key.values()
+            )
 
     async def cleanup(self) -> int:
         removed = 0
@@ -371,9 +572,7 @@ class MemoryBackend(Backend):
                     job = self._jobs.get(job_id)
                     # The job may have been retried, purged, or finished again since.
                     if job is not None and job.state in _FINISHED and job.finished_at == finished_at:
-                        del self._jobs[job_id]
-                        self._progress.pop(job_id, None)
-                        self._unique_ttl.pop(job_id, None)
+                        self._forget(job_id)
                         removed += 1
             # Unique-key windows that ended with no enqueue to notice it.
             for key in [k for k, until in self._unique_until.items() if until <= now]:
@@ -385,19 +584,23 @@ class MemoryBackend(Backend):
     async def get(self, job_id: str) -> StoredJob | None:
         with self._lock:
             job = self._jobs.get(job_id)
-            return None if job is None else _snapshot(job, time.time(), self._progress.get(job_id))
+            return None if job is None else self._snap(job, time.time())
+
+    def _snap(self, job: JobSlot, now: float) -> StoredJob:
+        key = self._limit_of.get(job.id)
+        return _snapshot(
+            job, now, self._progress.get(job.id), self._deps.get(job.id), None if key is None else key[1]
+        )
 
     async def list_jobs(
         self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredJob]:
         with self._lock:
             now = time.time()
-            progress = self._progress
             found = [
                 snap
                 for job in self._jobs.values()
-                if (queue is None or job.queue == queue)
-                and (snap := _snapshot(job, now, progress.get(job.id))).state == state
+                if (queue is None or job.queue == queue) and (snap := self._snap(job, now)).state == state
             ]
         found.sort(key=lambda s: (s.finished_at or s.enqueued_at, s.id))
         return found[offset : offset + limit]
@@ -416,7 +619,7 @@ class MemoryBackend(Backend):
             job.attempt = 0
             job.finished_at = None
             job.run_at = time.time()
-            self._index(job.queue).push(job.id, job.priority, 0.0)
+            self._push(job)
         self._wake()
         return True
 
@@ -430,10 +633,18 @@ class MemoryBackend(Backend):
                 if job.state == state and (queue is None or job.queue == queue)
             ]
             for job_id in doomed:
-                del self._jobs[job_id]
-                self._progress.pop(job_id, None)
-                self._unique_ttl.pop(job_id, None)
+                self._forget(job_id)
         return len(doomed)
+
+    def _forget(self, job_id: str) -> None:
+        """Delete a finished job and everything kept beside it."""
+        del self._jobs[job_id]
+        self._progress.pop(job_id, None)
+        self._unique_ttl.pop(job_id, None)
+        if self._deps:
+            self._deps.pop(job_id, None)
+        if self._limit_of:
+            self._limit_of.pop(job_id, None)
 
     async def cancel(self, job_id: str) -> bool:
         with self._lock:
@@ -443,13 +654,18 @@ class MemoryBackend(Backend):
             if job.state == ACTIVE:
                 del self._active[job_id]
                 job.lease_until = None
-            else:
-                self._indexes[job.queue].remove(job_id)
+                if self._limit_of:
+                    self._left_active(job_id)
+            elif job.state != WAITING:
+                self._unindex(job)
             job.state = CANCELLED
             now = time.time()
             self._finish(job, now)
             self._finished.append((now, job_id))
-            return True
+            woken, self._woken = self._woken, False
+        if woken:
+            self._wake()
+        return True
 
     async def pause(self, queue: str) -> None:
         with self._lock:

@@ -44,6 +44,14 @@ async def make_backend(backend_kind: str, request: pytest.FixtureRequest) -> Asy
     await wipe_namespace(url, prefix)
 
 
+async def clients(make_backend: MakeBackend, kind: str, n: int) -> list[Backend]:
+    """``n`` connected clients of one store: separate connections for Redis and PostgreSQL;
+    for memory (one store per object) the same object ``n`` times."""
+    if kind == "memory":
+        return [await make_backend()] * n
+    return [await make_backend() for _ in range(n)]
+
+
 @pytest.fixture
 async def backend(make_backend: MakeBackend) -> Backend:
     return await make_backend()

@@ -11,7 +11,7 @@ from fastjobs._core import ACTIVE, CANCELLED, DEAD, QUEUED, SCHEDULED, SUCCEEDED
 from fastjobs.backends import Ack, AckKind, Backend, DependencyMode, NewJob
 from fastjobs.errors import DependencyError
 from fastjobs.job import error_record, new_job_id
-from tests.contract.conftest import MakeBackend
+from tests.contract.conftest import MakeBackend, clients
 
 LEASE = 30.0
 
@@ -249,8 +249,8 @@ async def test_a_release_wakes_an_idle_waiter(backend: Backend) -> None:
     assert time.monotonic() - started < 1.0
 
 
-async def test_concurrent_parent_acks_release_the_child_once(make_backend: MakeBackend) -> None:
-    backends = [await make_backend() for _ in range(4)]
+async def test_concurrent_parent_acks_release_the_child_once(make_backend: MakeBackend, backend_kind: str) -> None:
+    backends = await clients(make_backend, backend_kind, 4)
     parents = [job() for _ in range(4)]
     child = job(*parents)
     await backends[0].enqueue_many([*parents, child])
