@@ -14,6 +14,16 @@ For each backend and handler kind (async, sync) it measures, with no-op jobs:
 * **idle latency**: enqueue-to-start p50 / p99 of single jobs sent 20 ms apart to
   an idle worker (how fast a wake-up reaches it).
 
+Then, per backend, the flow-control features (async no-op handlers, at most
+20,000 jobs each; skip them with ``--no-features``):
+
+* **unique**: jobs with distinct ``unique_key`` values: enqueue rate, and
+  enqueue-then-drain end to end;
+* **rate-limited**: a task limited to ``RATE_LIMIT`` starts per second: the rate
+  the worker really reached (it must not exceed the limit) and the enqueue rate;
+* **batch + callbacks**: ``app.batch`` of the jobs with ``then`` and ``finally_``
+  callbacks: jobs/s from the ``batch()`` call until the ``then`` callback ran.
+
 Examples::
 
     python -m benchmarks                      # memory backend, table
@@ -30,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
@@ -51,6 +62,9 @@ URLS = {
 }
 ENQUEUE_BATCH = 1000
 IDLE_SAMPLES = 100
+FEATURE_JOBS = 20_000
+RATE_LIMIT = 5_000
+"""Starts per second allowed in the rate-limited run (a sliding one-second window)."""
 
 
 @dataclass
@@ -225,6 +239,127 @@ class Bench:
         await wipe_namespace(self.app.url, self.app.options.prefix)
 
 
+@dataclass
+class FeatureResult:
+    backend: str
+    feature: str
+    jobs: int
+    enqueue_per_s: float
+    end_to_end_per_s: float
+    """Enqueue, then drain (unique); the drain alone (rate-limited); batch() call to the then callback (batch)."""
+    note: str
+
+
+class FeatureBench:
+    """The flow-control features of one backend, each on a fresh namespace."""
+
+    def __init__(self, backend: str, jobs: int, concurrency: int) -> None:
+        self.backend = backend
+        self.jobs = jobs
+        self.concurrency = concurrency
+
+    def _app(self) -> fastjobs.App:
+        return fastjobs.App(URLS[self.backend](), prefix="bench" + uuid.uuid4().hex[:8], result_ttl=3600)
+
+    async def _drain(self, app: fastjobs.App, queue: str) -> float:
+        worker = app.worker([queue], concurrency=self.concurrency, burst=True, handle_signals=False, poll_interval=0.01)
+        started = time.perf_counter()
+        await worker.run()
+        elapsed = time.perf_counter() - started
+        assert worker.acked == self.jobs, f"{queue}: {worker.acked} of {self.jobs} jobs ran"
+        return elapsed
+
+    async def _enqueue(self, app: fastjobs.App, make: Callable[[int], fastjobs.Call[Any]]) -> float:
+        started = time.perf_counter()
+        for start in range(0, self.jobs, ENQUEUE_BATCH):
+            await app.enqueue_many([make(i) for i in range(start, min(self.jobs, start + ENQUEUE_BATCH))])
+        return time.perf_counter() - started
+
+    async def _with_app(self, body: Callable[[fastjobs.App], Awaitable[FeatureResult]]) -> FeatureResult:
+        app = self._app()
+        try:
+            return await body(app)
+        finally:
+            await app.close()
+            from tests.backends import wipe_namespace
+
+            await wipe_namespace(app.url, app.options.prefix)
+
+    async def unique(self, app: fastjobs.App) -> FeatureResult:
+        @app.task(name="unique_noop", queue="unique")
+        async def unique_noop() -> None:
+            return None
+
+        enqueue_s = await self._enqueue(app, lambda i: unique_noop.options(unique_key=f"key:{i}").call())
+        # A duplicate is not stored: the drain below checks that exactly self.jobs jobs ran.
+        await app.enqueue_many([unique_noop.options(unique_key="key:0").call()])
+        drain_s = await self._drain(app, "unique")
+        return FeatureResult(self.backend, "unique", self.jobs, self.jobs / enqueue_s,
+                             self.jobs / (enqueue_s + drain_s), "a duplicate enqueue was not stored")
+
+    async def rate_limited(self, app: fastjobs.App) -> FeatureResult:
+        @app.task(name="limited_noop", queue="limited", limit=fastjobs.Limit(rate=RATE_LIMIT, per=1.0))
+        async def limited_noop() -> None:
+            return None
+
+        enqueue_s = await self._enqueue(app, lambda i: limited_noop.call())
+        drain_s = await self._drain(app, "limited")
+        reached = self.jobs / drain_s
+        # A sliding one-second window lets N jobs start within (ceil(N / rate) - 1) seconds, no faster.
+        fastest = self.jobs / max(1.0, math.ceil(self.jobs / RATE_LIMIT) - 1.0)
+        held = "held" if reached <= fastest * 1.01 else "EXCEEDED"
+        return FeatureResult(self.backend, "rate-limited", self.jobs, self.jobs / enqueue_s, reached,
+                             f"limit {RATE_LIMIT:,}/s allows at most {fastest:,.0f}/s over {self.jobs:,} jobs: {held}")
+
+    async def batch(self, app: fastjobs.App) -> FeatureResult:
+        done = asyncio.Event()
+
+        @app.task(name="member_noop", queue="batch")
+        async def member_noop() -> None:
+            return None
+
+        @app.task(name="batch_then", queue="batch")
+        async def batch_then() -> None:
+            done.set()
+
+        @app.task(name="batch_finally", queue="batch")
+        async def batch_finally() -> None:
+            return None
+
+        worker = app.worker(["batch"], concurrency=self.concurrency, handle_signals=False)
+        runner = asyncio.ensure_future(worker.run())
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        batch = await app.batch([member_noop.call() for _ in range(self.jobs)], then=batch_then.call(),
+                                finally_=batch_finally.call())
+        enqueue_s = time.perf_counter() - started
+        await asyncio.wait_for(done.wait(), 600)
+        total_s = time.perf_counter() - started
+        progress = await batch.progress()
+        worker.request_stop()
+        await runner
+        return FeatureResult(self.backend, "batch + callbacks", self.jobs, self.jobs / enqueue_s, self.jobs / total_s,
+                             f"then ran once; {progress.succeeded:,} of {progress.total:,} succeeded")
+
+    async def run(self) -> list[FeatureResult]:
+        return [await self._with_app(run) for run in (self.unique, self.rate_limited, self.batch)]
+
+
+def render_features(results: list[FeatureResult]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="flow-control features (async no-op jobs), jobs/s")
+    for col in ("backend", "feature", "jobs", "enqueue", "end-to-end", "note"):
+        table.add_column(col, justify="left" if col in ("backend", "feature", "note") else "right")
+    for r in results:
+        table.add_row(r.backend, r.feature, f"{r.jobs:,}", f"{r.enqueue_per_s:,.0f}", f"{r.end_to_end_per_s:,.0f}", r.note)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    console.print(table)
+
+
 def run_micro() -> int:
     """The pytest-benchmark micro-benchmarks of the core, compiled and pure side by side."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -301,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--progress", action="store_true", help="show the progress bar even without a terminal")
     parser.add_argument("--micro", action="store_true", help="run the core micro-benchmarks (pytest-benchmark)")
+    parser.add_argument("--no-features", dest="features", action="store_false",
+                        help="skip the unique / rate-limited / batch rows")
     args = parser.parse_args(argv)
     if args.micro:
         return run_micro()
@@ -314,11 +451,23 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     results = runner(run_all(args))
+    features: list[FeatureResult] = []
+    if args.features:
+        backends = list(TARGETS) if args.backend == "all" else [args.backend]
+
+        async def run_features() -> None:
+            for backend in backends:
+                features.extend(await FeatureBench(backend, min(args.jobs, FEATURE_JOBS), args.concurrency).run())
+
+        runner(run_features())
     core = fastjobs.core_implementation()
     if args.json:
-        print(json.dumps({"core": core, "results": [asdict(r) for r in results]}, indent=2))
+        print(json.dumps({"core": core, "results": [asdict(r) for r in results],
+                          "features": [asdict(f) for f in features]}, indent=2))
     else:
         render(results, core)
+        if features:
+            render_features(features)
     return 0
 
 
