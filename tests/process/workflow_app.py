@@ -6,7 +6,8 @@ import time
 
 import fastjobs
 
-app = fastjobs.App(os.environ["FASTJOBS_TEST_URL"], prefix=os.environ["FASTJOBS_TEST_PREFIX"], lease=10.0)
+# The test process imports this module for its tasks only (it enqueues through an App of its own).
+app = fastjobs.App(os.environ.get("FASTJOBS_TEST_URL", "memory://"), prefix=os.environ.get("FASTJOBS_TEST_PREFIX", "fastjobs"), lease=10.0)
 
 
 def record(line: str) -> None:
