@@ -129,7 +129,7 @@ class NewJob(NamedTuple):
     depends_on: tuple[str, ...] = ()
     """Parent job ids: the job waits until they are done (see "Dependencies" above)."""
     after: int = 0
-    """A :class:`DependencyMode`: what "done" means for ``depends_on``."""
+    """A :class:`DependencyMode`: what "done" means for ``depends_on`` (ignored without parents)."""
     limit: Limit | None = None
     """The rate limit / concurrency cap this job counts against, if any."""
 

@@ -400,6 +400,8 @@ class MemoryBackend(Backend):
         key = self._limit_of.get(job_id)
         if key is not None:
             self._key_active[key] -= 1
+            if key[0] in self._limited:
+                self._woken = True  # a held job of this key may run now: wake an idle worker
 
     async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
         applied: list[bool] = []

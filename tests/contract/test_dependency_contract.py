@@ -274,3 +274,50 @@ async def test_many_children_of_one_parent(backend: Backend) -> None:
     assert sorted(claimed) == sorted(c.id for c in children)
     stored = await backend.get(children[-1].id)
     assert stored is not None and stored.state == ACTIVE
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_graphs_end_as_the_rules_say(backend: Backend, seed: int) -> None:
+    """Random DAGs, modes and outcomes, run to the end, against a model of the rules."""
+    import random
+
+    rng = random.Random(seed)
+    jobs: list[NewJob] = []
+    for i in range(40):
+        parents = rng.sample(jobs, k=min(len(jobs), rng.choice([0, 0, 1, 2, 3])))
+        after = rng.choice([DependencyMode.SUCCEEDED, DependencyMode.SUCCEEDED, DependencyMode.FINISHED, DependencyMode.FAILED])
+        jobs.append(job(*parents, after=after, priority=rng.randint(0, 3)))
+    outcome = {j.id: rng.choice([AckKind.SUCCEED, AckKind.SUCCEED, AckKind.DEAD]) for j in jobs}
+    # Enqueue in a few batches, each a prefix-closed slice, shuffled inside (parents may come later in a batch).
+    cut = sorted(rng.sample(range(1, len(jobs)), 3))
+    for start, end in zip([0, *cut], [*cut, len(jobs)]):
+        part = jobs[start:end]
+        rng.shuffle(part)
+        await backend.enqueue_many(part)
+
+    expected: dict[str, int] = {}
+    for j in jobs:  # parents come before children in ``jobs``
+        failed = sum(expected[p] != SUCCEEDED for p in j.depends_on)
+        if (j.after == DependencyMode.SUCCEEDED and failed) or (j.after == DependencyMode.FAILED and not failed and j.depends_on):
+            expected[j.id] = CANCELLED
+        else:
+            expected[j.id] = SUCCEEDED if outcome[j.id] == AckKind.SUCCEED else DEAD
+
+    finished: dict[str, int] = {}
+    for _ in range(100):
+        claims = await backend.claim(["q"], rng.randint(1, 5), LEASE)
+        if not claims:
+            break
+        for c in claims:
+            parents = next(j for j in jobs if j.id == c.id).depends_on
+            assert all(p in finished for p in parents), "a job ran before its parents finished"
+        acks = [Ack(c.id, c.token, int(outcome[c.id]), b"\xc0" if outcome[c.id] == AckKind.SUCCEED
+                    else error_record(c.attempt, "Boom", "x")) for c in claims]
+        assert await backend.ack_many(acks) == [True] * len(acks)
+        for c in claims:
+            finished[c.id] = SUCCEEDED if outcome[c.id] == AckKind.SUCCEED else DEAD
+        for j in jobs:
+            if j.id not in finished and await state(backend, j) == CANCELLED:
+                finished[j.id] = CANCELLED
+    actual = {j.id: await state(backend, j) for j in jobs}
+    assert actual == expected
