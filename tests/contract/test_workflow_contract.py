@@ -257,3 +257,40 @@ def test_bad_limits_are_refused(kwargs: dict[str, object], message: str) -> None
 
     with pytest.raises(fastjobs.InvalidOptionError, match=message):
         plain.options(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_chain_step_whose_parent_result_is_gone_is_dead_lettered(app: fastjobs.App) -> None:
+    @app.task()
+    async def produce() -> int:
+        return 7
+
+    @app.task()
+    async def consume(value: int) -> int:
+        return value
+
+    first, second = await app.chain(produce.call(), consume.call())
+    backend = await app.backend()
+    [claim] = await backend.claim(["default"], 1, 30.0)
+    assert claim.id == first.id
+    from fastjobs.backends import Ack, AckKind
+
+    await backend.ack_many([Ack(claim.id, claim.token, AckKind.SUCCEED, b"\x07")])
+    from fastjobs._core import SUCCEEDED
+
+    assert await backend.purge(SUCCEEDED) == 1  # the result is gone before the next step runs
+    await drain(app)
+    info = await second.info()
+    assert info is not None and info.state == "dead"
+    assert info.error is not None and info.error.type == "DependencyError" and "result_ttl" in info.error.message
+
+
+def test_a_chain_that_passes_results_needs_stored_results() -> None:
+    app = fastjobs.App(result_ttl=0)
+
+    @app.task()
+    async def step() -> None: ...
+
+    with pytest.raises(fastjobs.ConfigurationError, match="result_ttl=0"):
+        app.run_sync(app.chain(step.call(), step.call()))
+    handles = app.run_sync(app.chain(step.call(), step.call(), pass_results=False))
+    assert len(handles) == 2
