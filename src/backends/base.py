@@ -67,6 +67,54 @@ Rules every backend keeps:
   returns the latest progress in ``StoredJob.progress``; it stays after the job
   finishes (succeeded, dead, cancelled) and is kept when the job is retried
   (the next attempt may overwrite it).
+* **Dependencies** (``NewJob.depends_on``, ``NewJob.after``): the one mechanism
+  under chains, batches with callbacks and ``depends_on``.
+
+  - *At enqueue* every parent id must name a job stored earlier or in the same
+    batch (any position); an unknown id raises
+    :class:`~fastjobs.DependencyError` and nothing of the batch is stored (in
+    Redis Cluster: nothing of that queue's part). The App guarantees: parent
+    ids are distinct, never the job's own, acyclic within a batch, and a
+    parent in the same batch has no ``unique_key``. On Redis every parent must
+    be in the child's queue (one Cluster slot), else DependencyError too.
+  - A parent that *succeeded* counts as done; one that is *dead or cancelled*
+    counts as done and failed; any other is pending, and the child is
+    registered on it. The child starts ``waiting`` unless it is resolved at
+    once (below). ``StoredJob.parents``, ``pending_parents`` and
+    ``failed_parents`` report this; the counts keep their last values after
+    the job leaves ``waiting``. A waiting job holds its ``unique_key``.
+  - *When a job finishes* (succeeded at ack; dead at ack or at lease recovery
+    with its attempts used; cancelled, by hand or by this rule), each of its
+    ``waiting`` dependants is updated **in the same atomic operation**:
+    ``pending_parents -= 1``, and ``failed_parents += 1`` unless it
+    succeeded. Then, by the dependant's ``after`` (a :class:`DependencyMode`):
+    SUCCEEDED with a failed parent -> cancelled at once (it never runs);
+    FAILED with no failed parent once pending is 0 -> cancelled; otherwise
+    pending 0 -> released: ``queued``, or ``scheduled`` for its own ``delay``
+    counted from the release. Where a released job enters its queue (its
+    enqueue position or the back) is up to the backend; priority is kept. A
+    dependant cancelled this way finishes in turn and updates its own
+    dependants (recursively, same operation); it is kept ``result_ttl`` like
+    any cancelled job (at least until the next cleanup).
+  - ``waiting`` jobs are never claimed, never make ``wait`` return, show as
+    ``"waiting"`` in ``stats`` and are listed by ``list_jobs(WAITING)``;
+    ``cancel`` works on them. ``retry_dead`` on a dead parent does not revive
+    dependants already cancelled. A finished parent's dependant list goes
+    with it. ``after`` is ignored for a job without parents.
+* **Limits** (``NewJob.limit``, a :class:`Limit`): enforced inside ``claim``,
+  across every worker, counted per (queue, ``Limit.key``). ``claim`` leases a
+  limited job only if ``concurrency == 0`` or fewer than ``concurrency`` jobs
+  of that (queue, key) are ``active``, and ``rate == 0`` or fewer than
+  ``rate`` jobs of that (queue, key) were leased in the last ``per`` seconds
+  (backend clock, a sliding window; every lease counts, retries too; leases
+  made earlier in the same claim call count). A job stops counting as active
+  when it leaves ``active`` (ack, cancel, lease recovery). A job over its
+  limit is **not leased**: it stays ``queued`` in place, and ``claim`` goes on
+  to later jobs (other keys, unlimited jobs), so a limited key never blocks
+  its queue. Within one key: priority, then FIFO. When jobs of one key carry
+  different values, which values apply is up to the backend (the latest
+  enqueued, on every backend today). ``wait`` does not return just because
+  limited jobs are held (an idle worker would spin); it may return early.
 """
 
 from __future__ import annotations

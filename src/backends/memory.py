@@ -294,7 +294,9 @@ class MemoryBackend(Backend):
         (``after=FAILED`` and no parent failed)."""
         if deps.after == _AFTER_FAILED and not deps.failed:
             return False
-        job.state = SCHEDULED if job.run_at > now else QUEUED
+        delay = job.run_at - job.enqueued_at  # its own delay counts from the release
+        job.run_at = now + delay
+        job.state = SCHEDULED if delay > 0 else QUEUED
         self._push(job)
         self._woken = True
         return True

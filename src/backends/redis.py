@@ -60,6 +60,36 @@ from the dead-letter queue keeps its window; dead and cancelled jobs release
 the key at once. Ended windows are freed by the ack script as new ones begin
 and by :meth:`cleanup`, so the hash stays bounded.
 
+Dependencies (``NewJob.depends_on``): a parent must be in its dependant's
+queue, so the counts, the dependant lists and the state changes they cause
+stay in one slot and one script: the dependant is stored ``waiting`` (a
+``waiting`` ZSET, its counts in ``d:<id>``) and listed in ``c:<parent>`` of
+each parent still running. The script that finishes a job (ack, lease
+recovery in claim and recover, cancel) settles its dependants in the same
+call, cascading through the ones it cancels; a record flag says a job has
+dependants, so a plain job's finish looks for none. A released dependant keeps
+the position its enqueue gave it (through the ``ready`` ZSET, as a job back
+from a delay). A parent not in the queue is refused with
+:class:`~fastjobs.DependencyError`; only then is it looked up elsewhere, to
+say "queue" rather than "unknown".
+
+Limits (``NewJob.limit``) are counted per (queue, key) by the claim script:
+active count in ``lactive``, a per-key lease log ZSET for the sliding rate
+window (Redis time). Limited jobs travel the ready structures like any other
+(so plain jobs cost nothing more); one that claim meets over its key's limit
+is parked, with its position, in the key's ``lq:<key>`` ZSET, and the claim
+goes on with the next entries, so a saturated key never blocks its queue and
+is not walked again. ``limitwait`` lists the keys with parked jobs, scored by
+when they may go again (the window's next opening, or when an active job of
+the key leaves: its ack, cancel or lease recovery makes the key due and wakes
+the idle workers); claim first moves as many parked jobs as the key has room
+for back into ``ready``. The idle-wait script counts a parked key only by that
+time, so a worker does not spin on held jobs.
+
+Optional features stay off the hot path: an enqueue batch names them in one
+trailing argument only when some job has them, and claim and ack test a
+record flag that is empty for a plain job.
+
 Idle workers block on a per-queue wake-up LIST (``BLPOP``) on a connection of
 their own, not the shared pool; enqueues, requeues and retries push a token.
 The BLPOP is pipelined behind a small script that reports whether a job is
@@ -120,8 +150,9 @@ from .._core import (
     SCHEDULED,
     STATE_NAMES,
     SUCCEEDED,
+    WAITING,
 )
-from ..errors import BackendUnavailableError, ConfigurationError, DuplicateJobError
+from ..errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
 from .base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
 
 log = logging.getLogger("fastjobs.redis")
@@ -142,6 +173,8 @@ _new_claim = functools.partial(tuple.__new__, Claim)
 """Claim((id, token, attempt, body)) without NamedTuple's Python-level __new__ (a hot path)."""
 _first = operator.itemgetter(0)
 _second = operator.itemgetter(1)
+_depends_on = operator.itemgetter(8)
+_limit = operator.itemgetter(10)
 _ONE = 1
 
 
@@ -201,7 +234,7 @@ class _QueueKeys:
     __slots__ = (
         "queue", "base", "ready", "prio", "sched", "retry", "leases", "enqueue", "claim", "ack", "renew",
         "peek", "wake", "paused", "resume", "recover", "promote", "cancel", "retry_dead", "stats", "cleanup",
-        "finished",
+        "finished", "waiting", "limitwait",
     )
 
     def __init__(self, prefix: str, queue: str) -> None:
@@ -233,12 +266,27 @@ class _QueueKeys:
         self.stats = (ready, prio, sched, retry, leasecount, succeeded, dead, cancelled, ghosts)
         self.cleanup = (succeeded, cancelled, dead, unique, held)
         self.finished = {SUCCEEDED: succeeded, DEAD: dead, CANCELLED: cancelled}
+        self.waiting, self.limitwait = k("waiting"), k("limitwait")
 
     def job(self, job_id: str) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """The job's record, body, result, error-list and progress keys."""
         jid = job_id.encode()
         base = self.base
         return base + b"j:" + jid, base + b"b:" + jid, base + b"r:" + jid, base + b"e:" + jid, base + b"p:" + jid
+
+    def lookup(self, job_id: str) -> tuple[bytes, ...]:
+        """The keys the get script reads: record, body, result, errors, progress, dependency counts,
+        parents, limit key."""
+        jid = job_id.encode()
+        base = self.base
+        return (
+            base + b"j:" + jid, base + b"b:" + jid, base + b"r:" + jid, base + b"e:" + jid, base + b"p:" + jid,
+            base + b"d:" + jid, base + b"dp:" + jid, base + b"l:" + jid,
+        )
+
+    def parked(self, key: bytes) -> bytes:
+        """The ZSET of the queued jobs a limit key parked (see lua/_common.lua)."""
+        return self.base + b"lq:" + key
 
     def progress(self, job_id: str) -> tuple[bytes, bytes]:
         """The keys set_progress takes: the job's record and progress."""
@@ -271,6 +319,7 @@ def _float(value: bytes | None) -> float | None:
 def _stored(
     job_id: str, queue: str, record: bytes, body: bytes | None, result: bytes | None,
     errors: list[bytes] | None, now: float, progress: bytes | None = None,
+    deps: bytes | None = None, limit_key: bytes | None = None, parent_ids: bytes | None = None,
 ) -> StoredJob:
     """A StoredJob from the job record string (see lua/_common.lua) and its companions."""
     fields = record.split(b"|", 15)
@@ -284,6 +333,21 @@ def _stored(
     run_at = _float(ra) or enqueued_at
     if state in (SCHEDULED, RETRY_PENDING) and run_at <= now:
         state = QUEUED
+    parents: tuple[str, ...] = ()
+    pending = failed = 0
+    if deps:
+        # "mode|pending|failed|delay" (see lua/_common.lua)
+        parts = deps.split(b"|", 3)
+        if len(parts) == 4:
+            pending, failed = max(0, _int(parts[1])), _int(parts[2])
+    if parent_ids:
+        try:
+            parents = tuple(
+                p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p)
+                for p in msgpack.unpackb(parent_ids, raw=True)
+            )
+        except Exception:
+            parents = ()
     return StoredJob(
         id=job_id,
         queue=queue,
@@ -302,6 +366,10 @@ def _stored(
         lease_until=_float(lease) if state == ACTIVE else None,
         unique_key=u.decode("utf-8", "replace") if u else None,
         progress=progress,
+        parents=parents,
+        pending_parents=pending,
+        failed_parents=failed,
+        limit_key=limit_key.decode("utf-8", "replace") if limit_key else None,
     )
 
 
@@ -543,6 +611,10 @@ class RedisBackend(Backend):
         ids = list(map(_first, jobs))
         script = SCRIPTS["enqueue"]
         whole = len(groups) == 1
+        features = self._features(jobs, queues)
+        # The features travel as one trailing argument, only when some job has
+        # them: a plain batch's script call is what it was.
+        tail = (features,) if features else ()
         try:
             if not self.cluster:
                 keys: list[bytes] = []
@@ -551,6 +623,7 @@ class RedisBackend(Backend):
                     keys.extend(self._queue(queue).enqueue)
                     args.append(_pack(jobs if whole else [jobs[i] for i in indexes]))
                 keys.append(self._registry)
+                args.extend(tail)
                 reply = await self._eval(script, keys, args)
                 order = list(groups.values())
                 for k in range(0, len(reply), 3):
@@ -560,7 +633,7 @@ class RedisBackend(Backend):
 
                 async def one(queue: str, indexes: list[int]) -> None:
                     packed = _pack(jobs if whole else [jobs[i] for i in indexes])
-                    reply = await self._eval(script, self._queue(queue).enqueue, (nonce, packed))
+                    reply = await self._eval(script, self._queue(queue).enqueue, (nonce, packed, *tail))
                     for k in range(0, len(reply), 3):
                         ids[indexes[reply[k + 1] - 1]] = reply[k + 2].decode()
 
@@ -569,8 +642,38 @@ class RedisBackend(Backend):
             message = str(exc)
             if message.startswith("FJDUPLICATE"):
                 raise DuplicateJobError(message.split(' ', 2)[1]) from None
+            if message.startswith("FJDEPENDENCY"):
+                # "FJDEPENDENCY <group> <job> <parent> <queue>", 1-based positions.
+                _, _, i, j, queue = message.split(" ", 4)
+                job = jobs[groups[queue][int(i) - 1]]
+                raise await self._dependency_error(job[0], job[8][int(j) - 1]) from None
             raise
         return ids
+
+    @staticmethod
+    def _features(jobs: Sequence[NewJob], queues: list[str]) -> str:
+        """'d' and/or 'l' when some job has parents / a limit ('' for a plain batch).
+
+        Also refuses, before anything is sent, a parent enqueued in the same
+        batch into another queue (the scripts see one queue each)."""
+        try:
+            deps = any(map(_depends_on, jobs))
+            limits = any(map(_limit, jobs))
+        except IndexError:  # built with tuple.__new__ and the first 8 fields only
+            return ""
+        if deps:
+            queue_of = dict(zip(map(_first, jobs), queues))
+            for job, queue in zip(jobs, queues):
+                for parent in job[8]:
+                    other = queue_of.get(parent)
+                    if other is not None and other != queue:
+                        raise DependencyError(job[0], parent, "queue")
+        return ("d" if deps else "") + ("l" if limits else "")
+
+    async def _dependency_error(self, job_id: str, parent: str) -> DependencyError:
+        """The error for a parent not in its dependant's queue: "queue" if it is in another one."""
+        found = await self._find(parent)
+        return DependencyError(job_id, parent, "queue" if found is not None else "unknown")
 
     async def _register(self, client: Any, queues: Sequence[str]) -> None:
         """Cluster: add queues to the registry, unless done lately. Every enqueue would otherwise
@@ -819,7 +922,7 @@ class RedisBackend(Backend):
         script = SCRIPTS["get"]
 
         def keys_of(q: str) -> tuple[bytes, ...]:
-            return self._queue(q).job(job_id)
+            return self._queue(q).lookup(job_id)
 
         if not self.cluster:
             keys: list[bytes] = []
@@ -840,8 +943,8 @@ class RedisBackend(Backend):
             return None
         queue, reply = found
         _, now, record, body, result, errors = reply[:6]
-        progress = reply[6] if len(reply) > 6 else None
-        return _stored(job_id, queue, record, body, result, errors, float(now), progress)
+        progress, deps, parent_ids, limit_key = (list(reply[6:10]) + [None] * 4)[:4]
+        return _stored(job_id, queue, record, body, result, errors, float(now), progress, deps, limit_key, parent_ids)
 
     async def _first_applied(self, script: Script, job_id: str, keys_of: Callable[[_QueueKeys], Sequence[bytes]], args: Sequence[Any]) -> bool:
         queues = await self._queues()
@@ -925,7 +1028,11 @@ class RedisBackend(Backend):
                 pipe.zrangebyscore(k.sched, "-inf", now)
                 pipe.zrangebyscore(k.retry, "-inf", now)
                 pipe.zrange(k.prio, 0, -1)
-                kinds += [(q, "members")] * 3 + [(q, "prio")]
+                pipe.zrange(k.limitwait, 0, -1)
+                kinds += [(q, "members")] * 3 + [(q, "prio"), (q, "limited")]
+            elif state == WAITING:
+                pipe.zrange(k.waiting, 0, -1)
+                kinds.append((q, "ids"))
             elif state == SCHEDULED:
                 pipe.zrangebyscore(k.sched, f"({now}", "+inf")
                 kinds.append((q, "members"))
@@ -954,6 +1061,9 @@ class RedisBackend(Backend):
                 elif kind == "batches":
                     second.lrange(base + b"lease:" + m, 0, -1)
                     second_kinds.append((q, "ids"))
+                elif kind == "limited":
+                    second.zrange(self._queue(q).parked(m), 0, -1)
+                    second_kinds.append((q, "members"))
         if second_kinds:
             for (q, kind), reply in zip(second_kinds, await second.execute()):
                 for m in reply:
@@ -968,16 +1078,19 @@ class RedisBackend(Backend):
         pipe = (await self._redis()).pipeline(transaction=False)
         for job_id, q in candidates:
             k = self._queue(q)
-            jk, bk, rk, ek, pk = k.job(job_id)
+            jk, bk, rk, ek, pk, dk, dpk, lk = k.lookup(job_id)
             pipe.get(jk)
             pipe.get(bk)
             pipe.get(rk)
             pipe.lrange(ek, 0, -1)
             pipe.get(pk)
+            pipe.get(dk)
+            pipe.get(dpk)
+            pipe.get(lk)
         replies = await pipe.execute(raise_on_error=False)
         jobs: list[StoredJob] = []
         for n, (job_id, q) in enumerate(candidates):
-            record, body, result, errors, progress = replies[5 * n : 5 * n + 5]
+            record, body, result, errors, progress, deps, parent_ids, limit_key = replies[8 * n : 8 * n + 8]
             if not isinstance(record, bytes):
                 continue  # deleted meanwhile
             jobs.append(_stored(
@@ -985,6 +1098,9 @@ class RedisBackend(Backend):
                 result if isinstance(result, bytes) else None,
                 errors if isinstance(errors, list) else None, now,
                 progress if isinstance(progress, bytes) else None,
+                deps if isinstance(deps, bytes) else None,
+                limit_key if isinstance(limit_key, bytes) else None,
+                parent_ids if isinstance(parent_ids, bytes) else None,
             ))
         jobs.sort(key=lambda j: (j.finished_at or j.enqueued_at, j.id))
         return jobs

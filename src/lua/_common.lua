@@ -32,6 +32,22 @@
     <prefix>:{<queue>}:e:<id>     LIST  encoded error records, oldest first
     <prefix>:{<queue>}:p:<id>     STRING the latest progress its handler reported (opaque bytes)
     <prefix>:{<queue>}:u:<id>     STRING unique_ttl (seconds) of a job with a unique key and a window
+    <prefix>:{<queue>}:waiting    ZSET  jobs waiting on their parents: score enqueue time, member job id
+    <prefix>:{<queue>}:d:<id>     STRING a dependant's counts: "mode|pending|failed|delay"
+    <prefix>:{<queue>}:dp:<id>    STRING its parent ids as enqueued (msgpack array), read only by get
+    <prefix>:{<queue>}:c:<id>     LIST  ids of the jobs waiting on job <id> (gone once it finished)
+    <prefix>:{<queue>}:l:<id>     STRING the limit key of a limited job
+    <prefix>:{<queue>}:limits     HASH  limit key -> "concurrency|rate|per" (the key's latest enqueue)
+    <prefix>:{<queue>}:lactive    HASH  limit key -> how many of its jobs are active
+    <prefix>:{<queue>}:lr:<key>   ZSET  lease log of a rate-limited key: score lease time (expires)
+    <prefix>:{<queue>}:lq:<key>   ZSET  queued jobs claim parked over their key's limit: score p,
+                                        member <seq><job id> (the key's own order)
+    <prefix>:{<queue>}:limitwait  ZSET  keys that have parked jobs: score when they may go again
+                                        (+inf: when an active job of the key leaves)
+
+  The dependency and limit keys are not declared by the scripts that reach
+  them: they are built from the queue's base, like the job keys (same slot),
+  so a plain call passes and touches no more keys than before.
 
   Order. Ready jobs are served by priority, then by <seq>: a 16-digit
   per-queue sequence number given at every push into the ready state (enqueue,
@@ -52,8 +68,11 @@
   (it may contain '|'):
     state|attempt|max_attempts|token|p|seq|enqueued_at|run_at|started_at|finished_at|nonce|ack_nonce|lease_until|lease_batch|flags|unique_key
   (p is -priority; run_at empty means enqueued_at; flags holds '1' once the
-  error list exists and 'p' once the progress key does: '', '1', 'p' or '1p',
-  so the succeeded retention index can say which keys to delete.)
+  error list exists, 'p' once the progress key does, 'w' for a job with
+  parents (d:<id>), 'd' once a dependant waits on it (c:<id>), 'l' for a
+  limited job (l:<id>): so the succeeded retention index can say which keys
+  to delete, and the finishing scripts look for dependants or a limit only on
+  a flagged job; a plain job's flags are '', and cost them one comparison.)
 
   Why strings and not a hash per job: every per-job redis.call costs a few
   microseconds of Redis time on its own, so the batch scripts read and write
@@ -74,6 +93,7 @@
 
 -- States (fastjobs._core numbers), as stored: strings.
 local SCHEDULED, QUEUED, ACTIVE, SUCCEEDED, RETRY_PENDING, DEAD, CANCELLED = '0', '1', '2', '3', '4', '5', '6'
+local WAITING = '7'
 -- Redis' Lua unpack() is limited by the C stack (~8000 values): send long
 -- argument lists in chunks (an even size keeps ZADD/MSET pairs together).
 local CHUNK = 4000
@@ -140,10 +160,17 @@ local function fmt_seq(seq)
   return hs .. ls
 end
 
--- The record flags with the error list's flag added (see the record layout).
+-- Whether record flags `x` hold flag `c` (see the record layout).
+local function has_flag(x, c)
+  return x ~= nil and x ~= '' and string.find(x, c, 1, true) ~= nil
+end
+
+-- The record flags with the error list's flag added (see the record layout);
+-- the other flags are kept.
 local function with_errors(x)
-  if x and string.find(x, 'p', 1, true) then return '1p' end
-  return '1'
+  if not x or x == '' then return '1' end
+  if string.find(x, '1', 1, true) then return x end
+  return '1' .. x
 end
 
 local function base_of(key)
@@ -178,14 +205,22 @@ local function mget(keys)
   return out
 end
 
--- The keys of a job, to delete it.
-local function add_job_keys(keys, base, id)
+-- The keys of a job, to delete it. `x`: its record flags, if known; the
+-- dependency and limit keys are named only when flagged (or x is unknown), so
+-- a plain job's delete names no more keys than before.
+local function add_job_keys(keys, base, id, x)
   keys[#keys + 1] = base .. 'j:' .. id
   keys[#keys + 1] = base .. 'b:' .. id
   keys[#keys + 1] = base .. 'r:' .. id
   keys[#keys + 1] = base .. 'e:' .. id
   keys[#keys + 1] = base .. 'p:' .. id
   keys[#keys + 1] = base .. 'u:' .. id
+  if x == nil or has_flag(x, 'd') then keys[#keys + 1] = base .. 'c:' .. id end
+  if x == nil or has_flag(x, 'w') then
+    keys[#keys + 1] = base .. 'd:' .. id
+    keys[#keys + 1] = base .. 'dp:' .. id
+  end
+  if x == nil or has_flag(x, 'l') then keys[#keys + 1] = base .. 'l:' .. id end
 end
 
 local function error_record(attempt, kind, message, at)
@@ -328,6 +363,271 @@ local function lease_open(leases, leasecount, base, batch, ids, deadline)
   redis.call('ZADD', leases, deadline, batch)
 end
 
+local function wake(wakekey, n)
+  if n <= 0 then return end
+  if n > WAKE_TOKENS then n = WAKE_TOKENS end
+  local tokens = {}
+  for i = 1, n do tokens[i] = '1' end
+  redis.call('LPUSH', wakekey, unpack(tokens))
+  redis.call('LTRIM', wakekey, 0, WAKE_TOKENS - 1)
+end
+
+-- Dependencies (NewJob.depends_on). A job with parents is stored `waiting`
+-- (in the queue's `waiting` ZSET, off every ready structure) with its counts
+-- in d:<id>; each parent still running lists it in c:<parent> and carries the
+-- 'd' flag, so the scripts that finish a job (ack, claim's and recover's
+-- lease recovery, cancel) look for dependants only when there are some.
+-- d:<id> is "mode|pending|failed|delay", rewritten as each parent finishes;
+-- the parent ids are apart in dp:<id> (written once), so a job with
+-- thousands of parents costs each parent's finish a few bytes, not the list.
+local DEPS = '^(%d)|(%-?%d+)|(%d+)|(.*)$'
+
+local function deps_parse(v)
+  if not v then return nil end
+  local mode, pending, failed, delay = string.match(v, DEPS)
+  if not mode then return nil end
+  return tonumber(mode), tonumber(pending), tonumber(failed), delay
+end
+
+local function deps_format(mode, pending, failed, delay)
+  return int_str(mode) .. '|' .. int_str(pending) .. '|' .. int_str(failed) .. '|' .. delay
+end
+
+-- What a waiting job does given its counts: 'run', 'cancel' or 'wait'.
+-- SUCCEEDED (0) gives up at the first failed parent; FINISHED (1) and FAILED
+-- (2) wait for every parent.
+local function deps_outcome(mode, pending, failed)
+  if mode == 0 then
+    if failed > 0 then return 'cancel' end
+    if pending <= 0 then return 'run' end
+  elseif pending <= 0 then
+    if mode == 1 or failed > 0 then return 'run' end
+    return 'cancel'
+  end
+  return 'wait'
+end
+
+-- A waiting job whose parents are done: queued with the position its enqueue
+-- gave it (through the `ready` ZSET, as a job back from a delay), or
+-- scheduled by its own delay counted from now. f: its parsed record.
+local function deps_run(base, id, f, delay, now, nows)
+  local s = f[6]
+  local p = tonumber(f[5]) and f[5] or '0'
+  redis.call('ZREM', base .. 'waiting', id)
+  local d = tonumber(delay) or 0
+  if d > 0 then
+    local due = fmt_time(now + d)
+    redis.call('SET', base .. 'j:' .. id, record(SCHEDULED, f[2], f[3], f[4], p, s, f[7], due, f[9], '', f[11], f[12], '', '', f[15], f[16]))
+    redis.call('ZADD', base .. 'sched', due, s .. id)
+  else
+    redis.call('SET', base .. 'j:' .. id, record(QUEUED, f[2], f[3], f[4], p, s, f[7], nows, f[9], '', f[11], f[12], '', '', f[15], f[16]))
+    redis.call('ZADD', base .. 'ready', p, s .. id)
+  end
+end
+
+-- A waiting job a failed parent cancels: kept in `cancelled` for the
+-- retention (cleanup trims it), its unique key released at once.
+local function deps_cancel(base, id, f, nows)
+  redis.call('ZREM', base .. 'waiting', id)
+  release_unique(base .. 'unique', f[16], id)
+  redis.call('SET', base .. 'j:' .. id, record(CANCELLED, f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], nows, f[11], f[12], '', '', f[15], f[16]))
+  redis.call('ZADD', base .. 'cancelled', nows, id)
+end
+
+-- Job `id` of the queue at `base` finished, `failed` (dead or cancelled) or
+-- not (succeeded): update the jobs waiting on it, in the same script as the
+-- finish, and cascade through the ones this cancels (their own dependants
+-- count them failed). Its dependant list goes: each dependant is told once
+-- (a dead parent revived by retry_dead does not revive them).
+local function deps_settle(base, id, failed, now, nows)
+  local ids, fails = {id}, {failed}
+  local ran = 0
+  while #ids > 0 do
+    local parent, parent_failed = table.remove(ids), table.remove(fails)
+    local ck = base .. 'c:' .. parent
+    local children = redis.call('LRANGE', ck, 0, -1)
+    redis.call('DEL', ck)
+    for i = 1, #children do
+      local cid = children[i]
+      local f = {parse(redis.call('GET', base .. 'j:' .. cid))}
+      if f[1] == WAITING then
+        local dk = base .. 'd:' .. cid
+        local mode, pending, nfailed, delay = deps_parse(redis.call('GET', dk))
+        if mode then
+          pending = pending - 1
+          if parent_failed then nfailed = nfailed + 1 end
+          redis.call('SET', dk, deps_format(mode, pending, nfailed, delay))
+          local outcome = deps_outcome(mode, pending, nfailed)
+          if outcome == 'run' then
+            deps_run(base, cid, f, delay, now, nows)
+            ran = ran + 1
+          elseif outcome == 'cancel' then
+            deps_cancel(base, cid, f, nows)
+            if has_flag(f[15], 'd') then
+              ids[#ids + 1] = cid
+              fails[#fails + 1] = true
+            end
+          end
+        end
+      end
+    end
+  end
+  -- A job now ready or newly scheduled: idle workers look again (and end
+  -- their wait at its due time).
+  wake(base .. 'wake', ran)
+end
+
+-- Limits (NewJob.limit), counted per (queue, key) at claim. A limited job
+-- travels the ready structures like any other and carries the 'l' flag (its
+-- key in l:<id>), so a plain job costs claim nothing more. When claim meets a
+-- limited job over its key's limit it parks it in lq:<key> (score p, member
+-- <seq><id>: the key's own priority-then-FIFO order), once, and moves on:
+-- a saturated key never blocks its queue, and each job is parked at most once
+-- per unpark. `limitwait` lists the keys that have parked jobs, scored by when
+-- they may go again: the rate window's next opening, +inf while waiting for an
+-- active job to leave (that job's ack, cancel or lease recovery sets it to
+-- now). Claim first unparks, head first, as many jobs as the key's room,
+-- back into the `ready` ZSET with their old position.
+--   limits    HASH  key -> "concurrency|rate|per" (the latest enqueue's)
+--   lactive   HASH  key -> jobs of that key now active
+--   lr:<key>  ZSET  the lease log of the rate window (score lease time)
+local LIMITS = {}
+
+local function limit_params(base, key)
+  local memo = base .. key
+  local lim = LIMITS[memo]
+  if not lim then
+    local c, r, per = string.match(redis.call('HGET', base .. 'limits', key) or '', '^([^|]*)|([^|]*)|(.*)$')
+    lim = {conc = tonumber(c) or 0, rate = tonumber(r) or 0, per = tonumber(per) or 0}
+    if lim.per <= 0 then lim.rate = 0 end
+    LIMITS[memo] = lim
+  end
+  return lim
+end
+
+-- Room left under the key's concurrency cap and rate window (math.huge when
+-- unlimited), and when the window next opens (nil when it holds no lease).
+local function limit_room(base, key, lim, now)
+  local conc_left, rate_left, opens = math.huge, math.huge, nil
+  if lim.conc > 0 then
+    conc_left = lim.conc - (tonumber(redis.call('HGET', base .. 'lactive', key)) or 0)
+  end
+  if lim.rate > 0 then
+    local log = base .. 'lr:' .. key
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', fmt_time(now - lim.per))
+    rate_left = lim.rate - redis.call('ZCARD', log)
+    local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
+    if #oldest > 0 then opens = tonumber(oldest[2]) + lim.per end
+  end
+  return conc_left, rate_left, opens
+end
+
+-- Count a lease of job `id` against its key.
+local function limit_book(base, key, lim, id, now, nows)
+  redis.call('HINCRBY', base .. 'lactive', key, 1)
+  if lim.rate > 0 then
+    local log = base .. 'lr:' .. key
+    redis.call('ZADD', log, nows, id .. '@' .. nows)
+    -- The log of a key that goes quiet expires with its window.
+    redis.call('PEXPIRE', log, math.ceil(lim.per * 1000) + 1000)
+  end
+end
+
+-- Move up to the key's room of parked jobs (head first) back to `ready`, and
+-- score the key in `limitwait` for when it may go next (or drop it when
+-- nothing is parked). Returns how many moved.
+local function limit_unpark(base, key, lim, now)
+  local lq = base .. 'lq:' .. key
+  local conc_left, rate_left, opens = limit_room(base, key, lim, now)
+  local room = math.min(conc_left, rate_left, MAINTENANCE_LIMIT)
+  local moved = 0
+  if room > 0 then
+    local head = redis.call('ZRANGE', lq, 0, room - 1, 'WITHSCORES')
+    local add, members = {}, {}
+    for i = 1, #head, 2 do
+      add[#add + 1] = head[i + 1]
+      add[#add + 1] = head[i]
+      members[#members + 1] = head[i]
+    end
+    call_chunked('ZADD', base .. 'ready', add)
+    call_chunked('ZREM', lq, members)
+    moved = #members
+  end
+  if redis.call('EXISTS', lq) == 0 then
+    redis.call('ZREM', base .. 'limitwait', key)
+  else
+    local score = '+inf'
+    if rate_left - moved <= 0 then score = fmt_time(opens or (now + lim.per)) end
+    redis.call('ZADD', base .. 'limitwait', score, key)
+  end
+  return moved
+end
+
+-- Claim met limited job `id` (priority score p, ready member `member`): true
+-- if it may be leased (the lease is then counted), false if it was parked.
+-- A job is leased only ahead of every parked job of its key, so the key's
+-- order holds.
+local function limit_admit(base, id, p, member, now, nows)
+  local key = redis.call('GET', base .. 'l:' .. id)
+  if not key then return true end
+  local lim = limit_params(base, key)
+  local lq = base .. 'lq:' .. key
+  local head = redis.call('ZRANGE', lq, 0, 0, 'WITHSCORES')
+  local pn = tonumber(p) or 0
+  if #head == 0 or pn < tonumber(head[2]) or (pn == tonumber(head[2]) and member < head[1]) then
+    local conc_left, rate_left = limit_room(base, key, lim, now)
+    if conc_left > 0 and rate_left > 0 then
+      limit_book(base, key, lim, id, now, nows)
+      return true
+    end
+  end
+  redis.call('ZADD', lq, pn, member)
+  limit_unpark(base, key, lim, now)
+  return false
+end
+
+-- Keys whose wait is over (window open, or an active job left): unpark their
+-- room. At most 100 keys per call. Returns how many jobs moved.
+local function limit_promote(base, now)
+  local due = redis.call('ZRANGEBYSCORE', base .. 'limitwait', '-inf', now, 'LIMIT', 0, 100)
+  local moved = 0
+  for i = 1, #due do
+    moved = moved + limit_unpark(base, due[i], limit_params(base, due[i]), now)
+  end
+  return moved
+end
+
+-- Limited job `id` left ACTIVE (ack, cancel, lease recovery): one less active
+-- for its key; a key with parked jobs waiting for that is due now (and idle
+-- workers wake to claim it).
+local function limit_release(base, id, nows)
+  local key = redis.call('GET', base .. 'l:' .. id)
+  if not key then return end
+  if redis.call('HINCRBY', base .. 'lactive', key, -1) <= 0 then
+    redis.call('HDEL', base .. 'lactive', key)
+  end
+  if redis.call('ZADD', base .. 'limitwait', 'XX', 'CH', nows, key) > 0 then
+    wake(base .. 'wake', 1)
+  end
+end
+
+-- A queued limited job is cancelled: out of its key's parked set, if there.
+-- Returns true if it was parked (it then has no ready entry to ghost). If it
+-- was not, it may have been unparked into the room it now leaves unused: the
+-- key's parked jobs are due for a look (else they could wait for an active
+-- job that does not exist).
+local function limit_unpark_cancelled(base, id, member, nows)
+  local key = redis.call('GET', base .. 'l:' .. id)
+  if not key then return false end
+  local lq = base .. 'lq:' .. key
+  if redis.call('ZREM', lq, member) == 0 then
+    redis.call('ZADD', base .. 'limitwait', 'XX', nows, key)
+    return false
+  end
+  if redis.call('EXISTS', lq) == 0 then redis.call('ZREM', base .. 'limitwait', key) end
+  return true
+end
+
 -- Dead-letter a job whose stored data is unusable (record missing or
 -- unreadable, body missing), with a reason a person can read in the
 -- dead-letter queue. `dead_keep` false: dead jobs are not kept (dead_ttl 0).
@@ -344,12 +644,13 @@ local function dead_letter_bad(base, id, dead, unique, reason, fields, now, nows
   local t_ek = redis.call('TYPE', ek)['ok']
   if t_ek ~= 'list' and t_ek ~= 'none' then redis.call('DEL', ek) end
   redis.call('RPUSH', ek, error_record(tonumber(a) or 0, 'CorruptJobError', reason, now))
+  if has_flag(x, 'd') then deps_settle(base, id, true, now, nows) end
   if dead_keep then
     redis.call('SET', base .. 'j:' .. id, record(DEAD, a, m, t, p, s, e, '', '', nows, n, '', '', '', with_errors(x), u))
     redis.call('ZADD', dead, nows, id)
   else
     local keys = {}
-    add_job_keys(keys, base, id)
+    add_job_keys(keys, base, id, fields and x or nil)
     redis.call('DEL', unpack(keys))
   end
 end
@@ -388,7 +689,7 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
   local batches = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, LEASE_BATCH_LIMIT)
   if #batches == 0 then return 0 end
   local pusher = ready_pusher(prio, base)
-  local dead_add, writes, doomed = {}, {}, {}
+  local dead_add, writes, doomed, settled = {}, {}, {}, {}
   local recovered = 0
   for b = 1, #batches do
     local batch = batches[b]
@@ -401,17 +702,19 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
       local st, a, m, t, p, s, e, ra, sa, f, nn, an, l, lb, x, u = parse(records[i])
       if st == ACTIVE and lb == batch then
         recovered = recovered + 1
+        if has_flag(x, 'l') then limit_release(base, id, nows) end
         local attempt = tonumber(a) or 0
         redis.call('RPUSH', base .. 'e:' .. id, error_record(attempt, 'LeaseExpiredError', LEASE_EXPIRED_MESSAGE, now))
         if attempt >= (tonumber(m) or 0) then
           release_unique(unique, u, id)
+          if has_flag(x, 'd') then settled[#settled + 1] = id end
           if dead_keep then
             writes[#writes + 1] = keys[i]
             writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, nn, an, '', '', with_errors(x), u)
             dead_add[#dead_add + 1] = nows
             dead_add[#dead_add + 1] = id
           else
-            add_job_keys(doomed, base, id)
+            add_job_keys(doomed, base, id, x)
           end
         else
           s = fmt_seq(redis.call('INCR', seqkey))
@@ -429,17 +732,11 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
   pusher.flush()
   call_chunked('ZADD', dead, dead_add)
   call_chunked('MSET', nil, writes)
+  -- Dependants learn of the deaths before the dead jobs' keys (their
+  -- dependant lists among them) may go.
+  for i = 1, #settled do deps_settle(base, settled[i], true, now, nows) end
   call_chunked('DEL', nil, doomed)
   return recovered
-end
-
-local function wake(wakekey, n)
-  if n <= 0 then return end
-  if n > WAKE_TOKENS then n = WAKE_TOKENS end
-  local tokens = {}
-  for i = 1, n do tokens[i] = '1' end
-  redis.call('LPUSH', wakekey, unpack(tokens))
-  redis.call('LTRIM', wakekey, 0, WAKE_TOKENS - 1)
 end
 
 -- Delete succeeded jobs older than `cutoff` from the front of the retention
@@ -460,6 +757,12 @@ local function trim_list(list, base, cutoff, limit)
         if string.find(flags, 'r', 1, true) then keys[#keys + 1] = base .. 'r:' .. id end
         if string.find(flags, 'e', 1, true) then keys[#keys + 1] = base .. 'e:' .. id end
         if string.find(flags, 'p', 1, true) then keys[#keys + 1] = base .. 'p:' .. id end
+        if string.find(flags, 'd', 1, true) then keys[#keys + 1] = base .. 'c:' .. id end
+        if string.find(flags, 'w', 1, true) then
+          keys[#keys + 1] = base .. 'd:' .. id
+          keys[#keys + 1] = base .. 'dp:' .. id
+        end
+        if string.find(flags, 'l', 1, true) then keys[#keys + 1] = base .. 'l:' .. id end
       end
     end
     n = i
@@ -480,8 +783,8 @@ local function trim_zset(zset, base, cutoff, limit, state)
   local records = mget(jkeys)
   local keys = {}
   for i = 1, n do
-    local st = parse(records[i])
-    if st == nil or st == state then add_job_keys(keys, base, old[i]) end
+    local f = {parse(records[i])}
+    if f[1] == nil or f[1] == state then add_job_keys(keys, base, old[i], f[15]) end
   end
   call_chunked('ZREM', zset, old)
   call_chunked('DEL', nil, keys)

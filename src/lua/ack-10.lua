@@ -5,7 +5,10 @@
   memory stays bounded even if cleanup never runs.
 
   A job that succeeds keeps its unique key for its unique_ttl window (see
-  enqueue); dead jobs release theirs at once.
+  enqueue); dead jobs release theirs at once. A limited job (flag 'l') gives
+  back its key's slot whatever the ack; a job with dependants (flag 'd') that
+  succeeds or goes dead settles them here, cascading through the ones it
+  cancels (keys reached through the queue's base, see _common).
 
   KEYS, one group of 10 per queue (several groups only outside Redis Cluster):
     1 <prefix>:{q}:leases     2 <prefix>:{q}:leasecount  3 <prefix>:{q}:prio
@@ -52,6 +55,7 @@ for g = 1, math.floor(#KEYS / GROUP) do
   local pusher = ready_pusher(prio, base)
   local requeued, retry_add, succeeded_add, dead_add = 0, {}, {}, {}
   local seen = {}
+  local settled = {}
   for i = 1, c do
     local ack = acks[i]
     local id, token, kind, payload = ack[1], ack[2], ack[3], ack[4]
@@ -70,6 +74,14 @@ for g = 1, math.floor(#KEYS / GROUP) do
       seen[id] = true
       out[#out + 1] = 1
       released[lb] = (released[lb] or 0) + 1
+      if x ~= '' then
+        -- Flagged jobs only: a plain one pays this one comparison.
+        if has_flag(x, 'l') then limit_release(base, id, nows) end
+        if has_flag(x, 'd') and (kind == 0 or kind == 2) then
+          settled[#settled + 1] = id
+          settled[#settled + 1] = kind == 2
+        end
+      end
       if kind == 0 then
         if unique_succeeded(unique, held, base, u, id, now) then holding = holding + 1 end
         if result_ttl > 0 then
@@ -79,6 +91,9 @@ for g = 1, math.floor(#KEYS / GROUP) do
           if x ~= '' then
             if string.find(x, '1', 1, true) then flags = 'e' end
             if string.find(x, 'p', 1, true) then flags = flags .. 'p' end
+            if string.find(x, 'd', 1, true) then flags = flags .. 'd' end
+            if string.find(x, 'w', 1, true) then flags = flags .. 'w' end
+            if string.find(x, 'l', 1, true) then flags = flags .. 'l' end
           end
           if payload then
             writes[#writes + 1] = base .. 'r:' .. id
@@ -87,7 +102,7 @@ for g = 1, math.floor(#KEYS / GROUP) do
           end
           succeeded_add[#succeeded_add + 1] = nows .. '|' .. flags .. '|' .. id
         else
-          add_job_keys(doomed, base, id)
+          add_job_keys(doomed, base, id, x)
         end
       elseif kind == 2 then
         release_unique(unique, u, id)
@@ -98,7 +113,7 @@ for g = 1, math.floor(#KEYS / GROUP) do
           dead_add[#dead_add + 1] = nows
           dead_add[#dead_add + 1] = id
         else
-          add_job_keys(doomed, base, id)
+          add_job_keys(doomed, base, id, x)
         end
       else
         -- RETRY and RELEASE push the job again: a new position, like a fresh push.
@@ -132,6 +147,9 @@ for g = 1, math.floor(#KEYS / GROUP) do
   end
 
   call_chunked('MSET', nil, writes)
+  -- Dependants learn of the outcome in this same call, before the finished
+  -- jobs' keys (their dependant lists among them) may go.
+  for i = 1, #settled, 2 do deps_settle(base, settled[i], settled[i + 1], now, nows) end
   call_chunked('DEL', nil, doomed)
   for batch, count in pairs(released) do
     lease_release(leases, leasecount, base, batch, count)

@@ -2,7 +2,10 @@
   Cancel a job that has not finished. An active job's lease is voided (its
   token stays, so its worker's ack and renewals are answered stale). A queued
   job's entry in its ready list is left as a ghost that claim skips (removing
-  it from the middle of a long list would cost O(n)).
+  it from the middle of a long list would cost O(n)). A waiting job leaves the
+  `waiting` set; a parked limited job its key's parked set; an active limited
+  job frees its key's slot. Dependants of the cancelled job count it failed,
+  in this same call, and cascade (keys reached through the queue's base).
 
   KEYS, one group of 8 per queue to look in (several groups only outside Redis
   Cluster; the first group holding the job wins):
@@ -27,8 +30,11 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(redis.call('MGET', jk)[1])
   if st then
     local member = s .. id
+    local now = now_time()
+    local nows = fmt_time(now)
     if st == QUEUED then
-      if redis.call('ZREM', KEYS[k + 1], member) == 0 then
+      if redis.call('ZREM', KEYS[k + 1], member) == 0
+        and not (has_flag(x, 'l') and limit_unpark_cancelled(base, id, member, nows)) then
         redis.call('SADD', KEYS[k + 8], member)
       end
     elseif st == SCHEDULED or st == RETRY_PENDING then
@@ -36,18 +42,21 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
       redis.call('ZREM', KEYS[k + 3], member)
     elseif st == ACTIVE then
       lease_release(KEYS[k + 4], KEYS[k + 5], base, lb, 1)
+      if has_flag(x, 'l') then limit_release(base, id, nows) end
+    elseif st == WAITING then
+      redis.call('ZREM', base .. 'waiting', id)
     else
       return 0
     end
-    local now = now_time()
-    local nows = fmt_time(now)
     release_unique(KEYS[k + 7], u, id)
+    -- Its dependants count it failed, in this same call (and cascade).
+    if has_flag(x, 'd') then deps_settle(base, id, true, now, nows) end
     if tonumber(ARGV[2]) > 0 then
       redis.call('SET', jk, record(CANCELLED, a, m, t, p, s, e, ra, sa, nows, n, an, '', '', x, u))
       redis.call('ZADD', KEYS[k + 6], nows, id)
     else
       local keys = {}
-      add_job_keys(keys, base, id)
+      add_job_keys(keys, base, id, x)
       redis.call('DEL', unpack(keys))
     end
     return 1

@@ -28,7 +28,17 @@
     dead-lettered here with a CorruptJobError reason. At most
     MAINTENANCE_LIMIT entries are skipped per call, so one call never blocks
     Redis long behind a pile of leftovers (`more` then says so).
+
+  Waiting jobs (dependants) are in no ready structure. Limited jobs (flag 'l')
+  are leased only within their key's room: active < concurrency and leases in
+  the last `per` seconds (Redis time) < rate, this call's own leases counted;
+  one over the limit is parked (lq:<key>, counted as a skipped entry) and the
+  claim goes on with the next entries, so a saturated key never blocks the
+  queue. Keys whose wait is over (`limitwait`) first unpark their room back
+  into `ready`, in the key's order. Expired leases recovered here release
+  their limit slot and, for a job that goes dead, settle its dependants.
 ]]
+
 -- @include _common
 
 local GROUP = 12
@@ -54,6 +64,9 @@ for g = 1, groups do
   recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep)
   promote(ready, sched, base, now)
   promote(ready, retry, base, now)
+  -- Limited keys whose wait is over put their parked jobs back first, so
+  -- they are served in order with the rest (one call per queue when none).
+  limit_promote(base, now)
   -- The flag lives in the queue's own slot, so this check stays atomic with
   -- the pops below in Cluster too.
   local is_paused = redis.call('EXISTS', paused) == 1
@@ -99,9 +112,14 @@ for g = 1, groups do
         skipped = skipped + 1
         dead_letter_bad(base, id, dead, unique, 'the job body is missing from Redis',
           {st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u}, now, nows, dead_keep)
-      elseif st == ACTIVE or st == SUCCEEDED or st == DEAD or st == CANCELLED then
-        -- A ready entry for a job that is active or finished is a leftover:
-        -- never lease a job twice.
+      elseif st == ACTIVE or st == SUCCEEDED or st == DEAD or st == CANCELLED or st == WAITING then
+        -- A ready entry for a job that is active, finished or waiting is a
+        -- leftover: never lease a job twice, nor one whose parents run.
+        skipped = skipped + 1
+      elseif x ~= '' and has_flag(x, 'l') and not limit_admit(base, id, p, members[i], now, nows) then
+        -- Over its key's limit: parked with its position (see _common), and
+        -- the claim goes on with the next entries.
+        seen[id] = true
         skipped = skipped + 1
       else
         seen[id] = true

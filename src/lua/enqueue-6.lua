@@ -12,14 +12,29 @@
        jobs stored with this nonce and answers as the first time did.
     1 + g: the jobs of group g, msgpack: an array of NewJob arrays
        {id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil,
-        unique_ttl (seconds the key stays held after the job succeeded; absent = 0)}
+        unique_ttl (seconds the key stays held after the job succeeded; absent = 0),
+        depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED), limit or nil
+        ({key, concurrency, rate, per})}
+    2 + groups (optional, only when some job has them): the features to read, 'd'
+       (depends_on) and/or 'l' (limit). Without it those fields are not looked at.
+
+  A job with parents is stored waiting (d:<id> holds its counts, dp:<id> its parents), registered
+  on each parent still running (c:<parent>, flag 'd'), and resolved at once
+  when none is: queued with its enqueue position, scheduled by its delay, or
+  cancelled (cascading) as its mode says. A parent later in the batch counts;
+  a parent not stored because its unique key is held stands for its holder.
+  A limited job is stored as any other, plus l:<id> and the key's numbers in
+  `limits` (claim enforces them).
 
   Returns: a flat array {g1, i1, holder1, g2, i2, holder2, ...} for the jobs NOT
     stored because a live job, or a succeeded one inside its unique_ttl window,
     holds their unique key: g the group, i the job's
     1-based position in its group, holder the live job's id. Empty when all
     were stored.
-  Errors: "FJDUPLICATE <id>" if a job id already exists (nothing is stored).
+  Errors: "FJDUPLICATE <id>" if a job id already exists (nothing is stored);
+    "FJDEPENDENCY <g> <i> <j> <queue>" if parent j of job i of group g is neither
+    in that queue nor in the group (nothing is stored; the caller finds out
+    whether it is in another queue).
 ]]
 -- @include _common
 
@@ -64,6 +79,33 @@ for g = 1, groups do
 end
 
 local out = {}
+-- Optional features of this batch, named in one trailing argument only when
+-- some job has them: a plain batch does no per-job work for them.
+local features = ARGV[groups + 2] or ''
+local has_deps = string.find(features, 'd', 1, true) ~= nil
+local has_limits = string.find(features, 'l', 1, true) ~= nil
+
+if has_deps and not replay then
+  -- Every parent must be in its dependant's queue (this slot): stored
+  -- before, or in this very group. Refused before anything is written.
+  for g = 1, groups do
+    local base = base_of(KEYS[(g - 1) * GROUP + 1])
+    local jobs = batches[g]
+    local ingroup = {}
+    for i = 1, #jobs do ingroup[jobs[i][1]] = true end
+    for i = 1, #jobs do
+      local parents = jobs[i][9]
+      if type(parents) == 'table' then
+        for j = 1, #parents do
+          local pid = parents[j]
+          if not ingroup[pid] and redis.call('EXISTS', base .. 'j:' .. pid) == 0 then
+            return redis.error_reply('FJDEPENDENCY ' .. g .. ' ' .. i .. ' ' .. j .. ' ' .. string.match(base, '{(.*)}'))
+          end
+        end
+      end
+    end
+  end
+end
 
 if replay then
   -- This very call was applied before and its reply lost: answer again.
@@ -99,6 +141,7 @@ for g = 1, groups do
   local first = redis.call('INCRBY', seqkey, c) - c
   local pusher = ready_pusher(prio, base)
   local ready_count, sched_add, writes = 0, {}, {}
+  local children, replaced, waiting_add, limit_set = {}, {}, {}, {}
   for i = 1, c do
     local job = jobs[i]
     local id, uk = job[1], job[7]
@@ -109,6 +152,8 @@ for g = 1, groups do
         out[#out + 1] = g
         out[#out + 1] = i
         out[#out + 1] = holder
+        -- A dependant of this job in the batch waits for the holder instead.
+        replaced[id] = holder
       else
         redis.call('HSET', unique, uk, id)
         local ttl = job[8]
@@ -124,15 +169,41 @@ for g = 1, groups do
       local s = fmt_seq(first + i)
       local score = job[3] == 0 and '0' or int_str(-job[3])
       local delay = job[4]
-      if delay > 0 then
+      local x, parents = '', nil
+      if has_deps then
+        parents = job[9]
+        if type(parents) ~= 'table' or #parents == 0 then parents = nil else x = 'w' end
+      end
+      if has_limits then
+        local lim = job[11]
+        if type(lim) == 'table' and lim[1] then
+          x = x .. 'l'
+          writes[#writes + 1] = base .. 'l:' .. id
+          writes[#writes + 1] = lim[1]
+          if not limit_set[lim[1]] then
+            -- The key's latest enqueue sets its numbers.
+            limit_set[lim[1]] = true
+            redis.call('HSET', base .. 'limits', lim[1], int_str(tonumber(lim[2]) or 0) .. '|'
+              .. int_str(tonumber(lim[3]) or 0) .. '|' .. string.format('%.17g', tonumber(lim[4]) or 0))
+          end
+        end
+      end
+      if parents then
+        -- Waiting: resolved below, once every job of the group is stored.
+        writes[#writes + 1] = keys[i]
+        writes[#writes + 1] = record(WAITING, '0', int_str(job[5]), '0', score, s, nows, '', '', '', nonce, '', '', '', x, uk)
+        waiting_add[#waiting_add + 1] = nows
+        waiting_add[#waiting_add + 1] = id
+        children[#children + 1] = i
+      elseif delay > 0 then
         local due = fmt_time(now + delay)
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(SCHEDULED, '0', int_str(job[5]), '0', score, s, nows, due, '', '', nonce, '', '', '', '', uk)
+        writes[#writes + 1] = record(SCHEDULED, '0', int_str(job[5]), '0', score, s, nows, due, '', '', nonce, '', '', '', x, uk)
         sched_add[#sched_add + 1] = due
         sched_add[#sched_add + 1] = s .. id
       else
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(QUEUED, '0', int_str(job[5]), '0', score, s, nows, '', '', '', nonce, '', '', '', '', uk)
+        writes[#writes + 1] = record(QUEUED, '0', int_str(job[5]), '0', score, s, nows, '', '', '', nonce, '', '', '', x, uk)
         pusher.push(score, s .. id)
         ready_count = ready_count + 1
       end
@@ -145,6 +216,53 @@ for g = 1, groups do
   call_chunked('ZADD', sched, sched_add)
   -- A delayed job wakes idle workers too: their wait must now end at its due time.
   wake(wakekey, ready_count + (#sched_add > 0 and 1 or 0))
+  if #children > 0 then
+    call_chunked('ZADD', base .. 'waiting', waiting_add)
+    -- Count each dependant's parents by state, and register it on the ones
+    -- still running; in batch order, so a dependant cancelled here is seen
+    -- as failed by the later ones and cascades to the earlier ones.
+    local ran = 0
+    for ci = 1, #children do
+      local job = jobs[children[ci]]
+      local id = job[1]
+      local parents = job[9]
+      local pending, failed = 0, 0
+      for j = 1, #parents do
+        local pid = replaced[parents[j]] or parents[j]
+        local pk = base .. 'j:' .. pid
+        local pf = {parse(redis.call('GET', pk))}
+        local pst = pf[1]
+        if pst == SUCCEEDED then
+          -- done
+        elseif pst == nil or pst == DEAD or pst == CANCELLED then
+          failed = failed + 1
+        else
+          pending = pending + 1
+          redis.call('RPUSH', base .. 'c:' .. pid, id)
+          if not has_flag(pf[15], 'd') then
+            pf[15] = pf[15] .. 'd'
+            redis.call('SET', pk, record(unpack(pf)))
+          end
+        end
+      end
+      local mode = tonumber(job[10]) or 0
+      local delay = job[4] > 0 and fmt_time(job[4]) or ''
+      redis.call('SET', base .. 'd:' .. id, deps_format(mode, pending, failed, delay))
+      redis.call('SET', base .. 'dp:' .. id, cmsgpack.pack(parents))
+      local outcome = deps_outcome(mode, pending, failed)
+      if outcome ~= 'wait' then
+        local f = {parse(redis.call('GET', keys[children[ci]]))}
+        if outcome == 'run' then
+          deps_run(base, id, f, delay, now, nows)
+          ran = ran + 1
+        else
+          deps_cancel(base, id, f, nows)
+          if has_flag(f[15], 'd') then deps_settle(base, id, true, now, nows) end
+        end
+      end
+    end
+    wake(wakekey, ran)
+  end
 end
 
 if #KEYS > groups * GROUP then

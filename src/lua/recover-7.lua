@@ -1,6 +1,7 @@
 --[[
   Take back the jobs of expired leases (claim does this too; this is for tools
-  and tests).
+  and tests). Limited jobs free their key's slot; a job that goes dead settles
+  its dependants here (cascading).
 
   KEYS, one group of 7 per queue (several groups only outside Redis Cluster):
     1 <prefix>:{q}:prio    2 <prefix>:{q}:leases  3 <prefix>:{q}:leasecount

@@ -8,8 +8,12 @@
 
   ARGV: none.
 
-  Returns: per group, 7 counts in state-number order:
-    scheduled, queued, active, succeeded, retry_pending, dead, cancelled
+  Also read, built from the queue's base (same slot): <prefix>:{q}:waiting
+  (dependants waiting on their parents), <prefix>:{q}:limitwait and the
+  lq:<key> sets it names (queued jobs parked by their limit key).
+
+  Returns: per group, 8 counts in state-number order:
+    scheduled, queued, active, succeeded, retry_pending, dead, cancelled, waiting
 ]]
 -- @include _common
 
@@ -28,11 +32,15 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local sched_due = redis.call('ZCOUNT', KEYS[k + 3], '-inf', now)
   local retry_due = redis.call('ZCOUNT', KEYS[k + 4], '-inf', now)
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 3]) - sched_due
-  out[#out + 1] = listed - redis.call('SCARD', KEYS[k + 9]) + redis.call('ZCARD', KEYS[k + 1]) + sched_due + retry_due
+  local parked = 0
+  local limited = redis.call('ZRANGE', base .. 'limitwait', 0, -1)
+  for i = 1, #limited do parked = parked + redis.call('ZCARD', base .. 'lq:' .. limited[i]) end
+  out[#out + 1] = listed - redis.call('SCARD', KEYS[k + 9]) + redis.call('ZCARD', KEYS[k + 1]) + sched_due + retry_due + parked
   out[#out + 1] = active
   out[#out + 1] = redis.call('LLEN', KEYS[k + 6])
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 4]) - retry_due
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 7])
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 8])
+  out[#out + 1] = redis.call('ZCARD', base .. 'waiting')
 end
 return out

@@ -203,14 +203,16 @@ async def test_a_parent_later_in_the_same_batch_counts(backend: Backend) -> None
     assert await state(backend, child) == QUEUED
 
 
-async def test_a_released_child_keeps_its_own_delay(backend: Backend) -> None:
+async def test_a_released_childs_delay_counts_from_its_release(backend: Backend) -> None:
     parent = job()
     child = job(parent, delay=0.6)
     await backend.enqueue_many([parent, child])
+    await asyncio.sleep(0.4)
     await run(backend, parent)
     assert await state(backend, child) == SCHEDULED
+    await asyncio.sleep(0.4)  # 0.8 s after the enqueue, 0.4 s after the release
     assert await backend.claim(["q"], 10, LEASE) == []
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(0.35)
     assert [c.id for c in await backend.claim(["q"], 10, LEASE)] == [child.id]
 
 
