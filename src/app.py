@@ -80,7 +80,7 @@ def _seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
 
 LIMIT_KEY = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
 PIPE = "fastjobs.pipe"
-"""``JobRecord.meta`` key of a chain step: the worker passes it its parent's result first."""
+"""``JobRecord.meta`` key of a chain step: the id of the previous step, whose result the worker passes first."""
 BATCH = "fastjobs.batch"
 """``JobRecord.meta`` key of a batch callback: the batch id (``Context.batch_id``)."""
 BATCH_TASK = "fastjobs.batch"
@@ -673,7 +673,7 @@ class App:
         self._bridge: _SyncBridge | None = None
         self._bridge_lock = threading.Lock()
         self.builtin_tasks: dict[str, Task[..., Any]] = {
-            BATCH_TASK: Task(self, _batch_done, BATCH_TASK, TaskOptions(DEFAULT_QUEUE, 0, 1, None, None, None)),
+            BATCH_TASK: Task(self, _batch_done, BATCH_TASK, TaskOptions(DEFAULT_QUEUE, 0, 3, Backoff(), None, None)),
         }
         """Tasks every worker of this App runs besides the registered ones (a batch's tracking job)."""
 
@@ -746,6 +746,8 @@ class App:
             task_name = name or f"{func.__module__}.{func.__qualname__}"
             if not TASK_NAME.match(task_name):
                 raise ConfigurationError(f"invalid task name {task_name!r}: 1-200 characters, no spaces")
+            if task_name in self.builtin_tasks:
+                raise ConfigurationError(f"the task name {task_name!r} is fastjobs' own; pass another name=")
             if task_name in self.tasks:
                 raise ConfigurationError(
                     f"a task named {task_name!r} is already registered; pass name= to tell them apart"
@@ -926,7 +928,8 @@ class App:
         ids = new_job_ids(len(calls))
         steps = [calls[0]._linked((), ids[0])]
         for call, job_id in zip(calls[1:], ids[1:]):
-            steps.append(call._linked((steps[-1].job_id,), job_id, meta={PIPE: True} if pass_results else None))  # type: ignore[arg-type]
+            previous: str = steps[-1].job_id  # type: ignore[assignment]
+            steps.append(call._linked((previous,), job_id, meta={PIPE: previous} if pass_results else None))
         return await self.enqueue_many(steps, connection=connection)
 
     async def batch(
@@ -960,6 +963,11 @@ class App:
         members = list(calls)
         if not members:
             raise InvalidOptionError("batch() needs at least one call")
+        if self.options.result_ttl == 0:
+            raise ConfigurationError(
+                "batch() keeps its progress on a tracking job that must outlive its members, but this App "
+                "deletes finished jobs at once (result_ttl=0): raise result_ttl"
+            )
         ids = new_job_ids(len(members) + 4)
         members = [call._linked((), job_id) for call, job_id in zip(members, ids)]
         member_ids = tuple(call.job_id for call in members)  # type: ignore[misc]
@@ -968,7 +976,7 @@ class App:
         tracker_task = self.builtin_tasks[BATCH_TASK]
         d = tracker_task.default_options
         # The tracker lives in the first member's queue (on Redis, parents and dependants share one).
-        tracker_options = TaskOptions(members[0].options.queue, d.priority, 1, None, None, None)
+        tracker_options = TaskOptions(members[0].options.queue, d.priority, d.max_attempts, d.backoff, None, None)
         linked = [Call(tracker_task, (), {}, tracker_options)._linked(
             member_ids, batch_id, DependencyMode.FINISHED, meta
         )]

@@ -402,12 +402,17 @@ class Worker:
     async def _held_back(self, backend: Backend, queues: Sequence[str]) -> bool:
         """Burst mode, nothing claimable: are jobs still queued (held by a rate limit or a
         concurrency cap) in a queue that is not paused? Then the burst is not done yet."""
-        stats = await backend.stats()
-        paused = set(await backend.paused())
-        if any(stats.get(q, {}).get("queued", 0) for q in queues if q not in paused):
+        try:
+            stats = await backend.stats()
+            paused = set(await backend.paused())
+        except Exception as exc:  # as a failed claim is: retried after a pause
+            log.warning("checking for held jobs failed (%s: %s); retrying", type(exc).__name__, exc)
+            held = True
+        else:
+            held = any(stats.get(q, {}).get("queued", 0) for q in queues if q not in paused)
+        if held:
             await self._wait_any(asyncio.sleep(self.poll_interval))
-            return True
-        return False
+        return held
 
     def _start_batch(self, claims: list[Claim]) -> None:
         registry = self.app.tasks
@@ -460,10 +465,11 @@ class Worker:
         """
         lease = task.default_options.lease or self.app.lease
         fetching = _Running(claim, record, task, None, lease)
+        fetching.started = time.monotonic()  # the step's timeout bounds the fetch too
         self._track(fetching)
 
         async def start() -> None:
-            parent_id = record.parents[0] if record.parents else ""
+            parent_id = str(record.meta[PIPE])
             try:
                 stored = await self._backend.get(parent_id)  # type: ignore[union-attr]
             except Exception as exc:  # the backend failed: this attempt fails, and is retried
@@ -475,7 +481,7 @@ class Worker:
                 return  # timed out, or its lease was lost meanwhile
             if self._stop.is_set():  # shutting down: give it back unstarted
                 self._acks.append(Ack(claim.id, claim.token, RELEASE))
-            elif stored is None or stored.state != SUCCEEDED or stored.result is None:
+            elif stored is None or stored.state != SUCCEEDED:
                 self._dead_letter(
                     claim, DependencyError.__name__,
                     f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
@@ -483,7 +489,7 @@ class Worker:
                 )
             else:
                 try:
-                    value = decode_value(stored.result, self.app.max_payload)
+                    value = None if stored.result is None else decode_value(stored.result, self.app.max_payload)
                 except (CorruptJobError, PayloadTooLargeError, UnencodableError) as exc:
                     self._dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}")
                 else:

@@ -470,6 +470,14 @@ cdef class PriorityIndex:
             self._calls_out -= 1
         return taken
 
+    def peek(self, double now):
+        """Promote what is due at ``now``; return the id ``pop`` would take first, or ``None``."""
+        self._check_not_calling_out()
+        self._promote(now)
+        if self._ready.size == 0:
+            return None
+        return <object>self._entries[self._ready.nodes[0].slot].job_id
+
     def peek_due(self):
         """The earliest due time among delayed entries, or ``None`` if there are none."""
         if self._delayed.size == 0:

@@ -302,6 +302,15 @@ class PriorityIndex:
             self._calls_out -= 1
         return taken
 
+    def peek(self, now: float) -> Hashable | None:
+        """Promote what is due at ``now``; return the id ``pop`` would take first, or ``None``."""
+        if type(now) is not float:
+            now = _as_double(now)
+        if self._calls_out:
+            _refuse_reentry()
+        self._promote(now)
+        return self._ready[0][2] if self._ready else None
+
     def peek_due(self) -> float | None:
         """The earliest due time among delayed entries, or ``None`` if there are none."""
         delayed = self._delayed

@@ -169,6 +169,12 @@ class MemoryBackend(Backend):
                 due = index.peek_due()
                 if due is not None:
                     timeout = min(timeout, max(0.0, due - now))
+            for queue in queues:
+                per_key = self._limited.get(queue)
+                if per_key and queue not in paused:
+                    timeout = min(timeout, self._limited_wait(queue, per_key, now, timeout))
+                    if timeout <= 0:
+                        return
             if self._active:
                 timeout = min(timeout, max(0.0, self._next_lease_check - now))
         event = entry[0]
@@ -180,6 +186,27 @@ class MemoryBackend(Backend):
             pass
         finally:
             event.clear()
+
+    def _limited_wait(self, queue: str, per_key: dict[str, PriorityIndex], now: float, timeout: float) -> float:
+        """How long an idle worker may wait as far as ``queue``'s limited jobs go: 0 if one
+        could be leased now, else until a delayed one falls due or a rate window opens.
+        A key held by its concurrency cap needs no timer: the ack that frees it wakes us."""
+        for name, index in per_key.items():
+            due = index.peek_due()
+            if due is not None:
+                timeout = min(timeout, max(0.0, due - now))
+            if not index.ready_count:
+                continue
+            key = (queue, name)
+            if self._allowance(key, now) > 0:
+                return 0.0
+            limit = self._key_limit[key]
+            leases = self._key_leases.get(key)
+            if limit.rate and leases and len(leases) >= limit.rate and (
+                not limit.concurrency or self._key_active.get(key, 0) < limit.concurrency
+            ):
+                timeout = min(timeout, max(0.0, leases[0] + limit.per - now))
+        return timeout
 
     # -- enqueue, claim, ack ----------------------------------------------
 
@@ -340,9 +367,10 @@ class MemoryBackend(Backend):
                 if queue in paused:
                     continue
                 index = self._indexes.get(queue)
-                taken: list[str] = [] if index is None else index.pop(n - len(claims), now)
-                if limited and len(claims) + len(taken) < n and queue in limited:
-                    taken += self._claim_limited(queue, n - len(claims) - len(taken), now)
+                if limited and queue in limited:
+                    taken = self._claim_merged(queue, index, n - len(claims), now)
+                else:
+                    taken = [] if index is None else index.pop(n - len(claims), now)
                 for job_id in taken:
                     job = store[job_id]
                     job.state = ACTIVE
@@ -361,38 +389,70 @@ class MemoryBackend(Backend):
             self._wake()
         return claims
 
-    def _claim_limited(self, queue: str, n: int, now: float) -> list[str]:
-        """Up to ``n`` ready jobs of ``queue``'s limited keys, each key within its limit (counted here)."""
-        taken: list[str] = []
-        per_key = self._limited[queue]
-        for name in list(per_key):
-            index = per_key[name]
-            key = (queue, name)
-            limit = self._key_limit[key]
-            allowed = n - len(taken)
-            active = self._key_active.get(key, 0)
-            if limit.concurrency:
-                allowed = min(allowed, limit.concurrency - active)
-            if limit.rate:
-                leases = self._key_leases.get(key)
-                if leases is None:
-                    leases = self._key_leases[key] = collections.deque()
+    def _allowance(self, key: tuple[str, str], now: float) -> int:
+        """How many more jobs of ``key`` its limit lets a claim lease right now."""
+        limit = self._key_limit[key]
+        allowed = 1 << 62
+        if limit.concurrency:
+            allowed = limit.concurrency - self._key_active.get(key, 0)
+        if limit.rate:
+            leases = self._key_leases.get(key)
+            if leases:
                 horizon = now - limit.per
                 while leases and leases[0] <= horizon:
                     leases.popleft()
                 allowed = min(allowed, limit.rate - len(leases))
-            if allowed <= 0:
-                continue
-            got = cast("list[str]", index.pop(allowed, now))
-            if got:
-                self._key_active[key] = active + len(got)
-                if limit.rate:
-                    leases.extend([now] * len(got))  # type: ignore[union-attr]
-                taken += got
-            if not len(index):
-                del per_key[name]
-            if len(taken) >= n:
+            else:
+                allowed = min(allowed, limit.rate)
+        return allowed
+
+    def _claim_merged(self, queue: str, index: PriorityIndex | None, n: int, now: float) -> list[str]:
+        """Up to ``n`` ready jobs of a queue that has limited keys: plain and limited jobs
+        merged by priority, then enqueue time, each key within its limit (counted here)."""
+        per_key = self._limited[queue]
+        room = {name: left for name in per_key if (left := self._allowance((queue, name), now)) > 0}
+        store = self._jobs
+        taken: list[str] = []
+        while len(taken) < n:
+            if not room:  # every key with jobs is at its limit: the plain jobs in one go
+                if index is not None:
+                    taken += cast("list[str]", index.pop(n - len(taken), now))
                 break
+            best: str | None = None
+            best_rank: tuple[int, float] = (0, 0.0)
+            source: str | None = None
+            head = None if index is None else index.peek(now)
+            if head is not None:
+                job = store[head]
+                best, best_rank = head, (-job.priority, job.enqueued_at)
+            for name in list(room):
+                head = per_key[name].peek(now)
+                if head is None:
+                    del room[name]
+                    continue
+                job = store[head]
+                rank = (-job.priority, job.enqueued_at)
+                if best is None or rank < best_rank:
+                    best, best_rank, source = head, rank, name
+            if best is None:
+                break
+            if source is None:
+                index.pop(1, now)  # type: ignore[union-attr]
+            else:
+                per_key[source].pop(1, now)
+                key = (queue, source)
+                self._key_active[key] = self._key_active.get(key, 0) + 1
+                if self._key_limit[key].rate:
+                    leases = self._key_leases.get(key)
+                    if leases is None:
+                        leases = self._key_leases[key] = collections.deque()
+                    leases.append(now)
+                room[source] -= 1
+                if not room[source]:
+                    del room[source]
+            taken.append(best)
+        for name in [name for name, keyed in per_key.items() if not len(keyed)]:
+            del per_key[name]
         if not per_key:
             del self._limited[queue]
         return taken
@@ -578,6 +638,13 @@ class MemoryBackend(Backend):
                     if job is not None and job.state in _FINISHED and job.finished_at == finished_at:
                         self._forget(job_id)
                         removed += 1
+            # Limit state of keys with nothing queued or running and no lease in the window.
+            referenced = set(self._limit_of.values()) if self._key_limit else set()  # kept while any job of the key is
+            for key in [k for k in self._key_limit if k not in referenced]:
+                if self._key_active.get(key, 0) == 0 and self._allowance(key, now) >= self._key_limit[key].rate:
+                    del self._key_limit[key]
+                    self._key_active.pop(key, None)
+                    self._key_leases.pop(key, None)
             # Unique-key windows that ended with no enqueue to notice it.
             for key in [k for k, until in self._unique_until.items() if until <= now]:
                 del self._unique[key], self._unique_until[key]

@@ -169,3 +169,22 @@ async def test_a_cap_holds_across_concurrent_claimers(make_backend: MakeBackend,
             del running[job_id]
     assert leased_by_rate == 5
     assert leased_capped == 12  # two per round: the cap is reached, not just respected
+
+
+async def test_a_delayed_limited_job_wakes_an_idle_wait_when_due(backend: Backend) -> None:
+    j = NewJob(new_job_id(), "q", 0, 0.3, 3, b"x", None, 0.0, (), 0, cap(1))
+    await backend.enqueue_many([j])
+    started = time.monotonic()
+    await backend.wait(["q"], 3.0)
+    assert time.monotonic() - started < 1.5, "wait() ignored the limited job falling due"
+    await asyncio.sleep(max(0.0, 0.35 - (time.monotonic() - started)))
+    assert await claim_ids(backend) == [j.id]
+
+
+async def test_priority_holds_across_limited_and_plain_jobs(backend: Backend) -> None:
+    plain = [job() for _ in range(3)]
+    urgent = job(cap(5), priority=10)
+    await backend.enqueue_many([*plain, urgent])
+    # An uncapped priority-10 job must not wait behind priority-0 jobs (with a steady
+    # stream of plain jobs it would never run).
+    assert await claim_ids(backend, 1) == [urgent.id]

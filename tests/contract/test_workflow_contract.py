@@ -294,3 +294,51 @@ def test_a_chain_that_passes_results_needs_stored_results() -> None:
         app.run_sync(app.chain(step.call(), step.call()))
     handles = app.run_sync(app.chain(step.call(), step.call(), pass_results=False))
     assert len(handles) == 2
+
+
+async def test_a_chain_step_after_a_step_that_returned_none_gets_none(app: fastjobs.App) -> None:
+    got: list[object] = []
+
+    @app.task()
+    async def log_it() -> None:
+        return None
+
+    @app.task()
+    async def after(value: object) -> str:
+        got.append(value)
+        return "ok"
+
+    steps = await app.chain(log_it.call(), after.call())
+    await drain(app)
+    assert await steps[1].result(timeout=5) == "ok"
+    assert got == [None]
+
+
+async def test_a_chain_step_with_its_own_depends_on_gets_the_previous_steps_result(app: fastjobs.App) -> None:
+    got: list[object] = []
+
+    @app.task()
+    async def produce(value: str) -> str:
+        return value
+
+    @app.task()
+    async def consume(value: str) -> None:
+        got.append(value)
+
+    other = await produce.enqueue("from the unrelated parent")
+    await drain(app)
+    await app.chain(produce.call("from the previous step"), consume.options(depends_on=[other]).call())
+    await drain(app)
+    assert got == ["from the previous step"]
+
+
+def test_a_batch_needs_stored_results_and_fastjobs_names_are_reserved() -> None:
+    app = fastjobs.App(result_ttl=0)
+
+    @app.task()
+    async def member() -> None: ...
+
+    with pytest.raises(fastjobs.ConfigurationError, match="result_ttl=0"):
+        app.run_sync(app.batch([member.call()]))
+    with pytest.raises(fastjobs.ConfigurationError, match="fastjobs' own"):
+        app.task(name="fastjobs.batch")(member.fn)

@@ -683,6 +683,10 @@ class Model:
     def remove(self, job_id: Hashable) -> bool:
         return self.ready.pop(job_id, None) is not None or self.delayed.pop(job_id, None) is not None
 
+    def peek(self, now: float) -> Hashable | None:
+        self.promote(now)
+        return min(self.ready, key=lambda job_id: (-self.ready[job_id][0], self.ready[job_id][1]), default=None)
+
     def peek_due(self) -> float | None:
         return min((d for d, _, _ in self.delayed.values()), default=None)
 
@@ -737,6 +741,10 @@ def test_matches_the_reference_model(core: types.SimpleNamespace) -> None:
         @rule(now=NOWS)
         def promote(self, now: float) -> None:
             assert self.idx.promote(now) == self.model.promote(now)
+
+        @rule(now=NOWS)
+        def peek(self, now: float) -> None:
+            assert self.idx.peek(now) == self.model.peek(now)
 
         @rule(job_id=IDS)
         def remove(self, job_id: Hashable) -> None:
