@@ -29,6 +29,13 @@ How it stores jobs:
   worker of the schema sees a pause); a succeeded job's ``unique_ttl`` window
   is its ``finished_jobs`` row's ``unique_until``, checked by the same
   ``enqueue_unique`` that the live jobs' partial unique index serves.
+* Dependencies: a waiting child's ``job_deps`` rows name its live parents; a
+  parent's finish (ack, lease recovery, cancel) settles its children in the
+  same transaction, recursively (``settle_dependants``). Limits: ``claim``
+  leases a limited job only under its key's ``limit_keys`` row lock, counting
+  the key's active rows and its ``limit_log`` window; the plain claim's index
+  holds unlimited jobs only, so jobs without limits pay one empty probe.
+  Migration 003 explains the races.
 * Enqueues ``NOTIFY`` the schema's channel (at commit); one LISTEN connection
   per backend wakes idle workers, and is re-established with backoff when it is
   lost, idle workers polling slowly meanwhile.
@@ -59,7 +66,7 @@ import asyncpg  # type: ignore[import-untyped]
 import asyncpg.pool  # type: ignore[import-untyped]
 
 from .._core import DEAD, STATE_NAMES, SUCCEEDED, CANCELLED
-from ..errors import BackendUnavailableError, ConfigurationError, DuplicateJobError
+from ..errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
 from .base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
 
@@ -222,6 +229,7 @@ def _stored(row: Any) -> StoredJob:
     return StoredJob(
         row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], list(row[9] or ()),
         row[10], row[11], row[12], row[13], row[14], row[15], row[16],
+        tuple(row[17] or ()), row[18], row[19], row[20],
     )
 
 
@@ -591,6 +599,8 @@ class PostgresBackend(Backend):
         if len(set(ids)) != len(ids):
             taken = next(i for i in ids if ids.count(i) > 1)
             raise DuplicateJobError(taken, in_batch=True)
+        if any(j.depends_on or j.limit is not None for j in jobs):
+            return await self._enqueue_flow(connection, list(jobs))
         if all(j.unique_key is None for j in jobs):
             await self._enqueue(
                 connection, self._q["enqueue"], ids, [j.queue for j in jobs], [j.priority for j in jobs],
@@ -616,6 +626,11 @@ class PostgresBackend(Backend):
                     "to the App's own database, or run `fastjobs migrate` against this one"
                 ) from exc
             return rows
+        except asyncpg.ForeignKeyViolationError as exc:
+            if exc.constraint_name == "job_deps_parent":
+                # enqueue_flow names the child in DETAIL and the parent in HINT.
+                raise DependencyError(exc.detail or "?", exc.hint or "?") from exc
+            raise
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name in ("jobs_pkey", "finished_jobs_pkey"):
                 # "Key (id)=(x) already exists." from the index, or refuse_finished_id's message.
@@ -623,16 +638,81 @@ class PostgresBackend(Backend):
                 raise DuplicateJobError(found[1] if found else "?") from exc
             raise
 
-    async def _enqueue_unique(self, connection: Any, jobs: list[NewJob]) -> list[str]:
+    async def _enqueue_flow(self, connection: Any, jobs: list[NewJob]) -> list[str]:
+        """A batch with parents or limits: checked here, stored by ``enqueue_flow`` (unique keys too)."""
+        in_batch = {j.id: j for j in jobs}
+        for job in jobs:
+            if job.after not in (0, 1, 2):
+                raise ValueError(f"job {job.id!r}: after= must be a DependencyMode (0, 1 or 2), not {job.after!r}")
+            if job.id in job.depends_on:
+                raise DependencyError(job.id, job.id, "cycle")
+            limit = job.limit
+            if limit is not None and (
+                not isinstance(limit.key, str) or not 1 <= len(limit.key) <= 200
+                or limit.concurrency < 0 or limit.rate < 0 or (limit.rate > 0 and not limit.per > 0)
+            ):
+                raise ValueError(
+                    f"job {job.id!r}: invalid limit {limit!r}: the key needs 1-200 characters, concurrency and "
+                    "rate must be >= 0, and per > 0 seconds when rate is set"
+                )
+        # A cycle can only close inside one batch (a stored job cannot name a
+        # later one as its parent), and would leave its jobs waiting forever.
+        state: dict[str, int] = {}
+        for root in in_batch:
+            stack = [(root, iter(in_batch[root].depends_on))]
+            state[root] = state.get(root, 0) or 1
+            if state[root] == 2:
+                continue
+            while stack:
+                node, parents = stack[-1]
+                for parent in parents:
+                    if parent in in_batch:
+                        if state.get(parent) == 1:
+                            raise DependencyError(node, parent, "cycle")
+                        if not state.get(parent):
+                            state[parent] = 1
+                            stack.append((parent, iter(in_batch[parent].depends_on)))
+                            break
+                else:
+                    state[node] = 2
+                    stack.pop()
+
+        def send(batch: list[NewJob]) -> tuple[Any, ...]:
+            parents = [tuple(dict.fromkeys(j.depends_on)) for j in batch]
+            limits = [j.limit for j in batch]
+            limited = any(limit is not None for limit in limits)
+            keyed = any(j.unique_key is not None for j in batch)
+            return (
+                [j.id for j in batch], [j.queue for j in batch], [j.priority for j in batch],
+                [j.delay for j in batch], [j.max_attempts for j in batch], [j.body for j in batch],
+                [j.unique_key for j in batch] if keyed else None,
+                [float(j.unique_ttl) for j in batch] if keyed else None,
+                [int(j.after) for j in batch], [len(p) for p in parents],
+                [None if limit is None else limit.key for limit in limits] if limited else None,
+                [None if limit is None else int(limit.concurrency) for limit in limits] if limited else None,
+                [None if limit is None else int(limit.rate) for limit in limits] if limited else None,
+                [None if limit is None else float(limit.per) for limit in limits] if limited else None,
+                [j.id for j, p in zip(batch, parents) for _ in p],
+                [parent for p in parents for parent in p],
+            )
+
+        return await self._enqueue_unique(connection, jobs, "enqueue_flow", send)
+
+    async def _enqueue_unique(
+        self, connection: Any, jobs: list[NewJob], query: str = "enqueue_unique", send: Any = None
+    ) -> list[str]:
         result = [j.id for j in jobs]
         todo = list(range(len(jobs)))
         for _ in range(5):
             batch = [jobs[i] for i in todo]
-            rows = await self._enqueue(
-                connection, self._q["enqueue_unique"], [j.id for j in batch], [j.queue for j in batch],
-                [j.priority for j in batch], [j.delay for j in batch], [j.max_attempts for j in batch],
-                [j.body for j in batch], [j.unique_key for j in batch], [float(j.unique_ttl) for j in batch],
-            )
+            if send is not None:
+                rows = await self._enqueue(connection, self._q[query], *send(batch))
+            else:
+                rows = await self._enqueue(
+                    connection, self._q[query], [j.id for j in batch], [j.queue for j in batch],
+                    [j.priority for j in batch], [j.delay for j in batch], [j.max_attempts for j in batch],
+                    [j.body for j in batch], [j.unique_key for j in batch], [float(j.unique_ttl) for j in batch],
+                )
             vanished = []
             for position, holder in rows:
                 index = todo[position - 1]

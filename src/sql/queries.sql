@@ -14,6 +14,12 @@ SELECT job_position, holder_id
 FROM {schema}.enqueue_unique($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
                              $8::float8[])
 
+-- name: enqueue_flow
+SELECT job_position, holder_id
+FROM {schema}.enqueue_flow($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
+                           $8::float8[], $9::smallint[], $10::integer[], $11::text[], $12::integer[], $13::integer[],
+                           $14::float8[], $15::text[], $16::text[])
+
 -- name: claim
 SELECT claimed_ids, claimed_tokens, claimed_attempts, claimed_bodies
 FROM {schema}.claim($1::text[], $2::integer, $3::float8, $4::bytea, $5::bytea, $6::bytea)
@@ -40,14 +46,18 @@ SELECT date_part('epoch', now())
 -- entry of jobs_due_by_queue for each), then the earliest of those taken.
 -- Paused queues are left out: their ready jobs would otherwise end every idle
 -- wait at once, and the worker would spin between wait and an empty claim
--- until the resume (whose NOTIFY wakes the waiters).
+-- until the resume (whose NOTIFY wakes the waiters). Ready limited jobs do not
+-- end a wait either (they may be over their key's limit: the same spin); a
+-- slot freed by an ack, cancel or recovery NOTIFYs the queue, and a key over
+-- its rate ends the wait when its oldest lease leaves the window.
 WITH w AS (
     SELECT ARRAY(
         SELECT u.queue FROM unnest($1::text[]) AS u(queue)
         WHERE NOT EXISTS (SELECT 1 FROM {schema}.paused_queues p WHERE p.queue = u.queue)) AS queues
 )
 SELECT CASE
-    WHEN EXISTS (SELECT 1 FROM {schema}.jobs q WHERE q.state = 1 AND q.queue = ANY ((SELECT w.queues FROM w)::text[])) THEN 0.0
+    WHEN EXISTS (SELECT 1 FROM {schema}.jobs q
+                 WHERE q.state = 1 AND q.limit_key IS NULL AND q.queue = ANY ((SELECT w.queues FROM w)::text[])) THEN 0.0
     ELSE date_part('epoch', least(
         (SELECT min(n.run_at)
          FROM unnest((SELECT w.queues FROM w)) AS w(queue)
@@ -56,19 +66,31 @@ SELECT CASE
              WHERE d.state IN (0, 4) AND d.queue = w.queue
              ORDER BY d.run_at
              LIMIT 1) AS n),
-        (SELECT min(a.lease_until) FROM {schema}.jobs a WHERE a.state = 2)) - now())
+        (SELECT min(a.lease_until) FROM {schema}.jobs a WHERE a.state = 2),
+        (SELECT min(g.leased_at + k.per * interval '1 second')
+         FROM {schema}.limit_keys k
+         CROSS JOIN LATERAL (
+             SELECT l.leased_at FROM {schema}.limit_log l
+             WHERE l.queue = k.queue AND l.key = k.key AND l.leased_at > now() - k.per * interval '1 second'
+             ORDER BY l.leased_at
+             LIMIT 1) AS g
+         WHERE k.queue = ANY ((SELECT w.queues FROM w)::text[]) AND k.rate > 0
+           AND EXISTS (SELECT 1 FROM {schema}.jobs r
+                       WHERE r.state = 1 AND r.limit_key = k.key AND r.queue = k.queue))) - now())
 END
 
 -- name: get
 SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
        priority, attempt, max_attempts, token, body, NULL::bytea, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       NULL::float8, date_part('epoch', lease_until), unique_key, progress
+       NULL::float8, date_part('epoch', lease_until), unique_key, progress,
+       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
 FROM {schema}.jobs WHERE id = $1::text
 UNION ALL
 SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       date_part('epoch', finished_at), NULL::float8, unique_key, progress
+       date_part('epoch', finished_at), NULL::float8, unique_key, progress,
+       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
 FROM {schema}.finished_jobs WHERE id = $1::text
 LIMIT 1
 
@@ -76,7 +98,8 @@ LIMIT 1
 SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
        priority, attempt, max_attempts, token, body, NULL::bytea, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       NULL::float8, date_part('epoch', lease_until), unique_key, progress
+       NULL::float8, date_part('epoch', lease_until), unique_key, progress,
+       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
 FROM {schema}.jobs
 WHERE (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END) = $1::integer
   AND ($2::text IS NULL OR queue = $2::text)
@@ -86,7 +109,8 @@ LIMIT $3::bigint OFFSET $4::bigint
 -- name: list_finished
 SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
        date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       date_part('epoch', finished_at), NULL::float8, unique_key, progress
+       date_part('epoch', finished_at), NULL::float8, unique_key, progress,
+       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
 FROM {schema}.finished_jobs
 WHERE state = $1::smallint AND ($2::text IS NULL OR queue = $2::text)
 ORDER BY finished_at, id
@@ -95,7 +119,9 @@ LIMIT $3::bigint OFFSET $4::bigint
 -- name: retry_dead
 -- Back to its queue with a fresh set of attempts; fails with unique_violation
 -- (reported as False) if a live job of its queue holds its unique key, and
--- changes nothing if a job that succeeded holds it still (unique_ttl).
+-- changes nothing if a job that succeeded holds it still (unique_ttl). Its
+-- dependants were settled when it died (cancelled, or released under
+-- FINISHED / FAILED): reviving it changes none of them.
 WITH revived AS (
     DELETE FROM {schema}.finished_jobs f
     WHERE f.id = $1::text AND f.state = 5
@@ -106,9 +132,11 @@ WITH revived AS (
 ), requeued AS (
     INSERT INTO {schema}.jobs
         (id, queue, state, priority, seq, attempt, max_attempts, token, enqueued_at, run_at,
-         started_at, unique_key, unique_ttl, body, errors, progress)
+         started_at, unique_key, unique_ttl, body, errors, progress,
+         parents, dep_mode, pending_parents, failed_parents, limit_key)
     SELECT r.id, r.queue, 1, r.priority, nextval('{schema}.job_seq'), 0, r.max_attempts, r.token,
-           r.enqueued_at, now(), r.started_at, r.unique_key, r.unique_ttl, r.body, r.errors, r.progress
+           r.enqueued_at, now(), r.started_at, r.unique_key, r.unique_ttl, r.body, r.errors, r.progress,
+           r.parents, r.dep_mode, r.pending_parents, r.failed_parents, r.limit_key
     FROM revived r
     RETURNING queue
 )
@@ -125,17 +153,9 @@ SELECT EXISTS (
 )
 
 -- name: cancel
-WITH cancelled AS (
-    DELETE FROM {schema}.jobs j WHERE j.id = $1::text RETURNING j.*
-), kept AS (
-    INSERT INTO {schema}.finished_jobs
-        (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-         started_at, finished_at, unique_key, unique_ttl, body, result, errors, progress)
-    SELECT c.id, c.queue, 6, c.priority, c.attempt, c.max_attempts, c.token, c.enqueued_at, c.run_at,
-           c.started_at, now(), c.unique_key, c.unique_ttl, c.body, NULL, c.errors, c.progress
-    FROM cancelled c
-)
-SELECT count(*) FROM cancelled
+-- A function: the cancelled job's dependants are settled in a statement after
+-- the one that cancels it (see settle_dependants).
+SELECT {schema}.cancel_job($1::text)
 
 -- name: purge
 WITH purged AS (
