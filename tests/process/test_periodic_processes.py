@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +11,7 @@ import pytest
 import fastjobs
 from fastjobs._core import SUCCEEDED
 from tests.backends import unique_prefix, wipe_namespace
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.process.pool import pool_env, worker_pool
 
 pytestmark = pytest.mark.slow
 
@@ -26,22 +21,10 @@ def test_three_worker_processes_run_each_tick_once(kind: str, request: pytest.Fi
     url = str(request.getfixturevalue(f"{kind}_url"))
     prefix = unique_prefix()
     runs = tmp_path / "runs.txt"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTJOBS_TEST_URL=url, FASTJOBS_TEST_PREFIX=prefix,
-               FASTJOBS_TEST_RUNS=str(runs))
-    pool = subprocess.Popen(
-        [sys.executable, "-m", "fastjobs", "worker", "tests.process.periodic_app:app", "--processes", "3", "--grace", "5"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
+    with worker_pool("tests.process.periodic_app:app", pool_env(url, prefix, runs), "--processes", "3", "--grace", "5") as pool:
         time.sleep(4.0)
-        pool.send_signal(signal.SIGTERM)
-        _, err = pool.communicate(timeout=30)
-    finally:
-        if pool.poll() is None:
-            pool.kill()
-            pool.wait()
-    assert pool.returncode == 0, err
-    assert err.count("worker started") == 3, err
+    assert pool.returncode == 0, pool.stderr
+    assert pool.stderr.count("worker started") == 3, pool.stderr
 
     async def ticks() -> list[str]:
         app = fastjobs.App(url, prefix=prefix)
@@ -53,5 +36,5 @@ def test_three_worker_processes_run_each_tick_once(kind: str, request: pytest.Fi
 
     done = asyncio.run(ticks())
     lines = runs.read_text().split()
-    assert len(done) >= 6, (done, err)  # ~3 s of quarter-second ticks once all three are up
+    assert len(done) >= 6, (done, pool.stderr)  # ~3 s of quarter-second ticks once all three are up
     assert len(lines) == len(done) == len(set(done))  # every tick stored once and run once

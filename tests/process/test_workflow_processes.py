@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +10,7 @@ import pytest
 
 import fastjobs
 from tests.backends import unique_prefix, wipe_namespace
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.process.pool import worker_pool, pool_env
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +33,6 @@ def test_batch_callbacks_once_and_limits_across_three_workers(
     prefix = unique_prefix()
     runs = tmp_path / "runs.txt"
     runs.touch()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), FASTJOBS_TEST_URL=url, FASTJOBS_TEST_PREFIX=prefix,
-               FASTJOBS_TEST_RUNS=str(runs))
     from tests.process import workflow_app
 
     async def enqueue() -> str:
@@ -57,29 +50,18 @@ def test_batch_callbacks_once_and_limits_across_three_workers(
         finally:
             await app.close()
 
-    pool = subprocess.Popen(
-        [sys.executable, "-m", "fastjobs", "worker", "tests.process.workflow_app:app", "--processes", "3",
-         "--concurrency", "10", "--grace", "5"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
+    with worker_pool("tests.process.workflow_app:app", pool_env(url, prefix, runs),
+                     "--processes", "3", "--concurrency", "10", "--grace", "5") as pool:
         batch_id = asyncio.run(enqueue())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            lines = runs.read_text().splitlines()
-            kinds = [line.split()[0] for line in lines]
+            kinds = [line.split()[0] for line in runs.read_text().splitlines()]
             if kinds.count("capped") == 12 and kinds.count("rated") == 25 and "then" in kinds and "finally" in kinds:
                 break
             time.sleep(0.1)
         time.sleep(1.0)  # a second run of a callback, if there were one, would land meanwhile
-        pool.send_signal(signal.SIGTERM)
-        _, err = pool.communicate(timeout=30)
-    finally:
-        if pool.poll() is None:
-            pool.kill()
-            pool.wait()
-    assert pool.returncode == 0, err
-    assert err.count("worker started") == 3, err
+    assert pool.returncode == 0, pool.stderr
+    assert pool.stderr.count("worker started") == 3, pool.stderr
     lines = runs.read_text().splitlines()
     kinds = [line.split()[0] for line in lines]
     assert (kinds.count("then"), kinds.count("finally"), kinds.count("catch")) == (1, 1, 0), lines
