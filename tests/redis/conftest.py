@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from redis.exceptions import RedisError
 
 import fastjobs
 from fastjobs.backends import BackendOptions, create_backend
 from fastjobs.backends.redis import RedisBackend
-from tests.backends import unique_prefix
+from tests.backends import wipe_namespace, unique_prefix
 from tests.redis.servers import RedisServer, find_redis_server, start_cluster
 
 ServerFactory = Callable[..., RedisServer]
@@ -82,6 +83,12 @@ async def open_backend() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for backend in opened:
         await backend.close()
+    # Leave the shared server as it was (several tests store thousands of keys).
+    for url, prefix in {(b.url, b.options.prefix) for b in opened}:
+        try:
+            await wipe_namespace(url, prefix)
+        except (OSError, RedisError):  # a private server the test already stopped
+            pass
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition") -> None:
