@@ -639,46 +639,13 @@ class PostgresBackend(Backend):
             raise
 
     async def _enqueue_flow(self, connection: Any, jobs: list[NewJob]) -> list[str]:
-        """A batch with parents or limits: checked here, stored by ``enqueue_flow`` (unique keys too)."""
-        in_batch = {j.id: j for j in jobs}
-        for job in jobs:
-            if job.after not in (0, 1, 2):
-                raise ValueError(f"job {job.id!r}: after= must be a DependencyMode (0, 1 or 2), not {job.after!r}")
-            if job.id in job.depends_on:
-                raise DependencyError(job.id, job.id, "cycle")
-            limit = job.limit
-            if limit is not None and (
-                not isinstance(limit.key, str) or not 1 <= len(limit.key) <= 200
-                or limit.concurrency < 0 or limit.rate < 0 or (limit.rate > 0 and not limit.per > 0)
-            ):
-                raise ValueError(
-                    f"job {job.id!r}: invalid limit {limit!r}: the key needs 1-200 characters, concurrency and "
-                    "rate must be >= 0, and per > 0 seconds when rate is set"
-                )
-        # A cycle can only close inside one batch (a stored job cannot name a
-        # later one as its parent), and would leave its jobs waiting forever.
-        state: dict[str, int] = {}
-        for root in in_batch:
-            stack = [(root, iter(in_batch[root].depends_on))]
-            state[root] = state.get(root, 0) or 1
-            if state[root] == 2:
-                continue
-            while stack:
-                node, parents = stack[-1]
-                for parent in parents:
-                    if parent in in_batch:
-                        if state.get(parent) == 1:
-                            raise DependencyError(node, parent, "cycle")
-                        if not state.get(parent):
-                            state[parent] = 1
-                            stack.append((parent, iter(in_batch[parent].depends_on)))
-                            break
-                else:
-                    state[node] = 2
-                    stack.pop()
+        """A batch with parents or limits, stored by ``enqueue_flow`` (unique keys too).
+
+        Parent ids distinct and acyclic, limits valid: the App checks that (see base.py).
+        """
 
         def send(batch: list[NewJob]) -> tuple[Any, ...]:
-            parents = [tuple(dict.fromkeys(j.depends_on)) for j in batch]
+            parents = [j.depends_on for j in batch]
             limits = [j.limit for j in batch]
             limited = any(limit is not None for limit in limits)
             keyed = any(j.unique_key is not None for j in batch)

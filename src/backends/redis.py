@@ -656,11 +656,8 @@ class RedisBackend(Backend):
 
         Also refuses, before anything is sent, a parent enqueued in the same
         batch into another queue (the scripts see one queue each)."""
-        try:
-            deps = any(map(_depends_on, jobs))
-            limits = any(map(_limit, jobs))
-        except IndexError:  # built with tuple.__new__ and the first 8 fields only
-            return ""
+        deps = any(map(_depends_on, jobs))
+        limits = any(map(_limit, jobs))
         if deps:
             queue_of = dict(zip(map(_first, jobs), queues))
             for job, queue in zip(jobs, queues):

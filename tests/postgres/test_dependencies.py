@@ -180,14 +180,6 @@ async def test_a_cleaned_up_parent_is_unknown(make_pg: MakePostgres) -> None:
         await pg.enqueue_many([job("c", "p")])
 
 
-async def test_a_cycle_inside_a_batch_is_refused(pg: PostgresBackend) -> None:
-    with pytest.raises(DependencyError):
-        await pg.enqueue_many([job("x", "y"), job("y", "x")])
-    with pytest.raises(DependencyError):
-        await pg.enqueue_many([job("z", "z")])
-    assert await pg.get("x") is None and await pg.get("y") is None
-
-
 async def test_finished_parents_leave_no_dependency_rows(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
     await pg.enqueue_many([job("p1"), job("p2"), job("c1", "p1"), job("c2", "p1", "p2")])
     assert await dep_rows(admin, pg.schema) == 3

@@ -619,10 +619,10 @@ $$;
 -- As in 002, plus: finished jobs (succeeded, dead) settle their dependants,
 -- and a limited job leaving active wakes its queue. The dependency and limit
 -- columns follow the job to finished_jobs.
--- Every statement below finds its batch's rows by primary key inside a
--- LATERAL subquery (FOR UPDATE), then changes them by ctid (a TID scan per
--- row). The join order is then fixed: nothing else can drive it. Written as a
--- plain join of the batch to jobs, the planner could walk the whole table
+-- ack first finds its batch's rows by primary key inside a LATERAL
+-- subquery (FOR UPDATE), then changes them by ctid (a TID scan per row):
+-- nothing else can drive those joins. Written as a plain join of the batch
+-- to jobs, the planner could walk the whole table
 -- for each batch row instead; it did, once autovacuum analyzed the table
 -- while it was empty but still had pages (density 0: it then believes jobs
 -- holds one row, whatever its size): 9 to 46 s per ack of 1,000 in the
@@ -644,6 +644,7 @@ DECLARE
     v_done    text[] := '{}';
     v_failed  boolean[] := '{}';
     v_wake    text[] := '{}';
+    v_tids    tid[];
 BEGIN
     IF p_kinds IS NULL THEN
         p_kinds := array_fill(0::smallint, ARRAY[cardinality(p_ids)]);
@@ -654,22 +655,24 @@ BEGIN
     IF p_delays IS NULL THEN
         p_delays := array_fill(0::double precision, ARRAY[cardinality(p_ids)]);
     END IF;
+    -- Each ack's row, found by primary key and locked (NULL: not active with
+    -- that token); the statements below change rows by these ctids.
+    SELECT array_agg(t.tid ORDER BY a.ord) INTO v_tids
+    FROM unnest(p_ids, p_tokens) WITH ORDINALITY AS a(id, token, ord)
+    LEFT JOIN LATERAL (
+        SELECT j.ctid AS tid FROM {schema}.jobs j
+        WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
+        FOR UPDATE
+    ) t ON true;
     IF 0 = ANY (p_kinds) THEN
         IF p_keep_results THEN
             WITH a AS (
-                SELECT * FROM unnest(p_ids, p_tokens, p_kinds, p_payloads) WITH ORDINALITY
-                    AS a(id, token, kind, payload, ord)
-                WHERE a.kind = 0
-            ), h AS (
-                -- Found by primary key and locked first, then changed by ctid: see above.
-                SELECT a.*, t.tid FROM a CROSS JOIN LATERAL (
-                    SELECT j.ctid AS tid FROM {schema}.jobs j
-                    WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
-                    FOR UPDATE
-                ) t
+                SELECT * FROM unnest(p_ids, p_tokens, v_tids, p_kinds, p_payloads) WITH ORDINALITY
+                    AS a(id, token, tid, kind, payload, ord)
+                WHERE a.kind = 0 AND a.tid IS NOT NULL
             ), done AS (
                 DELETE FROM {schema}.jobs j
-                USING h a
+                USING a
                 WHERE j.ctid = a.tid
                 RETURNING j.*, a.payload, a.ord
             ), kept AS (
@@ -692,18 +695,11 @@ BEGIN
             -- success keeps a row (without its result) to hold it from, until
             -- its window closes and cleanup takes it.
             WITH a AS (
-                SELECT * FROM unnest(p_ids, p_tokens, p_kinds) WITH ORDINALITY AS a(id, token, kind, ord)
-                WHERE a.kind = 0
-            ), h AS (
-                -- Found by primary key and locked first, then changed by ctid: see above.
-                SELECT a.*, t.tid FROM a CROSS JOIN LATERAL (
-                    SELECT j.ctid AS tid FROM {schema}.jobs j
-                    WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
-                    FOR UPDATE
-                ) t
+                SELECT * FROM unnest(p_ids, p_tokens, v_tids, p_kinds) WITH ORDINALITY AS a(id, token, tid, kind, ord)
+                WHERE a.kind = 0 AND a.tid IS NOT NULL
             ), done AS (
                 DELETE FROM {schema}.jobs j
-                USING h a
+                USING a
                 WHERE j.ctid = a.tid
                 RETURNING j.*, a.ord
             ), held AS (
@@ -730,24 +726,17 @@ BEGIN
     IF 1 = ANY (p_kinds) THEN
         -- A retry goes to the end of the FIFO (a new seq), like a fresh push.
         WITH a AS (
-            SELECT * FROM unnest(p_ids, p_tokens, p_kinds, p_payloads, p_delays) WITH ORDINALITY
-                AS a(id, token, kind, payload, delay, ord)
-            WHERE a.kind = 1
-        ), h AS (
-                -- Found by primary key and locked first, then changed by ctid: see above.
-                SELECT a.*, t.tid FROM a CROSS JOIN LATERAL (
-                    SELECT j.ctid AS tid FROM {schema}.jobs j
-                    WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
-                    FOR UPDATE
-                ) t
-            ), retried AS (
+            SELECT * FROM unnest(p_ids, p_tokens, v_tids, p_kinds, p_payloads, p_delays) WITH ORDINALITY
+                AS a(id, token, tid, kind, payload, delay, ord)
+            WHERE a.kind = 1 AND a.tid IS NOT NULL
+        ), retried AS (
             UPDATE {schema}.jobs j
             SET state = CASE WHEN a.delay > 0 THEN 4 ELSE 1 END,
                 run_at = CASE WHEN a.delay > 0 THEN v_now + a.delay * interval '1 second' ELSE v_now END,
                 errors = CASE WHEN a.payload IS NULL THEN j.errors ELSE array_append(j.errors, a.payload) END,
                 lease_until = NULL,
                 seq = nextval('{schema}.job_seq')
-            FROM h a
+            FROM a
             WHERE j.ctid = a.tid
             RETURNING a.ord, j.queue
         )
@@ -758,19 +747,12 @@ BEGIN
 
     IF 2 = ANY (p_kinds) THEN
         WITH a AS (
-            SELECT * FROM unnest(p_ids, p_tokens, p_kinds, p_payloads) WITH ORDINALITY
-                AS a(id, token, kind, payload, ord)
-            WHERE a.kind = 2
-        ), h AS (
-                -- Found by primary key and locked first, then changed by ctid: see above.
-                SELECT a.*, t.tid FROM a CROSS JOIN LATERAL (
-                    SELECT j.ctid AS tid FROM {schema}.jobs j
-                    WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
-                    FOR UPDATE
-                ) t
-            ), done AS (
+            SELECT * FROM unnest(p_ids, p_tokens, v_tids, p_kinds, p_payloads) WITH ORDINALITY
+                AS a(id, token, tid, kind, payload, ord)
+            WHERE a.kind = 2 AND a.tid IS NOT NULL
+        ), done AS (
             DELETE FROM {schema}.jobs j
-            USING h a
+            USING a
             WHERE j.ctid = a.tid
             RETURNING j.*, a.payload, a.ord
         ), buried AS (
@@ -795,20 +777,13 @@ BEGIN
     IF 3 = ANY (p_kinds) THEN
         -- Never started: back to the queue without using the attempt.
         WITH a AS (
-            SELECT * FROM unnest(p_ids, p_tokens, p_kinds) WITH ORDINALITY AS a(id, token, kind, ord)
-            WHERE a.kind = 3
-        ), h AS (
-                -- Found by primary key and locked first, then changed by ctid: see above.
-                SELECT a.*, t.tid FROM a CROSS JOIN LATERAL (
-                    SELECT j.ctid AS tid FROM {schema}.jobs j
-                    WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = 2
-                    FOR UPDATE
-                ) t
-            ), released AS (
+            SELECT * FROM unnest(p_ids, p_tokens, v_tids, p_kinds) WITH ORDINALITY AS a(id, token, tid, kind, ord)
+            WHERE a.kind = 3 AND a.tid IS NOT NULL
+        ), released AS (
             UPDATE {schema}.jobs j
             SET state = 1, attempt = j.attempt - 1, lease_until = NULL,
                 seq = nextval('{schema}.job_seq')
-            FROM h a
+            FROM a
             WHERE j.ctid = a.tid
             RETURNING a.ord, j.queue
         )
