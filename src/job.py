@@ -14,7 +14,7 @@ import os
 import time
 import traceback as tb
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._core import (
     DEFAULT_MAX_PAYLOAD,
@@ -26,7 +26,15 @@ from ._core import (
     decode_value,
     encode_value,
 )
-from .backends.base import StoredJob
+
+if TYPE_CHECKING:
+    from .backends.base import StoredJob
+
+LEASE_EXPIRED_MESSAGE = "the job's lease expired before it was acknowledged (its worker died or stalled)"
+"""The message of the error a backend records when it takes back an expired lease.
+
+The one source of this text: the PostgreSQL functions and the Redis scripts get it
+as a parameter."""
 
 
 # Ids come from a per-process counter that starts at a random point, behind a
@@ -101,7 +109,7 @@ def lease_expired_error(attempt: int, at: float) -> bytes:
     return error_record(
         attempt,
         "LeaseExpiredError",
-        "the job's lease expired before it was acknowledged (its worker died or stalled)",
+        LEASE_EXPIRED_MESSAGE,
         "",
         at,
     )
