@@ -14,7 +14,7 @@ from __future__ import annotations
 from ._core import Backoff, Exponential, Fixed, Linear
 from ._core import implementation as core_implementation
 from ._version import __version__
-from .app import App, Batch, BatchProgress, Call, JobHandle, JobHandles, Task
+from .app import App
 from .backends.base import Limit
 from .errors import (
     BackendUnavailableError,
@@ -35,7 +35,10 @@ from .errors import (
     UnknownTaskError,
     WorkerShutdown,
 )
-from .job import AttemptError, Context, JobInfo, Progress, new_job_id
+from .context import Context
+from .handles import Batch, BatchProgress, JobHandle, JobHandles
+from .job import AttemptError, JobInfo, Progress, new_job_id
+from .task import Call, Task
 from .worker import Worker
 
 

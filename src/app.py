@@ -1,4 +1,4 @@
-"""The public API: :class:`App`, :class:`Task`, :class:`Call` and :class:`JobHandle`.
+"""The application object: :class:`App` (the backend URL, the task registry, defaults) and its sync bridge.
 
 Example:
     >>> import fastjobs
@@ -15,592 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import functools
-import inspect
-import math
 import os
-import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from ._core import (
-    DEAD,
-    DEFAULT_MAX_PAYLOAD,
-    Backoff,
-    JobRecord,
-    encode_job,
-)
-from .backends import Backend, BackendOptions, DependencyMode, Limit, NewJob, backend_class, redact_url
-from .errors import ConfigurationError, InvalidOptionError, JobFailedError
-from .job import JobInfo, new_job_id, new_job_ids
+from ._core import DEAD, DEFAULT_MAX_PAYLOAD, Backoff
+from .backends import Backend, BackendOptions, DependencyMode, Limit, backend_class, redact_url
+from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
+from .errors import ConfigurationError, InvalidOptionError
+from .handles import Batch, JobHandles
+from .job import JobInfo, new_job_ids
+from .options import TASK_NAME, UNSET, TaskOptions, check_dependencies, check_limit, check_seconds, validate_queue
 from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
-
-if TYPE_CHECKING:
-    from .worker import Worker
+from .task import Call, Task
+from .worker import Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}\Z")
-"""Queue names: 1-100 characters, letters, digits and ``_ . : -``, not starting with punctuation."""
-TASK_NAME = re.compile(r"^[^\x00-\x1f\s]{1,200}\Z")
-PRIORITY_RANGE = (-1_000_000, 1_000_000)
-MAX_ATTEMPTS_LIMIT = 10_000
-DEFAULT_QUEUE = "default"
-DEFAULT_URL_ENV = "FASTJOBS_URL"
-
-_UNSET: Any = object()
-_new_tuple = tuple.__new__
-
-
-def validate_queue(queue: object) -> str:
-    """Return ``queue`` if it is a valid queue name, else raise :class:`InvalidOptionError`."""
-    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
-        raise InvalidOptionError(
-            f"invalid queue name {queue!r}: use 1-100 letters, digits, '_', '.', ':' or '-', "
-            "starting with a letter or digit"
-        )
-    return queue
-
-
-def _seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
-    if isinstance(value, _dt.timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidOptionError(f"{name} must be a finite number of seconds, not {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = "zero or more" if allow_zero else "more than zero"
-        raise InvalidOptionError(f"{name} must be {bound} seconds, not {value!r}")
-    return float(value)
-
-
-LIMIT_KEY = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
-PIPE = "fastjobs.pipe"
-"""``JobRecord.meta`` key of a chain step: the id of the previous step, whose result the worker passes first."""
-BATCH = "fastjobs.batch"
-"""``JobRecord.meta`` key of a batch callback: the batch id (``Context.batch_id``)."""
-BATCH_TASK = "fastjobs.batch"
-"""The built-in task of a batch's tracking job: it runs (a no-op) once every member finished."""
-
 
 async def _batch_done() -> None:
     """The tracking job of a batch: its dependency counts are the batch's progress."""
-
-
-def check_limit(limit: object, key: str) -> Limit:
-    """Return ``limit`` with its key set (``key`` unless it names its own), or raise InvalidOptionError."""
-    if not isinstance(limit, Limit):
-        raise InvalidOptionError(f"limit must be a fastjobs.Limit(concurrency=..., rate=..., per=...), not {limit!r}")
-    key = limit.key or key
-    if not isinstance(key, str) or not LIMIT_KEY.match(key):
-        raise InvalidOptionError(f"limit key must be 1-200 printable characters, not {key!r}")
-    for name in ("concurrency", "rate"):
-        value = getattr(limit, name)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
-            raise InvalidOptionError(f"Limit.{name} must be an int from 0 (no limit) to 1000000, not {value!r}")
-    if not limit.concurrency and not limit.rate:
-        raise InvalidOptionError("a Limit needs concurrency= (at most N running at once) and/or rate= with per=")
-    per = _seconds("Limit.per", limit.per)
-    if limit.rate and not 0 < per <= 86400 * 7:
-        raise InvalidOptionError(f"Limit.per must be more than 0 and at most a week of seconds with rate=, not {limit.per!r}")
-    if not limit.rate and per:
-        raise InvalidOptionError("Limit.per is the window of rate=: give rate= too, or leave per out")
-    return Limit(key, limit.concurrency, limit.rate, per)
-
-
-class TaskOptions:
-    """Per-task defaults, overridable per call with :meth:`Task.options`."""
-
-    __slots__ = ("queue", "priority", "max_attempts", "backoff", "backoff_spec", "timeout", "lease", "limit")
-
-    def __init__(
-        self,
-        queue: str,
-        priority: int,
-        max_attempts: int,
-        backoff: Backoff | None,
-        timeout: float | None,
-        lease: float | None,
-        limit: Limit | None = None,
-    ) -> None:
-        self.queue = validate_queue(queue)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not (
-            PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]
-        ):
-            raise InvalidOptionError(
-                f"priority must be an int from {PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]}, not {priority!r}"
-            )
-        self.priority = priority
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not (
-            1 <= max_attempts <= MAX_ATTEMPTS_LIMIT
-        ):
-            raise InvalidOptionError(f"max_attempts must be an int from 1 to {MAX_ATTEMPTS_LIMIT}, not {max_attempts!r}")
-        self.max_attempts = max_attempts
-        if backoff is not None and not isinstance(backoff, Backoff):
-            raise InvalidOptionError(
-                f"backoff must be a fastjobs.Backoff (Fixed, Linear, Exponential) or None, not {backoff!r}"
-            )
-        self.backoff = backoff
-        self.backoff_spec = None if backoff is None else backoff.to_spec()
-        self.timeout = None if timeout is None else _seconds("timeout", timeout, allow_zero=False)
-        self.lease = None if lease is None else _seconds("lease", lease, allow_zero=False)
-        self.limit = limit
-        """A checked Limit with its key set, or None."""
-
-
-class Call(Generic[R]):
-    """One pending enqueue of a task with its arguments: build with :meth:`Task.call`.
-
-    Example:
-        >>> await app.enqueue_many([send_email.call("a@b.c"), resize.call("x.png")])  # doctest: +SKIP
-    """
-
-    __slots__ = ("task", "args", "kwargs", "options", "delay", "job_id", "unique_key", "unique_ttl",
-                 "depends_on", "after", "meta")
-
-    def __init__(
-        self,
-        task: Task[..., R],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: TaskOptions,
-        delay: float = 0.0,
-        job_id: str | None = None,
-        unique_key: str | None = None,
-        unique_ttl: float = 0.0,
-        depends_on: tuple[str, ...] = (),
-    ) -> None:
-        self.task = task
-        self.args = args
-        self.kwargs = kwargs
-        self.options = options
-        self.delay = delay
-        self.job_id = job_id
-        self.unique_key = unique_key
-        self.unique_ttl = unique_ttl
-        self.depends_on = depends_on
-        self.after = 0
-        self.meta: dict[str, Any] | None = None
-
-    def _linked(self, depends_on: tuple[str, ...], job_id: str, after: int = 0, meta: dict[str, Any] | None = None,
-                options: TaskOptions | None = None) -> Call[R]:
-        """A copy of this call with its job id fixed that waits on ``depends_on`` (chains, batches)."""
-        call = Call(self.task, self.args, self.kwargs, options or self.options, self.delay, self.job_id or job_id,
-                    self.unique_key, self.unique_ttl, tuple(dict.fromkeys((*self.depends_on, *depends_on))))
-        call.after = after
-        call.meta = meta
-        return call
-
-    def to_new_job(self, max_payload: int, job_id: str, now: float) -> NewJob:
-        """Encode this call (raises UnencodableError / PayloadTooLargeError on bad arguments).
-
-        ``job_id`` is used unless the call was given its own with ``options(job_id=)``.
-        """
-        opts = self.options
-        job_id = self.job_id or job_id
-        body = encode_job(
-            JobRecord(
-                job_id,
-                self.task.name,
-                opts.queue,
-                self.args,
-                self.kwargs,
-                opts.priority,
-                0,
-                opts.max_attempts,
-                now + self.delay if self.delay else 0.0,
-                now,
-                opts.timeout,
-                opts.backoff_spec,
-                self.unique_key,
-                # A batch callback waits on every member: their ids stay in the backend
-                # (StoredJob.parents), not in each callback's body, so a batch is not capped by max_payload.
-                () if self.meta and BATCH in self.meta else self.depends_on,
-                self.meta,
-            ),
-            max_payload,
-        )
-        # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of this call's cost).
-        return _new_tuple(NewJob, (
-            job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key, self.unique_ttl,
-            self.depends_on, self.after, opts.limit,
-        ))
-
-
-class JobHandle(Generic[R]):
-    """A reference to an enqueued job.
-
-    Example:
-        >>> job = await send_email.enqueue("a@b.c")  # doctest: +SKIP
-        >>> (await job.info()).state  # doctest: +SKIP
-        'queued'
-    """
-
-    __slots__ = ("id", "app")
-
-    def __init__(self, app: App, job_id: str) -> None:
-        self.app = app
-        self.id = job_id
-
-    def __repr__(self) -> str:
-        return f"JobHandle({self.id!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobHandle) and other.id == self.id and other.app is self.app
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    async def info(self) -> JobInfo | None:
-        """The job's current :class:`JobInfo` (None once it was cleaned up)."""
-        return await self.app.get_job(self.id)
-
-    async def result(self, timeout: float | None = None, poll: float = 0.05) -> R:
-        """Wait for the job to finish and return its result.
-
-        Raises :class:`JobFailedError` if it went dead or was cancelled, and
-        :class:`TimeoutError` after ``timeout`` seconds.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            info = await self.app.get_job(self.id)
-            if info is None:
-                raise JobFailedError(f"job {self.id} does not exist (or its result expired)")
-            if info.state == "succeeded":
-                result: R = info.result
-                return result
-            if info.state in ("dead", "cancelled"):
-                raise JobFailedError(f"job {self.id} is {info.state}: {info.error or 'cancelled'}")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} did not finish within {timeout} s (state: {info.state})")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, poll)
-
-    async def cancel(self) -> bool:
-        """Cancel the job if it has not finished; see :meth:`App.cancel`."""
-        return await self.app.cancel(self.id)
-
-
-class JobHandles(Sequence[JobHandle[Any]]):
-    """The handles of a bulk enqueue, made on access: a bulk enqueue whose
-    handles are never looked at costs no object per job.
-
-    Example:
-        >>> handles = await app.enqueue_many([send_email.call("a@b.c")])  # doctest: +SKIP
-        >>> handles[0].id, handles.ids  # doctest: +SKIP
-    """
-
-    __slots__ = ("app", "ids")
-
-    def __init__(self, app: App, ids: list[str]) -> None:
-        self.app = app
-        self.ids = ids
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @overload
-    def __getitem__(self, index: int) -> JobHandle[Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[JobHandle[Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> JobHandle[Any] | list[JobHandle[Any]]:
-        if isinstance(index, slice):
-            return [JobHandle(self.app, job_id) for job_id in self.ids[index]]
-        return JobHandle(self.app, self.ids[index])
-
-    def __repr__(self) -> str:
-        return f"JobHandles({len(self.ids)} jobs)"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, JobHandles):
-            return other.app is self.app and other.ids == self.ids
-        if isinstance(other, list):
-            return list(self) == other
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _parent_ids(parents: Iterable[str | JobHandle[Any]]) -> tuple[str, ...]:
-    if isinstance(parents, (str, JobHandle)):
-        parents = (parents,)
-    ids: list[str] = []
-    for parent in parents:
-        parent_id = parent.id if isinstance(parent, JobHandle) else parent
-        if not isinstance(parent_id, str) or not TASK_NAME.match(parent_id):
-            raise InvalidOptionError(f"depends_on takes job ids or JobHandles, not {parent!r}")
-        ids.append(parent_id)
-    return tuple(dict.fromkeys(ids))
-
-
-class _Configured(Generic[P, R]):
-    """A task with per-call options applied: ``task.options(delay=30, priority=10)``."""
-
-    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_unique_ttl", "_connection",
-                 "_depends_on")
-
-    def __init__(
-        self, task: Task[P, R], options: TaskOptions, delay: float, eta: _dt.datetime | None,
-        job_id: str | None, unique_key: str | None, unique_ttl: float, connection: Any,
-        depends_on: tuple[str, ...] = (),
-    ) -> None:
-        self._task = task
-        self._options = options
-        self._delay = delay
-        self._eta = eta
-        self._job_id = job_id
-        self._unique_key = unique_key
-        self._unique_ttl = unique_ttl
-        self._connection = connection
-        self._depends_on = depends_on
-
-    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
-        delay = self._delay
-        if self._eta is not None:  # turned into a delay per call, so a kept configuration stays on time
-            delay = max(0.0, (self._eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
-        return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key, self._unique_ttl,
-                    self._depends_on)
-
-    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        calls = [self.call(*args, **kwargs)]
-        return (await self._task.app.enqueue_many(calls, connection=self._connection))[0]
-
-    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        if self._connection is not None:
-            raise ConfigurationError("enqueue_sync cannot use connection=: await enqueue() inside your transaction")
-        return self._task.app.enqueue_many_sync([self.call(*args, **kwargs)])[0]
-
-
-class Task(Generic[P, R]):
-    """A registered function that workers run; create with :meth:`App.task`.
-
-    Calling the task runs the function directly, in this process; ``enqueue``
-    makes a job that a worker runs.
-
-    Example:
-        >>> app = fastjobs.App()  # doctest: +SKIP
-        >>> @app.task(priority=5)  # doctest: +SKIP
-        ... def resize(path: str) -> None: ...
-        >>> resize.enqueue_sync("x.png")  # doctest: +SKIP
-    """
-
-    def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions, context: bool = False) -> None:
-        self.app = app
-        self.fn = fn
-        self.name = name
-        self.default_options = options
-        self.context = context
-        """Whether the handler takes a :class:`~fastjobs.Context` as its first argument."""
-        self.is_async = inspect.iscoroutinefunction(fn)
-        functools.update_wrapper(self, fn)
-
-    def __repr__(self) -> str:
-        return f"<Task {self.name} queue={self.default_options.queue!r}>"
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        return self.fn(*args, **kwargs)
-
-    def options(
-        self,
-        *,
-        queue: str = _UNSET,
-        priority: int = _UNSET,
-        delay: float | _dt.timedelta = 0.0,
-        eta: _dt.datetime | None = None,
-        max_attempts: int = _UNSET,
-        backoff: Backoff | None = _UNSET,
-        timeout: float | None = _UNSET,
-        job_id: str | None = None,
-        unique_key: str | None = None,
-        unique_ttl: float | _dt.timedelta = 0.0,
-        depends_on: Iterable[str | JobHandle[Any]] = (),
-        limit: Limit | None = _UNSET,
-        limit_key: str | None = None,
-        connection: Any = None,
-    ) -> _Configured[P, R]:
-        """Override options for one enqueue; ``delay`` (seconds) or ``eta`` (aware datetime) defers it.
-
-        ``connection``: enqueue through your own asyncpg connection, inside your
-        transaction (postgresql:// only): rolled back, the job never existed.
-
-        ``unique_key``: while a job of the same queue with this key is waiting
-        or running, enqueue returns that job instead of adding another, atomically;
-        with ``unique_ttl`` the key stays taken that many seconds after the job
-        succeeded (a dead or cancelled job frees it at once).
-
-        ``depends_on``: job ids (or handles) this job waits for: it runs once
-        all of them succeeded, and is cancelled if one goes dead or is cancelled.
-
-        ``limit`` / ``limit_key``: the :class:`~fastjobs.Limit` this job counts
-        against (default: the task's ``limit=``), and the key it is counted under
-        (default: the limit's own key, else the task's name): a task limited to
-        ``Limit(concurrency=5)`` and enqueued with ``limit_key=f"tenant:{t}"``
-        runs at most 5 jobs at once per tenant.
-
-        Example:
-            >>> await send_email.options(delay=30, priority=10, queue="bulk").enqueue("a@b.c")  # doctest: +SKIP
-            >>> await sync_account.options(unique_key="acct:42", unique_ttl=60).enqueue(42)  # doctest: +SKIP
-            >>> await report.options(depends_on=[export_job]).enqueue()  # doctest: +SKIP
-            >>> await sync_tenant.options(limit_key="tenant:42").enqueue(42)  # doctest: +SKIP
-            >>> async with conn.transaction():  # doctest: +SKIP
-            ...     await conn.execute("insert into orders ...")
-            ...     await send_email.options(connection=conn).enqueue("a@b.c")
-        """
-        d = self.default_options
-        effective = d.limit if limit is _UNSET else (None if limit is None else check_limit(limit, self.name))
-        if limit_key is not None:
-            if effective is None:
-                raise InvalidOptionError(
-                    "limit_key needs a limit: give the task limit=fastjobs.Limit(...) or pass limit= here"
-                )
-            if not isinstance(limit_key, str) or not LIMIT_KEY.match(limit_key):
-                raise InvalidOptionError(f"limit key must be 1-200 printable characters, not {limit_key!r}")
-            effective = check_limit(effective._replace(key=limit_key), self.name)
-        opts = TaskOptions(
-            d.queue if queue is _UNSET else queue,
-            d.priority if priority is _UNSET else priority,
-            d.max_attempts if max_attempts is _UNSET else max_attempts,
-            d.backoff if backoff is _UNSET else backoff,
-            d.timeout if timeout is _UNSET else timeout,
-            d.lease,
-            effective,
-        )
-        parents = _parent_ids(depends_on)
-        seconds = _seconds("delay", delay)
-        if eta is not None:
-            if not isinstance(eta, _dt.datetime) or eta.tzinfo is None:
-                raise InvalidOptionError(f"eta must be a timezone-aware datetime, not {eta!r}")
-            if seconds:
-                raise InvalidOptionError("give delay or eta, not both")
-        if job_id is not None and (not isinstance(job_id, str) or not TASK_NAME.match(job_id)):
-            raise InvalidOptionError(f"job_id must be a non-empty string without spaces, not {job_id!r}")
-        if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > 500):
-            raise InvalidOptionError(f"unique_key must be a non-empty string of at most 500 characters, not {unique_key!r}")
-        ttl = _seconds("unique_ttl", unique_ttl)
-        if ttl and unique_key is None:
-            raise InvalidOptionError("unique_ttl needs a unique_key: it says how long the key stays taken after the job succeeded")
-        if ttl > self.app.options.result_ttl:
-            # The succeeded job holds the key; it must still exist while it does.
-            raise InvalidOptionError(
-                f"unique_ttl ({ttl} s) is longer than the App's result_ttl ({self.app.options.result_ttl} s): "
-                "raise result_ttl, or shorten unique_ttl"
-            )
-        return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection, parents)
-
-    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
-        """A pending enqueue for :meth:`App.enqueue_many` (one round trip for many jobs)."""
-        return Call(self, args, kwargs, self.default_options)
-
-    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """Enqueue one job; returns its handle.
-
-        Example:
-            >>> job = await send_email.enqueue("a@b.c")  # doctest: +SKIP
-        """
-        return (await self.app.enqueue_many([self.call(*args, **kwargs)]))[0]
-
-    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
-        """Enqueue from synchronous code (a Flask or Django view, a script).
-
-        Example:
-            >>> job = send_email.enqueue_sync("a@b.c")  # doctest: +SKIP
-        """
-        return self.app.enqueue_many_sync([self.call(*args, **kwargs)])[0]
-
-
-def _check_dependencies(jobs: Sequence[NewJob]) -> None:
-    """Refuse what the backends may assume away: self-dependencies, cycles within
-    the batch, and in-batch parents that a unique key could replace."""
-    in_batch = {job.id: job for job in jobs}
-    for job in jobs:
-        for parent in job.depends_on:
-            if parent == job.id:
-                raise InvalidOptionError(f"job {job.id!r} depends on itself")
-            found = in_batch.get(parent)
-            if found is not None and found.unique_key is not None:
-                raise InvalidOptionError(
-                    f"job {job.id!r} depends on {parent!r}, enqueued in the same call with unique_key="
-                    f"{found.unique_key!r}: a duplicate would not be stored; enqueue the parent first"
-                )
-    # Depth-first search over in-batch edges (jobs stored earlier cannot depend on these).
-    done: set[str] = set()
-    for start in in_batch:
-        if start in done:
-            continue
-        path: set[str] = {start}
-        stack = [(start, iter(in_batch[start].depends_on))]
-        while stack:
-            node, parents = stack[-1]
-            parent = next(parents, None)
-            if parent is None:
-                stack.pop()
-                path.discard(node)
-                done.add(node)
-            elif parent in path:
-                raise InvalidOptionError(f"the jobs of this enqueue depend on each other in a cycle (through {parent!r})")
-            elif parent in in_batch and parent not in done:
-                path.add(parent)
-                stack.append((parent, iter(in_batch[parent].depends_on)))
-
-
-class BatchProgress(NamedTuple):
-    """How far a batch got: counts of its members."""
-
-    total: int
-    succeeded: int
-    failed: int
-    """Dead or cancelled."""
-    pending: int
-    """Not finished yet (queued, scheduled, running, waiting to retry)."""
-    done: bool
-    """Every member finished (the callbacks were released)."""
-
-
-class Batch:
-    """A batch of jobs enqueued with :meth:`App.batch`.
-
-    Example:
-        >>> batch = await app.batch([resize.call(p) for p in paths], then=notify.call())  # doctest: +SKIP
-        >>> (await batch.wait(timeout=60)).failed  # doctest: +SKIP
-        0
-    """
-
-    __slots__ = ("app", "id", "job_ids", "callback_ids")
-
-    def __init__(self, app: App, batch_id: str, job_ids: list[str], callback_ids: list[str]) -> None:
-        self.app = app
-        self.id = batch_id
-        """The batch's own tracking job: it finishes when every member did."""
-        self.job_ids = job_ids
-        self.callback_ids = callback_ids
-
-    def __repr__(self) -> str:
-        return f"Batch({self.id!r}, {len(self.job_ids)} jobs)"
-
-    @property
-    def jobs(self) -> JobHandles:
-        return JobHandles(self.app, self.job_ids)
-
-    async def progress(self) -> BatchProgress:
-        """Live counts, from one backend read (raises JobFailedError once the batch was cleaned up)."""
-        stored = await (await self.app.backend()).get(self.id)
-        if stored is None:
-            raise JobFailedError(f"batch {self.id} does not exist (or it finished more than result_ttl ago)")
-        total = len(stored.parents)
-        pending, failed = stored.pending_parents, stored.failed_parents
-        return BatchProgress(total, total - pending - failed, failed, pending, pending == 0)
-
-    async def wait(self, timeout: float | None = None) -> BatchProgress:
-        """Wait until every member finished (a worker ran the batch's tracking job); return the counts."""
-        await JobHandle(self.app, self.id).result(timeout)
-        return await self.progress()
 
 
 class _SyncBridge:
@@ -654,13 +93,13 @@ class App:
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
         self._backend_cls = backend_class(self.url)
-        self.lease = _seconds("lease", lease, allow_zero=False)
+        self.lease = check_seconds("lease", lease, allow_zero=False)
         if isinstance(max_payload, bool) or not isinstance(max_payload, int) or max_payload < 1024:
             raise InvalidOptionError(f"max_payload must be an int of at least 1024 bytes, not {max_payload!r}")
         self.max_payload = max_payload
         self.options = BackendOptions(
-            result_ttl=_seconds("result_ttl", result_ttl),
-            dead_ttl=_seconds("dead_ttl", dead_ttl),
+            result_ttl=check_seconds("result_ttl", result_ttl),
+            dead_ttl=check_seconds("dead_ttl", dead_ttl),
             prefix=prefix,
         )
         self._backend_extra = backend_options
@@ -711,7 +150,7 @@ class App:
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         max_attempts: int = 3,
-        backoff: Backoff | None = _UNSET,
+        backoff: Backoff | None = UNSET,
         timeout: float | None = None,
         lease: float | None = None,
         context: bool = False,
@@ -738,7 +177,7 @@ class App:
         """
         options = TaskOptions(
             queue, priority, max_attempts,
-            Backoff() if backoff is _UNSET else backoff,
+            Backoff() if backoff is UNSET else backoff,
             timeout, lease,
         )
 
@@ -772,7 +211,7 @@ class App:
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         max_attempts: int = 3,
-        backoff: Backoff | None = _UNSET,
+        backoff: Backoff | None = UNSET,
         timeout: float | None = None,
         lease: float | None = None,
         context: bool = False,
@@ -895,7 +334,7 @@ class App:
         now = time.time()
         new_jobs = [call.to_new_job(max_payload, job_id, now) for call, job_id in zip(calls, new_job_ids(len(calls)))]
         if any(call.depends_on for call in calls):
-            _check_dependencies(new_jobs)
+            check_dependencies(new_jobs)
         backend = await self.backend()
         ids = await backend.enqueue_many(new_jobs, connection=connection)
         return JobHandles(self, ids)
@@ -970,7 +409,7 @@ class App:
             )
         ids = new_job_ids(len(members) + 4)
         members = [call._linked((), job_id) for call, job_id in zip(members, ids)]
-        member_ids = tuple(call.job_id for call in members)  # type: ignore[misc]
+        member_ids = cast("tuple[str, ...]", tuple(call.job_id for call in members))  # _linked set every id
         batch_id = ids[len(members)]
         meta = {BATCH: batch_id}
         tracker_task = self.builtin_tasks[BATCH_TASK]
@@ -1065,8 +504,6 @@ class App:
 
     def worker(self, queues: Sequence[str] | None = None, **options: Any) -> Worker:
         """A :class:`~fastjobs.worker.Worker` for this app (see its arguments)."""
-        from .worker import Worker
-
         return Worker(self, queues, **options)
 
     async def run_worker(self, queues: Sequence[str] | None = None, **options: Any) -> None:
@@ -1076,4 +513,3 @@ class App:
             >>> await app.run_worker(queues=["emails", "default"], concurrency=100)  # doctest: +SKIP
         """
         await self.worker(queues, **options).run()
-

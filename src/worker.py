@@ -50,16 +50,19 @@ from ._core import (
     RETRY_PENDING,
     SUCCEEDED,
 )
-from .app import BATCH, PIPE, validate_queue
+from .constants import BATCH, PIPE
+from .options import validate_queue
 from .backends import redact_url
 from .backends.base import Ack, AckKind, Backend, Claim
 from .errors import ConfigurationError, DependencyError, DuplicateJobError, Fail, InvalidOptionError, JobTimeoutError, Retry, UnknownTaskError
-from .job import Context, error_record, exception_record
+from .context import Context
+from .job import error_record, exception_record
 from .periodic import tick_job_id
 
 if TYPE_CHECKING:
     from ._core import JobRecord
-    from .app import App, Task
+    from .app import App
+    from .task import Task
 
 log = logging.getLogger("fastjobs.worker")
 

@@ -1,0 +1,89 @@
+"""What a handler registered with ``context=True`` gets: :class:`Context`.
+
+Example:
+    >>> import fastjobs
+    >>> app = fastjobs.App("memory://")
+    >>> @app.task(context=True)
+    ... async def resize(ctx: fastjobs.Context, path: str) -> int:
+    ...     await ctx.progress(0.5, "resizing")
+    ...     return ctx.attempt
+    >>> resize.context
+    True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from ._core import encode_value
+from .errors import InvalidOptionError
+
+
+class Context:
+    """What a handler registered with ``context=True`` gets as its first argument.
+
+    Attributes:
+        job_id, task, queue, attempt, max_attempts: the job being run
+            (``attempt`` is 1 on the first run).
+        batch_id: in a batch's callback, the batch id (see :meth:`App.get_batch`); else None.
+        cancelled: True once the job was cancelled or its lease was lost while
+            it ran (seen at the next lease renewal, every lease/3 seconds). Async
+            handlers are also cancelled at their next ``await``; plain ``def``
+            handlers cannot be interrupted and should check this flag.
+
+    Example:
+        >>> @app.task(context=True)  # doctest: +SKIP
+        ... async def resize(ctx: fastjobs.Context, path: str) -> None:
+        ...     await ctx.progress(0.5, "resizing")
+        >>> @app.task(context=True)  # doctest: +SKIP
+        ... def crunch(ctx: fastjobs.Context, rows: list[int]) -> None:
+        ...     for i, row in enumerate(rows):
+        ...         if ctx.cancelled:
+        ...             return
+        ...         ctx.progress_sync(i / len(rows))
+    """
+
+    __slots__ = ("job_id", "task", "queue", "attempt", "max_attempts", "cancelled", "lease_until", "batch_id",
+                 "_token", "_backend", "_loop")
+
+    def __init__(self, job_id: str, task: str, queue: str, attempt: int, max_attempts: int, token: int,
+                 backend: Any, loop: Any, lease_until: float) -> None:
+        self.job_id = job_id
+        self.task = task
+        self.queue = queue
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.cancelled = False
+        self.lease_until = lease_until
+        """When the lease runs out unless renewed (the worker's clock, epoch seconds); renewed while the job runs."""
+        self.batch_id: str | None = None
+        """For a batch callback (``then``/``catch``/``finally_``): the batch's id, for ``app.get_batch``."""
+        self._token = token
+        self._backend = backend
+        self._loop = loop
+
+    def __repr__(self) -> str:
+        return f"Context(job_id={self.job_id!r}, task={self.task!r}, attempt={self.attempt})"
+
+    async def progress(self, fraction: float, message: str = "") -> bool:
+        """Store how far the job got (one round trip); False if the job is no longer this worker's."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+            raise InvalidOptionError(f"progress must be a number from 0.0 to 1.0, not {fraction!r}")
+        payload = encode_value({"fraction": float(fraction), "message": str(message)[:1000], "at": time.time()})
+        applied: bool = await self._backend.set_progress(self.job_id, self._token, payload)
+        return applied
+
+    def progress_sync(self, fraction: float, message: str = "") -> bool:
+        """:meth:`progress` from a plain ``def`` handler (blocks its thread until stored)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError("progress_sync() is for plain def handlers; use await ctx.progress(...) in async ones")
+        if not self._loop.is_running():  # the worker is gone (a thread that outlived shutdown)
+            return False
+        future = asyncio.run_coroutine_threadsafe(self.progress(fraction, message), self._loop)
+        return future.result(timeout=60)

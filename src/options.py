@@ -1,0 +1,150 @@
+"""Validation of everything a caller passes: queue names, seconds, limits, per-task options.
+
+One place for the rules, so :class:`~fastjobs.App`, :class:`~fastjobs.Task` and
+the worker refuse the same input with the same message.
+
+Example:
+    >>> from fastjobs.options import validate_queue
+    >>> validate_queue("emails")
+    'emails'
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ._core import Backoff
+from .backends.base import Limit, NewJob
+from .constants import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
+from .errors import InvalidOptionError
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}\Z")
+"""Queue names: 1-100 characters, letters, digits and ``_ . : -``, not starting with punctuation."""
+TASK_NAME = re.compile(r"^[^\x00-\x1f\s]{1,200}\Z")
+"""Task names and job ids: 1-200 characters, no spaces or control characters."""
+LIMIT_KEY = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
+
+UNSET: Any = object()
+"""Marks an option the caller did not pass (None is a meaningful value for several)."""
+
+
+def validate_queue(queue: object) -> str:
+    """Return ``queue`` if it is a valid queue name, else raise :class:`InvalidOptionError`."""
+    if not isinstance(queue, str) or not QUEUE_NAME.match(queue):
+        raise InvalidOptionError(
+            f"invalid queue name {queue!r}: use 1-100 letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or digit"
+        )
+    return queue
+
+
+def check_seconds(name: str, value: object, *, allow_zero: bool = True) -> float:
+    """``value`` (a number or a timedelta) as float seconds, or raise InvalidOptionError naming ``name``."""
+    if isinstance(value, _dt.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidOptionError(f"{name} must be a finite number of seconds, not {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "more than zero"
+        raise InvalidOptionError(f"{name} must be {bound} seconds, not {value!r}")
+    return float(value)
+
+
+def check_limit(limit: object, key: str) -> Limit:
+    """Return ``limit`` with its key set (``key`` unless it names its own), or raise InvalidOptionError."""
+    if not isinstance(limit, Limit):
+        raise InvalidOptionError(f"limit must be a fastjobs.Limit(concurrency=..., rate=..., per=...), not {limit!r}")
+    key = limit.key or key
+    if not isinstance(key, str) or not LIMIT_KEY.match(key):
+        raise InvalidOptionError(f"limit key must be 1-200 printable characters, not {key!r}")
+    for name in ("concurrency", "rate"):
+        value = getattr(limit, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+            raise InvalidOptionError(f"Limit.{name} must be an int from 0 (no limit) to 1000000, not {value!r}")
+    if not limit.concurrency and not limit.rate:
+        raise InvalidOptionError("a Limit needs concurrency= (at most N running at once) and/or rate= with per=")
+    per = check_seconds("Limit.per", limit.per)
+    if limit.rate and not 0 < per <= 86400 * 7:
+        raise InvalidOptionError(f"Limit.per must be more than 0 and at most a week of seconds with rate=, not {limit.per!r}")
+    if not limit.rate and per:
+        raise InvalidOptionError("Limit.per is the window of rate=: give rate= too, or leave per out")
+    return Limit(key, limit.concurrency, limit.rate, per)
+
+
+class TaskOptions:
+    """Per-task defaults, overridable per call with :meth:`Task.options`."""
+
+    __slots__ = ("queue", "priority", "max_attempts", "backoff", "backoff_spec", "timeout", "lease", "limit")
+
+    def __init__(
+        self,
+        queue: str,
+        priority: int,
+        max_attempts: int,
+        backoff: Backoff | None,
+        timeout: float | None,
+        lease: float | None,
+        limit: Limit | None = None,
+    ) -> None:
+        self.queue = validate_queue(queue)
+        if isinstance(priority, bool) or not isinstance(priority, int) or not (
+            PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]
+        ):
+            raise InvalidOptionError(
+                f"priority must be an int from {PRIORITY_RANGE[0]} to {PRIORITY_RANGE[1]}, not {priority!r}"
+            )
+        self.priority = priority
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not (
+            1 <= max_attempts <= MAX_ATTEMPTS_LIMIT
+        ):
+            raise InvalidOptionError(f"max_attempts must be an int from 1 to {MAX_ATTEMPTS_LIMIT}, not {max_attempts!r}")
+        self.max_attempts = max_attempts
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise InvalidOptionError(
+                f"backoff must be a fastjobs.Backoff (Fixed, Linear, Exponential) or None, not {backoff!r}"
+            )
+        self.backoff = backoff
+        self.backoff_spec = None if backoff is None else backoff.to_spec()
+        self.timeout = None if timeout is None else check_seconds("timeout", timeout, allow_zero=False)
+        self.lease = None if lease is None else check_seconds("lease", lease, allow_zero=False)
+        self.limit = limit
+        """A checked Limit with its key set, or None."""
+
+
+def check_dependencies(jobs: Sequence[NewJob]) -> None:
+    """Refuse what the backends may assume away: self-dependencies, cycles within
+    the batch, and in-batch parents that a unique key could replace."""
+    in_batch = {job.id: job for job in jobs}
+    for job in jobs:
+        for parent in job.depends_on:
+            if parent == job.id:
+                raise InvalidOptionError(f"job {job.id!r} depends on itself")
+            found = in_batch.get(parent)
+            if found is not None and found.unique_key is not None:
+                raise InvalidOptionError(
+                    f"job {job.id!r} depends on {parent!r}, enqueued in the same call with unique_key="
+                    f"{found.unique_key!r}: a duplicate would not be stored; enqueue the parent first"
+                )
+    # Depth-first search over in-batch edges (jobs stored earlier cannot depend on these).
+    done: set[str] = set()
+    for start in in_batch:
+        if start in done:
+            continue
+        path: set[str] = {start}
+        stack = [(start, iter(in_batch[start].depends_on))]
+        while stack:
+            node, parents = stack[-1]
+            step = next(parents, None)
+            if step is None:
+                stack.pop()
+                path.discard(node)
+                done.add(node)
+            elif step in path:
+                raise InvalidOptionError(f"the jobs of this enqueue depend on each other in a cycle (through {step!r})")
+            elif step in in_batch and step not in done:
+                path.add(step)
+                stack.append((step, iter(in_batch[step].depends_on)))

@@ -1,0 +1,300 @@
+"""Tasks and what they enqueue: :class:`Task`, its per-call options, and :class:`Call`.
+
+Example:
+    >>> import fastjobs
+    >>> app = fastjobs.App("memory://")
+    >>> @app.task(queue="emails")
+    ... async def send_email(to: str) -> None: ...
+    >>> call = send_email.options(priority=5).call("a@b.c")
+    >>> call.options.priority, call.args
+    (5, ('a@b.c',))
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from ._core import Backoff, JobRecord, encode_job
+from .backends.base import Limit, NewJob
+from .constants import BATCH
+from .errors import ConfigurationError, InvalidOptionError
+from .handles import JobHandle
+from .options import LIMIT_KEY, TASK_NAME, UNSET, TaskOptions, check_limit, check_seconds
+
+if TYPE_CHECKING:
+    from .app import App
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_new_tuple = tuple.__new__
+
+
+class Call(Generic[R]):
+    """One pending enqueue of a task with its arguments: build with :meth:`Task.call`.
+
+    Example:
+        >>> await app.enqueue_many([send_email.call("a@b.c"), resize.call("x.png")])  # doctest: +SKIP
+    """
+
+    __slots__ = ("task", "args", "kwargs", "options", "delay", "job_id", "unique_key", "unique_ttl",
+                 "depends_on", "after", "meta")
+
+    def __init__(
+        self,
+        task: Task[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: TaskOptions,
+        delay: float = 0.0,
+        job_id: str | None = None,
+        unique_key: str | None = None,
+        unique_ttl: float = 0.0,
+        depends_on: tuple[str, ...] = (),
+    ) -> None:
+        self.task = task
+        self.args = args
+        self.kwargs = kwargs
+        self.options = options
+        self.delay = delay
+        self.job_id = job_id
+        self.unique_key = unique_key
+        self.unique_ttl = unique_ttl
+        self.depends_on = depends_on
+        self.after = 0
+        self.meta: dict[str, Any] | None = None
+
+    def _linked(self, depends_on: tuple[str, ...], job_id: str, after: int = 0, meta: dict[str, Any] | None = None,
+                options: TaskOptions | None = None) -> Call[R]:
+        """A copy of this call with its job id fixed that waits on ``depends_on`` (chains, batches)."""
+        call = Call(self.task, self.args, self.kwargs, options or self.options, self.delay, self.job_id or job_id,
+                    self.unique_key, self.unique_ttl, tuple(dict.fromkeys((*self.depends_on, *depends_on))))
+        call.after = after
+        call.meta = meta
+        return call
+
+    def to_new_job(self, max_payload: int, job_id: str, now: float) -> NewJob:
+        """Encode this call (raises UnencodableError / PayloadTooLargeError on bad arguments).
+
+        ``job_id`` is used unless the call was given its own with ``options(job_id=)``.
+        """
+        opts = self.options
+        job_id = self.job_id or job_id
+        body = encode_job(
+            JobRecord(
+                job_id,
+                self.task.name,
+                opts.queue,
+                self.args,
+                self.kwargs,
+                opts.priority,
+                0,
+                opts.max_attempts,
+                now + self.delay if self.delay else 0.0,
+                now,
+                opts.timeout,
+                opts.backoff_spec,
+                self.unique_key,
+                # A batch callback waits on every member: their ids stay in the backend
+                # (StoredJob.parents), not in each callback's body, so a batch is not capped by max_payload.
+                () if self.meta and BATCH in self.meta else self.depends_on,
+                self.meta,
+            ),
+            max_payload,
+        )
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of this call's cost).
+        return _new_tuple(NewJob, (
+            job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key, self.unique_ttl,
+            self.depends_on, self.after, opts.limit,
+        ))
+
+
+def _parent_ids(parents: Iterable[str | JobHandle[Any]]) -> tuple[str, ...]:
+    if isinstance(parents, (str, JobHandle)):
+        parents = (parents,)
+    ids: list[str] = []
+    for parent in parents:
+        parent_id = parent.id if isinstance(parent, JobHandle) else parent
+        if not isinstance(parent_id, str) or not TASK_NAME.match(parent_id):
+            raise InvalidOptionError(f"depends_on takes job ids or JobHandles, not {parent!r}")
+        ids.append(parent_id)
+    return tuple(dict.fromkeys(ids))
+
+
+class _Configured(Generic[P, R]):
+    """A task with per-call options applied: ``task.options(delay=30, priority=10)``."""
+
+    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_unique_ttl", "_connection",
+                 "_depends_on")
+
+    def __init__(
+        self, task: Task[P, R], options: TaskOptions, delay: float, eta: _dt.datetime | None,
+        job_id: str | None, unique_key: str | None, unique_ttl: float, connection: Any,
+        depends_on: tuple[str, ...] = (),
+    ) -> None:
+        self._task = task
+        self._options = options
+        self._delay = delay
+        self._eta = eta
+        self._job_id = job_id
+        self._unique_key = unique_key
+        self._unique_ttl = unique_ttl
+        self._connection = connection
+        self._depends_on = depends_on
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
+        delay = self._delay
+        if self._eta is not None:  # turned into a delay per call, so a kept configuration stays on time
+            delay = max(0.0, (self._eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
+        return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key, self._unique_ttl,
+                    self._depends_on)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        calls = [self.call(*args, **kwargs)]
+        return (await self._task.app.enqueue_many(calls, connection=self._connection))[0]
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        if self._connection is not None:
+            raise ConfigurationError("enqueue_sync cannot use connection=: await enqueue() inside your transaction")
+        return self._task.app.enqueue_many_sync([self.call(*args, **kwargs)])[0]
+
+
+class Task(Generic[P, R]):
+    """A registered function that workers run; create with :meth:`App.task`.
+
+    Calling the task runs the function directly, in this process; ``enqueue``
+    makes a job that a worker runs.
+
+    Example:
+        >>> app = fastjobs.App()  # doctest: +SKIP
+        >>> @app.task(priority=5)  # doctest: +SKIP
+        ... def resize(path: str) -> None: ...
+        >>> resize.enqueue_sync("x.png")  # doctest: +SKIP
+    """
+
+    def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions, context: bool = False) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.default_options = options
+        self.context = context
+        """Whether the handler takes a :class:`~fastjobs.Context` as its first argument."""
+        self.is_async = inspect.iscoroutinefunction(fn)
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.default_options.queue!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def options(
+        self,
+        *,
+        queue: str = UNSET,
+        priority: int = UNSET,
+        delay: float | _dt.timedelta = 0.0,
+        eta: _dt.datetime | None = None,
+        max_attempts: int = UNSET,
+        backoff: Backoff | None = UNSET,
+        timeout: float | None = UNSET,
+        job_id: str | None = None,
+        unique_key: str | None = None,
+        unique_ttl: float | _dt.timedelta = 0.0,
+        depends_on: Iterable[str | JobHandle[Any]] = (),
+        limit: Limit | None = UNSET,
+        limit_key: str | None = None,
+        connection: Any = None,
+    ) -> _Configured[P, R]:
+        """Override options for one enqueue; ``delay`` (seconds) or ``eta`` (aware datetime) defers it.
+
+        ``connection``: enqueue through your own asyncpg connection, inside your
+        transaction (postgresql:// only): rolled back, the job never existed.
+
+        ``unique_key``: while a job of the same queue with this key is waiting
+        or running, enqueue returns that job instead of adding another, atomically;
+        with ``unique_ttl`` the key stays taken that many seconds after the job
+        succeeded (a dead or cancelled job frees it at once).
+
+        ``depends_on``: job ids (or handles) this job waits for: it runs once
+        all of them succeeded, and is cancelled if one goes dead or is cancelled.
+
+        ``limit`` / ``limit_key``: the :class:`~fastjobs.Limit` this job counts
+        against (default: the task's ``limit=``), and the key it is counted under
+        (default: the limit's own key, else the task's name): a task limited to
+        ``Limit(concurrency=5)`` and enqueued with ``limit_key=f"tenant:{t}"``
+        runs at most 5 jobs at once per tenant.
+
+        Example:
+            >>> await send_email.options(delay=30, priority=10, queue="bulk").enqueue("a@b.c")  # doctest: +SKIP
+            >>> await sync_account.options(unique_key="acct:42", unique_ttl=60).enqueue(42)  # doctest: +SKIP
+            >>> await report.options(depends_on=[export_job]).enqueue()  # doctest: +SKIP
+            >>> await sync_tenant.options(limit_key="tenant:42").enqueue(42)  # doctest: +SKIP
+            >>> async with conn.transaction():  # doctest: +SKIP
+            ...     await conn.execute("insert into orders ...")
+            ...     await send_email.options(connection=conn).enqueue("a@b.c")
+        """
+        d = self.default_options
+        effective = d.limit if limit is UNSET else (None if limit is None else check_limit(limit, self.name))
+        if limit_key is not None:
+            if effective is None:
+                raise InvalidOptionError(
+                    "limit_key needs a limit: give the task limit=fastjobs.Limit(...) or pass limit= here"
+                )
+            if not isinstance(limit_key, str) or not LIMIT_KEY.match(limit_key):
+                raise InvalidOptionError(f"limit key must be 1-200 printable characters, not {limit_key!r}")
+            effective = check_limit(effective._replace(key=limit_key), self.name)
+        opts = TaskOptions(
+            d.queue if queue is UNSET else queue,
+            d.priority if priority is UNSET else priority,
+            d.max_attempts if max_attempts is UNSET else max_attempts,
+            d.backoff if backoff is UNSET else backoff,
+            d.timeout if timeout is UNSET else timeout,
+            d.lease,
+            effective,
+        )
+        parents = _parent_ids(depends_on)
+        seconds = check_seconds("delay", delay)
+        if eta is not None:
+            if not isinstance(eta, _dt.datetime) or eta.tzinfo is None:
+                raise InvalidOptionError(f"eta must be a timezone-aware datetime, not {eta!r}")
+            if seconds:
+                raise InvalidOptionError("give delay or eta, not both")
+        if job_id is not None and (not isinstance(job_id, str) or not TASK_NAME.match(job_id)):
+            raise InvalidOptionError(f"job_id must be a non-empty string without spaces, not {job_id!r}")
+        if unique_key is not None and (not isinstance(unique_key, str) or not unique_key or len(unique_key) > 500):
+            raise InvalidOptionError(f"unique_key must be a non-empty string of at most 500 characters, not {unique_key!r}")
+        ttl = check_seconds("unique_ttl", unique_ttl)
+        if ttl and unique_key is None:
+            raise InvalidOptionError("unique_ttl needs a unique_key: it says how long the key stays taken after the job succeeded")
+        if ttl > self.app.options.result_ttl:
+            # The succeeded job holds the key; it must still exist while it does.
+            raise InvalidOptionError(
+                f"unique_ttl ({ttl} s) is longer than the App's result_ttl ({self.app.options.result_ttl} s): "
+                "raise result_ttl, or shorten unique_ttl"
+            )
+        return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection, parents)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
+        """A pending enqueue for :meth:`App.enqueue_many` (one round trip for many jobs)."""
+        return Call(self, args, kwargs, self.default_options)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Enqueue one job; returns its handle.
+
+        Example:
+            >>> job = await send_email.enqueue("a@b.c")  # doctest: +SKIP
+        """
+        return (await self.app.enqueue_many([self.call(*args, **kwargs)]))[0]
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
+        """Enqueue from synchronous code (a Flask or Django view, a script).
+
+        Example:
+            >>> job = send_email.enqueue_sync("a@b.c")  # doctest: +SKIP
+        """
+        return self.app.enqueue_many_sync([self.call(*args, **kwargs)])[0]
