@@ -24,13 +24,22 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import hashlib
+import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, InvalidOptionError
+from .errors import ConfigurationError, DuplicateJobError, InvalidOptionError
+
+if TYPE_CHECKING:
+    from .app import App
+    from .backends.base import Backend
+
+# The worker's logger: these lines are the worker's doing.
+log = logging.getLogger("fastjobs.worker")
 
 DEFAULT_MISFIRE_GRACE = 60.0
 """Seconds a tick may be late and still be enqueued."""
@@ -128,3 +137,40 @@ def _zone(tz: str | None) -> _dt.tzinfo:
         return zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidOptionError(f"unknown time zone {tz!r}: use an IANA name like 'Europe/Paris' ({exc})") from None
+
+
+async def run_schedules(app: App, backend: Backend) -> None:
+    """Enqueue each periodic task's due tick; sleep until the next one falls. Runs until cancelled."""
+    done: dict[str, float] = {}  # the last tick each schedule enqueued (or found taken, or skipped)
+    while True:
+        try:
+            now = await backend.now()  # the backend's clock, as for delays and leases
+        except Exception as exc:
+            log.warning("periodic scheduling: the backend's clock failed (%s: %s); retrying in 1 s", type(exc).__name__, exc)
+            await asyncio.sleep(1.0)
+            continue
+        wake = now + 60.0
+        for name, plan in app.schedules.items():
+            # Each schedule on its own: one that fails must not starve the others.
+            try:
+                tick = plan.latest(now)
+                if done.get(name) != tick:
+                    if now - tick <= plan.misfire_grace:
+                        await _enqueue_tick(app, name, tick)
+                    else:
+                        log.debug("periodic %s: tick %s is %.0f s old; skipped", name, tick, now - tick)
+                    done[name] = tick
+                wake = min(wake, plan.next_after(now))
+            except Exception as exc:
+                log.warning("periodic %s failed (%s: %s); retrying in 1 s", name, type(exc).__name__, exc)
+                wake = min(wake, now + 1.0)
+        await asyncio.sleep(max(0.0, wake - now))
+
+
+async def _enqueue_tick(app: App, name: str, tick: float) -> None:
+    task = app.tasks[name]
+    try:
+        await app.enqueue_many([task.options(job_id=tick_job_id(name, tick)).call()])
+    except DuplicateJobError:
+        return  # another worker enqueued this tick first
+    log.info("periodic %s: enqueued the tick of %s", name, _dt.datetime.fromtimestamp(tick, _dt.timezone.utc).isoformat())

@@ -26,38 +26,34 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import datetime as _dt
 import functools
-import hashlib
 import logging
-import queue
 import signal
-import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._core import (
-    Backoff,
+    SUCCEEDED,
     CorruptJobError,
     PayloadTooLargeError,
     UnencodableError,
-    decide_retry,
     decode_job,
     decode_value,
     encode_value,
-    RETRY_PENDING,
-    SUCCEEDED,
 )
-from .constants import BATCH, PIPE
-from .options import validate_queue
+from .acks import AckBuffer
 from .backends import redact_url
 from .backends.base import Ack, AckKind, Backend, Claim
-from .errors import ConfigurationError, DependencyError, DuplicateJobError, Fail, InvalidOptionError, JobTimeoutError, Retry, UnknownTaskError
+from .constants import BATCH, PIPE
 from .context import Context
+from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
+from .executors import Running, ThreadRunner, start_task
 from .job import error_record, exception_record
-from .periodic import tick_job_id
+from .options import validate_queue
+from .periodic import run_schedules
+from .retries import RetryPolicy
 
 if TYPE_CHECKING:
     from ._core import JobRecord
@@ -67,117 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastjobs.worker")
 
 SUCCEED, RETRY, DEAD, RELEASE = AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE
-
-
-def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    """Wrap a handler's coroutine in its own Task, started eagerly where Python can.
-
-    Every handler gets a real Task, so ``asyncio.current_task()``, ``asyncio.timeout``,
-    ``wait_for`` and context variables see the job, never the worker. On Python 3.12+
-    the Task runs its first step at once (``eager_start``): a handler that finishes
-    without suspending is done before this returns and never touches the scheduler.
-    On 3.10 and 3.11 the first step waits one loop iteration.
-    """
-    return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-
-
-if sys.version_info < (3, 12):
-
-    def _start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:  # noqa: F811
-        return loop.create_task(coro)
-
-
-_WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
-
-
-class _Running:
-    """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
-
-    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx")
-
-    def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
-        self.claim = claim
-        self.record = record
-        self.task = task
-        self.future = future
-        self.timer: asyncio.TimerHandle | None = None
-        self.timed_out = False
-        self.lease = lease
-        self.lost = False
-        self.thread_state = _WAITING
-        self.started: float | None = None
-        self.ctx: Context | None = None
-        """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
-
-
-class _ThreadRunner:
-    """Runs plain ``def`` handlers on daemon threads and reports outcomes in batches.
-
-    A ThreadPoolExecutor costs a future, a wrapped asyncio future and one
-    cross-thread wake-up per job; here a thread takes jobs from one queue and
-    hands outcomes back through a shared list, waking the event loop once per
-    burst. Threads are daemons so a handler stuck past the grace period cannot
-    hold the process open: its job comes back when its lease expires.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, deliver: Callable[[list[tuple[_Running, Any, BaseException | None]]], None]) -> None:
-        self.loop = loop
-        self.size = size
-        self.deliver = deliver
-        self.todo: queue.SimpleQueue[_Running | None] = queue.SimpleQueue()
-        self.lock = threading.Lock()
-        self.outcomes: list[tuple[_Running, Any, BaseException | None]] = []
-        self.threads: list[threading.Thread] = []
-
-    def submit(self, running: _Running) -> None:
-        if len(self.threads) < self.size:
-            thread = threading.Thread(target=self._work, name=f"fastjobs-job-{len(self.threads)}", daemon=True)
-            self.threads.append(thread)
-            thread.start()
-        self.todo.put(running)
-
-    def withdraw(self, running: _Running) -> bool:
-        """Take back a job no thread has started; False if one already has."""
-        with self.lock:
-            if running.thread_state != _WAITING:
-                return False
-            running.thread_state = _WITHDRAWN
-            return True
-
-    def stop(self) -> None:
-        for _ in self.threads:
-            self.todo.put(None)
-
-    def _work(self) -> None:
-        lock = self.lock
-        while True:
-            running = self.todo.get()
-            if running is None:
-                return
-            with lock:
-                if running.thread_state != _WAITING:
-                    continue
-                running.thread_state = _STARTED
-                running.started = time.monotonic()
-            record = running.record
-            args = record.args if running.ctx is None else (running.ctx, *record.args)
-            try:
-                outcome: tuple[_Running, Any, BaseException | None] = (running, running.task.fn(*args, **record.kwargs), None)
-            except BaseException as exc:  # the handler's failure, reported like any other
-                outcome = (running, None, exc)
-            with lock:
-                self.outcomes.append(outcome)
-                first = len(self.outcomes) == 1
-            if first:
-                try:
-                    self.loop.call_soon_threadsafe(self._flush)
-                except RuntimeError:  # the loop is closed: the worker is gone
-                    return
-
-    def _flush(self) -> None:
-        with self.lock:
-            outcomes, self.outcomes = self.outcomes, []
-        self.deliver(outcomes)
 
 
 class Worker:
@@ -250,25 +135,19 @@ class Worker:
 
         self.succeeded = 0
         self.failed = 0
-        self.acked = 0
-        """Acknowledgements the backend applied (stale ones excluded)."""
-        self._ack_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self.stale = 0
 
         self._backend: Backend | None = None
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, Running] = {}
         self._starting: set[asyncio.Task[None]] = set()
         """Chain steps reading their parent's result before they start (kept referenced)."""
         self._pending: list[Claim] = []
         """Claimed (prefetched) but not started yet."""
-        self._acks: list[Ack] = []
-        self._flush_task: asyncio.Task[None] | None = None
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._ackbuf = AckBuffer(ack_batch, ack_interval)
         self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
         self._forced = asyncio.Event()
-        self._threads: _ThreadRunner | None = None
-        self._backoffs: dict[tuple[Any, ...], Backoff] = {}
+        self._threads: ThreadRunner | None = None
+        self._retries = RetryPolicy()
         self._started = False
 
     # -- control ---------------------------------------------------------------
@@ -278,6 +157,24 @@ class Worker:
         if self._stop.is_set() or force:
             self._forced.set()
         self._stop.set()
+
+    @property
+    def acked(self) -> int:
+        """Acknowledgements the backend applied (stale ones excluded)."""
+        return self._ackbuf.acked
+
+    @property
+    def stale(self) -> int:
+        """Outcomes the backend refused because their lease was lost (discarded)."""
+        return self._ackbuf.stale
+
+    async def wait_acked(self, count: int) -> None:
+        """Return once the backend has applied ``count`` acknowledgements from this worker.
+
+        Example:
+            >>> await worker.wait_acked(10_000)  # doctest: +SKIP
+        """
+        await self._ackbuf.wait_acked(count)
 
     @property
     def running_count(self) -> int:
@@ -294,11 +191,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         self._loop = loop
         backend = self._backend = await self.app.backend()
-        self._threads = _ThreadRunner(loop, self.threads, self._sync_done)
+        self._ackbuf.start(backend, loop)
+        self._threads = ThreadRunner(loop, self.threads, self._sync_done)
         signals = self._install_signals(loop)
         heartbeat = loop.create_task(self._heartbeat())
         maintenance = loop.create_task(self._maintenance())
-        scheduler = loop.create_task(self._scheduler()) if self.schedule and self.app.schedules else None
+        scheduler = loop.create_task(run_schedules(self.app, backend)) if self.schedule and self.app.schedules else None
         log.info("worker started: queues=%s concurrency=%d backend=%s", ",".join(self.queues), self.concurrency, redact_url(backend.url))
         try:
             await self._claim_loop(backend)
@@ -335,14 +233,14 @@ class Worker:
                 room = hold - len(self._running) - len(pending)
                 if inflight is None and waiter is None and room > 0:
                     # Sent before running the pending batch, so its round trip overlaps the work.
-                    quiescent = not (pending or self._running or self._acks or self._flush_task)
+                    quiescent = not (pending or self._running) and self._ackbuf.idle
                     inflight = asyncio.ensure_future(backend.claim(queues, min(room, self.batch_size), lease))
                 free = self.concurrency - len(self._running)
                 if pending and free > 0:
                     batch = pending[:free]
                     del pending[:free]
                     self._start_batch(batch)
-                    self._schedule_flush(now=True)
+                    self._ackbuf.schedule(now=True)
                     # Let producers, completions and the flush run between batches.
                     await asyncio.sleep(0)
                     continue
@@ -371,7 +269,7 @@ class Worker:
                     if quiescent and not await self._held_back(backend, queues):
                         break
                     # A retry or release not yet acknowledged may refill the queue.
-                    await self._drain_acks(timeout=30.0)
+                    await self._ackbuf.drain(timeout=30.0)
                     continue
                 waiter = asyncio.ensure_future(backend.wait(queues, self.poll_interval))
         finally:
@@ -449,11 +347,11 @@ class Worker:
         ctx = self._context(claim, record, task) if task.context else None
         try:
             args = record.args if ctx is None else (ctx, *record.args)
-            job_task = _start_task(self._loop, task.fn(*args, **record.kwargs))
+            job_task = start_task(self._loop, task.fn(*args, **record.kwargs))
         except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
             self._fail(claim, record, task, exc)
             return
-        running = _Running(claim, record, task, job_task, lease)
+        running = Running(claim, record, task, job_task, lease)
         running.ctx = ctx
         if job_task.done():  # finished in its eager first step
             self._settle(running, job_task)
@@ -467,7 +365,7 @@ class Worker:
         future), so its lease is renewed, its slot counted and shutdown waits for it.
         """
         lease = task.default_options.lease or self.app.lease
-        fetching = _Running(claim, record, task, None, lease)
+        fetching = Running(claim, record, task, None, lease)
         fetching.started = time.monotonic()  # the step's timeout bounds the fetch too
         self._track(fetching)
 
@@ -478,12 +376,12 @@ class Worker:
             except Exception as exc:  # the backend failed: this attempt fails, and is retried
                 if self._forget(fetching) and not fetching.lost:
                     self._fail(claim, record, task, exc)
-                    self._schedule_flush()
+                    self._ackbuf.schedule()
                 return
             if not self._forget(fetching) or fetching.lost:
                 return  # timed out, or its lease was lost meanwhile
             if self._stop.is_set():  # shutting down: give it back unstarted
-                self._acks.append(Ack(claim.id, claim.token, RELEASE))
+                self._ackbuf.pending.append(Ack(claim.id, claim.token, RELEASE))
             elif stored is None or stored.state != SUCCEEDED:
                 self._dead_letter(
                     claim, DependencyError.__name__,
@@ -498,7 +396,7 @@ class Worker:
                 else:
                     record.args = (value, *record.args)
                     self._start_one(claim, record, task)
-            self._schedule_flush()
+            self._ackbuf.schedule()
 
         starting = self._loop.create_task(start())
         self._starting.add(starting)
@@ -515,13 +413,13 @@ class Worker:
     def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         assert self._threads is not None
         lease = task.default_options.lease or self.app.lease
-        running = _Running(claim, record, task, None, lease)
+        running = Running(claim, record, task, None, lease)
         if task.context:
             running.ctx = self._context(claim, record, task)
         self._track(running)
         self._threads.submit(running)
 
-    def _track(self, running: _Running) -> None:
+    def _track(self, running: Running) -> None:
         job_id = running.claim.id
         self._running[job_id] = running
         timeout = running.record.timeout
@@ -530,7 +428,7 @@ class Worker:
         if running.future is not None:
             running.future.add_done_callback(functools.partial(self._done, running))
 
-    def _time_out(self, running: _Running) -> None:
+    def _time_out(self, running: Running) -> None:
         if running.future is not None:
             running.timed_out = True
             running.future.cancel()
@@ -551,12 +449,12 @@ class Worker:
         # thread runs on and its late outcome is discarded.
         self._forget(running)
         self._fail(running.claim, running.record, running.task, self._timeout_error(running))
-        self._schedule_flush()
+        self._ackbuf.schedule()
 
-    def _timeout_error(self, running: _Running) -> JobTimeoutError:
+    def _timeout_error(self, running: Running) -> JobTimeoutError:
         return JobTimeoutError(f"job {running.claim.id} ran longer than its timeout of {running.record.timeout} s")
 
-    def _forget(self, running: _Running) -> bool:
+    def _forget(self, running: Running) -> bool:
         if self._running.get(running.claim.id) is not running:
             return False
         del self._running[running.claim.id]
@@ -565,20 +463,20 @@ class Worker:
         self._slot_free.set()
         return True
 
-    def _done(self, running: _Running, fut: asyncio.Future[Any]) -> None:
+    def _done(self, running: Running, fut: asyncio.Future[Any]) -> None:
         if not self._forget(running) or running.lost:
             return  # given back at shutdown, or its lease was lost: the outcome is discarded
         self._settle(running, fut)
-        self._schedule_flush()
+        self._ackbuf.schedule()
 
-    def _settle(self, running: _Running, fut: asyncio.Future[Any]) -> None:
+    def _settle(self, running: Running, fut: asyncio.Future[Any]) -> None:
         """Turn a finished handler Task into its ack."""
         claim, record, task = running.claim, running.record, running.task
         if fut.cancelled():
             if running.timed_out:
                 self._fail(claim, record, task, self._timeout_error(running))
             else:  # interrupted by shutdown: give it back without using the attempt
-                self._acks.append(Ack(claim.id, claim.token, RELEASE))
+                self._ackbuf.pending.append(Ack(claim.id, claim.token, RELEASE))
             return
         exc = fut.exception()
         if exc is None:
@@ -586,7 +484,7 @@ class Worker:
         else:
             self._fail(claim, record, task, exc)
 
-    def _sync_done(self, outcomes: list[tuple[_Running, Any, BaseException | None]]) -> None:
+    def _sync_done(self, outcomes: list[tuple[Running, Any, BaseException | None]]) -> None:
         for running, value, exc in outcomes:
             if not self._forget(running) or running.lost:
                 continue  # timed out, or its lease was lost: the outcome is discarded
@@ -594,7 +492,7 @@ class Worker:
                 self._succeed(running.claim, running.record, value)
             else:
                 self._fail(running.claim, running.record, running.task, exc)
-        self._schedule_flush()
+        self._ackbuf.schedule()
 
     def _succeed(self, claim: Claim, record: JobRecord, value: Any) -> None:
         try:
@@ -603,132 +501,31 @@ class Worker:
             # Running it again would return the same value: dead-letter it.
             self._dead_letter(claim, type(exc).__name__, f"the result cannot be stored: {exc}")
             return
-        self._acks.append(Ack(claim.id, claim.token, SUCCEED, payload))
+        self._ackbuf.pending.append(Ack(claim.id, claim.token, SUCCEED, payload))
         self.succeeded += 1
 
     def _fail(self, claim: Claim, record: JobRecord, task: Task[..., Any], exc: BaseException) -> None:
         self.failed += 1
         attempt = claim.attempt
         payload = exception_record(attempt, exc)
-        if isinstance(exc, Fail):
-            retry, delay = False, 0.0
-        elif isinstance(exc, Retry):
-            retry = attempt < record.max_attempts
-            delay = exc.delay if exc.delay is not None else self._backoff_delay(record, attempt)
-        else:
-            state, delay = decide_retry(attempt, record.max_attempts, 0.0, self._backoff(record), _seed(claim.id))
-            retry = state == RETRY_PENDING
+        retry, delay = self._retries.decide(claim.id, record, attempt, exc)
         if retry:
-            self._acks.append(Ack(claim.id, claim.token, RETRY, payload, delay))
+            self._ackbuf.pending.append(Ack(claim.id, claim.token, RETRY, payload, delay))
             log.warning(
                 "job %s (%s) attempt %d/%d failed: %s: %s; retrying in %.3g s",
                 claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc, delay,
             )
         else:
-            self._acks.append(Ack(claim.id, claim.token, DEAD, payload))
+            self._ackbuf.pending.append(Ack(claim.id, claim.token, DEAD, payload))
             log.error(
                 "job %s (%s) attempt %d/%d failed: %s: %s; dead-lettered",
                 claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc,
             )
 
-    def _backoff(self, record: JobRecord) -> Backoff | None:
-        spec = record.backoff
-        if spec is None:
-            return None
-        backoff = self._backoffs.get(spec)
-        if backoff is None:
-            try:
-                backoff = self._backoffs[spec] = Backoff.from_spec(spec)
-            except InvalidOptionError:
-                return None
-        return backoff
-
-    def _backoff_delay(self, record: JobRecord, attempt: int) -> float:
-        backoff = self._backoff(record)
-        return 0.0 if backoff is None else backoff.delay(attempt, _seed(record.id))
-
     def _dead_letter(self, claim: Claim, kind: str, message: str) -> None:
         self.failed += 1
         log.error("job %s dead-lettered: %s: %s", claim.id, kind, message)
-        self._acks.append(Ack(claim.id, claim.token, DEAD, error_record(claim.attempt, kind, message)))
-
-    # -- acknowledgements --------------------------------------------------------
-
-    def _schedule_flush(self, now: bool = False) -> None:
-        if not self._acks or self._flush_task is not None:
-            return
-        if now or len(self._acks) >= self.ack_batch:
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-                self._flush_timer = None
-            self._flush_task = self._loop.create_task(self._flush())
-        elif self._flush_timer is None:
-            self._flush_timer = self._loop.call_later(self.ack_interval, self._schedule_flush, True)
-
-    async def _flush(self) -> None:
-        """Send pending acks in batches until none are left; retry while the backend is down."""
-        backend = self._backend
-        assert backend is not None
-        failures = 0
-        try:
-            while self._acks:
-                batch, self._acks = self._acks, []
-                try:
-                    applied = await backend.ack_many(batch)
-                except Exception as exc:
-                    self._acks[:0] = batch  # keep them, in order, for the next try
-                    failures += 1
-                    delay = min(5.0, 0.05 * 2**failures)
-                    log.warning("ack of %d jobs failed (%s: %s); retrying in %.2f s", len(batch), type(exc).__name__, exc, delay)
-                    await asyncio.sleep(delay)
-                    continue
-                failures = 0
-                stale = applied.count(False)
-                self.acked += len(applied) - stale
-                if self._ack_waiters:
-                    self._wake_ack_waiters()
-                if stale:
-                    self.stale += stale
-                    for ack, ok in zip(batch, applied):
-                        if not ok:
-                            log.warning("job %s: outcome discarded, its lease was lost (token %d)", ack.id, ack.token)
-        finally:
-            self._flush_task = None
-            if self._acks:
-                self._schedule_flush()
-
-    async def wait_acked(self, count: int) -> None:
-        """Return once the backend has applied ``count`` acknowledgements from this worker.
-
-        Example:
-            >>> await worker.wait_acked(10_000)  # doctest: +SKIP
-        """
-        if self.acked >= count:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ack_waiters.append((count, waiter))
-        await waiter
-
-    def _wake_ack_waiters(self) -> None:
-        still = []
-        for count, waiter in self._ack_waiters:
-            if self.acked >= count:
-                if not waiter.done():
-                    waiter.set_result(None)
-            elif not waiter.done():
-                still.append((count, waiter))
-        self._ack_waiters = still
-
-    async def _drain_acks(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while (self._acks or self._flush_task is not None) and time.monotonic() < deadline:
-            if self._flush_task is None:
-                self._schedule_flush(now=True)
-            task = self._flush_task
-            if task is not None:
-                await asyncio.wait((task,), timeout=max(0.0, deadline - time.monotonic()))
-        if self._acks:
-            log.error("%d acknowledgements could not be sent; those jobs will run again after their lease", len(self._acks))
+        self._ackbuf.pending.append(Ack(claim.id, claim.token, DEAD, error_record(claim.attempt, kind, message)))
 
     # -- leases and maintenance -------------------------------------------------
 
@@ -780,43 +577,6 @@ class Worker:
             except Exception as exc:
                 log.warning("cleanup failed (%s: %s)", type(exc).__name__, exc)
 
-    async def _scheduler(self) -> None:
-        """Enqueue each periodic task's due tick; sleep until the next one falls."""
-        backend = self._backend
-        assert backend is not None
-        done: dict[str, float] = {}  # the last tick each schedule enqueued (or found taken, or skipped)
-        while True:
-            try:
-                now = await backend.now()  # the backend's clock, as for delays and leases
-            except Exception as exc:
-                log.warning("periodic scheduling: the backend's clock failed (%s: %s); retrying in 1 s", type(exc).__name__, exc)
-                await asyncio.sleep(1.0)
-                continue
-            wake = now + 60.0
-            for name, plan in self.app.schedules.items():
-                # Each schedule on its own: one that fails must not starve the others.
-                try:
-                    tick = plan.latest(now)
-                    if done.get(name) != tick:
-                        if now - tick <= plan.misfire_grace:
-                            await self._enqueue_tick(name, tick)
-                        else:
-                            log.debug("periodic %s: tick %s is %.0f s old; skipped", name, tick, now - tick)
-                        done[name] = tick
-                    wake = min(wake, plan.next_after(now))
-                except Exception as exc:
-                    log.warning("periodic %s failed (%s: %s); retrying in 1 s", name, type(exc).__name__, exc)
-                    wake = min(wake, now + 1.0)
-            await asyncio.sleep(max(0.0, wake - now))
-
-    async def _enqueue_tick(self, name: str, tick: float) -> None:
-        task = self.app.tasks[name]
-        try:
-            await self.app.enqueue_many([task.options(job_id=tick_job_id(name, tick)).call()])
-        except DuplicateJobError:
-            return  # another worker enqueued this tick first
-        log.info("periodic %s: enqueued the tick of %s", name, _dt.datetime.fromtimestamp(tick, _dt.timezone.utc).isoformat())
-
     # -- shutdown -----------------------------------------------------------------
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
@@ -844,13 +604,13 @@ class Worker:
 
     async def _shutdown(self) -> None:
         # Prefetched jobs and sync jobs still waiting for a thread never started: give them back now.
-        self._acks += [Ack(c.id, c.token, RELEASE) for c in self._pending]
+        self._ackbuf.pending += [Ack(c.id, c.token, RELEASE) for c in self._pending]
         self._pending.clear()
         for running in list(self._running.values()):
             if running.future is None and self._threads is not None and self._threads.withdraw(running):
                 self._forget(running)
-                self._acks.append(Ack(running.claim.id, running.claim.token, RELEASE))
-        self._schedule_flush(now=True)
+                self._ackbuf.pending.append(Ack(running.claim.id, running.claim.token, RELEASE))
+        self._ackbuf.schedule(now=True)
         deadline = time.monotonic() + self.shutdown_grace
         while self._running and not self._forced.is_set() and time.monotonic() < deadline:
             self._slot_free.clear()
@@ -866,13 +626,8 @@ class Worker:
             await asyncio.wait(tasks, timeout=1.0)  # their done callbacks release them
         if abandoned:
             log.warning("%d sync jobs are still running in threads; they will run again after their lease expires", abandoned)
-        await self._drain_acks(timeout=5.0 if not self._forced.is_set() else 1.0)
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
+        await self._ackbuf.drain(timeout=5.0 if not self._forced.is_set() else 1.0)
+        self._ackbuf.close()
         if self._threads is not None:
             self._threads.stop()
 
-
-def _seed(job_id: str) -> int:
-    """A per-job jitter seed that every worker derives alike (``hash()`` is salted per process)."""
-    return int.from_bytes(hashlib.blake2b(job_id.encode(), digest_size=8).digest(), "big")

@@ -1,0 +1,138 @@
+"""The worker's outgoing acknowledgements: buffered, flushed in batches, retried.
+
+Outcomes are appended to :attr:`AckBuffer.pending` as jobs finish; a flush sends
+them with one ``ack_many`` round trip, at once when ``ack_batch`` are pending or
+when asked, else after ``ack_interval`` seconds, so the ack of one batch
+overlaps the claim of the next. A flush that fails keeps its acks, in order,
+and retries with a backoff while the backend is down.
+
+Example:
+    >>> from fastjobs.acks import AckBuffer
+    >>> buffer = AckBuffer(ack_batch=1000, ack_interval=0.002)
+    >>> buffer.acked, len(buffer.pending)
+    (0, 0)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from .backends.base import Ack, Backend
+
+log = logging.getLogger("fastjobs.worker")
+
+
+class AckBuffer:
+    """Acknowledgements waiting to be sent, and what the backend made of those sent.
+
+    Args:
+        ack_batch: flush at once when this many are pending.
+        ack_interval: otherwise flush this many seconds after the first one.
+    """
+
+    def __init__(self, ack_batch: int, ack_interval: float) -> None:
+        self.ack_batch = ack_batch
+        self.ack_interval = ack_interval
+        self.pending: list[Ack] = []
+        """Not sent yet, in outcome order. Replaced (not cleared) by each flush: hold no reference."""
+        self.acked = 0
+        """Acknowledgements the backend applied (stale ones excluded)."""
+        self.stale = 0
+        """Acknowledgements the backend refused: their lease was lost, their outcome discarded."""
+        self.flushing: asyncio.Task[None] | None = None
+        self._backend: Backend | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def start(self, backend: Backend, loop: asyncio.AbstractEventLoop) -> None:
+        self._backend = backend
+        self._loop = loop
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending and no flush under way."""
+        return not self.pending and self.flushing is None
+
+    def schedule(self, now: bool = False) -> None:
+        """Flush soon: at once if ``now`` or ``ack_batch`` are pending, else after ``ack_interval``."""
+        if not self.pending or self.flushing is not None:
+            return
+        loop = self._loop
+        assert loop is not None
+        if now or len(self.pending) >= self.ack_batch:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.flushing = loop.create_task(self._flush())
+        elif self._timer is None:
+            self._timer = loop.call_later(self.ack_interval, self.schedule, True)
+
+    async def _flush(self) -> None:
+        """Send pending acks in batches until none are left; retry while the backend is down."""
+        backend = self._backend
+        assert backend is not None
+        failures = 0
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    applied = await backend.ack_many(batch)
+                except Exception as exc:
+                    self.pending[:0] = batch  # keep them, in order, for the next try
+                    failures += 1
+                    delay = min(5.0, 0.05 * 2**failures)
+                    log.warning("ack of %d jobs failed (%s: %s); retrying in %.2f s", len(batch), type(exc).__name__, exc, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                failures = 0
+                stale = applied.count(False)
+                self.acked += len(applied) - stale
+                if self._waiters:
+                    self._wake_waiters()
+                if stale:
+                    self.stale += stale
+                    for ack, ok in zip(batch, applied):
+                        if not ok:
+                            log.warning("job %s: outcome discarded, its lease was lost (token %d)", ack.id, ack.token)
+        finally:
+            self.flushing = None
+            if self.pending:
+                self.schedule()
+
+    async def wait_acked(self, count: int) -> None:
+        """Return once the backend has applied ``count`` acknowledgements from this buffer."""
+        if self.acked >= count:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((count, waiter))
+        await waiter
+
+    def _wake_waiters(self) -> None:
+        still = []
+        for count, waiter in self._waiters:
+            if self.acked >= count:
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif not waiter.done():
+                still.append((count, waiter))
+        self._waiters = still
+
+    async def drain(self, timeout: float) -> None:
+        """Flush until nothing is pending or ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while not self.idle and time.monotonic() < deadline:
+            if self.flushing is None:
+                self.schedule(now=True)
+            task = self.flushing
+            if task is not None:
+                await asyncio.wait((task,), timeout=max(0.0, deadline - time.monotonic()))
+        if self.pending:
+            log.error("%d acknowledgements could not be sent; those jobs will run again after their lease", len(self.pending))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

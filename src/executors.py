@@ -1,0 +1,143 @@
+"""Where handlers run: ``async def`` handlers as eagerly started Tasks on the
+worker's loop, plain ``def`` handlers on a pool of daemon threads.
+
+:class:`Running` is the worker's record of one job in progress, whichever way it runs.
+
+Example:
+    >>> import asyncio
+    >>> from fastjobs.executors import start_task
+    >>> async def main() -> int:
+    ...     async def handler() -> int:
+    ...         return 42
+    ...     task = start_task(asyncio.get_running_loop(), handler())
+    ...     return await task
+    >>> asyncio.run(main())
+    42
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._core import JobRecord
+    from .backends.base import Claim
+    from .context import Context
+    from .task import Task
+
+
+def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Wrap a handler's coroutine in its own Task, started eagerly where Python can.
+
+    Every handler gets a real Task, so ``asyncio.current_task()``, ``asyncio.timeout``,
+    ``wait_for`` and context variables see the job, never the worker. On Python 3.12+
+    the Task runs its first step at once (``eager_start``): a handler that finishes
+    without suspending is done before this returns and never touches the scheduler.
+    On 3.10 and 3.11 the first step waits one loop iteration.
+    """
+    return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+
+
+if sys.version_info < (3, 12):
+
+    def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:  # noqa: F811
+        return loop.create_task(coro)
+
+
+_WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
+
+
+class Running:
+    """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
+
+    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx")
+
+    def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
+        self.claim = claim
+        self.record = record
+        self.task = task
+        self.future = future
+        self.timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
+        self.lease = lease
+        self.lost = False
+        self.thread_state = _WAITING
+        self.started: float | None = None
+        self.ctx: Context | None = None
+        """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
+
+
+class ThreadRunner:
+    """Runs plain ``def`` handlers on daemon threads and reports outcomes in batches.
+
+    A ThreadPoolExecutor costs a future, a wrapped asyncio future and one
+    cross-thread wake-up per job; here a thread takes jobs from one queue and
+    hands outcomes back through a shared list, waking the event loop once per
+    burst. Threads are daemons so a handler stuck past the grace period cannot
+    hold the process open: its job comes back when its lease expires.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, deliver: Callable[[list[tuple[Running, Any, BaseException | None]]], None]) -> None:
+        self.loop = loop
+        self.size = size
+        self.deliver = deliver
+        self.todo: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.outcomes: list[tuple[Running, Any, BaseException | None]] = []
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, running: Running) -> None:
+        if len(self.threads) < self.size:
+            thread = threading.Thread(target=self._work, name=f"fastjobs-job-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
+        self.todo.put(running)
+
+    def withdraw(self, running: Running) -> bool:
+        """Take back a job no thread has started; False if one already has."""
+        with self.lock:
+            if running.thread_state != _WAITING:
+                return False
+            running.thread_state = _WITHDRAWN
+            return True
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.todo.put(None)
+
+    def _work(self) -> None:
+        lock = self.lock
+        while True:
+            running = self.todo.get()
+            if running is None:
+                return
+            with lock:
+                if running.thread_state != _WAITING:
+                    continue
+                running.thread_state = _STARTED
+                running.started = time.monotonic()
+            record = running.record
+            args = record.args if running.ctx is None else (running.ctx, *record.args)
+            try:
+                outcome: tuple[Running, Any, BaseException | None] = (running, running.task.fn(*args, **record.kwargs), None)
+            except BaseException as exc:  # the handler's failure, reported like any other
+                outcome = (running, None, exc)
+            with lock:
+                self.outcomes.append(outcome)
+                first = len(self.outcomes) == 1
+            if first:
+                try:
+                    self.loop.call_soon_threadsafe(self._flush)
+                except RuntimeError:  # the loop is closed: the worker is gone
+                    return
+
+    def _flush(self) -> None:
+        with self.lock:
+            outcomes, self.outcomes = self.outcomes, []
+        self.deliver(outcomes)
