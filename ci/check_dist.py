@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-PACKAGES = {"fastjobs": "", "fastjobs._core": "_core", "fastjobs.backends": "backends"}
+PACKAGES = {"fastjobs": "", "fastjobs._core": "_core", "fastjobs.backends": "backends", "fastjobs.backends.redis": "backends/redis"}
 """Import name -> folder under src/ (pyproject's package-dir maps fastjobs to src)."""
 DATA = ("py.typed", "_core/*.pyi", "lua/*.lua", "sql/*.sql", "sql/migrations/*.sql")
 """pyproject's package-data, as paths under src/."""

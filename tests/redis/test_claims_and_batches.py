@@ -13,7 +13,8 @@ from redis.exceptions import ResponseError
 import fastjobs
 from fastjobs._core import DEAD
 from fastjobs.backends import Ack, AckKind, Backend, NewJob
-from fastjobs.backends.redis import SCRIPTS, RedisBackend, _pack
+from fastjobs.backends.redis import SCRIPTS, RedisBackend
+from fastjobs.backends.redis.scripts import pack as _pack
 from fastjobs.job import new_job_id
 from tests.backends import unique_prefix
 from tests.redis.conftest import counts

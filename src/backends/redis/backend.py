@@ -1,0 +1,481 @@
+"""RedisBackend: the Backend contract's operations on the Redis data layout.
+
+Each operation is one script call per batch (see :mod:`.connection` for how
+calls reach the queues, standalone or Cluster); the design notes are in the
+package docstring, the key and record layout in ``lua/_common.lua``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import itertools
+import operator
+import os
+import time
+from typing import Any, Sequence
+
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
+
+from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, STATE_NAMES, SUCCEEDED, WAITING
+from ...errors import ConfigurationError, DependencyError, DuplicateJobError
+from ...job import LEASE_EXPIRED_MESSAGE
+from ..base import Ack, Claim, NewJob, StoredJob
+from .connection import RedisConnection
+from .keys import (
+    QueueKeys,
+    ack_keys,
+    cancel_keys,
+    cleanup_keys,
+    promote_keys,
+    recover_keys,
+    renew_keys,
+    retry_dead_keys,
+    stats_keys,
+)
+from .records import stored_job
+from .scripts import SCRIPTS, Script, pack
+
+_FINISHED = (SUCCEEDED, DEAD, CANCELLED)
+_CHUNK = 1000
+"""Entries a cleanup or purge call handles per set, so one call never blocks Redis long."""
+_new_claim = functools.partial(tuple.__new__, Claim)
+"""Claim((id, token, attempt, body)) without NamedTuple's Python-level __new__ (a hot path)."""
+# Fields of the NewJob and Ack tuples, read in bulk by position (C-level itemgetters).
+_job_id = operator.itemgetter(NewJob._fields.index("id"))
+_job_queue = operator.itemgetter(NewJob._fields.index("queue"))
+_job_parents = operator.itemgetter(NewJob._fields.index("depends_on"))
+_job_limit = operator.itemgetter(NewJob._fields.index("limit"))
+_ack_id = operator.itemgetter(Ack._fields.index("id"))
+_lease_job_id = operator.itemgetter(0)
+"""Of renew's (job id, token, seconds) tuples."""
+
+
+class RedisBackend(RedisConnection):
+    """Jobs in Redis or Redis Cluster (see the module docstring).
+
+    Args:
+        url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` for
+            TLS (``?ssl_cert_reqs=none`` and friends as redis-py reads them), or
+            ``unix://[[user]:password@]/path/to/socket[?db=N]``.
+        options: retention and the key prefix (``BackendOptions.prefix``).
+        cluster: True for Redis Cluster, False for a single server, None
+            (default) to ask the server at connect.
+        max_connections: size of the connection pool (per cluster node).
+        socket_timeout: seconds before a command without reply fails (and is retried).
+        retries: how many times redis-py retries a command on a connection
+            error, with jittered exponential backoff, before the error reaches
+            the worker (which logs it and retries with its own backoff).
+        **redis_options: passed on to ``redis.asyncio.Redis.from_url``.
+
+    Example:
+        >>> from fastjobs.backends import BackendOptions, create_backend
+        >>> backend = create_backend("redis://localhost/0", BackendOptions(prefix="myapp"))
+        >>> type(backend).__name__
+        'RedisBackend'
+    """
+
+    loop_bound = True
+
+    # -- time -----------------------------------------------------------------------
+
+    async def now(self) -> float:
+        client = await self._redis()
+        if self.cluster:
+            seconds, micros = await client.execute_command("TIME", target_nodes=RedisCluster.RANDOM)
+        else:
+            seconds, micros = await client.execute_command("TIME")
+        return int(seconds) + int(micros) / 1_000_000
+
+
+    # -- enqueue, claim, ack, renew ------------------------------------------------
+
+    async def enqueue_many(self, jobs: Sequence[NewJob], *, connection: Any = None) -> list[str]:
+        if self._client is None:
+            await self._redis()  # connect first: the branches below depend on self.cluster
+        if connection is not None:
+            raise ConfigurationError("transactional enqueue (connection=) needs the postgresql:// backend")
+        if not jobs:
+            return []
+        if type(jobs) is not list and type(jobs) is not tuple:
+            jobs = list(jobs)  # msgpack packs lists and tuples only
+        nonce = os.urandom(8).hex()
+        # Per-job work here is kept to C-level bulk operations (map, set, list):
+        # in the benchmark one process also encodes, runs and acks every job.
+        queues = list(map(_job_queue, jobs))
+        if queues.count(queues[0]) == len(queues):
+            groups: dict[str, list[int]] = {queues[0]: list(range(len(jobs)))}
+        else:
+            groups = {}
+            for i, queue in enumerate(queues):
+                groups.setdefault(queue, []).append(i)
+        ids = list(map(_job_id, jobs))
+        script = SCRIPTS["enqueue"]
+        whole = len(groups) == 1
+        features = self._features(jobs, queues)
+        # The features travel as one trailing argument, only when some job has
+        # them: a plain batch's script call is what it was.
+        tail = (features,) if features else ()
+        try:
+            if not self.cluster:
+                keys: list[bytes] = []
+                args: list[Any] = [nonce]
+                for queue, indexes in groups.items():
+                    keys.extend(self._queue(queue).enqueue)
+                    args.append(pack(jobs if whole else [jobs[i] for i in indexes]))
+                keys.append(self._registry)
+                args.extend(tail)
+                reply = await self._eval(script, keys, args)
+                order = list(groups.values())
+                for k in range(0, len(reply), 3):
+                    ids[order[reply[k] - 1][reply[k + 1] - 1]] = reply[k + 2].decode()
+            else:
+                client = await self._redis()
+
+                async def one(queue: str, indexes: list[int]) -> None:
+                    packed = pack(jobs if whole else [jobs[i] for i in indexes])
+                    reply = await self._eval(script, self._queue(queue).enqueue, (nonce, packed, *tail))
+                    for k in range(0, len(reply), 3):
+                        ids[indexes[reply[k + 1] - 1]] = reply[k + 2].decode()
+
+                await asyncio.gather(self._register(client, groups), *(one(q, ix) for q, ix in groups.items()))
+        except ResponseError as exc:
+            message = str(exc)
+            if message.startswith("FJDUPLICATE"):
+                raise DuplicateJobError(message.split(' ', 2)[1]) from None
+            if message.startswith("FJDEPENDENCY"):
+                # "FJDEPENDENCY <group> <job> <parent> <queue>", 1-based positions.
+                _, _, job_pos, parent_pos, queue = message.split(" ", 4)
+                job = jobs[groups[queue][int(job_pos) - 1]]
+                raise await self._dependency_error(_job_id(job), _job_parents(job)[int(parent_pos) - 1]) from None
+            raise
+        return ids
+
+    @staticmethod
+    def _features(jobs: Sequence[NewJob], queues: list[str]) -> str:
+        """'d' and/or 'l' when some job has parents / a limit ('' for a plain batch).
+
+        Also refuses, before anything is sent, a parent enqueued in the same
+        batch into another queue (the scripts see one queue each)."""
+        deps = any(map(_job_parents, jobs))
+        limits = any(map(_job_limit, jobs))
+        if deps:
+            queue_of = dict(zip(map(_job_id, jobs), queues))
+            for job, queue in zip(jobs, queues):
+                for parent in _job_parents(job):
+                    other = queue_of.get(parent)
+                    if other is not None and other != queue:
+                        raise DependencyError(_job_id(job), parent, "queue")
+        return ("d" if deps else "") + ("l" if limits else "")
+
+    async def _dependency_error(self, job_id: str, parent: str) -> DependencyError:
+        """The error for a parent not in its dependant's queue: "queue" if it is in another one."""
+        found = await self._find(parent)
+        return DependencyError(job_id, parent, "queue" if found is not None else "unknown")
+
+    def _claim_group(self, queues: Sequence[str]) -> tuple[tuple[bytes, ...], list[str]]:
+        key = tuple(queues)
+        found = self._claim_keys.get(key)
+        if found is None:
+            keys: list[bytes] = []
+            for q in queues:
+                keys.extend(self._queue(q).claim)
+            found = self._claim_keys[key] = (tuple(keys), list(queues))
+            if len(self._claim_keys) > 1000:  # callers passing ever new lists of queues
+                self._claim_keys.clear()
+        return found
+
+    async def claim(self, queues: Sequence[str], n: int, lease: float) -> list[Claim]:
+        if self._client is None:
+            await self._redis()  # connect first: the branches below depend on self.cluster
+        if n <= 0 or not queues:
+            return []
+        script = SCRIPTS["claim"]
+        claims: list[Claim] = []
+        if not self.cluster or len(queues) == 1:
+            keys, names = self._claim_group(queues)
+            # Again only when the script stopped at its budget of skipped
+            # leftovers (see claim-12.lua): each call gets through that many.
+            while await self._claim_once(script, keys, names, n - len(claims), lease, claims) and len(claims) < n:
+                pass
+            return claims
+        # Cluster, several queues: one call per queue (one slot each), in order.
+        for queue in queues:
+            keys = self._queue(queue).claim
+            while await self._claim_once(script, keys, [queue], n - len(claims), lease, claims) and len(claims) < n:
+                pass
+            if len(claims) >= n:
+                break
+        return claims
+
+    async def _claim_once(
+        self, script: Script, keys: Sequence[bytes], names: list[str], n: int, lease: float, claims: list[Claim]
+    ) -> bool:
+        """One claim call: its jobs appended to ``claims``; True if it stopped early (call again)."""
+        reply = await self._eval(script, keys, (n, lease, self._dead_ttl, LEASE_EXPIRED_MESSAGE))
+        claimed = self._claimed
+        groups = len(names)
+        start = 1 + groups
+        if groups == 1:
+            if len(reply) > start:
+                ids = list(map(bytes.decode, reply[start::4]))
+                claims += map(_new_claim, zip(ids, reply[start + 1 :: 4], reply[start + 2 :: 4], reply[start + 3 :: 4]))
+                claimed.update(dict.fromkeys(ids, names[0]))
+        else:
+            i = start
+            for queue, count in zip(names, reply[1:start]):
+                end = i + 4 * count
+                ids = list(map(bytes.decode, reply[i:end:4]))
+                claims += map(_new_claim, zip(ids, reply[i + 1 : end : 4], reply[i + 2 : end : 4], reply[i + 3 : end : 4]))
+                claimed.update(dict.fromkeys(ids, queue))
+                i = end
+        return bool(reply[0] == 1)
+
+    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
+        if not acks:
+            return []
+        ids = list(map(_ack_id, acks))
+        groups, _ = await self._by_queue(ids)
+        head = (os.urandom(8).hex(), self._result_ttl, self._dead_ttl)
+        applied = await self._batched(SCRIPTS["ack"], ack_keys, head, groups, acks)
+        # Applied or stale, this instance is done with these claims.
+        collections.deque(map(self._claimed.pop, ids, itertools.repeat(None)), maxlen=0)
+        return applied
+
+    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
+        if not leases:
+            return []
+        groups, _ = await self._by_queue(list(map(_lease_job_id, leases)))
+        applied = await self._batched(SCRIPTS["renew"], renew_keys, (), groups, leases)
+        claimed = self._claimed
+        for (job_id, _, _), ok in zip(leases, applied):
+            if not ok:
+                claimed.pop(job_id, None)  # lost: no ack will come for it
+        return applied
+
+    # -- pausing ----------------------------------------------------------------------
+
+    async def pause(self, queue: str) -> None:
+        client = await self._redis()
+        k = self._queue(queue)
+        if self.cluster:
+            # Registered first (the registry lives in another slot): a paused
+            # queue must always be one that paused() looks at.
+            await client.sadd(self._registry, queue)
+            self._registered[queue] = time.monotonic()
+            await client.set(k.paused, b"1")
+        else:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._registry, queue)
+                pipe.set(k.paused, b"1")
+                await pipe.execute()
+
+    async def resume(self, queue: str) -> None:
+        await self._eval(SCRIPTS["resume"], self._queue(queue).resume, ())
+
+    async def paused(self) -> list[str]:
+        # The flag lives in each queue's own slot (claim checks it atomically);
+        # the registry says which queues to look at.
+        queues = await self._queues()
+        if not queues:
+            return []
+        client = await self._redis()
+        pipe = client.pipeline(transaction=False)
+        for q in queues:
+            pipe.exists(self._queue(q).paused)
+        flags = await pipe.execute()
+        return [q for q, flag in zip(queues, flags) if int(flag)]
+
+    # -- maintenance ------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        args = (self._dead_ttl, LEASE_EXPIRED_MESSAGE)
+        replies = await self._each_queue(SCRIPTS["recover"], await self._queues(), recover_keys, args)
+        return sum(int(r) for r in replies)
+
+    async def promote_due(self) -> int:
+        replies = await self._each_queue(SCRIPTS["promote"], await self._queues(), promote_keys, ())
+        return sum(int(r) for r in replies)
+
+    async def cleanup(self) -> int:
+        queues = await self._queues()
+        removed = 0
+        script = SCRIPTS["cleanup"]
+        args = (self._result_ttl, self._dead_ttl, _CHUNK)
+        while queues:
+            replies = await self._each_queue(script, queues, cleanup_keys, args)
+            removed += sum(int(r[0]) for r in replies)
+            if not any(int(r[1]) for r in replies):
+                break
+        return removed
+
+    # -- inspection and control ------------------------------------------------------
+
+    async def get(self, job_id: str) -> StoredJob | None:
+        found = await self._find(job_id)
+        if found is None:
+            return None
+        queue, reply = found
+        _, now, record, body, result, errors = reply[:6]
+        progress, deps, parent_ids, limit_key = (list(reply[6:10]) + [None] * 4)[:4]
+        return stored_job(job_id, queue, record, body, result, errors, float(now), progress, deps, limit_key, parent_ids)
+
+    async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
+        script = SCRIPTS["set_progress"]
+        args = (token, progress)
+        queue = self._claimed.get(job_id)
+        if queue is not None:
+            # The usual caller is the worker that claimed the job through this
+            # backend: its queue is known, one call.
+            return int(await self._eval(script, self._queue(queue).progress(job_id), args)) == 1
+        replies = await self._each_queue(script, await self._queues(), lambda k: k.progress(job_id), args)
+        return any(int(r) == 1 for r in replies)
+
+    async def cancel(self, job_id: str) -> bool:
+        return await self._first_applied(SCRIPTS["cancel"], job_id, cancel_keys, (job_id, self._result_ttl))
+
+    async def retry_dead(self, job_id: str) -> bool:
+        return await self._first_applied(SCRIPTS["retry_dead"], job_id, retry_dead_keys, (job_id,))
+
+    async def purge(self, state: int, queue: str | None = None) -> int:
+        if state not in _FINISHED:
+            raise ValueError(f"only finished jobs can be purged, not {STATE_NAMES[state]!r} ones")
+        queues = [queue] if queue is not None else await self._queues()
+        deleted = 0
+        script = SCRIPTS["purge"]
+
+        def keys_of(k: QueueKeys) -> tuple[bytes]:
+            return (k.finished[state],)
+
+        while queues:
+            replies = await self._each_queue(script, queues, keys_of, (state, _CHUNK))
+            deleted += sum(int(r[0]) for r in replies)
+            if not any(int(r[1]) for r in replies):
+                break
+        return deleted
+
+    async def stats(self) -> dict[str, dict[str, int]]:
+        queues = await self._queues()
+        replies = await self._each_queue(SCRIPTS["stats"], queues, stats_keys, ())
+        counts = [int(c) for reply in replies for c in reply]
+        out: dict[str, dict[str, int]] = {}
+        width = len(STATE_NAMES)
+        for i, queue in enumerate(queues):
+            row = counts[i * width : (i + 1) * width]
+            if any(row):
+                out[queue] = dict(zip(STATE_NAMES, row))
+        return out
+
+    async def list_jobs(
+        self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[StoredJob]:
+        client = await self._redis()
+        queues = [queue] if queue is not None else await self._queues()
+        if not queues or limit <= 0:
+            return []
+        now = await self.now()
+        # Candidates per queue: a finished state's retention index is in finish
+        # order, so only the first offset+limit of each can make the page; live
+        # states are gathered whole (this is an inspection call). Lists of
+        # lists (ready lists per priority, lease batches) take a second trip.
+        pipe = client.pipeline(transaction=False)
+        kinds: list[tuple[str, str]] = []  # (queue, how to read the reply)
+        for q in queues:
+            k = self._queue(q)
+            if state == SUCCEEDED:
+                pipe.lrange(k.finished[state], 0, offset + limit - 1)
+                kinds.append((q, "entries"))
+            elif state in (DEAD, CANCELLED):
+                pipe.zrange(k.finished[state], 0, offset + limit - 1)
+                kinds.append((q, "ids"))
+            elif state == QUEUED:
+                pipe.zrange(k.ready, 0, -1)
+                pipe.zrangebyscore(k.sched, "-inf", now)
+                pipe.zrangebyscore(k.retry, "-inf", now)
+                pipe.zrange(k.prio, 0, -1)
+                pipe.zrange(k.limitwait, 0, -1)
+                kinds += [(q, "members")] * 3 + [(q, "prio"), (q, "limited")]
+            elif state == WAITING:
+                pipe.zrange(k.waiting, 0, -1)
+                kinds.append((q, "ids"))
+            elif state == SCHEDULED:
+                pipe.zrangebyscore(k.sched, f"({now}", "+inf")
+                kinds.append((q, "members"))
+            elif state == RETRY_PENDING:
+                pipe.zrangebyscore(k.retry, f"({now}", "+inf")
+                kinds.append((q, "members"))
+            elif state == ACTIVE:
+                pipe.zrange(k.leases, 0, -1)
+                kinds.append((q, "batches"))
+        found = await pipe.execute()
+        second = client.pipeline(transaction=False)
+        second_kinds: list[tuple[str, str]] = []
+        candidates: dict[str, str] = {}
+        for (q, kind), reply in zip(kinds, found):
+            k = self._queue(q)
+            for m in reply:
+                if kind == "members":
+                    candidates.setdefault(m[16:].decode(), q)
+                elif kind == "entries":
+                    candidates.setdefault(m.split(b"|", 2)[-1].decode(), q)
+                elif kind == "ids":
+                    candidates.setdefault(m.decode(), q)
+                elif kind == "prio":
+                    second.lrange(k.ready_list(m), 0, -1)
+                    second_kinds.append((q, "members"))
+                elif kind == "batches":
+                    second.lrange(k.lease_batch(m), 0, -1)
+                    second_kinds.append((q, "ids"))
+                elif kind == "limited":
+                    second.zrange(k.parked(m), 0, -1)
+                    second_kinds.append((q, "members"))
+        if second_kinds:
+            for (q, kind), reply in zip(second_kinds, await second.execute()):
+                for m in reply:
+                    candidates.setdefault(m[16:].decode() if kind == "members" else m.decode(), q)
+        jobs = await self._fetch(list(candidates.items()), now)
+        return [job for job in jobs if job.state == state][offset : offset + limit]
+
+    async def _fetch(self, candidates: list[tuple[str, str]], now: float) -> list[StoredJob]:
+        """Read jobs (id, queue) in one pipeline; oldest first, as list_jobs orders them."""
+        if not candidates:
+            return []
+        pipe = (await self._redis()).pipeline(transaction=False)
+        for job_id, q in candidates:
+            k = self._queue(q)
+            jk, bk, rk, ek, pk, dk, dpk, lk = k.lookup(job_id)
+            pipe.get(jk)
+            pipe.get(bk)
+            pipe.get(rk)
+            pipe.lrange(ek, 0, -1)
+            pipe.get(pk)
+            pipe.get(dk)
+            pipe.get(dpk)
+            pipe.get(lk)
+        replies = await pipe.execute(raise_on_error=False)
+        jobs: list[StoredJob] = []
+        for n, (job_id, q) in enumerate(candidates):
+            record, body, result, errors, progress, deps, parent_ids, limit_key = replies[8 * n : 8 * n + 8]
+            if not isinstance(record, bytes):
+                continue  # deleted meanwhile
+            jobs.append(stored_job(
+                job_id, q, record, body if isinstance(body, bytes) else None,
+                result if isinstance(result, bytes) else None,
+                errors if isinstance(errors, list) else None, now,
+                progress if isinstance(progress, bytes) else None,
+                deps if isinstance(deps, bytes) else None,
+                limit_key if isinstance(limit_key, bytes) else None,
+                parent_ids if isinstance(parent_ids, bytes) else None,
+            ))
+        jobs.sort(key=lambda j: (j.finished_at or j.enqueued_at, j.id))
+        return jobs
+
+    # -- waiting ------------------------------------------------------------------------
+
+    async def wait(self, queues: Sequence[str], timeout: float) -> None:
+        if timeout <= 0 or not queues:
+            return
+        await self._redis()
+        await self._wakeups.wait([self._queue(q) for q in queues], timeout)
