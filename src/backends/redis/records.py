@@ -1,0 +1,135 @@
+"""Record decoding: a job's record string and its companion keys, read into a StoredJob.
+
+The record is one string, fields separated by ``|``, the unique key last (it
+may contain ``|``); the layout is documented once, in ``lua/_common.lua``,
+whose ``R_*`` position constants follow :class:`Record`'s field order (a test
+checks they agree). Only inspection calls (``get``, ``list_jobs``) decode
+records in Python; the hot paths stay in the scripts.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgpack  # type: ignore[import-untyped, unused-ignore]
+
+from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, STATE_NAMES, SUCCEEDED
+from ..base import StoredJob
+
+
+class Record(NamedTuple):
+    """The fields of a job record string, in their stored order (raw bytes)."""
+
+    state: bytes
+    attempt: bytes
+    max_attempts: bytes
+    token: bytes
+    score: bytes
+    """-priority: the job's score in the ready structures."""
+    seq: bytes
+    enqueued_at: bytes
+    run_at: bytes
+    """Empty: the same as enqueued_at."""
+    started_at: bytes
+    finished_at: bytes
+    nonce: bytes
+    ack_nonce: bytes
+    lease_until: bytes
+    lease_batch: bytes
+    flags: bytes
+    unique_key: bytes
+
+    @classmethod
+    def parse(cls, record: bytes) -> Record:
+        """The fields of ``record``; an unreadable one reads as dead, as claim would make it."""
+        fields = record.split(b"|", len(cls._fields) - 1)
+        if len(fields) != len(cls._fields):
+            return _UNREADABLE
+        return cls._make(fields)
+
+
+_UNREADABLE = Record._make([str(DEAD).encode()] + [b""] * (len(Record._fields) - 1))
+
+
+def _int(value: bytes | None, default: int = 0) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        try:
+            return int(float(value))  # type: ignore[arg-type]
+        except ValueError:
+            return default
+
+
+def _float(value: bytes | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _dependency_counts(deps: bytes | None) -> tuple[int, int]:
+    """(pending, failed) from a dependant's ``d:<id>`` value, "mode|pending|failed|delay"."""
+    if deps:
+        parts = deps.split(b"|", 3)
+        if len(parts) == 4:
+            return max(0, _int(parts[1])), _int(parts[2])
+    return 0, 0
+
+
+def _parent_ids(packed: bytes | None) -> tuple[str, ...]:
+    """The parent ids of ``dp:<id>`` (a msgpack array); () if absent or unreadable."""
+    if not packed:
+        return ()
+    try:
+        return tuple(
+            p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p)
+            for p in msgpack.unpackb(packed, raw=True)
+        )
+    except Exception:
+        return ()
+
+
+def stored_job(
+    job_id: str, queue: str, record: bytes, body: bytes | None, result: bytes | None,
+    errors: list[bytes] | None, now: float, progress: bytes | None = None,
+    deps: bytes | None = None, limit_key: bytes | None = None, parent_ids: bytes | None = None,
+) -> StoredJob:
+    """A StoredJob from the job record string (see lua/_common.lua) and its companions."""
+    rec = Record.parse(record)
+    state = _int(rec.state, DEAD)
+    if not 0 <= state < len(STATE_NAMES):
+        state = DEAD
+    enqueued_at = _float(rec.enqueued_at) or 0.0
+    run_at = _float(rec.run_at) or enqueued_at
+    if state in (SCHEDULED, RETRY_PENDING) and run_at <= now:
+        state = QUEUED
+    pending, failed = _dependency_counts(deps)
+    return StoredJob(
+        id=job_id,
+        queue=queue,
+        state=state,
+        priority=-_int(rec.score),
+        attempt=_int(rec.attempt),
+        max_attempts=_int(rec.max_attempts),
+        token=_int(rec.token),
+        body=body or b"",
+        result=result,
+        errors=list(errors or ()),
+        enqueued_at=enqueued_at,
+        run_at=run_at,
+        started_at=_float(rec.started_at),
+        finished_at=_float(rec.finished_at) if state in (SUCCEEDED, DEAD, CANCELLED) else None,
+        lease_until=_float(rec.lease_until) if state == ACTIVE else None,
+        unique_key=rec.unique_key.decode("utf-8", "replace") if rec.unique_key else None,
+        progress=progress,
+        parents=_parent_ids(parent_ids),
+        pending_parents=pending,
+        failed_parents=failed,
+        limit_key=limit_key.decode("utf-8", "replace") if limit_key else None,
+    )
+
+
+__all__ = ["Record", "stored_job"]

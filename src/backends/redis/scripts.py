@@ -1,0 +1,123 @@
+"""The Lua scripts: assembled from ``fastjobs/lua``, loaded at connect, called with EVALSHA.
+
+Each ``<op>-<numkeys>.lua`` file is one atomic operation; ``-- @include <name>``
+lines paste in shared snippets (``_common.lua``), and a generated prelude
+defines the job states from :mod:`fastjobs._core`, so no state number is
+written twice. A server that lost its scripts (restart, ``SCRIPT FLUSH``)
+answers NOSCRIPT: :func:`evalsha` loads them all again and retries once, as
+redis-py's ``Script`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import logging
+import re
+from typing import Any, Sequence
+
+import msgpack  # type: ignore[import-untyped, unused-ignore]
+from redis.exceptions import NoScriptError
+
+from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, SUCCEEDED, WAITING
+from ...errors import ConfigurationError
+
+log = logging.getLogger("fastjobs.redis")
+
+pack = msgpack.Packer(use_bin_type=False).pack
+"""Batches travel as one msgpack argument per queue; Redis' cmsgpack reads
+bytes only as the old raw type, hence ``use_bin_type=False``."""
+
+STATES = {
+    "SCHEDULED": SCHEDULED,
+    "QUEUED": QUEUED,
+    "ACTIVE": ACTIVE,
+    "SUCCEEDED": SUCCEEDED,
+    "RETRY_PENDING": RETRY_PENDING,
+    "DEAD": DEAD,
+    "CANCELLED": CANCELLED,
+    "WAITING": WAITING,
+}
+"""The Lua names of the job states; the scripts know the numbers only through these."""
+
+
+def state_prelude() -> str:
+    """The Lua lines that define the states, as the job records store them (strings)."""
+    lines = ["-- Generated from fastjobs._core (backends/redis/scripts.py): the job states as stored.\n"]
+    lines += [f"local {name} = '{number}'\n" for name, number in STATES.items()]
+    return "".join(lines)
+
+
+class Script:
+    """One Lua script: its source with includes resolved, and its SHA1."""
+
+    __slots__ = ("name", "numkeys", "source", "sha")
+
+    def __init__(self, name: str, numkeys: int, source: str) -> None:
+        self.name = name
+        self.numkeys = numkeys
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"<Script {self.name}-{self.numkeys} {self.sha[:8]}>"
+
+
+_SCRIPT_NAME = re.compile(r"^(?P<op>[a-z_]+)-(?P<numkeys>\d+)\.lua$")
+_INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
+
+
+def load_scripts() -> dict[str, Script]:
+    """Read ``fastjobs/lua/<op>-<numkeys>.lua``, pasting in ``-- @include <name>`` snippets
+    behind the generated state prelude."""
+    folder = importlib.resources.files("fastjobs") / "lua"
+    texts = {entry.name: entry.read_text("utf-8") for entry in folder.iterdir() if entry.name.endswith(".lua")}
+    prelude = state_prelude()
+
+    def include(match: re.Match[str]) -> str:
+        return texts[match.group(1) + ".lua"]
+
+    scripts = {}
+    for name, text in sorted(texts.items()):
+        m = _SCRIPT_NAME.match(name)
+        if m is None:
+            continue
+        scripts[m["op"]] = Script(m["op"], int(m["numkeys"]), prelude + _INCLUDE.sub(include, text))
+    return scripts
+
+
+SCRIPTS = load_scripts()
+
+
+async def load_into(client: Any) -> None:
+    """Load every script into the server (each node of a Cluster), checking its SHA."""
+    for script in SCRIPTS.values():
+        sha = await client.script_load(script.source)
+        if isinstance(sha, dict):  # Cluster: one reply per node
+            sha = next(iter(sha.values()))
+        if isinstance(sha, bytes):
+            sha = sha.decode()
+        if sha != script.sha:
+            raise ConfigurationError(f"Redis returned SHA {sha} for script {script.name}, expected {script.sha}")
+
+
+async def reload_quietly(client: Any) -> None:
+    """Load the scripts again where no caller waits for the outcome (a failure is logged)."""
+    try:
+        await load_into(client)
+    except Exception as exc:
+        log.warning("could not load the scripts again: %s", exc)
+
+
+async def evalsha(client: Any, script: Script, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
+    """Run ``script``; on NOSCRIPT load them all again, once, and retry."""
+    try:
+        return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        # The server restarted or SCRIPT FLUSH ran.
+        log.info("Redis lost its scripts (restart or SCRIPT FLUSH?); loading them again")
+        await load_into(client)
+        return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+__all__ = ["SCRIPTS", "STATES", "Script", "evalsha", "load_into", "load_scripts", "pack", "reload_quietly", "state_prelude"]
