@@ -23,6 +23,11 @@ from .backends.base import Ack, Backend
 
 log = logging.getLogger("fastjobs.worker")
 
+MAX_RETRY_DELAY = 1.0
+"""Longest wait between two attempts to send acks while the backend is down. Short, because
+the worker claims nothing until its acks landed (see ``Worker._resync``): every second
+spent here is a second of no work after the backend is back."""
+
 
 class AckBuffer:
     """Acknowledgements waiting to be sent, and what the backend made of those sent.
@@ -42,6 +47,8 @@ class AckBuffer:
         self.stale = 0
         """Acknowledgements the backend refused: their lease was lost, their outcome discarded."""
         self.flushing: asyncio.Task[None] | None = None
+        self.failing = False
+        """The last attempt to send failed (the backend is unreachable); cleared by the next success."""
         self._backend: Backend | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -82,12 +89,14 @@ class AckBuffer:
                     applied = await backend.ack_many(batch)
                 except Exception as exc:
                     self.pending[:0] = batch  # keep them, in order, for the next try
+                    self.failing = True
                     failures += 1
-                    delay = min(5.0, 0.05 * 2**failures)
+                    delay = min(MAX_RETRY_DELAY, 0.05 * 2**failures)
                     log.warning("ack of %d jobs failed (%s: %s); retrying in %.2f s", len(batch), type(exc).__name__, exc, delay)
                     await asyncio.sleep(delay)
                     continue
                 failures = 0
+                self.failing = False
                 stale = applied.count(False)
                 self.acked += len(applied) - stale
                 if self._waiters:
@@ -120,8 +129,8 @@ class AckBuffer:
                 still.append((count, waiter))
         self._waiters = still
 
-    async def drain(self, timeout: float) -> None:
-        """Flush until nothing is pending or ``timeout`` seconds passed."""
+    async def flush_all(self, timeout: float) -> bool:
+        """Flush until nothing is pending or ``timeout`` seconds passed; True if all were sent."""
         deadline = time.monotonic() + timeout
         while not self.idle and time.monotonic() < deadline:
             if self.flushing is None:
@@ -129,7 +138,11 @@ class AckBuffer:
             task = self.flushing
             if task is not None:
                 await asyncio.wait((task,), timeout=max(0.0, deadline - time.monotonic()))
-        if self.pending:
+        return not self.pending
+
+    async def drain(self, timeout: float) -> None:
+        """:meth:`flush_all`, saying what is lost if some could not be sent."""
+        if not await self.flush_all(timeout):
             log.error("%d acknowledgements could not be sent; those jobs will run again after their lease", len(self.pending))
 
     def close(self) -> None:

@@ -52,11 +52,26 @@ if sys.version_info < (3, 12):
 
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
 
+LEASE_SAFETY = 0.5
+"""A claimed job may start only within this fraction of its lease since the lease was last
+confirmed (claimed or renewed). Past it, the worker may have stalled (SIGSTOP, a swapped-out
+or frozen VM, a blocked loop) long enough for the lease to expire and another worker to take
+the job back: the worker gives the job back unstarted instead. Half the lease leaves the
+heartbeat (every third of it) room to renew a job it started at the last moment."""
+
+
+class LeaseUnconfirmed(Exception):
+    """The outcome a thread reports for a job it did not start: its lease was not confirmed in time."""
+
+
+LEASE_UNCONFIRMED = LeaseUnconfirmed()
+
 
 class Running:
     """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
 
-    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx")
+    __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx",
+                 "start_by")
 
     def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
         self.claim = claim
@@ -71,6 +86,8 @@ class Running:
         self.started: float | None = None
         self.ctx: Context | None = None
         """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
+        self.start_by = float("inf")
+        """Sync jobs: ``time.monotonic()`` after which a thread must not start it (see :data:`LEASE_SAFETY`)."""
 
 
 class ThreadRunner:
@@ -120,22 +137,33 @@ class ThreadRunner:
             with lock:
                 if running.thread_state != _WAITING:
                     continue
-                running.thread_state = _STARTED
-                running.started = time.monotonic()
-            record = running.record
-            args = record.args if running.ctx is None else (running.ctx, *record.args)
-            try:
-                outcome: tuple[Running, Any, BaseException | None] = (running, running.task.fn(*args, **record.kwargs), None)
-            except BaseException as exc:  # the handler's failure, reported like any other
-                outcome = (running, None, exc)
+                now = time.monotonic()
+                unconfirmed = now > running.start_by
+                running.thread_state = _WITHDRAWN if unconfirmed else _STARTED
+                running.started = now
+            outcome: tuple[Running, Any, BaseException | None]
+            if unconfirmed:
+                outcome = (running, None, LEASE_UNCONFIRMED)
+            else:
+                record = running.record
+                args = record.args if running.ctx is None else (running.ctx, *record.args)
+                try:
+                    outcome = (running, running.task.fn(*args, **record.kwargs), None)
+                except BaseException as exc:  # the handler's failure, reported like any other
+                    outcome = (running, None, exc)
             with lock:
                 self.outcomes.append(outcome)
                 first = len(self.outcomes) == 1
-            if first:
-                try:
-                    self.loop.call_soon_threadsafe(self._flush)
-                except RuntimeError:  # the loop is closed: the worker is gone
-                    return
+            if first and not self._wake():
+                return
+
+    def _wake(self) -> bool:
+        """Have the loop collect the outcomes; False once the loop is closed (the worker is gone)."""
+        try:
+            self.loop.call_soon_threadsafe(self._flush)
+        except RuntimeError:
+            return False
+        return True
 
     def _flush(self) -> None:
         with self.lock:

@@ -29,7 +29,6 @@ import asyncio
 import functools
 import logging
 import signal
-import threading
 import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,11 +48,12 @@ from .backends.base import Ack, AckKind, Backend, Claim
 from .constants import BATCH, PIPE
 from .context import Context
 from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
-from .executors import Running, ThreadRunner, start_task
+from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
 from .job import error_record, exception_record
 from .options import validate_queue
 from .periodic import run_schedules
 from .retries import RetryPolicy
+from .signals import install_stop_signals, remove_stop_signals
 
 if TYPE_CHECKING:
     from ._core import JobRecord
@@ -142,6 +142,13 @@ class Worker:
         """Chain steps reading their parent's result before they start (kept referenced)."""
         self._pending: list[Claim] = []
         """Claimed (prefetched) but not started yet."""
+        self._pending_confirmed = 0.0
+        """``time.monotonic()`` by which the lease of every pending claim was last confirmed (claimed
+        or renewed): a lower bound, so that a stalled worker cannot start jobs it may have lost."""
+        self._claim_sent: float | None = None
+        """``time.monotonic()`` when the claim in flight was sent (None: no claim in flight)."""
+        self._claim_failed = False
+        self._renew_failed = False
         self._ackbuf = AckBuffer(ack_batch, ack_interval)
         self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
@@ -193,7 +200,7 @@ class Worker:
         backend = self._backend = await self.app.backend()
         self._ackbuf.start(backend, loop)
         self._threads = ThreadRunner(loop, self.threads, self._sync_done)
-        signals = self._install_signals(loop)
+        signals = install_stop_signals(loop, self._on_signal) if self.handle_signals else []
         heartbeat = loop.create_task(self._heartbeat())
         maintenance = loop.create_task(self._maintenance())
         scheduler = loop.create_task(run_schedules(self.app, backend)) if self.schedule and self.app.schedules else None
@@ -206,8 +213,7 @@ class Worker:
             if scheduler is not None:
                 scheduler.cancel()
             await self._shutdown()
-            for sig in signals:
-                loop.remove_signal_handler(sig)
+            remove_stop_signals(loop, signals)
             log.info("worker stopped: %d succeeded, %d failed, %d stale acks", self.succeeded, self.failed, self.stale)
 
     async def _claim_loop(self, backend: Backend) -> None:
@@ -232,11 +238,18 @@ class Worker:
                     waiter = None
                 room = hold - len(self._running) - len(pending)
                 if inflight is None and waiter is None and room > 0:
+                    if self._claim_failed or self._renew_failed or self._ackbuf.failing:
+                        await self._resync()
+                        continue
                     # Sent before running the pending batch, so its round trip overlaps the work.
                     quiescent = not (pending or self._running) and self._ackbuf.idle
+                    self._claim_sent = time.monotonic()
                     inflight = asyncio.ensure_future(backend.claim(queues, min(room, self.batch_size), lease))
                 free = self.concurrency - len(self._running)
                 if pending and free > 0:
+                    if time.monotonic() - self._pending_confirmed > lease * LEASE_SAFETY:
+                        self._give_back_unconfirmed()
+                        continue
                     batch = pending[:free]
                     del pending[:free]
                     self._start_batch(batch)
@@ -256,13 +269,18 @@ class Worker:
                 if not inflight.done():
                     break  # stop requested; the finally block collects the claim
                 claim_task, inflight = inflight, None
+                claim_sent, self._claim_sent = self._claim_sent, None
                 try:
                     claims = claim_task.result()
                 except Exception as exc:
                     log.warning("claim failed (%s: %s); retrying", type(exc).__name__, exc)
+                    self._claim_failed = True
                     await self._wait_any(asyncio.sleep(0.5))
                     continue
+                self._claim_failed = False
                 if claims:
+                    if not pending:  # else the older claims' confirmation is the lower bound
+                        self._pending_confirmed = claim_sent or 0.0
                     pending.extend(claims)
                     continue
                 if self.burst and not self._running and not pending:
@@ -414,6 +432,8 @@ class Worker:
         assert self._threads is not None
         lease = task.default_options.lease or self.app.lease
         running = Running(claim, record, task, None, lease)
+        # Claimed with the App's lease; a thread must not start it once that may have run out.
+        running.start_by = self._pending_confirmed + self.app.lease * LEASE_SAFETY
         if task.context:
             running.ctx = self._context(claim, record, task)
         self._track(running)
@@ -490,6 +510,8 @@ class Worker:
                 continue  # timed out, or its lease was lost: the outcome is discarded
             if exc is None:
                 self._succeed(running.claim, running.record, value)
+            elif exc is LEASE_UNCONFIRMED:  # a thread found it too late to start: give it back
+                self._ackbuf.pending.append(Ack(running.claim.id, running.claim.token, RELEASE))
             else:
                 self._fail(running.claim, running.record, running.task, exc)
         self._ackbuf.schedule()
@@ -532,38 +554,85 @@ class Worker:
     async def _heartbeat(self) -> None:
         durations = [self.app.lease] + [t.default_options.lease for t in self.app.tasks.values() if t.default_options.lease]
         period = max(0.05, min(durations) / 3)
-        backend = self._backend
-        assert backend is not None
         while True:
             await asyncio.sleep(period)
-            running = list(self._running.values())
-            waiting = list(self._pending)
-            if not running and not waiting:
-                continue
-            leases = [(r.claim.id, r.claim.token, r.lease) for r in running]
-            leases += [(c.id, c.token, self.app.lease) for c in waiting]
-            try:
-                applied = await backend.renew(leases)
-            except Exception as exc:
-                log.warning("lease renewal failed (%s: %s)", type(exc).__name__, exc)
-                continue
-            lost = {c.id for c, ok in zip(waiting, applied[len(running):]) if not ok}
-            if lost:  # cancelled while waiting: never start them
-                self._pending[:] = [c for c in self._pending if c.id not in lost]
-            renewed_at = time.time()
-            for r, ok in zip(running, applied):
-                if r.ctx is not None:
-                    if ok:
-                        r.ctx.lease_until = renewed_at + r.lease
-                    else:
-                        r.ctx.cancelled = True  # what a plain def handler checks
-                if not ok and self._running.get(r.claim.id) is r:
-                    # Cancelled, or taken back by another worker: stop it, drop its outcome.
-                    log.warning("job %s lost its lease (cancelled or expired); stopping it", r.claim.id)
-                    r.lost = True
-                    self._forget(r)
-                    if r.future is not None:
-                        r.future.cancel()
+            await self._renew()
+
+    async def _renew(self) -> bool:
+        """Renew the leases of running and pending jobs in one round trip; stop the ones lost.
+
+        False if the backend could not be reached.
+        """
+        backend = self._backend
+        assert backend is not None
+        running = list(self._running.values())
+        waiting = list(self._pending)
+        if not running and not waiting:
+            self._renew_failed = False
+            return True
+        leases = [(r.claim.id, r.claim.token, r.lease) for r in running]
+        leases += [(c.id, c.token, self.app.lease) for c in waiting]
+        sent = time.monotonic()
+        # Claims that land while this renewal is out were confirmed when their claim was sent.
+        confirmed = sent if self._claim_sent is None else min(sent, self._claim_sent)
+        try:
+            applied = await backend.renew(leases)
+        except Exception as exc:
+            log.warning("lease renewal failed (%s: %s)", type(exc).__name__, exc)
+            self._renew_failed = True
+            return False
+        self._renew_failed = False
+        lost = {c.id for c, ok in zip(waiting, applied[len(running):]) if not ok}
+        if lost:  # cancelled while waiting: never start them
+            self._pending[:] = [c for c in self._pending if c.id not in lost]
+        if self._pending:
+            self._pending_confirmed = max(self._pending_confirmed, confirmed)
+        renewed_at = time.time()
+        for r, ok in zip(running, applied):
+            if ok:
+                r.start_by = sent + r.lease * LEASE_SAFETY
+            if r.ctx is not None:
+                if ok:
+                    r.ctx.lease_until = renewed_at + r.lease
+                else:
+                    r.ctx.cancelled = True  # what a plain def handler checks
+            if not ok and self._running.get(r.claim.id) is r:
+                # Cancelled, or taken back by another worker: stop it, drop its outcome.
+                log.warning("job %s lost its lease (cancelled or expired); stopping it", r.claim.id)
+                r.lost = True
+                self._forget(r)
+                if r.future is not None:
+                    r.future.cancel()
+        return True
+
+    async def _resync(self) -> None:
+        """After the backend failed: land this worker's acks and renew its leases before claiming again.
+
+        A claim first takes back expired leases. After an outage longer than the
+        lease, a claim sent before this worker's own acks and renewals landed would
+        take back the jobs it finished or still runs, and they would run twice.
+        """
+        while not self._stop.is_set():
+            if await self._ackbuf.flush_all(timeout=self.poll_interval) and await self._renew():
+                self._claim_failed = False
+                return
+            await self._wait_any(asyncio.sleep(0.5))
+
+    def _give_back_unconfirmed(self) -> None:
+        """Release the pending claims without starting them: their leases may have expired.
+
+        Jobs that were already running when the worker stalled cannot be taken
+        back; their outcomes are refused if their lease was lost meanwhile.
+        """
+        pending = self._pending
+        log.warning(
+            "%d claimed jobs were not started: their leases were last confirmed %.1f s ago (the worker "
+            "stalled?), so another worker may hold them now; they were given back unstarted",
+            len(pending), time.monotonic() - self._pending_confirmed,
+        )
+        self._ackbuf.pending += [Ack(c.id, c.token, RELEASE) for c in pending]
+        pending.clear()
+        self._ackbuf.schedule(now=True)
 
     async def _maintenance(self) -> None:
         backend = self._backend
@@ -578,18 +647,6 @@ class Worker:
                 log.warning("cleanup failed (%s: %s)", type(exc).__name__, exc)
 
     # -- shutdown -----------------------------------------------------------------
-
-    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            return []
-        installed: list[signal.Signals] = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):  # Windows, or a non-main thread
-                continue
-            installed.append(sig)
-        return installed
 
     def _on_signal(self, sig: int) -> None:
         if self._stop.is_set():
