@@ -20,9 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-PACKAGES = {"fastjobs": "", "fastjobs._core": "_core", "fastjobs.backends": "backends", "fastjobs.backends.redis": "backends/redis"}
+PACKAGES = {"fastjobs": "", "fastjobs._core": "_core", "fastjobs.backends": "backends", "fastjobs.backends.redis": "backends/redis", "fastjobs.backends.postgres": "backends/postgres"}
 """Import name -> folder under src/ (pyproject's package-dir maps fastjobs to src)."""
-DATA = ("py.typed", "_core/*.pyi", "lua/*.lua", "sql/*.sql", "sql/migrations/*.sql")
+DATA = ("py.typed", "_core/*.pyi", "lua/*.lua", "sql/*.sql", "sql/migrations/*.sql", "sql/functions/*.sql")
 """pyproject's package-data, as paths under src/."""
 GENERATED = (".c", ".so", ".pyd", ".html", ".pyc", ".o")
 

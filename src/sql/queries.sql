@@ -3,8 +3,10 @@
 -- Each query starts at a "-- name: <name>" line and runs as a prepared
 -- statement (asyncpg prepares and caches it per connection). {schema} is the
 -- quoted schema name and {channel} the quoted LISTEN/NOTIFY channel, both built
--- from a validated identifier when the backend is created; every other value
--- is a bind parameter. Times come from the server's now() only.
+-- from a validated identifier when the backend is created; {QUEUED} and the
+-- other state names are the fastjobs._core constants; every other value is a
+-- bind parameter. Times come from the server's now() only. Columns are named:
+-- the backend reads rows by name.
 
 -- name: enqueue
 SELECT {schema}.enqueue($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[])
@@ -57,16 +59,16 @@ WITH w AS (
 )
 SELECT CASE
     WHEN EXISTS (SELECT 1 FROM {schema}.jobs q
-                 WHERE q.state = 1 AND q.limit_key IS NULL AND q.queue = ANY ((SELECT w.queues FROM w)::text[])) THEN 0.0
+                 WHERE q.state = {QUEUED} AND q.limit_key IS NULL AND q.queue = ANY ((SELECT w.queues FROM w)::text[])) THEN 0.0
     ELSE date_part('epoch', least(
         (SELECT min(n.run_at)
          FROM unnest((SELECT w.queues FROM w)) AS w(queue)
          CROSS JOIN LATERAL (
              SELECT d.run_at FROM {schema}.jobs d
-             WHERE d.state IN (0, 4) AND d.queue = w.queue
+             WHERE d.state IN ({SCHEDULED}, {RETRY_PENDING}) AND d.queue = w.queue
              ORDER BY d.run_at
              LIMIT 1) AS n),
-        (SELECT min(a.lease_until) FROM {schema}.jobs a WHERE a.state = 2),
+        (SELECT min(a.lease_until) FROM {schema}.jobs a WHERE a.state = {ACTIVE}),
         (SELECT min(g.leased_at + k.per * interval '1 second')
          FROM {schema}.limit_keys k
          CROSS JOIN LATERAL (
@@ -76,44 +78,53 @@ SELECT CASE
              LIMIT 1) AS g
          WHERE k.queue = ANY ((SELECT w.queues FROM w)::text[]) AND k.rate > 0
            AND EXISTS (SELECT 1 FROM {schema}.jobs r
-                       WHERE r.state = 1 AND r.limit_key = k.key AND r.queue = k.queue))) - now())
+                       WHERE r.state = {QUEUED} AND r.limit_key = k.key AND r.queue = k.queue))) - now())
 END
 
 -- name: get
-SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
-       priority, attempt, max_attempts, token, body, NULL::bytea, errors,
-       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       NULL::float8, date_part('epoch', lease_until), unique_key, progress,
-       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
+-- get, list_live and list_finished name their columns as StoredJob's fields.
+-- The lists qualify their ORDER BY: a bare name would sort by the output
+-- column (the epoch float), not the timestamp.
+SELECT id, queue,
+       (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END)::integer AS state,
+       priority, attempt, max_attempts, token, body, NULL::bytea AS result, errors,
+       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
+       date_part('epoch', started_at) AS started_at, NULL::float8 AS finished_at,
+       date_part('epoch', lease_until) AS lease_until, unique_key, progress, parents,
+       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
 FROM {schema}.jobs WHERE id = $1::text
 UNION ALL
-SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
-       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       date_part('epoch', finished_at), NULL::float8, unique_key, progress,
-       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
+SELECT id, queue, state::integer AS state, priority, attempt, max_attempts, token, body, result, errors,
+       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
+       date_part('epoch', started_at) AS started_at, date_part('epoch', finished_at) AS finished_at,
+       NULL::float8 AS lease_until, unique_key, progress, parents,
+       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
 FROM {schema}.finished_jobs WHERE id = $1::text
 LIMIT 1
 
 -- name: list_live
-SELECT id, queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer,
-       priority, attempt, max_attempts, token, body, NULL::bytea, errors,
-       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       NULL::float8, date_part('epoch', lease_until), unique_key, progress,
-       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
-FROM {schema}.jobs
-WHERE (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END) = $1::integer
+SELECT id, queue,
+       (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END)::integer AS state,
+       priority, attempt, max_attempts, token, body, NULL::bytea AS result, errors,
+       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
+       date_part('epoch', started_at) AS started_at, NULL::float8 AS finished_at,
+       date_part('epoch', lease_until) AS lease_until, unique_key, progress, parents,
+       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+FROM {schema}.jobs j
+WHERE (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END) = $1::integer
   AND ($2::text IS NULL OR queue = $2::text)
-ORDER BY enqueued_at, id
+ORDER BY j.enqueued_at, j.id
 LIMIT $3::bigint OFFSET $4::bigint
 
 -- name: list_finished
-SELECT id, queue, state::integer, priority, attempt, max_attempts, token, body, result, errors,
-       date_part('epoch', enqueued_at), date_part('epoch', run_at), date_part('epoch', started_at),
-       date_part('epoch', finished_at), NULL::float8, unique_key, progress,
-       parents, coalesce(pending_parents, 0), coalesce(failed_parents, 0), limit_key
-FROM {schema}.finished_jobs
+SELECT id, queue, state::integer AS state, priority, attempt, max_attempts, token, body, result, errors,
+       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
+       date_part('epoch', started_at) AS started_at, date_part('epoch', finished_at) AS finished_at,
+       NULL::float8 AS lease_until, unique_key, progress, parents,
+       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+FROM {schema}.finished_jobs f
 WHERE state = $1::smallint AND ($2::text IS NULL OR queue = $2::text)
-ORDER BY finished_at, id
+ORDER BY f.finished_at, f.id
 LIMIT $3::bigint OFFSET $4::bigint
 
 -- name: retry_dead
@@ -124,7 +135,7 @@ LIMIT $3::bigint OFFSET $4::bigint
 -- FINISHED / FAILED): reviving it changes none of them.
 WITH revived AS (
     DELETE FROM {schema}.finished_jobs f
-    WHERE f.id = $1::text AND f.state = 5
+    WHERE f.id = $1::text AND f.state = {DEAD}
       AND (f.unique_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM {schema}.finished_jobs h
           WHERE h.queue = f.queue AND h.unique_key = f.unique_key AND h.unique_until > now()))
@@ -134,7 +145,7 @@ WITH revived AS (
         (id, queue, state, priority, seq, attempt, max_attempts, token, enqueued_at, run_at,
          started_at, unique_key, unique_ttl, body, errors, progress,
          parents, dep_mode, pending_parents, failed_parents, limit_key)
-    SELECT r.id, r.queue, 1, r.priority, nextval('{schema}.job_seq'), 0, r.max_attempts, r.token,
+    SELECT r.id, r.queue, {QUEUED}, r.priority, nextval('{schema}.job_seq'), 0, r.max_attempts, r.token,
            r.enqueued_at, now(), r.started_at, r.unique_key, r.unique_ttl, r.body, r.errors, r.progress,
            r.parents, r.dep_mode, r.pending_parents, r.failed_parents, r.limit_key
     FROM revived r
@@ -166,7 +177,8 @@ WITH purged AS (
 SELECT count(*) FROM purged
 
 -- name: stats
-SELECT queue, (CASE WHEN state IN (0, 4) AND run_at <= now() THEN 1 ELSE state END)::integer AS s, count(*)
+SELECT queue, (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END)::integer AS state,
+       count(*) AS jobs
 FROM {schema}.jobs GROUP BY 1, 2
 UNION ALL
 SELECT queue, state::integer, count(*) FROM {schema}.finished_jobs GROUP BY 1, 2
@@ -190,7 +202,7 @@ SELECT count(*) FROM doomed
 -- name: table_health
 -- Dead and live tuples of one of this schema's tables, $1 'jobs' or
 -- 'finished_jobs' (the statistics collector's estimates).
-SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0)
+SELECT coalesce(n_dead_tup, 0) AS dead, coalesce(n_live_tup, 0) AS live
 FROM pg_stat_user_tables WHERE relid = to_regclass('{schema}.' || quote_ident($1::text))
 
 -- name: pause
@@ -204,12 +216,12 @@ WITH resumed AS (
 SELECT pg_notify({channel}, resumed.queue) FROM resumed
 
 -- name: set_progress
--- Only the current lease's worker may report: (state + 0) = 2 for a
+-- Only the current lease's worker may report: (state + 0) = {ACTIVE} for a
 -- primary-key look-up, as in ack. The column is not indexed, so the update
 -- can stay on the row's page (HOT) and leaves the indexes alone.
 WITH reported AS (
     UPDATE {schema}.jobs j SET progress = $3::bytea
-    WHERE j.id = $1::text AND j.token = $2::bigint AND (j.state + 0) = 2
+    WHERE j.id = $1::text AND j.token = $2::bigint AND (j.state + 0) = {ACTIVE}
     RETURNING 1
 )
 SELECT count(*) FROM reported

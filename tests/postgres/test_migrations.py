@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 
 from fastjobs.backends import BackendOptions
-from fastjobs.backends.postgres import MIGRATIONS, QUERIES, PostgresBackend
+from fastjobs.backends.postgres import PostgresBackend
+from fastjobs.backends.postgres.sql import MIGRATIONS, QUERIES
 from tests.postgres.conftest import MakePostgres
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

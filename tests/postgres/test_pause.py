@@ -9,7 +9,8 @@ import time
 import asyncpg
 
 from fastjobs.backends import NewJob
-from fastjobs.backends.postgres import _SESSION_SETTINGS, PostgresBackend
+from fastjobs.backends.postgres import PostgresBackend
+from fastjobs.backends.postgres.backend import _SESSION_SETTINGS
 from tests.postgres.conftest import MakePostgres
 from tests.postgres.test_plans import index_reads
 

@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 
 from fastjobs.backends import NewJob
-from fastjobs.backends.postgres import _SESSION_SETTINGS, PostgresBackend
+from fastjobs.backends.postgres import PostgresBackend
+from fastjobs.backends.postgres.backend import _SESSION_SETTINGS
 
 ACTIVE_JOBS = 20_000
 BATCH = 100

@@ -1,55 +1,10 @@
-"""The PostgreSQL backend (``postgresql://`` and ``postgres://``), on asyncpg.
-
-For teams who want their jobs in the same database as their data: enqueue
-inside your own transaction and the job exists exactly when your data does::
-
-    async with conn.transaction():
-        await conn.execute("INSERT INTO orders ...")
-        await send_receipt.options(connection=conn).enqueue(order_id)
-
-How it stores jobs:
-
-* One schema per App (``prefix``, default ``fastjobs``; a strict identifier).
-  Its tables and functions come from the numbered files in
-  ``fastjobs/sql/migrations/``, applied under an advisory lock on first use
-  (or by ``fastjobs migrate module:app``), so many workers may start at once.
-* Live jobs sit in ``jobs``, the hot table, with a partial index per access
-  path (the claim, due delayed jobs, lease expiry). Finished jobs move to
-  ``finished_jobs`` at their ack, in the same statement, so the hot table stays
-  as small as the work still to do; ``cleanup`` deletes finished rows past their
-  retention in batches, and vacuums the hot table when its dead rows pile up
-  (autovacuum may be off or slow to come round), and ``finished_jobs`` after
-  deleting many of its rows.
-* Every operation is one round trip: a named query from
-  ``fastjobs/sql/queries.sql`` run as a prepared statement, batches passed as
-  arrays and unnested, the multi-step ones (claim with recovery and promotion,
-  ack of mixed outcomes) as PL/pgSQL functions. All times are the server's
-  ``now()``.
-* Paused queues are rows of ``paused_queues``, read by every claim (so every
-  worker of the schema sees a pause); a succeeded job's ``unique_ttl`` window
-  is its ``finished_jobs`` row's ``unique_until``, checked by the same
-  ``enqueue_unique`` that the live jobs' partial unique index serves.
-* Dependencies: a waiting child's ``job_deps`` rows name its live parents; a
-  parent's finish (ack, lease recovery, cancel) settles its children in the
-  same transaction, recursively (``settle_dependants``). Limits: ``claim``
-  leases a limited job only under its key's ``limit_keys`` row lock, counting
-  the key's active rows and its ``limit_log`` window; the plain claim's index
-  holds unlimited jobs only, so jobs without limits pay one empty probe.
-  Migration 003 explains the races.
-* Enqueues ``NOTIFY`` the schema's channel (at commit); one LISTEN connection
-  per backend wakes idle workers, and is re-established with backoff when it is
-  lost, idle workers polling slowly meanwhile.
-
-Durability: by default every statement commits durably. ``synchronous_commit=False``
-(``App(url, synchronous_commit=False)``) sets ``synchronous_commit = off`` on the
-backend's own connections: commits no longer wait for the WAL flush, so a crash
-of the PostgreSQL server itself (not of a worker) may forget the last fraction
-of a second of enqueues (gone) and acks (their jobs run again). Transactional
-enqueues on your connection follow your connection's setting.
+"""The PostgreSQL backend's class: connections, and every operation as one
+round trip to a named query or a function (see the package docstring).
 
 Example:
-    >>> import fastjobs
-    >>> app = fastjobs.App("postgresql://postgres@127.0.0.1:5432/app", prefix="jobs")  # doctest: +SKIP
+    >>> from fastjobs.backends import BackendOptions
+    >>> PostgresBackend("postgresql://127.0.0.1/app", BackendOptions(prefix="jobs"))
+    <PostgresBackend schema='jobs'>
 """
 
 from __future__ import annotations
@@ -58,29 +13,20 @@ import asyncio
 import contextlib
 import logging
 import re
-import struct
-from importlib import resources
 from typing import Any, Sequence
 
 import asyncpg  # type: ignore[import-untyped]
 import asyncpg.pool  # type: ignore[import-untyped]
 
-from .._core import DEAD, STATE_NAMES, SUCCEEDED, CANCELLED
-from ..errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
-from ..job import lease_expired_error
-from .base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
+from ..._core import CANCELLED, DEAD, STATE_NAMES, SUCCEEDED
+from ...errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
+from ..base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
+from .listen import Wakeups
+from .rows import LEASE_ERROR, stored_job
+from .schema import upgrade
+from .sql import QUERIES, render, validate_schema
 
 log = logging.getLogger("fastjobs.postgres")
-
-SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,57}\Z")
-"""Schema names: a lower-case identifier of at most 58 characters, so that the
-NOTIFY channel ``<schema>_wake`` fits PostgreSQL's 63-character names."""
-
-RESERVED_SCHEMAS = frozenset(("public", "information_schema", "pg_catalog"))
-"""Schemas fastjobs never takes over (nor any ``pg_*`` one): they belong to the
-database and its users, whose own ``jobs`` table may live there."""
-
-MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.up\.sql\Z")
 
 _FINISHED_STATES = frozenset((SUCCEEDED, DEAD, CANCELLED))
 VACUUM_CHECK_ROWS = 50_000
@@ -107,99 +53,6 @@ _SESSION_SETTINGS = {
     "jit": "off",
 }
 
-# Two-key advisory lock namespace for migrations: (this, hash of the schema).
-_MIGRATION_LOCK = 0x66A57
-
-
-def validate_schema(name: object) -> str:
-    """Return ``name`` if it is a usable schema name, else raise :class:`ConfigurationError`.
-
-    Example:
-        >>> validate_schema("fastjobs")
-        'fastjobs'
-    """
-    if not isinstance(name, str) or not SCHEMA_NAME.match(name) or name.startswith("pg_"):
-        raise ConfigurationError(
-            f"invalid PostgreSQL schema name (prefix=) {name!r}: use 1-58 lower-case letters, digits "
-            "or '_', starting with a letter or '_' and not with 'pg_' (e.g. prefix='fastjobs')"
-        )
-    if name in RESERVED_SCHEMAS:
-        raise ConfigurationError(
-            f"PostgreSQL schema {name!r} (prefix=) belongs to the database, not to fastjobs: "
-            "give fastjobs a schema of its own (e.g. prefix='fastjobs')"
-        )
-    return name
-
-
-# -- SQL files -------------------------------------------------------------------------
-
-
-def _sql_text(path: str) -> str:
-    return resources.files("fastjobs").joinpath("sql").joinpath(path).read_text(encoding="utf-8")
-
-
-def parse_named_queries(text: str) -> dict[str, str]:
-    """Split a ``-- name: x`` file into ``{name: sql}``; full-line comments are dropped."""
-    queries: dict[str, str] = {}
-    name: str | None = None
-    lines: list[str] = []
-    for line in text.splitlines():
-        match = re.match(r"--\s*name:\s*([a-z_]+)\s*$", line)
-        if match:
-            if name is not None:
-                queries[name] = "\n".join(lines).strip()
-            name, lines = match.group(1), []
-        elif name is not None and not line.lstrip().startswith("--"):
-            lines.append(line)
-    if name is not None:
-        queries[name] = "\n".join(lines).strip()
-    return queries
-
-
-def load_migrations() -> list[tuple[int, str, str]]:
-    """The migration files, in order: ``(version, name, sql)``."""
-    found = []
-    for entry in resources.files("fastjobs").joinpath("sql").joinpath("migrations").iterdir():
-        match = MIGRATION_FILE.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name[: -len(".up.sql")], entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"fastjobs migrations must be numbered 001, 002, ... without gaps; found {versions}")
-    return found
-
-
-QUERIES = parse_named_queries(_sql_text("queries.sql"))
-MIGRATIONS = load_migrations()
-
-
-def _render(sql: str, schema: str) -> str:
-    # The schema was validated against SCHEMA_NAME, so quoting it (and the
-    # channel literal) cannot break out; everything else is a bind parameter.
-    return sql.replace("{schema}", f'"{schema}"').replace("{channel}", f"'{schema}_wake'")
-
-
-def _lease_error_parts() -> tuple[bytes, bytes, bytes]:
-    """The lease-expired error record cut around its attempt and its time.
-
-    The SQL rebuilds each job's record as ``head || int4send(attempt) || mid ||
-    float8send(epoch) || tail``: msgpack's uint32 (0xce) and float64 (0xcb)
-    encodings are fixed-width, so marker values that force them locate the cuts.
-    """
-    attempt_mark = 0xFEDCBA98
-    at_mark = struct.unpack(">d", b"\x7f\xe1\x23\x45\x67\x89\xab\xcd")[0]
-    record = lease_expired_error(attempt_mark, at_mark)
-    attempt_bytes = b"\xce" + attempt_mark.to_bytes(4, "big")
-    at_bytes = b"\xcb" + struct.pack(">d", at_mark)
-    i, j = record.index(attempt_bytes), record.index(at_bytes)
-    if record.count(attempt_bytes) != 1 or record.count(at_bytes) != 1 or not i < j:
-        raise RuntimeError("cannot build the lease-expired error template")
-    return record[: i + 1], record[i + 5 : j + 1], record[j + 9 :]
-
-
-LEASE_ERROR = _lease_error_parts()
-
 
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool release hook: our statements leave no session state behind.
@@ -225,14 +78,6 @@ def _distinct_leases(entries: Sequence[tuple[str, int]]) -> list[int]:
     return sorted(first.values(), key=lambda i: entries[i][0])
 
 
-def _stored(row: Any) -> StoredJob:
-    return StoredJob(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], list(row[9] or ()),
-        row[10], row[11], row[12], row[13], row[14], row[15], row[16],
-        tuple(row[17] or ()), row[18], row[19], row[20],
-    )
-
-
 class _KeyHeld(Exception):
     """Rolls back a retry_dead that found its unique key held after all."""
 
@@ -245,7 +90,7 @@ class PostgresBackend(Backend):
             (``postgres://`` too; asyncpg reads the usual options from it).
         options: retention and the schema name (``prefix``).
         min_connections / max_connections: the asyncpg pool's size.
-        migrate: apply pending migrations when connecting (default True).
+        migrate: apply pending migrations, and the functions if they changed, when connecting (default True).
         synchronous_commit: False trades durability for speed (module docstring).
         vacuum: VACUUM the hot table when its dead rows pile up (checked by
             ``cleanup`` and every 50,000 claimed jobs; see :meth:`vacuum_hot_table`),
@@ -291,8 +136,8 @@ class PostgresBackend(Backend):
         self.connect_timeout = connect_timeout
         self.poll_while_disconnected = poll_while_disconnected
         self.listen_safety_timeout = listen_safety_timeout
-        # Our own connections plan like the migration's functions do (see the
-        # header of 002_job_functions.up.sql): every query here has an index
+        # Our own connections plan like the functions do (see the header of
+        # sql/functions/claim.sql): every query here has an index
         # made for it, and a queue table's statistics are nearly always wrong.
         # No JIT: it only ever slows these short statements.
         settings = dict(_SESSION_SETTINGS)
@@ -301,27 +146,29 @@ class PostgresBackend(Backend):
         extra = dict(connect_kwargs or {})
         settings.update(extra.pop("server_settings", None) or {})
         self._connect_kwargs: dict[str, Any] = {"timeout": connect_timeout, **extra, "server_settings": settings}
-        self._q = {name: _render(sql, self.schema) for name, sql in QUERIES.items()}
+        self._q = {name: render(sql, self.schema) for name, sql in QUERIES.items()}
         self._keep_results = options.result_ttl > 0
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Future[asyncpg.Pool] | None = None
         self._closed = False
         self.applied_migrations: list[str] = []
         """Migrations this backend applied (at connect or by :meth:`migrate`)."""
-        # Wake-ups: queues notified since their last claim, and the idle waiters.
-        self._pending: set[str] = set()
-        self._waiters: list[tuple[Sequence[str], asyncio.Future[None]]] = []
-        self._listener: asyncio.Task[None] | None = None
-        self._listening = False
-        self._listen_tried = asyncio.Event()
-        self.listener_pid: int | None = None
-        """Server process of the LISTEN connection while it is up (for monitoring and tests)."""
+        self.applied_functions: list[str] = []
+        """Hashes of the function files this backend (re-)applied, at connect or by :meth:`migrate`."""
+        self._wakeups = Wakeups(
+            self._connect_listener, self.channel, connect_timeout, poll_while_disconnected, listen_safety_timeout
+        )
         self._vacuuming = False
         self._claimed_since_check = 0
         self._background: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         return f"<PostgresBackend schema={self.schema!r}>"
+
+    @property
+    def listener_pid(self) -> int | None:
+        """Server process of the LISTEN connection while it is up (for monitoring and tests)."""
+        return self._wakeups.pid
 
     # -- connections ----------------------------------------------------------
 
@@ -362,7 +209,7 @@ class PostgresBackend(Backend):
         assert pool is not None
         try:
             if self.auto_migrate:
-                self.applied_migrations += await self._migrate(pool)
+                await self._migrate(pool)
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, _CONNECTION_ERRORS):
@@ -376,15 +223,15 @@ class PostgresBackend(Backend):
     async def close(self) -> None:
         self._closed = True
         tasks = list(self._background)
-        if self._listener is not None:
-            tasks.append(self._listener)
-            self._listener = None
+        listener = self._wakeups.stop()
+        if listener is not None:
+            tasks.append(listener)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
-        self._wake_all()
+        self._wakeups.wake_all()
         connecting, self._connecting = self._connecting, None
         if connecting is not None and not connecting.done():
             connecting.cancel()
@@ -396,6 +243,9 @@ class PostgresBackend(Backend):
                 await asyncio.wait_for(pool.close(), 5.0)
             except (asyncio.TimeoutError, *_CONNECTION_ERRORS):  # type: ignore[misc]
                 pool.terminate()
+
+    async def _connect_listener(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.url, **self._connect_kwargs)
 
     async def _lost(self, exc: BaseException) -> BackendUnavailableError:
         pool = self._pool
@@ -438,46 +288,23 @@ class PostgresBackend(Backend):
     # -- migrations -----------------------------------------------------------
 
     async def migrate(self) -> list[str]:
-        """Apply pending migrations; return the names of all this backend applied.
+        """Apply pending migrations, and the functions if they changed; return the
+        names of all the migrations this backend applied.
 
         Safe to run from many processes at once (an advisory lock serializes
-        them). ``fastjobs migrate module:app`` calls this.
+        them). ``fastjobs migrate module:app`` calls this. Raises
+        :class:`ConfigurationError` if a newer fastjobs migrated the schema.
         """
         pool = self._pool or await self._get_pool()
-        self.applied_migrations += await self._migrate(pool)
+        await self._migrate(pool)
         return list(self.applied_migrations)
 
-    async def _migrate(self, pool: asyncpg.Pool) -> list[str]:
-        schema = f'"{self.schema}"'
-        latest = MIGRATIONS[-1][0]
+    async def _migrate(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as conn:
-            # Fast path, no lock: already up to date (every start but the first).
-            if await conn.fetchval("SELECT to_regclass($1::text)", f"{schema}.schema_migrations") is not None:
-                if await conn.fetchval(f"SELECT max(version) FROM {schema}.schema_migrations") == latest:
-                    return []
-            applied: list[str] = []
-            async with conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text))", _MIGRATION_LOCK, self.schema
-                )
-                await conn.execute(
-                    f"CREATE SCHEMA IF NOT EXISTS {schema};"
-                    f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
-                    " version integer PRIMARY KEY, name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                done = {r[0] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")}
-                for version, name, sql in MIGRATIONS:
-                    if version in done:
-                        continue
-                    await conn.execute(_render(sql, self.schema))
-                    await conn.execute(
-                        f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)", version, name
-                    )
-                    applied.append(name)
-        if applied:
-            log.info("schema %s: applied migrations %s", self.schema, ", ".join(applied))
-        return applied
+            applied = await upgrade(conn, self.schema)
+        self.applied_migrations += applied.migrations
+        if applied.functions is not None:
+            self.applied_functions.append(applied.functions)
 
     # -- time and wake-ups ----------------------------------------------------
 
@@ -485,106 +312,11 @@ class PostgresBackend(Backend):
         value: float = await self._fetchval(self._q["now"])
         return value
 
-    def _on_notify(self, connection: Any, pid: int, channel: str, queue: str) -> None:
-        self._pending.add(queue)
-        for queues, fut in self._waiters:
-            if not fut.done() and queue in queues:
-                fut.set_result(None)
-
-    def _wake_all(self) -> None:
-        for _, fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def _start_listener(self) -> None:
-        if self._listener is None and not self._closed:
-            self._listener = asyncio.get_running_loop().create_task(self._listen_forever())
-
-    async def _listen_forever(self) -> None:
-        """Hold one LISTEN connection; re-establish it with backoff when it is lost."""
-        delay = 0.05
-        failures = 0
-        while not self._closed:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(self.url, **self._connect_kwargs)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn: lost.set())
-                await conn.add_listener(self.channel, self._on_notify)
-                self.listener_pid = conn.get_server_pid()
-                self._listening = True
-                self._listen_tried.set()
-                if failures:
-                    log.warning("LISTEN %s re-established after %d failed attempts", self.channel, failures)
-                failures = 0
-                delay = 0.05
-                # Notifications sent while we were away are lost: wake everyone to look.
-                self._wake_all()
-                while not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), 10.0)
-                    except asyncio.TimeoutError:
-                        # A silently dropped network path raises nothing: ask.
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5.0)
-                reason = "connection closed"
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            finally:
-                self._listening = False
-                self.listener_pid = None
-                if conn is not None:
-                    conn.terminate()
-            self._listen_tried.set()
-            failures += 1
-            if self._closed:
-                break
-            log.warning(
-                "LISTEN %s lost (%s); reconnecting in %.2f s, idle workers poll every %.1f s meanwhile",
-                self.channel, reason, delay, self.poll_while_disconnected,
-            )
-            self._wake_all()  # waiters switch to polling
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
     async def wait(self, queues: Sequence[str], timeout: float) -> None:
-        if timeout <= 0 or self._closed:
-            return
-        if not self._pending.isdisjoint(queues):
-            return
-        self._start_listener()
-        if not self._listen_tried.is_set():
-            # The first wait: be listening before looking, or a job enqueued in
-            # between would wait for the timeout.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._listen_tried.wait(), min(timeout, self.connect_timeout))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = (list(queues), fut)
-        self._waiters.append(waiter)
-        try:
-            try:
-                seconds = await self._fetchval(self._q["wait_info"], waiter[0])
-            except BackendUnavailableError:
-                seconds = None
-                timeout = min(timeout, self.poll_while_disconnected)
-            if seconds is not None:
-                if seconds <= 0:
-                    return
-                # Local timers may fire a hair early: a claim that comes too
-                # soon finds nothing and waits again for a moment.
-                timeout = min(timeout, seconds + 0.001)
-            # The caller's timeout is the longest wait it wants; within it, only
-            # a deaf backend (LISTEN down: notifications are lost) polls.
-            if self._listening:
-                timeout = min(timeout, self.listen_safety_timeout)
-            else:
-                timeout = min(timeout, self.poll_while_disconnected)
-            if not fut.done():
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(fut, timeout)
-        finally:
-            self._waiters.remove(waiter)
+        await self._wakeups.wait(queues, timeout, self._seconds_until_ready)
+
+    async def _seconds_until_ready(self, queues: list[str]) -> Any:
+        return await self._fetchval(self._q["wait_info"], queues)
 
     # -- enqueue, claim, ack ----------------------------------------------------
 
@@ -681,8 +413,8 @@ class PostgresBackend(Backend):
                     [j.body for j in batch], [j.unique_key for j in batch], [float(j.unique_ttl) for j in batch],
                 )
             vanished = []
-            for position, holder in rows:
-                index = todo[position - 1]
+            for row in rows:
+                index, holder = todo[row["job_position"] - 1], row["holder_id"]
                 if holder is None:
                     # The key's holder finished between our insert and our look: try again.
                     vanished.append(index)
@@ -698,15 +430,16 @@ class PostgresBackend(Backend):
             return []
         queues = list(queues)
         # Notifications from now on are news to the next wait().
-        self._pending.difference_update(queues)
+        self._wakeups.pending.difference_update(queues)
         head, mid, tail = LEASE_ERROR
-        ids, tokens, attempts, bodies = (await self._fetch(self._q["claim"], queues, n, lease, head, mid, tail))[0]
+        claimed = (await self._fetch(self._q["claim"], queues, n, lease, head, mid, tail))[0]
+        ids = claimed["claimed_ids"]
         if ids and self.vacuum:
             self._claimed_since_check += len(ids)
             if self._claimed_since_check >= VACUUM_CHECK_ROWS:
                 self._claimed_since_check = 0
                 self._in_background(self._vacuum_quietly())
-        return list(map(Claim, ids, tokens, attempts, bodies))
+        return list(map(Claim, ids, claimed["claimed_tokens"], claimed["claimed_attempts"], claimed["claimed_bodies"]))
 
     async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
         n = len(acks)
@@ -833,8 +566,8 @@ class PostgresBackend(Backend):
     async def _vacuum_if_bloated(self, table: str, min_dead: int, known_dead: int = 0) -> bool:
         if self._vacuuming:
             return False
-        row = await self._fetch(self._q["table_health"], table)
-        if not row or max(row[0][0], known_dead) < max(min_dead, row[0][1] // 2):
+        rows = await self._fetch(self._q["table_health"], table)
+        if not rows or max(rows[0]["dead"], known_dead) < max(min_dead, rows[0]["live"] // 2):
             return False
         pool = self._pool or await self._get_pool()
         self._vacuuming = True
@@ -858,7 +591,7 @@ class PostgresBackend(Backend):
 
     async def get(self, job_id: str) -> StoredJob | None:
         rows = await self._fetch(self._q["get"], job_id)
-        return _stored(rows[0]) if rows else None
+        return stored_job(rows[0]) if rows else None
 
     async def list_jobs(
         self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
@@ -866,7 +599,7 @@ class PostgresBackend(Backend):
         if state not in range(len(STATE_NAMES)):
             raise ValueError(f"unknown state {state!r}")
         query = self._q["list_finished" if state in _FINISHED_STATES else "list_live"]
-        return [_stored(r) for r in await self._fetch(query, state, queue, limit, offset)]
+        return [stored_job(r) for r in await self._fetch(query, state, queue, limit, offset)]
 
     async def retry_dead(self, job_id: str) -> bool:
         pool = self._pool or await self._get_pool()
@@ -911,13 +644,13 @@ class PostgresBackend(Backend):
         await self._fetch(self._q["resume"], queue)
 
     async def paused(self) -> list[str]:
-        return [row[0] for row in await self._fetch(self._q["paused"])]
+        return [row["queue"] for row in await self._fetch(self._q["paused"])]
 
     async def stats(self) -> dict[str, dict[str, int]]:
         counts: dict[str, dict[str, int]] = {}
-        for queue, state, count in await self._fetch(self._q["stats"]):
-            per_queue = counts.get(queue)
+        for row in await self._fetch(self._q["stats"]):
+            per_queue = counts.get(row["queue"])
             if per_queue is None:
-                per_queue = counts[queue] = dict.fromkeys(STATE_NAMES, 0)
-            per_queue[STATE_NAMES[state]] += count
+                per_queue = counts[row["queue"]] = dict.fromkeys(STATE_NAMES, 0)
+            per_queue[STATE_NAMES[row["state"]]] += row["jobs"]
         return counts

@@ -1,0 +1,47 @@
+"""What crosses between the PostgreSQL backend and its SQL, besides plain values:
+job rows, read by column name, and the lease-expired error record the SQL fills in.
+
+Example:
+    >>> head, mid, tail = LEASE_ERROR
+    >>> len(head) > 0 and len(tail) > 0
+    True
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from ...job import lease_expired_error
+from ..base import StoredJob
+
+
+def stored_job(row: Any) -> StoredJob:
+    """A ``get`` / ``list_live`` / ``list_finished`` row (columns named as StoredJob's fields)."""
+    fields = dict(row.items())
+    fields["errors"] = list(fields["errors"] or ())
+    fields["parents"] = tuple(fields["parents"] or ())
+    return StoredJob(**fields)
+
+
+def _lease_error_parts() -> tuple[bytes, bytes, bytes]:
+    """The lease-expired error record cut around its attempt and its time.
+
+    The SQL rebuilds each job's record as ``head || int4send(attempt) || mid ||
+    float8send(epoch) || tail``: msgpack's uint32 (0xce) and float64 (0xcb)
+    encodings are fixed-width, so marker values that force them locate the cuts.
+    The record, hence its message (``fastjobs.job.LEASE_EXPIRED_MESSAGE``), is
+    the job module's; the SQL only ever receives it as parameters.
+    """
+    attempt_mark = 0xFEDCBA98
+    at_mark = struct.unpack(">d", b"\x7f\xe1\x23\x45\x67\x89\xab\xcd")[0]
+    record = lease_expired_error(attempt_mark, at_mark)
+    attempt_bytes = b"\xce" + attempt_mark.to_bytes(4, "big")
+    at_bytes = b"\xcb" + struct.pack(">d", at_mark)
+    i, j = record.index(attempt_bytes), record.index(at_bytes)
+    if record.count(attempt_bytes) != 1 or record.count(at_bytes) != 1 or not i < j:
+        raise RuntimeError("cannot build the lease-expired error template")
+    return record[: i + 1], record[i + 5 : j + 1], record[j + 9 :]
+
+
+LEASE_ERROR = _lease_error_parts()
