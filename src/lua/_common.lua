@@ -66,8 +66,8 @@
 
   The job record is one string, fields separated by '|', the unique key last
   (it may contain '|'):
-    state|attempt|max_attempts|token|p|seq|enqueued_at|run_at|started_at|finished_at|nonce|ack_nonce|lease_until|lease_batch|flags|unique_key
-  (p is -priority; run_at empty means enqueued_at; flags holds '1' once the
+    state|attempt|max_attempts|token|score|seq|enqueued_at|run_at|started_at|finished_at|nonce|ack_nonce|lease_until|lease_batch|flags|unique_key
+  (positions: R_* below; score is -priority; run_at empty means enqueued_at; flags holds '1' once the
   error list exists, 'p' once the progress key does, 'w' for a job with
   parents (d:<id>), 'd' once a dependant waits on it (c:<id>), 'l' for a
   limited job (l:<id>): so the succeeded retention index can say which keys
@@ -91,9 +91,10 @@
   number handed to redis.call is formatted with "%.17g" on every call.
 ]]
 
--- States (fastjobs._core numbers), as stored: strings.
-local SCHEDULED, QUEUED, ACTIVE, SUCCEEDED, RETRY_PENDING, DEAD, CANCELLED = '0', '1', '2', '3', '4', '5', '6'
-local WAITING = '7'
+-- The job states (SCHEDULED, QUEUED, ACTIVE, SUCCEEDED, RETRY_PENDING, DEAD,
+-- CANCELLED, WAITING) are defined by a prelude generated from fastjobs._core
+-- when the scripts are assembled (backends/redis/scripts.py): no state number
+-- is written in a .lua file.
 -- Redis' Lua unpack() is limited by the C stack (~8000 values): send long
 -- argument lists in chunks (an even size keeps ZADD/MSET pairs together).
 local CHUNK = 4000
@@ -102,22 +103,37 @@ local CHUNK = 4000
 local MAINTENANCE_LIMIT = 1000
 local LEASE_BATCH_LIMIT = 20
 local WAKE_TOKENS = 8
--- Same text as fastjobs.job.lease_expired_error (a test checks they match).
-local LEASE_EXPIRED_MESSAGE = "the job's lease expired before it was acknowledged (its worker died or stalled)"
 
 local RECORD = '^(%d)|(%d*)|(%d*)|(%d*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'
 
--- state, attempt, max_attempts, token, p, seq, enqueued_at, run_at, started_at,
--- finished_at, nonce, ack_nonce, lease_until, lease_batch, has_errors, unique_key;
--- nil if unreadable.
+-- The record's fields in order (the layout above), as parse() returns them
+-- and record() takes them. Code that keeps a parsed record as a table,
+-- {parse(rec)}, reads it by these positions; the per-job loops of claim, ack
+-- and the like take parse()'s values into locals of the same names instead
+-- (no table per job). fastjobs.backends.redis.records.Record lists the same
+-- fields in the same order (a test checks).
+local R_STATE, R_ATTEMPT, R_MAX_ATTEMPTS, R_TOKEN, R_SCORE, R_SEQ, R_ENQUEUED_AT, R_RUN_AT = 1, 2, 3, 4, 5, 6, 7, 8
+local R_STARTED_AT, R_FINISHED_AT, R_NONCE, R_ACK_NONCE, R_LEASE_UNTIL, R_LEASE_BATCH, R_FLAGS, R_UNIQUE_KEY =
+  9, 10, 11, 12, 13, 14, 15, 16
+local R_COUNT = 16
+
+-- The record's fields, strings (state, attempt, ... unique_key: see R_*); nil
+-- if unreadable.
 local function parse(rec)
   if not rec then return nil end
   return string.match(rec, RECORD)
 end
 
-local function record(st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u)
-  return st .. '|' .. a .. '|' .. m .. '|' .. t .. '|' .. p .. '|' .. s .. '|' .. e .. '|' .. ra
-    .. '|' .. sa .. '|' .. f .. '|' .. n .. '|' .. an .. '|' .. l .. '|' .. lb .. '|' .. x .. '|' .. u
+local function record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+                      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key)
+  return state .. '|' .. attempt .. '|' .. max_attempts .. '|' .. token .. '|' .. score .. '|' .. seq
+    .. '|' .. enqueued_at .. '|' .. run_at .. '|' .. started_at .. '|' .. finished_at .. '|' .. nonce
+    .. '|' .. ack_nonce .. '|' .. lease_until .. '|' .. lease_batch .. '|' .. flags .. '|' .. unique_key
+end
+
+-- record() of a parsed record kept as a table (see R_*).
+local function record_of(fields)
+  return record(unpack(fields, 1, R_COUNT))
 end
 
 local function now_time()
@@ -160,17 +176,17 @@ local function fmt_seq(seq)
   return hs .. ls
 end
 
--- Whether record flags `x` hold flag `c` (see the record layout).
-local function has_flag(x, c)
-  return x ~= nil and x ~= '' and string.find(x, c, 1, true) ~= nil
+-- Whether record flags `flags` hold flag `c` (see the record layout).
+local function has_flag(flags, c)
+  return flags ~= nil and flags ~= '' and string.find(flags, c, 1, true) ~= nil
 end
 
 -- The record flags with the error list's flag added (see the record layout);
 -- the other flags are kept.
-local function with_errors(x)
-  if not x or x == '' then return '1' end
-  if string.find(x, '1', 1, true) then return x end
-  return '1' .. x
+local function with_errors(flags)
+  if not flags or flags == '' then return '1' end
+  if string.find(flags, '1', 1, true) then return flags end
+  return '1' .. flags
 end
 
 local function base_of(key)
@@ -206,21 +222,21 @@ local function mget(keys)
 end
 
 -- The keys of a job, to delete it. `x`: its record flags, if known; the
--- dependency and limit keys are named only when flagged (or x is unknown), so
+-- dependency and limit keys are named only when flagged (or flags is nil), so
 -- a plain job's delete names no more keys than before.
-local function add_job_keys(keys, base, id, x)
+local function add_job_keys(keys, base, id, flags)
   keys[#keys + 1] = base .. 'j:' .. id
   keys[#keys + 1] = base .. 'b:' .. id
   keys[#keys + 1] = base .. 'r:' .. id
   keys[#keys + 1] = base .. 'e:' .. id
   keys[#keys + 1] = base .. 'p:' .. id
   keys[#keys + 1] = base .. 'u:' .. id
-  if x == nil or has_flag(x, 'd') then keys[#keys + 1] = base .. 'c:' .. id end
-  if x == nil or has_flag(x, 'w') then
+  if flags == nil or has_flag(flags, 'd') then keys[#keys + 1] = base .. 'c:' .. id end
+  if flags == nil or has_flag(flags, 'w') then
     keys[#keys + 1] = base .. 'd:' .. id
     keys[#keys + 1] = base .. 'dp:' .. id
   end
-  if x == nil or has_flag(x, 'l') then keys[#keys + 1] = base .. 'l:' .. id end
+  if flags == nil or has_flag(flags, 'l') then keys[#keys + 1] = base .. 'l:' .. id end
 end
 
 local function error_record(attempt, kind, message, at)
@@ -411,17 +427,20 @@ end
 -- gave it (through the `ready` ZSET, as a job back from a delay), or
 -- scheduled by its own delay counted from now. f: its parsed record.
 local function deps_run(base, id, f, delay, now, nows)
-  local s = f[6]
-  local p = tonumber(f[5]) and f[5] or '0'
+  local seq = f[R_SEQ]
+  local score = tonumber(f[R_SCORE]) and f[R_SCORE] or '0'
   redis.call('ZREM', base .. 'waiting', id)
   local d = tonumber(delay) or 0
+  f[R_SCORE], f[R_FINISHED_AT], f[R_LEASE_UNTIL], f[R_LEASE_BATCH] = score, '', '', ''
   if d > 0 then
     local due = fmt_time(now + d)
-    redis.call('SET', base .. 'j:' .. id, record(SCHEDULED, f[2], f[3], f[4], p, s, f[7], due, f[9], '', f[11], f[12], '', '', f[15], f[16]))
-    redis.call('ZADD', base .. 'sched', due, s .. id)
+    f[R_STATE], f[R_RUN_AT] = SCHEDULED, due
+    redis.call('SET', base .. 'j:' .. id, record_of(f))
+    redis.call('ZADD', base .. 'sched', due, seq .. id)
   else
-    redis.call('SET', base .. 'j:' .. id, record(QUEUED, f[2], f[3], f[4], p, s, f[7], nows, f[9], '', f[11], f[12], '', '', f[15], f[16]))
-    redis.call('ZADD', base .. 'ready', p, s .. id)
+    f[R_STATE], f[R_RUN_AT] = QUEUED, nows
+    redis.call('SET', base .. 'j:' .. id, record_of(f))
+    redis.call('ZADD', base .. 'ready', score, seq .. id)
   end
 end
 
@@ -429,8 +448,9 @@ end
 -- retention (cleanup trims it), its unique key released at once.
 local function deps_cancel(base, id, f, nows)
   redis.call('ZREM', base .. 'waiting', id)
-  release_unique(base .. 'unique', f[16], id)
-  redis.call('SET', base .. 'j:' .. id, record(CANCELLED, f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], nows, f[11], f[12], '', '', f[15], f[16]))
+  release_unique(base .. 'unique', f[R_UNIQUE_KEY], id)
+  f[R_STATE], f[R_FINISHED_AT], f[R_LEASE_UNTIL], f[R_LEASE_BATCH] = CANCELLED, nows, '', ''
+  redis.call('SET', base .. 'j:' .. id, record_of(f))
   redis.call('ZADD', base .. 'cancelled', nows, id)
 end
 
@@ -450,7 +470,7 @@ local function deps_settle(base, id, failed, now, nows)
     for i = 1, #children do
       local cid = children[i]
       local f = {parse(redis.call('GET', base .. 'j:' .. cid))}
-      if f[1] == WAITING then
+      if f[R_STATE] == WAITING then
         local dk = base .. 'd:' .. cid
         local mode, pending, nfailed, delay = deps_parse(redis.call('GET', dk))
         if mode then
@@ -463,7 +483,7 @@ local function deps_settle(base, id, failed, now, nows)
             ran = ran + 1
           elseif outcome == 'cancel' then
             deps_cancel(base, cid, f, nows)
-            if has_flag(f[15], 'd') then
+            if has_flag(f[R_FLAGS], 'd') then
               ids[#ids + 1] = cid
               fails[#fails + 1] = true
             end
@@ -635,22 +655,25 @@ end
 -- job's (else enqueue would answer this dead job's id for that key forever);
 -- without one the key, if any, is unknown.
 local function dead_letter_bad(base, id, dead, unique, reason, fields, now, nows, dead_keep)
-  local a, m, t, p, s, e, n, x, u = '0', '0', '0', '0', '', nows, '', '', ''
+  local attempt, max_attempts, token, score, seq, enqueued_at, nonce, flags, unique_key =
+    '0', '0', '0', '0', '', nows, '', '', ''
   if fields then
-    a, m, t, p, s, e, n, x, u = fields[2], fields[3], fields[4], fields[5], fields[6], fields[7], fields[11], fields[15], fields[16]
-    release_unique(unique, u, id)
+    attempt, max_attempts, token, score = fields[R_ATTEMPT], fields[R_MAX_ATTEMPTS], fields[R_TOKEN], fields[R_SCORE]
+    seq, enqueued_at, nonce = fields[R_SEQ], fields[R_ENQUEUED_AT], fields[R_NONCE]
+    flags, unique_key = fields[R_FLAGS], fields[R_UNIQUE_KEY]
+    release_unique(unique, unique_key, id)
   end
   local ek = base .. 'e:' .. id
   local t_ek = redis.call('TYPE', ek)['ok']
   if t_ek ~= 'list' and t_ek ~= 'none' then redis.call('DEL', ek) end
-  redis.call('RPUSH', ek, error_record(tonumber(a) or 0, 'CorruptJobError', reason, now))
-  if has_flag(x, 'd') then deps_settle(base, id, true, now, nows) end
+  redis.call('RPUSH', ek, error_record(tonumber(attempt) or 0, 'CorruptJobError', reason, now))
+  if has_flag(flags, 'd') then deps_settle(base, id, true, now, nows) end
   if dead_keep then
-    redis.call('SET', base .. 'j:' .. id, record(DEAD, a, m, t, p, s, e, '', '', nows, n, '', '', '', with_errors(x), u))
+    redis.call('SET', base .. 'j:' .. id, record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, '', '', nows, nonce, '', '', '', with_errors(flags), unique_key))
     redis.call('ZADD', dead, nows, id)
   else
     local keys = {}
-    add_job_keys(keys, base, id, fields and x or nil)
+    add_job_keys(keys, base, id, fields and flags or nil)
     redis.call('DEL', unpack(keys))
   end
 end
@@ -666,14 +689,15 @@ local function promote(ready, delayed, base, now)
   local records = mget(keys)
   local add, writes = {}, {}
   for i = 1, n do
-    local st, a, m, t, p, s, e, ra, sa, f, nn, an, l, lb, x, u = parse(records[i])
-    if st then
+    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
+    if state then
       writes[#writes + 1] = keys[i]
-      writes[#writes + 1] = record(QUEUED, a, m, t, p, s, e, ra, sa, f, nn, an, l, lb, x, u)
+      writes[#writes + 1] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key)
     else
-      p = '0'  -- claim dead-letters it with a reason
+      score = '0'  -- claim dead-letters it with a reason
     end
-    add[#add + 1] = tonumber(p) and p or '0'
+    add[#add + 1] = tonumber(score) and score or '0'
     add[#add + 1] = due[i]
   end
   call_chunked('ZREM', delayed, due)
@@ -684,8 +708,10 @@ end
 
 -- Take back the jobs of expired lease batches: back to their queue (new
 -- position, like a fresh push), or dead when their attempts are used up; a
--- LeaseExpiredError record is appended either way. Returns how many jobs.
-local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep)
+-- LeaseExpiredError record is appended either way, its message `lease_expired`
+-- (fastjobs.job.LEASE_EXPIRED_MESSAGE, passed by the caller: one source of the
+-- text). Returns how many jobs.
+local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep, lease_expired)
   local batches = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, LEASE_BATCH_LIMIT)
   if #batches == 0 then return 0 end
   local pusher = ready_pusher(prio, base)
@@ -699,29 +725,30 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
     local records = mget(keys)
     for i = 1, #ids do
       local id = ids[i]
-      local st, a, m, t, p, s, e, ra, sa, f, nn, an, l, lb, x, u = parse(records[i])
-      if st == ACTIVE and lb == batch then
+      local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+        finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
+      if state == ACTIVE and lease_batch == batch then
         recovered = recovered + 1
-        if has_flag(x, 'l') then limit_release(base, id, nows) end
-        local attempt = tonumber(a) or 0
-        redis.call('RPUSH', base .. 'e:' .. id, error_record(attempt, 'LeaseExpiredError', LEASE_EXPIRED_MESSAGE, now))
-        if attempt >= (tonumber(m) or 0) then
-          release_unique(unique, u, id)
-          if has_flag(x, 'd') then settled[#settled + 1] = id end
+        if has_flag(flags, 'l') then limit_release(base, id, nows) end
+        local attempts_made = tonumber(attempt) or 0
+        redis.call('RPUSH', base .. 'e:' .. id, error_record(attempts_made, 'LeaseExpiredError', lease_expired, now))
+        if attempts_made >= (tonumber(max_attempts) or 0) then
+          release_unique(unique, unique_key, id)
+          if has_flag(flags, 'd') then settled[#settled + 1] = id end
           if dead_keep then
             writes[#writes + 1] = keys[i]
-            writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, nn, an, '', '', with_errors(x), u)
+            writes[#writes + 1] = record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, ack_nonce, '', '', with_errors(flags), unique_key)
             dead_add[#dead_add + 1] = nows
             dead_add[#dead_add + 1] = id
           else
-            add_job_keys(doomed, base, id, x)
+            add_job_keys(doomed, base, id, flags)
           end
         else
-          s = fmt_seq(redis.call('INCR', seqkey))
-          if not tonumber(p) then p = '0' end
+          seq = fmt_seq(redis.call('INCR', seqkey))
+          if not tonumber(score) then score = '0' end
           writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(QUEUED, a, m, t, p, s, e, nows, sa, f, nn, an, '', '', with_errors(x), u)
-          pusher.push(p, s .. id)
+          writes[#writes + 1] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, nows, started_at, finished_at, nonce, ack_nonce, '', '', with_errors(flags), unique_key)
+          pusher.push(score, seq .. id)
         end
       end
     end
@@ -784,7 +811,7 @@ local function trim_zset(zset, base, cutoff, limit, state)
   local keys = {}
   for i = 1, n do
     local f = {parse(records[i])}
-    if f[1] == nil or f[1] == state then add_job_keys(keys, base, old[i], f[15]) end
+    if f[R_STATE] == nil or f[R_STATE] == state then add_job_keys(keys, base, old[i], f[R_FLAGS]) end
   end
   call_chunked('ZREM', zset, old)
   call_chunked('DEL', nil, keys)

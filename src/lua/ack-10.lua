@@ -31,7 +31,7 @@
 -- @include _common
 
 local GROUP = 10
-local nonce = ARGV[1]
+local call_nonce = ARGV[1]
 local result_ttl = tonumber(ARGV[2])
 local dead_ttl = tonumber(ARGV[3])
 local now = now_time()
@@ -58,13 +58,14 @@ for g = 1, math.floor(#KEYS / GROUP) do
   local settled = {}
   for i = 1, c do
     local ack = acks[i]
-    local id, token, kind, payload = ack[1], ack[2], ack[3], ack[4]
-    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(records[i])
+    local id, ack_token, kind, payload = ack[1], ack[2], ack[3], ack[4]
+    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
     if seen[id] then
       out[#out + 1] = 0
-    elseif st ~= ACTIVE or tonumber(t) ~= token then
+    elseif state ~= ACTIVE or tonumber(token) ~= ack_token then
       -- Stale, unless this very call applied it before (lost reply, retried).
-      if st and an == nonce and tonumber(t) == token then
+      if state and ack_nonce == call_nonce and tonumber(token) == ack_token then
         seen[id] = true
         out[#out + 1] = 1
       else
@@ -73,72 +74,72 @@ for g = 1, math.floor(#KEYS / GROUP) do
     else
       seen[id] = true
       out[#out + 1] = 1
-      released[lb] = (released[lb] or 0) + 1
-      if x ~= '' then
+      released[lease_batch] = (released[lease_batch] or 0) + 1
+      if flags ~= '' then
         -- Flagged jobs only: a plain one pays this one comparison.
-        if has_flag(x, 'l') then limit_release(base, id, nows) end
-        if has_flag(x, 'd') and (kind == 0 or kind == 2) then
+        if has_flag(flags, 'l') then limit_release(base, id, nows) end
+        if has_flag(flags, 'd') and (kind == 0 or kind == 2) then
           settled[#settled + 1] = id
           settled[#settled + 1] = kind == 2
         end
       end
       if kind == 0 then
-        if unique_succeeded(unique, held, base, u, id, now) then holding = holding + 1 end
+        if unique_succeeded(unique, held, base, unique_key, id, now) then holding = holding + 1 end
         if result_ttl > 0 then
           writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(SUCCEEDED, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', x, u)
-          local flags = ''
-          if x ~= '' then
-            if string.find(x, '1', 1, true) then flags = 'e' end
-            if string.find(x, 'p', 1, true) then flags = flags .. 'p' end
-            if string.find(x, 'd', 1, true) then flags = flags .. 'd' end
-            if string.find(x, 'w', 1, true) then flags = flags .. 'w' end
-            if string.find(x, 'l', 1, true) then flags = flags .. 'l' end
+          writes[#writes + 1] = record(SUCCEEDED, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, call_nonce, '', '', flags, unique_key)
+          local entry_flags = ''
+          if flags ~= '' then
+            if string.find(flags, '1', 1, true) then entry_flags = 'e' end
+            if string.find(flags, 'p', 1, true) then entry_flags = entry_flags .. 'p' end
+            if string.find(flags, 'd', 1, true) then entry_flags = entry_flags .. 'd' end
+            if string.find(flags, 'w', 1, true) then entry_flags = entry_flags .. 'w' end
+            if string.find(flags, 'l', 1, true) then entry_flags = entry_flags .. 'l' end
           end
           if payload then
             writes[#writes + 1] = base .. 'r:' .. id
             writes[#writes + 1] = payload
-            flags = 'r' .. flags
+            entry_flags = 'r' .. entry_flags
           end
-          succeeded_add[#succeeded_add + 1] = nows .. '|' .. flags .. '|' .. id
+          succeeded_add[#succeeded_add + 1] = nows .. '|' .. entry_flags .. '|' .. id
         else
-          add_job_keys(doomed, base, id, x)
+          add_job_keys(doomed, base, id, flags)
         end
       elseif kind == 2 then
-        release_unique(unique, u, id)
+        release_unique(unique, unique_key, id)
         if dead_ttl > 0 then
           if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
           writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(DEAD, a, m, t, p, s, e, ra, sa, nows, n, nonce, '', '', with_errors(x), u)
+          writes[#writes + 1] = record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, call_nonce, '', '', with_errors(flags), unique_key)
           dead_add[#dead_add + 1] = nows
           dead_add[#dead_add + 1] = id
         else
-          add_job_keys(doomed, base, id, x)
+          add_job_keys(doomed, base, id, flags)
         end
       else
         -- RETRY and RELEASE push the job again: a new position, like a fresh push.
-        s = fmt_seq(redis.call('INCR', seqkey))
-        if not tonumber(p) then p = '0' end
+        seq = fmt_seq(redis.call('INCR', seqkey))
+        if not tonumber(score) then score = '0' end
         writes[#writes + 1] = keys[i]
         if kind == 3 then
-          local attempt = int_str((tonumber(a) or 1) - 1)
-          writes[#writes + 1] = record(QUEUED, attempt, m, t, p, s, e, ra, sa, f, n, nonce, '', '', x, u)
-          pusher.push(p, s .. id)
+          local released_attempt = int_str((tonumber(attempt) or 1) - 1)
+          writes[#writes + 1] = record(QUEUED, released_attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
+          pusher.push(score, seq .. id)
           requeued = requeued + 1
         else
           if payload then
             redis.call('RPUSH', base .. 'e:' .. id, payload)
-            x = with_errors(x)
+            flags = with_errors(flags)
           end
           local delay = ack[5] or 0
           if delay > 0 then
             local due = fmt_time(now + delay)
-            writes[#writes + 1] = record(RETRY_PENDING, a, m, t, p, s, e, due, sa, f, n, nonce, '', '', x, u)
+            writes[#writes + 1] = record(RETRY_PENDING, attempt, max_attempts, token, score, seq, enqueued_at, due, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
             retry_add[#retry_add + 1] = due
-            retry_add[#retry_add + 1] = s .. id
+            retry_add[#retry_add + 1] = seq .. id
           else
-            writes[#writes + 1] = record(QUEUED, a, m, t, p, s, e, nows, sa, f, n, nonce, '', '', x, u)
-            pusher.push(p, s .. id)
+            writes[#writes + 1] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, nows, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
+            pusher.push(score, seq .. id)
             requeued = requeued + 1
           end
         end

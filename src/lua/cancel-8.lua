@@ -27,36 +27,37 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local k = g * GROUP
   local base = base_of(KEYS[k + 1])
   local jk = base .. 'j:' .. id
-  local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(redis.call('MGET', jk)[1])
-  if st then
-    local member = s .. id
+  local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+    finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(redis.call('MGET', jk)[1])
+  if state then
+    local member = seq .. id
     local now = now_time()
     local nows = fmt_time(now)
-    if st == QUEUED then
+    if state == QUEUED then
       if redis.call('ZREM', KEYS[k + 1], member) == 0
-        and not (has_flag(x, 'l') and limit_unpark_cancelled(base, id, member, nows)) then
+        and not (has_flag(flags, 'l') and limit_unpark_cancelled(base, id, member, nows)) then
         redis.call('SADD', KEYS[k + 8], member)
       end
-    elseif st == SCHEDULED or st == RETRY_PENDING then
+    elseif state == SCHEDULED or state == RETRY_PENDING then
       redis.call('ZREM', KEYS[k + 2], member)
       redis.call('ZREM', KEYS[k + 3], member)
-    elseif st == ACTIVE then
-      lease_release(KEYS[k + 4], KEYS[k + 5], base, lb, 1)
-      if has_flag(x, 'l') then limit_release(base, id, nows) end
-    elseif st == WAITING then
+    elseif state == ACTIVE then
+      lease_release(KEYS[k + 4], KEYS[k + 5], base, lease_batch, 1)
+      if has_flag(flags, 'l') then limit_release(base, id, nows) end
+    elseif state == WAITING then
       redis.call('ZREM', base .. 'waiting', id)
     else
       return 0
     end
-    release_unique(KEYS[k + 7], u, id)
+    release_unique(KEYS[k + 7], unique_key, id)
     -- Its dependants count it failed, in this same call (and cascade).
-    if has_flag(x, 'd') then deps_settle(base, id, true, now, nows) end
+    if has_flag(flags, 'd') then deps_settle(base, id, true, now, nows) end
     if tonumber(ARGV[2]) > 0 then
-      redis.call('SET', jk, record(CANCELLED, a, m, t, p, s, e, ra, sa, nows, n, an, '', '', x, u))
+      redis.call('SET', jk, record(CANCELLED, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, ack_nonce, '', '', flags, unique_key))
       redis.call('ZADD', KEYS[k + 6], nows, id)
     else
       local keys = {}
-      add_job_keys(keys, base, id, x)
+      add_job_keys(keys, base, id, flags)
       redis.call('DEL', unpack(keys))
     end
     return 1

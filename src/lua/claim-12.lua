@@ -15,6 +15,8 @@
     1 n: most jobs to lease in all
     2 lease: seconds from now until the leases expire
     3 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
+    4 lease_expired: the message of the error recorded for an expired lease
+      taken back here (fastjobs.job.LEASE_EXPIRED_MESSAGE)
 
   Returns: a flat array: first `more`, then one count per group (jobs leased
     from that queue), then {id, token, attempt, body} per job, in claim order.
@@ -45,6 +47,7 @@ local GROUP = 12
 local want = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local dead_keep = tonumber(ARGV[3]) > 0
+local lease_expired = ARGV[4]
 local now = now_time()
 local nows = fmt_time(now)
 local deadline = fmt_time(now + lease)
@@ -61,7 +64,7 @@ for g = 1, groups do
   local seqkey, wakekey, ghosts, paused = KEYS[k + 9], KEYS[k + 10], KEYS[k + 11], KEYS[k + 12]
   local base = base_of(ready)
 
-  recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep)
+  recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep, lease_expired)
   promote(ready, sched, base, now)
   promote(ready, retry, base, now)
   -- Limited keys whose wait is over put their parked jobs back first, so
@@ -94,15 +97,16 @@ for g = 1, groups do
     local values = mget(keys)
     for i = 1, #ids do
       local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
-      local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(rec)
-      if st ~= QUEUED and st ~= SCHEDULED and st ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
+      local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+        finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(rec)
+      if state ~= QUEUED and state ~= SCHEDULED and state ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
         -- A cancelled job's leftover in a ready list.
         skipped = skipped + 1
       elseif seen[id] then
         -- Named twice (a leftover beside its live entry): dealt with once. The
         -- record read above may predate this call's own writes.
         skipped = skipped + 1
-      elseif not st then
+      elseif not state then
         seen[id] = true
         skipped = skipped + 1
         local reason = rec and 'the job record in Redis is unreadable' or 'the job record is missing from Redis'
@@ -111,12 +115,12 @@ for g = 1, groups do
         seen[id] = true
         skipped = skipped + 1
         dead_letter_bad(base, id, dead, unique, 'the job body is missing from Redis',
-          {st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u}, now, nows, dead_keep)
-      elseif st == ACTIVE or st == SUCCEEDED or st == DEAD or st == CANCELLED or st == WAITING then
+          {state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key}, now, nows, dead_keep)
+      elseif state == ACTIVE or state == SUCCEEDED or state == DEAD or state == CANCELLED or state == WAITING then
         -- A ready entry for a job that is active, finished or waiting is a
         -- leftover: never lease a job twice, nor one whose parents run.
         skipped = skipped + 1
-      elseif x ~= '' and has_flag(x, 'l') and not limit_admit(base, id, p, members[i], now, nows) then
+      elseif flags ~= '' and has_flag(flags, 'l') and not limit_admit(base, id, score, members[i], now, nows) then
         -- Over its key's limit: parked with its position (see _common), and
         -- the claim goes on with the next entries.
         seen[id] = true
@@ -124,14 +128,14 @@ for g = 1, groups do
       else
         seen[id] = true
         if batch == '' then batch = int_str(redis.call('INCR', seqkey)) end
-        local attempt = (tonumber(a) or 0) + 1
-        local token = (tonumber(t) or 0) + 1
+        local new_attempt = (tonumber(attempt) or 0) + 1
+        local new_token = (tonumber(token) or 0) + 1
         leased[#leased + 1] = id
         writes[#writes + 1] = keys[2 * i - 1]
-        writes[#writes + 1] = record(ACTIVE, int_str(attempt), m, int_str(token), p, s, e, ra, nows, f, n, an, deadline, batch, x, u)
+        writes[#writes + 1] = record(ACTIVE, int_str(new_attempt), max_attempts, int_str(new_token), score, seq, enqueued_at, run_at, nows, finished_at, nonce, ack_nonce, deadline, batch, flags, unique_key)
         out[#out + 1] = id
-        out[#out + 1] = token
-        out[#out + 1] = attempt
+        out[#out + 1] = new_token
+        out[#out + 1] = new_attempt
         out[#out + 1] = body
         got = got + 1
         out[g + 1] = out[g + 1] + 1

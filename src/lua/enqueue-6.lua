@@ -67,8 +67,7 @@ for g = 1, groups do
   if found > 0 then existing = mget(keys) end
   for i = 1, #jobs do
     if existing[i] then
-      local n = select(11, parse(existing[i]))
-      if n == nonce then
+      if select(R_NONCE, parse(existing[i])) == nonce then
         replay = true
       else
         return redis.error_reply('FJDUPLICATE ' .. jobs[i][1])
@@ -166,18 +165,18 @@ for g = 1, groups do
       uk = ''
     end
     if not holder then
-      local s = fmt_seq(first + i)
+      local seq = fmt_seq(first + i)
       local score = job[3] == 0 and '0' or int_str(-job[3])
       local delay = job[4]
-      local x, parents = '', nil
+      local flags, parents = '', nil
       if has_deps then
         parents = job[9]
-        if type(parents) ~= 'table' or #parents == 0 then parents = nil else x = 'w' end
+        if type(parents) ~= 'table' or #parents == 0 then parents = nil else flags = 'w' end
       end
       if has_limits then
         local lim = job[11]
         if type(lim) == 'table' and lim[1] then
-          x = x .. 'l'
+          flags = flags .. 'l'
           writes[#writes + 1] = base .. 'l:' .. id
           writes[#writes + 1] = lim[1]
           if not limit_set[lim[1]] then
@@ -191,20 +190,20 @@ for g = 1, groups do
       if parents then
         -- Waiting: resolved below, once every job of the group is stored.
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(WAITING, '0', int_str(job[5]), '0', score, s, nows, '', '', '', nonce, '', '', '', x, uk)
+        writes[#writes + 1] = record(WAITING, '0', int_str(job[5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
         waiting_add[#waiting_add + 1] = nows
         waiting_add[#waiting_add + 1] = id
         children[#children + 1] = i
       elseif delay > 0 then
         local due = fmt_time(now + delay)
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(SCHEDULED, '0', int_str(job[5]), '0', score, s, nows, due, '', '', nonce, '', '', '', x, uk)
+        writes[#writes + 1] = record(SCHEDULED, '0', int_str(job[5]), '0', score, seq, nows, due, '', '', nonce, '', '', '', flags, uk)
         sched_add[#sched_add + 1] = due
-        sched_add[#sched_add + 1] = s .. id
+        sched_add[#sched_add + 1] = seq .. id
       else
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(QUEUED, '0', int_str(job[5]), '0', score, s, nows, '', '', '', nonce, '', '', '', x, uk)
-        pusher.push(score, s .. id)
+        writes[#writes + 1] = record(QUEUED, '0', int_str(job[5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
+        pusher.push(score, seq .. id)
         ready_count = ready_count + 1
       end
       writes[#writes + 1] = base .. 'b:' .. id
@@ -231,7 +230,7 @@ for g = 1, groups do
         local pid = replaced[parents[j]] or parents[j]
         local pk = base .. 'j:' .. pid
         local pf = {parse(redis.call('GET', pk))}
-        local pst = pf[1]
+        local pst = pf[R_STATE]
         if pst == SUCCEEDED then
           -- done
         elseif pst == nil or pst == DEAD or pst == CANCELLED then
@@ -239,9 +238,9 @@ for g = 1, groups do
         else
           pending = pending + 1
           redis.call('RPUSH', base .. 'c:' .. pid, id)
-          if not has_flag(pf[15], 'd') then
-            pf[15] = pf[15] .. 'd'
-            redis.call('SET', pk, record(unpack(pf)))
+          if not has_flag(pf[R_FLAGS], 'd') then
+            pf[R_FLAGS] = pf[R_FLAGS] .. 'd'
+            redis.call('SET', pk, record_of(pf))
           end
         end
       end
@@ -257,7 +256,7 @@ for g = 1, groups do
           ran = ran + 1
         else
           deps_cancel(base, id, f, nows)
-          if has_flag(f[15], 'd') then deps_settle(base, id, true, now, nows) end
+          if has_flag(f[R_FLAGS], 'd') then deps_settle(base, id, true, now, nows) end
         end
       end
     end

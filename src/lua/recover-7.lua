@@ -10,6 +10,8 @@
 
   ARGV:
     1 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
+    2 lease_expired: the message of the error recorded for each expired lease
+      (fastjobs.job.LEASE_EXPIRED_MESSAGE)
 
   Returns: how many jobs were taken back (from at most 20 lease batches per queue per call).
 ]]
@@ -17,13 +19,14 @@
 
 local GROUP = 7
 local dead_keep = tonumber(ARGV[1]) > 0
+local lease_expired = ARGV[2]
 local now = now_time()
 local nows = fmt_time(now)
 local total = 0
 for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local k = g * GROUP
   local prio = KEYS[k + 1]
-  local n = recover(prio, KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], base_of(prio), now, nows, dead_keep)
+  local n = recover(prio, KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], base_of(prio), now, nows, dead_keep, lease_expired)
   wake(KEYS[k + 7], n)
   total = total + n
 end

@@ -30,8 +30,9 @@ for g = 1, math.floor(#KEYS / GROUP) do
   local batches, writes, released, seen = {}, {}, {}, {}
   for i = 1, #items do
     local item = items[i]
-    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(records[i])
-    if st == ACTIVE and tonumber(t) == item[2] and not seen[item[1]] then
+    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
+    if state == ACTIVE and tonumber(token) == item[2] and not seen[item[1]] then
       seen[item[1]] = true
       local nb = batches[item[3]]
       if not nb then
@@ -39,9 +40,9 @@ for g = 1, math.floor(#KEYS / GROUP) do
         batches[item[3]] = nb
       end
       nb.ids[#nb.ids + 1] = item[1]
-      released[lb] = (released[lb] or 0) + 1
+      released[lease_batch] = (released[lease_batch] or 0) + 1
       writes[#writes + 1] = keys[i]
-      writes[#writes + 1] = record(st, a, m, t, p, s, e, ra, sa, f, n, an, nb.deadline, nb.id, x, u)
+      writes[#writes + 1] = record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, nb.deadline, nb.id, flags, unique_key)
       out[#out + 1] = 1
     else
       out[#out + 1] = 0

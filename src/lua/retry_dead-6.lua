@@ -22,21 +22,22 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local prio, dead, unique = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local base = base_of(prio)
   local jk = base .. 'j:' .. id
-  local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(redis.call('MGET', jk)[1])
-  if st then
-    if st ~= DEAD then return 0 end
+  local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+    finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(redis.call('MGET', jk)[1])
+  if state then
+    if state ~= DEAD then return 0 end
     local now = now_time()
-    if u ~= '' then
-      if unique_holder(unique, KEYS[k + 6], u, now) then return 0 end
-      redis.call('HSET', unique, u, id)
+    if unique_key ~= '' then
+      if unique_holder(unique, KEYS[k + 6], unique_key, now) then return 0 end
+      redis.call('HSET', unique, unique_key, id)
     end
     local nows = fmt_time(now)
-    s = fmt_seq(redis.call('INCR', KEYS[k + 4]))
-    if not tonumber(p) then p = '0' end
-    redis.call('SET', jk, record(QUEUED, '0', m, t, p, s, e, nows, sa, '', n, an, '', '', x, u))
+    seq = fmt_seq(redis.call('INCR', KEYS[k + 4]))
+    if not tonumber(score) then score = '0' end
+    redis.call('SET', jk, record(QUEUED, '0', max_attempts, token, score, seq, enqueued_at, nows, started_at, '', nonce, ack_nonce, '', '', flags, unique_key))
     redis.call('ZREM', dead, id)
     local pusher = ready_pusher(prio, base)
-    pusher.push(p, s .. id)
+    pusher.push(score, seq .. id)
     pusher.flush()
     wake(KEYS[k + 5], 1)
     return 1

@@ -17,17 +17,18 @@
 -- @include _common
 
 local GROUP = 2
-local token = ARGV[1]
+local lease_token = ARGV[1]
 for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local jk = KEYS[g * GROUP + 1]
   local rec = redis.call('GET', jk)
   if rec then
-    local st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x, u = parse(rec)
-    if st ~= ACTIVE or t ~= token then return 0 end
+    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(rec)
+    if state ~= ACTIVE or token ~= lease_token then return 0 end
     redis.call('SET', KEYS[g * GROUP + 2], ARGV[2])
-    if not string.find(x, 'p', 1, true) then
+    if not string.find(flags, 'p', 1, true) then
       -- Flagged once, so the succeeded retention index knows to delete the key.
-      redis.call('SET', jk, record(st, a, m, t, p, s, e, ra, sa, f, n, an, l, lb, x .. 'p', u))
+      redis.call('SET', jk, record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags .. 'p', unique_key))
     end
     return 1
   end

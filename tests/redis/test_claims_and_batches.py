@@ -15,7 +15,7 @@ from fastjobs._core import DEAD
 from fastjobs.backends import Ack, AckKind, Backend, NewJob
 from fastjobs.backends.redis import SCRIPTS, RedisBackend
 from fastjobs.backends.redis.scripts import pack as _pack
-from fastjobs.job import new_job_id
+from fastjobs.job import LEASE_EXPIRED_MESSAGE, new_job_id
 from tests.backends import unique_prefix
 from tests.redis.conftest import counts
 from tests.redis.servers import RedisServer
@@ -88,9 +88,10 @@ async def test_one_claim_call_skips_at_most_its_budget_and_says_so(server: Redis
     await backend.enqueue_many([*doomed, last])
     await cancel_all(backend, [j.id for j in doomed])
     keys = backend._queue("q").claim
-    first = await backend._eval(SCRIPTS["claim"], keys, (5, LEASE, 0))
+    args = (5, LEASE, 0, LEASE_EXPIRED_MESSAGE)
+    first = await backend._eval(SCRIPTS["claim"], keys, args)
     assert first == [1, 0]  # 1000 leftovers skipped: call again
-    second = await backend._eval(SCRIPTS["claim"], keys, (5, LEASE, 0))
+    second = await backend._eval(SCRIPTS["claim"], keys, args)
     assert second[:3] == [0, 1, last.id.encode()]
 
 
