@@ -30,6 +30,7 @@ Examples::
     python -m benchmarks --backend all --json
     python -m benchmarks --backend redis --jobs 200000
     python -m benchmarks --micro              # pytest-benchmark micro-benchmarks of the core
+    python -m benchmarks --faults --quick     # the fault-injection suite (benchmarks/faults)
 
 URLs come from ``FASTJOBS_REDIS_URL`` and ``FASTJOBS_DATABASE_URL`` (default: the
 local servers).
@@ -430,6 +431,11 @@ async def run_all(args: argparse.Namespace) -> list[Result]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--faults" in argv:  # the fault-injection suite has options of its own
+        from .faults.cli import main as faults_main
+
+        return faults_main([a for a in argv if a != "--faults"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=[*TARGETS, "all"], default="memory")
     parser.add_argument("--handler", choices=["async", "sync", "both"], default="both")
@@ -439,6 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--progress", action="store_true", help="show the progress bar even without a terminal")
     parser.add_argument("--micro", action="store_true", help="run the core micro-benchmarks (pytest-benchmark)")
+    parser.add_argument("--faults", action="store_true",
+                        help="run the fault-injection suite instead (see python -m benchmarks --faults --help)")
     parser.add_argument("--no-features", dest="features", action="store_false",
                         help="skip the unique / rate-limited / batch rows")
     args = parser.parse_args(argv)
