@@ -259,11 +259,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     async def main() -> list[str]:
         try:
-            # Connecting applies pending migrations (under an advisory lock);
-            # migrate() reports what this run applied.
+            # Connecting applies pending migrations and changed functions (under
+            # an advisory lock); the backend reports what this run applied.
             backend: Any = await app.backend()
             applied: list[str] = await backend.migrate()
-            return applied
+            return applied + (["the SQL functions"] if backend.applied_functions else [])
         finally:
             await app.close()
 

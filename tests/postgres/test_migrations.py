@@ -1,5 +1,6 @@
 """Migrations: numbered .sql files, applied once under an advisory lock, however many
-workers start at the same moment; ``fastjobs migrate``."""
+workers start at the same moment; the functions, re-applied when their text changes;
+``fastjobs migrate``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import sys
 import asyncpg
 import pytest
 
-from fastjobs.backends import BackendOptions
+from fastjobs.backends import Ack, AckKind, BackendOptions, NewJob
 from fastjobs.backends.postgres import PostgresBackend
-from fastjobs.backends.postgres.sql import MIGRATIONS, QUERIES
+from fastjobs.backends.postgres.sql import FUNCTIONS_HASH, MIGRATIONS, QUERIES
+from fastjobs.errors import ConfigurationError
 from tests.postgres.conftest import MakePostgres
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -76,3 +78,90 @@ def test_cli_migrate_on_a_backend_without_schema() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "nothing to migrate" in out.stdout
+
+
+# -- functions: re-applied by hash, not migrated ------------------------------------
+
+
+OLD_ACK = """
+CREATE OR REPLACE FUNCTION {s}.ack(
+    p_ids text[], p_tokens bigint[], p_kinds smallint[], p_payloads bytea[],
+    p_delays double precision[], p_keep_results boolean
+) RETURNS integer[] LANGUAGE plpgsql AS $$ BEGIN RETURN '{{}}'; END $$
+"""
+
+
+async def ack_source(admin: asyncpg.Connection, schema: str) -> str:
+    source: str = await admin.fetchval(
+        "SELECT prosrc FROM pg_proc WHERE proname = 'ack' AND pronamespace = to_regnamespace($1)", schema
+    )
+    return source
+
+
+@pytest.mark.parametrize("stamp", ["stale", None])
+async def test_a_schema_with_older_functions_gets_the_current_ones_at_connect(
+    make_pg: MakePostgres, admin: asyncpg.Connection, schema: str, stamp: str | None
+) -> None:
+    first = await make_pg()
+    current = await ack_source(admin, schema)
+    # A schema that ran an earlier ack (the upgrade defect: its migration
+    # number matched, so nothing replaced it), recorded stale or not at all.
+    await admin.execute(OLD_ACK.format(s=f'"{schema}"'))
+    await admin.execute(f'COMMENT ON TABLE "{schema}".schema_migrations IS {"NULL" if stamp is None else repr(stamp)}')
+    assert await ack_source(admin, schema) != current
+    second = await make_pg()
+    assert second.applied_migrations == [] and second.applied_functions == [FUNCTIONS_HASH]
+    assert await ack_source(admin, schema) == current
+    await first.enqueue_many([NewJob("j1", "q", 0, 0.0, 3, b"body")])
+    [claim] = await first.claim(["q"], 1, 30.0)
+    assert await first.ack_many([Ack(claim.id, claim.token, AckKind.SUCCEED)]) == [True]
+    assert (await make_pg()).applied_functions == []
+
+
+async def test_many_backends_with_stale_functions_apply_them_once(
+    make_pg: MakePostgres, admin: asyncpg.Connection, schema: str
+) -> None:
+    await make_pg()
+    await admin.execute(f"COMMENT ON TABLE \"{schema}\".schema_migrations IS 'stale'")
+    backends = await asyncio.gather(*(make_pg(min_connections=1, max_connections=2) for _ in range(8)))
+    assert sorted(len(b.applied_functions) for b in backends) == [0] * 7 + [1]
+    assert all(b.applied_migrations == [] for b in backends)
+
+
+@pytest.mark.parametrize("stamp", ["current", "stale"])
+async def test_a_schema_migrated_by_a_newer_fastjobs_is_refused(
+    make_pg: MakePostgres, admin: asyncpg.Connection, schema: str, postgres_url: str, stamp: str
+) -> None:
+    await make_pg()
+    latest = MIGRATIONS[-1][0]
+    await admin.execute(f'INSERT INTO "{schema}".schema_migrations (version, name) VALUES ($1, $2)', latest + 1, "9_future")
+    if stamp == "stale":  # the locked path, not the fast one
+        await admin.execute(f"COMMENT ON TABLE \"{schema}\".schema_migrations IS 'stale'")
+    before = await ack_source(admin, schema)
+    backend = PostgresBackend(postgres_url, BackendOptions(prefix=schema))
+    with pytest.raises(ConfigurationError, match=rf"at migration {latest + 1}, newer than this fastjobs knows"):
+        await backend.connect()
+    await backend.close()
+    assert await ack_source(admin, schema) == before
+    assert await admin.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == latest + 1
+
+
+@pytest.mark.slow
+def test_cli_migrate_reapplies_stale_functions_once(postgres_url: str, schema: str) -> None:
+    env = {**os.environ, "FASTJOBS_TEST_URL": postgres_url, "FASTJOBS_TEST_PREFIX": schema}
+    cmd = [sys.executable, "-m", "fastjobs", "migrate", "tests.postgres.workerapp:app"]
+    subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+
+    async def make_stale() -> None:
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            await conn.execute(f"COMMENT ON TABLE \"{schema}\".schema_migrations IS 'stale'")
+        finally:
+            await conn.close()
+
+    asyncio.run(make_stale())
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 3, outputs
+    lines = sorted(out.strip() for out, _ in outputs)
+    assert lines == [f"schema {schema!r} is up to date"] * 2 + [f"schema {schema!r}: applied the SQL functions"], lines

@@ -3,7 +3,7 @@ job rows, read by column name, and the lease-expired error record the SQL fills 
 
 Example:
     >>> head, mid, tail = LEASE_ERROR
-    >>> len(head) > 0 and len(tail) > 0
+    >>> b"LeaseExpiredError" in mid
     True
 """
 
