@@ -1,10 +1,11 @@
 """Type stub for the compiled job codec; it mirrors ``_codec_py``, the reference twin."""
 
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
-SCHEMA_VERSION: Final[int]
-DEFAULT_MAX_PAYLOAD: Final[int]
-FIELDS: Final[tuple[str, ...]]
+# The compiled module takes these from the shared plain module.
+from ._codec_rules import DEFAULT_MAX_PAYLOAD as DEFAULT_MAX_PAYLOAD
+from ._codec_rules import FIELDS as FIELDS
+from ._codec_rules import SCHEMA_VERSION as SCHEMA_VERSION
 
 class JobRecord:
     """One job as it travels: identity, routing, arguments and retry policy."""

@@ -1,22 +1,22 @@
 """Type stub for the compiled backoff and state machine; the twin ``_states_py`` is the reference."""
 
-from typing import Final, final
+from typing import final
 
-SCHEDULED: Final = 0
-QUEUED: Final = 1
-ACTIVE: Final = 2
-SUCCEEDED: Final = 3
-RETRY_PENDING: Final = 4
-DEAD: Final = 5
-CANCELLED: Final = 6
-WAITING: Final = 7
-
-STATE_NAMES: Final[tuple[str, ...]]
-TRANSITIONS: Final[frozenset[tuple[int, int]]]
-TERMINAL: Final[frozenset[int]]
+# The compiled module takes its tables from the shared plain module, so these are those very objects.
+from ._states_rules import ACTIVE as ACTIVE
+from ._states_rules import CANCELLED as CANCELLED
+from ._states_rules import DEAD as DEAD
+from ._states_rules import QUEUED as QUEUED
+from ._states_rules import RETRY_PENDING as RETRY_PENDING
+from ._states_rules import SCHEDULED as SCHEDULED
+from ._states_rules import STATE_NAMES as STATE_NAMES
+from ._states_rules import SUCCEEDED as SUCCEEDED
+from ._states_rules import TERMINAL as TERMINAL
+from ._states_rules import TRANSITIONS as TRANSITIONS
+from ._states_rules import WAITING as WAITING
+from ._states_rules import state_from_name as state_from_name
 
 def state_name(state: int) -> str: ...
-def state_from_name(name: str) -> int: ...
 def can_transition(src: int, dst: int) -> bool: ...
 def check_transition(src: int, dst: int) -> None: ...
 def initial_state(run_at: float, now: float) -> int: ...

@@ -22,11 +22,30 @@ from cpython.long cimport PyLong_AsLongAndOverflow, PyLong_AsLongLongAndOverflow
 from cpython.long cimport PyLong_AsUnsignedLongLongMask
 from libc.stdint cimport uint64_t
 
-import math
-import numbers
 import operator
 
-from fastjobs._core._errors import InvalidOptionError, InvalidTransition
+from fastjobs._core._errors import InvalidOptionError
+# The tables and the cold code (option checks, error wording) are plain Python
+# shared with the twin: see _states_rules.
+from fastjobs._core._states_rules import (
+    ACTIVE,
+    CANCELLED,
+    DEAD,
+    QUEUED,
+    RETRY_PENDING,
+    SCHEDULED,
+    STATE_NAMES,
+    SUCCEEDED,
+    TERMINAL,
+    TRANSITIONS,
+    WAITING,
+    _JITTERS,
+    _KINDS,
+    _choice,
+    _option,
+    _transition_error,
+    state_from_name,
+)
 
 cdef extern from *:
     """
@@ -49,43 +68,6 @@ cdef extern from *:
     double _mul "fastjobs_mul"(double a, double b) noexcept nogil
     double _div "fastjobs_div"(double a, double b) noexcept nogil
 
-SCHEDULED = 0
-QUEUED = 1
-ACTIVE = 2
-SUCCEEDED = 3
-RETRY_PENDING = 4
-DEAD = 5
-CANCELLED = 6
-WAITING = 7
-
-STATE_NAMES = (
-    "scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled", "waiting",
-)
-
-TRANSITIONS = frozenset({
-    (SCHEDULED, QUEUED),  # run_at reached
-    (SCHEDULED, CANCELLED),
-    (QUEUED, ACTIVE),  # claimed by a worker
-    (QUEUED, CANCELLED),
-    (ACTIVE, SUCCEEDED),
-    (ACTIVE, RETRY_PENDING),
-    (ACTIVE, DEAD),
-    # Released before it started (worker shutting down), or its lease expired
-    # and recovery put it back: the attempt did not count as a failure.
-    (ACTIVE, QUEUED),
-    (ACTIVE, CANCELLED),
-    (RETRY_PENDING, QUEUED),  # backoff elapsed
-    (RETRY_PENDING, CANCELLED),
-    (DEAD, QUEUED),  # retried by hand from the dead-letter set
-    # Waiting on parent jobs (depends_on): released when they are done, or
-    # cancelled when one of them failed (or by hand).
-    (WAITING, QUEUED),
-    (WAITING, SCHEDULED),
-    (WAITING, CANCELLED),
-})
-
-TERMINAL = frozenset({SUCCEEDED, DEAD, CANCELLED})
-
 # TRANSITIONS stays the one table; this is only a faster view of it, filled
 # from it below.
 cdef unsigned char _ALLOWED[8][8]
@@ -107,13 +89,11 @@ cdef uint64_t _MIX1 = 0xBF58476D1CE4E5B9
 cdef uint64_t _MIX2 = 0x94D049BB133111EB
 cdef double _UNIT = 1.0 / 9007199254740992.0  # 2**-53, exact
 
-_KINDS = ("fixed", "linear", "exponential")
 cdef enum:
     _FIXED = 0
     _LINEAR = 1
     _EXPONENTIAL = 2
 
-_JITTERS = ("none", "full", "equal", "decorrelated")
 cdef enum:
     _NONE = 0
     _FULL = 1
@@ -146,44 +126,12 @@ cdef inline double _uniform(uint64_t seed, uint64_t i) noexcept nogil:
     return _mul(<double>(z >> 11), _UNIT)
 
 
-cdef object _option(object value, str what, double minimum, str accepted):
-    """``value`` as a float >= minimum, or InvalidOptionError naming the option and range."""
-    cdef double number
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if math.isfinite(number) and number >= minimum:
-            return number + 0.0  # + 0.0 turns -0.0 into 0.0: one spelling per value
-    raise InvalidOptionError(f"{what} must be a finite number {accepted}, got {value!r}")
-
-
-cdef int _choice(object value, str what, tuple choices) except -1:
-    if isinstance(value, str) and value in choices:
-        return choices.index(value)
-    accepted = ", ".join([repr(choice) for choice in choices])
-    raise InvalidOptionError(f"{what} must be one of {accepted}, got {value!r}")
-
-
 cdef inline int _state_index(object state) except -2:
     cdef int overflow = 0
     cdef long index = PyLong_AsLongAndOverflow(state, &overflow)
     if overflow or index < 0 or index >= 8:
         return -1
     return <int>index
-
-
-cdef object _transition_error(object src, object dst):
-    labels = []
-    unknown = []
-    for state in (operator.index(src), operator.index(dst)):
-        if 0 <= state < 8:
-            labels.append(repr(STATE_NAMES[state]))
-        else:
-            labels.append(str(state))
-            unknown.append(f"; {state} is not a job state (states are 0..7)")
-    return InvalidTransition(f"cannot move a job from {labels[0]} to {labels[1]}" + "".join(unknown))
 
 
 def state_name(state):
@@ -197,20 +145,6 @@ def state_name(state):
     if index < 0:
         raise ValueError(f"unknown job state {state!r}; job states are 0..6")
     return STATE_NAMES[index]
-
-
-def state_from_name(name):
-    """Return the job state called ``name`` (one of STATE_NAMES).
-
-    Example:
-        >>> state_from_name("dead") == DEAD
-        True
-    """
-    for index, known in enumerate(STATE_NAMES):
-        if known == name:
-            return index
-    accepted = ", ".join([repr(known) for known in STATE_NAMES])
-    raise ValueError(f"unknown job state name {name!r}; expected one of {accepted}")
 
 
 def can_transition(src, dst):

@@ -19,51 +19,29 @@ Example:
 
 from __future__ import annotations
 
-import math
-import numbers
 import operator
 from typing import Final, final
 
-from ._errors import InvalidOptionError, InvalidTransition
-
-SCHEDULED: Final = 0
-QUEUED: Final = 1
-ACTIVE: Final = 2
-SUCCEEDED: Final = 3
-RETRY_PENDING: Final = 4
-DEAD: Final = 5
-CANCELLED: Final = 6
-WAITING: Final = 7
-
-STATE_NAMES: Final[tuple[str, ...]] = (
-    "scheduled", "queued", "active", "succeeded", "retry_pending", "dead", "cancelled", "waiting",
+from ._errors import InvalidOptionError
+from ._states_rules import (
+    _JITTERS,
+    _KINDS,
+    ACTIVE,
+    CANCELLED,
+    DEAD,
+    QUEUED,
+    RETRY_PENDING,
+    SCHEDULED,
+    STATE_NAMES,
+    SUCCEEDED,
+    TERMINAL,
+    TRANSITIONS,
+    WAITING,
+    _choice,
+    _option,
+    _transition_error,
+    state_from_name,
 )
-
-TRANSITIONS: Final[frozenset[tuple[int, int]]] = frozenset({
-    (SCHEDULED, QUEUED),  # run_at reached
-    (SCHEDULED, CANCELLED),
-    (QUEUED, ACTIVE),  # claimed by a worker
-    (QUEUED, CANCELLED),
-    (ACTIVE, SUCCEEDED),
-    (ACTIVE, RETRY_PENDING),
-    (ACTIVE, DEAD),
-    # Released before it started (worker shutting down), or its lease expired
-    # and recovery put it back: the attempt did not count as a failure.
-    (ACTIVE, QUEUED),
-    (ACTIVE, CANCELLED),
-    (RETRY_PENDING, QUEUED),  # backoff elapsed
-    (RETRY_PENDING, CANCELLED),
-    (DEAD, QUEUED),  # retried by hand from the dead-letter set
-    # Waiting on parent jobs (depends_on): released when they are done, or
-    # cancelled when one of them failed (or by hand).
-    (WAITING, QUEUED),
-    (WAITING, SCHEDULED),
-    (WAITING, CANCELLED),
-})
-"""Every legal ``(src, dst)`` move; anything else raises InvalidTransition."""
-
-TERMINAL: Final[frozenset[int]] = frozenset({SUCCEEDED, DEAD, CANCELLED})
-"""States no worker moves a job out of (``dead`` only leaves when retried by hand)."""
 
 # TRANSITIONS stays the one table; this is only a faster view of it.
 _ALLOWED: Final[tuple[tuple[bool, ...], ...]] = tuple(
@@ -86,12 +64,10 @@ _MIX1: Final = 0xBF58476D1CE4E5B9
 _MIX2: Final = 0x94D049BB133111EB
 _UNIT: Final = 2.0**-53
 
-_KINDS: Final = ("fixed", "linear", "exponential")
 _FIXED: Final = 0
 _LINEAR: Final = 1
 _EXPONENTIAL: Final = 2
 
-_JITTERS: Final = ("none", "full", "equal", "decorrelated")
 _NONE: Final = 0
 _FULL: Final = 1
 _EQUAL: Final = 2
@@ -129,40 +105,9 @@ def _uniform(seed: int, i: int) -> float:
     return (z >> 11) * _UNIT
 
 
-def _option(value: object, what: str, minimum: float, accepted: str) -> float:
-    """``value`` as a float >= minimum, or InvalidOptionError naming the option and range."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-        if math.isfinite(number) and number >= minimum:
-            return number + 0.0  # + 0.0 turns -0.0 into 0.0: one spelling per value
-    raise InvalidOptionError(f"{what} must be a finite number {accepted}, got {value!r}")
-
-
-def _choice(value: object, what: str, choices: tuple[str, ...]) -> int:
-    if isinstance(value, str) and value in choices:
-        return choices.index(value)
-    accepted = ", ".join(repr(choice) for choice in choices)
-    raise InvalidOptionError(f"{what} must be one of {accepted}, got {value!r}")
-
-
 def _state_index(state: int) -> int:
     index = operator.index(state)
     return index if 0 <= index < 8 else -1
-
-
-def _transition_error(src: int, dst: int) -> InvalidTransition:
-    labels: list[str] = []
-    unknown: list[str] = []
-    for state in (operator.index(src), operator.index(dst)):
-        if 0 <= state < 8:
-            labels.append(repr(STATE_NAMES[state]))
-        else:
-            labels.append(str(state))
-            unknown.append(f"; {state} is not a job state (states are 0..7)")
-    return InvalidTransition(f"cannot move a job from {labels[0]} to {labels[1]}" + "".join(unknown))
 
 
 def state_name(state: int) -> str:
@@ -176,20 +121,6 @@ def state_name(state: int) -> str:
     if index < 0:
         raise ValueError(f"unknown job state {state!r}; job states are 0..6")
     return STATE_NAMES[index]
-
-
-def state_from_name(name: str) -> int:
-    """Return the job state called ``name`` (one of STATE_NAMES).
-
-    Example:
-        >>> state_from_name("dead") == DEAD
-        True
-    """
-    for index, known in enumerate(STATE_NAMES):
-        if known == name:
-            return index
-    accepted = ", ".join(repr(known) for known in STATE_NAMES)
-    raise ValueError(f"unknown job state name {name!r}; expected one of {accepted}")
 
 
 def can_transition(src: int, dst: int) -> bool:
