@@ -50,10 +50,10 @@ SCENARIOS = [
     Scenario(5, "server restart", "0 acknowledged enqueues lost; processing again < 2 s after the server is "
              "back; no duplicate of a run that ended", outages.server_restart, 240),
     Scenario(6, "connection kills", "0 lost; worker file descriptors flat", outages.connection_kills, 180),
-    Scenario(7, "clock skew +-90 s", "no job starts early; leases judged by server time", outages.clock_skew, 150),
+    Scenario(7, "clock skew ±90 s", "no job starts early; leases judged by server time", outages.clock_skew, 150),
     Scenario(8, "bad data", "worker survives; each dead-lettered with its reason; other queues keep running",
-             damage.bad_data, 150),
-    Scenario(9, "8 procs x 8 slots", "each job runs exactly once; 0 deadlocks", load.many_processes, 300),
+             damage.bad_data, 150, {"max_payload": 4 * 1024 * 1024}),
+    Scenario(9, "8 procs × 8 slots", "each job runs exactly once; 0 deadlocks", load.many_processes, 300),
     Scenario(10, "sustained load", "RSS slope ~ 0; Redis keys / PostgreSQL dead tuples bounded",
              load.sustained, 240, {"result_ttl": 2.0}),
 ]

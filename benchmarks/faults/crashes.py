@@ -77,7 +77,13 @@ async def crash_points(run: Run, row: Row) -> None:
             else:
                 fleet.faults.append(_exit_fault(point, worker.pid))
             replacement = fleet.start(concurrency=1)
-            done = await run.all_ended(timeout=10 + run.lease * 3, ids=ids)
+
+            async def settled(ids: list[str] = ids) -> bool:
+                infos = [await run.app.get_job(i) for i in ids]
+                return all(i is not None and i.state == "succeeded" for i in infos)
+
+            # The store, not the ledger: a run that ended before the crash is not done yet.
+            done = await run.until(settled, timeout=10 + run.lease * 3, poll=0.1)
             fleet.stop(replacement)
             info = await run.app.get_job(target)
             attempts = info.attempt if info is not None else -1
@@ -115,7 +121,8 @@ async def sigterm_drain(run: Run, row: Row) -> None:
     await asyncio.sleep(0.3)
     fault = fleet.signal(first, signal.SIGTERM)
     code = fleet.wait_exit(first, grace + 10)
-    exited = true_time() - fault.at if code is not None else float("inf")
+    fault.until = true_time()
+    exited = fault.until - fault.at if code is not None else float("inf")
     await run.all_ended(timeout=30 + run.lease)
     runs = run.runs()
     jobs = by_job(runs)

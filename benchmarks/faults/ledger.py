@@ -29,6 +29,9 @@ RECORD = struct.Struct("<c32sIId?14x")
 assert RECORD.size == 64
 
 START, END = b"S", b"E"
+ACK_WINDOW = 0.5
+"""A run that ended this soon before its process died may not have had its ack sent yet:
+a kill or a crash explains its duplicate too (the worker flushes acks every 2 ms, plus a round trip)."""
 
 
 def true_time() -> float:
@@ -58,7 +61,10 @@ class Execution:
 
 @dataclass
 class Fault:
-    """One injected fault: a process (``pid``) or the server (``pid`` 0) hit at ``at``, for ``until - at`` s."""
+    """One injected fault: a process (``pid``) or the server (``pid`` 0) hit at ``at``.
+
+    ``until``: when a stall or an outage ended, or when a signalled process exited.
+    """
 
     kind: str
     at: float
@@ -113,8 +119,10 @@ def _hit(run: Execution, faults: list[Fault]) -> float | None:
     for fault in faults:
         if fault.pid:
             # A process fault (kill, crash, stall) explains the runs in progress in
-            # that process when it hit: they could not end, or not renew their lease.
-            if fault.pid == run.pid and run.start <= fault.at and (run.end is None or run.end >= fault.at):
+            # that process when it hit (they could not end, or renew their lease),
+            # and those that had just ended (their ack may not have left yet).
+            if fault.pid == run.pid and run.start <= fault.at and (
+                    run.end is None or run.end >= fault.at - ACK_WINDOW):
                 return fault.at
         else:
             # A server outage explains the runs still going when the server came
@@ -153,9 +161,9 @@ def tally(path: str, acked: Iterable[str], faults: list[Fault], horizon: float |
         spans = []
         for r in job_runs:
             end = r.end
-            if end is None:
-                kills = [f.at for f in faults if f.pid == r.pid and f.kind.startswith("kill")]
-                end = min(kills) if kills else stop
+            if end is None:  # it stopped when its process was killed or exited, if it was
+                hits = [f.until or f.at for f in faults if f.pid == r.pid and f.at >= r.start]
+                end = min(hits) if hits else stop
             spans.append((r.start, end))
         for i, (s1, e1) in enumerate(spans):
             result.overlaps += sum(1 for s2, e2 in spans[i + 1:] if s2 < e1 and s1 < e2)

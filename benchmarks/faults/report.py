@@ -44,7 +44,7 @@ def render(rows: Sequence[Row], header: dict[str, Any], console: Console | None 
         for name, justify in (("#", "right"), ("scenario", "left"), ("jobs", "right"), ("faults", "right"),
                               ("lost", "right"), ("dup runs (expl.)", "right"), ("overlaps", "right"),
                               ("recovery", "right"), ("must hold", "left")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+            table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         for row in (r for r in rows if r.backend == backend):
             colour = {"pass": "green", "known": "yellow"}.get(row.status, "red")
             table.add_row(
