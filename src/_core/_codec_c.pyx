@@ -124,30 +124,11 @@ import msgpack
 
 # The cold half of the codec (every error's wording, the extension types, the
 # slow decode path) is plain Python shared with the twin: see _codec_rules.
-from fastjobs._core._codec_rules import (
-    DEFAULT_MAX_PAYLOAD,
-    FIELDS,
-    SCHEMA_VERSION,
-    _EPOCH,
-    _BadExtension,
-    _Changed,
-    _Refused,
-    _backoff_checker,
-    _corrupt_bytes,
-    _corrupt_field,
-    _decimal_text,
-    _decode_ext as _decode_other_ext,
-    _explain_value,
-    _field_error,
-    _newer_schema,
-    _not_bytes,
-    _problem_in_str,
-    _sent_key,
-    _too_deep_error,
-    _too_large,
-    _type_name,
-    _wire_name,
-)
+from fastjobs._core._codec_rules import DEFAULT_MAX_PAYLOAD, FIELDS, SCHEMA_VERSION, _EPOCH, _BadExtension
+from fastjobs._core._codec_rules import _Changed, _Refused, _backoff_checker, _corrupt_bytes, _corrupt_field
+from fastjobs._core._codec_rules import _decimal_text, _decode_ext as _decode_other_ext, _explain_value
+from fastjobs._core._codec_rules import _field_error, _newer_schema, _not_bytes, _problem_in_str, _sent_key
+from fastjobs._core._codec_rules import _too_deep_error, _too_large, _type_name, _wire_name
 from fastjobs._core._errors import CorruptJobError, UnencodableError
 from fastjobs._core._states_c import Backoff as _Backoff
 

@@ -65,38 +65,12 @@ from typing import Any, ClassVar, Final
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 
-from ._codec_rules import (
-    _DICT_CHANGED,
-    _EPOCH,
-    _EXT_DECIMAL,
-    _EXT_UUID,
-    _I64_MAX,
-    _I64_MIN,
-    _MAX_DEPTH,
-    _U64_MAX,
-    _UTC_MAX_SECONDS,
-    _UTC_MIN_SECONDS,
-    DEFAULT_MAX_PAYLOAD,
-    FIELDS,
-    SCHEMA_VERSION,
-    _backoff_checker,
-    _Changed,
-    _corrupt_bytes,
-    _corrupt_field,
-    _decimal_text,
-    _decode_ext,
-    _explain_value,
-    _field_error,
-    _newer_schema,
-    _not_bytes,
-    _problem_in_str,
-    _Refused,
-    _too_deep,
-    _too_deep_error,
-    _too_large,
-    _type_name,
-    _wire_name,
-)
+from ._codec_rules import _DICT_CHANGED, _EPOCH, _EXT_DECIMAL, _EXT_UUID, _I64_MAX, _I64_MIN, _MAX_DEPTH
+from ._codec_rules import _U64_MAX, _UTC_MAX_SECONDS, _UTC_MIN_SECONDS, DEFAULT_MAX_PAYLOAD, FIELDS
+from ._codec_rules import SCHEMA_VERSION, _backoff_checker, _Changed, _corrupt_bytes, _corrupt_field
+from ._codec_rules import _decimal_text, _decode_ext, _explain_value, _field_error, _newer_schema, _not_bytes
+from ._codec_rules import _problem_in_str, _Refused, _too_deep, _too_deep_error, _too_large, _type_name
+from ._codec_rules import _wire_name
 from ._errors import CorruptJobError, UnencodableError
 from ._states_py import Backoff as _Backoff
 

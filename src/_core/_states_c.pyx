@@ -27,25 +27,9 @@ import operator
 from fastjobs._core._errors import InvalidOptionError
 # The tables and the cold code (option checks, error wording) are plain Python
 # shared with the twin: see _states_rules.
-from fastjobs._core._states_rules import (
-    ACTIVE,
-    CANCELLED,
-    DEAD,
-    QUEUED,
-    RETRY_PENDING,
-    SCHEDULED,
-    STATE_NAMES,
-    SUCCEEDED,
-    TERMINAL,
-    TRANSITIONS,
-    WAITING,
-    _JITTERS,
-    _KINDS,
-    _choice,
-    _option,
-    _transition_error,
-    state_from_name,
-)
+from fastjobs._core._states_rules import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED
+from fastjobs._core._states_rules import STATE_NAMES, SUCCEEDED, TERMINAL, TRANSITIONS, WAITING, _JITTERS
+from fastjobs._core._states_rules import _KINDS, _choice, _option, _transition_error, state_from_name
 
 cdef extern from *:
     """

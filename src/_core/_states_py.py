@@ -23,25 +23,9 @@ import operator
 from typing import Final, final
 
 from ._errors import InvalidOptionError
-from ._states_rules import (
-    _JITTERS,
-    _KINDS,
-    ACTIVE,
-    CANCELLED,
-    DEAD,
-    QUEUED,
-    RETRY_PENDING,
-    SCHEDULED,
-    STATE_NAMES,
-    SUCCEEDED,
-    TERMINAL,
-    TRANSITIONS,
-    WAITING,
-    _choice,
-    _option,
-    _transition_error,
-    state_from_name,
-)
+from ._states_rules import _JITTERS, _KINDS, ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED
+from ._states_rules import STATE_NAMES, SUCCEEDED, TERMINAL, TRANSITIONS, WAITING, _choice, _option
+from ._states_rules import _transition_error, state_from_name
 
 # TRANSITIONS stays the one table; this is only a faster view of it.
 _ALLOWED: Final[tuple[tuple[bool, ...], ...]] = tuple(
