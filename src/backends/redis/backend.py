@@ -54,7 +54,7 @@ _lease_job_id = operator.itemgetter(0)
 
 
 class RedisBackend(RedisConnection):
-    """Jobs in Redis or Redis Cluster (see the module docstring).
+    """Jobs in Redis or Redis Cluster (see the package docstring, fastjobs.backends.redis).
 
     Args:
         url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` for
