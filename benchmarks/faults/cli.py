@@ -46,7 +46,7 @@ SCENARIOS = [
              crashes.crash_points, 240),
     Scenario(3, "SIGTERM drain", "exit <= grace + 1 s; unstarted jobs picked up at once (not after the lease)",
              crashes.sigterm_drain, 120, {"lease": 10.0}),
-    Scenario(4, "SIGSTOP past lease", "stale outcome refused; no expired prefetched job started", crashes.stall, 150),
+    Scenario(4, "SIGSTOP > lease", "stale outcome refused; no expired prefetched job started", crashes.stall, 150),
     Scenario(5, "server restart", "0 acknowledged enqueues lost; processing again < 2 s after the server is "
              "back; no duplicate of a run that ended", outages.server_restart, 240),
     Scenario(6, "connection kills", "0 lost; worker file descriptors flat", outages.connection_kills, 180),

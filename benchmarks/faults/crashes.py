@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import signal
 
 from benchmarks.faults.harness import SWEEP, Row, Run, interrupted_at, true_time
@@ -187,4 +188,19 @@ async def stall(run: Run, row: Row) -> None:
               f"(stopped {stopped_for:g} s, lease {run.lease:g} s)", gap="gap 1")
     row.check("0 lost", row.lost == 0, f"{row.lost} lost of {row.jobs}")
     row.notes.append(f"{len(in_progress)} runs were in progress at the stall (they cannot be stopped: explained)")
+    fleet.stop(first)
+    _check_exit_line(row, first.log.read_text(errors="replace"), sum(1 for r in runs if r.pid == first.pid and r.end))
     del second
+
+
+def _check_exit_line(row: Row, log: str, ended: int) -> None:
+    """The stalled worker's exit line must not count refused (stale) outcomes as succeeded."""
+    lines = [line for line in log.splitlines() if "worker stopped" in line]
+    found = re.search(r"(\d+) succeeded.*?(\d+) (?:stale|outcomes? discarded|discarded)", lines[-1]) if lines else None
+    if found is None:
+        row.notes.append("no exit line with succeeded / discarded counts found in the stalled worker's log")
+        return
+    succeeded, discarded = int(found.group(1)), int(found.group(2))
+    row.check("exit line counts discarded outcomes apart", succeeded == ended - discarded,
+              f"it says {succeeded} succeeded and {discarded} discarded; {ended} handler runs ended there",
+              gap="gap 5")

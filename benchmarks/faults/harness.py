@@ -75,6 +75,8 @@ class Row:
     duplicates: int = 0
     explained: int = 0
     overlaps: int = 0
+    executions: int = 0
+    """Handler runs in the ledger (every job once, plus the duplicates, minus the lost)."""
     recovery_s: float | None = None
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -94,6 +96,7 @@ class Row:
     def count(self, tally: Tally) -> None:
         self.jobs, self.lost = tally.jobs, len(tally.lost)
         self.duplicates, self.explained, self.overlaps = tally.duplicates, tally.explained, tally.overlaps
+        self.executions = tally.executions
         if tally.torn:
             self.check("ledger records whole", False, f"{tally.torn} torn bytes at the end of the ledger")
 
@@ -120,6 +123,8 @@ class Run:
         self.acked: list[str] = []
         """Ids whose enqueue returned: these must all run."""
         self.enqueue_errors = 0
+        self.error_types: dict[str, bool] = {}
+        """What failed enqueues raised, and whether each is a FastjobsError."""
         self.server_faults: list[Fault] = []
 
     @property
@@ -177,8 +182,11 @@ class Run:
                 handles = await asyncio.wait_for(
                     self.app.enqueue_many([work.call(random.randint(*ms)) for _ in range(batch)]), 10)
                 self.acked += [h.id for h in handles]
-            except Exception:  # noqa: BLE001 - a server outage: whatever it raises, try again
+            except Exception as exc:  # noqa: BLE001 - a server outage: whatever it raises, try again
                 self.enqueue_errors += 1
+                if not isinstance(exc, asyncio.TimeoutError):
+                    kind = type(exc)
+                    self.error_types[f"{kind.__module__}.{kind.__qualname__}"] = isinstance(exc, fastjobs.FastjobsError)
                 await asyncio.sleep(0.05)
                 continue
             next_at += interval
@@ -191,6 +199,14 @@ class Run:
         except Exception:  # noqa: BLE001 - the server may be the thing we broke
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def check_error_types(self, row: Row) -> None:
+        """Producers may retry a FastjobsError safely: nothing else should reach them (issue 12, gap 3)."""
+        untyped = sorted(name for name, typed in self.error_types.items() if not typed)
+        row.check("producer errors typed", not untyped,
+                  f"{self.enqueue_errors} failed enqueues raised "
+                  + (", ".join(sorted(n.rsplit(".", 1)[-1] for n in self.error_types)) or "nothing")
+                  + (f"; not FastjobsError: {', '.join(untyped)}" if untyped else ""), gap="gap 3")
 
     def restart_delays(self) -> list[float]:
         """For each run a process fault interrupted: seconds from the fault to the job's next start."""

@@ -80,6 +80,7 @@ class Tally:
     explained: int = 0
     overlaps: int = 0
     executions: int = 0
+    """Runs of the acked jobs."""
     torn: int = 0
     """Bytes at the end of the file that do not make a whole record (must be 0)."""
 
@@ -148,10 +149,11 @@ def tally(path: str, acked: Iterable[str], faults: list[Fault], horizon: float |
     runs, torn = read(path)
     jobs = by_job(runs)
     acked = list(acked)
-    result = Tally(jobs=len(acked), executions=len(runs), torn=torn)
+    result = Tally(jobs=len(acked), executions=sum(len(jobs.get(j, ())) for j in acked), torn=torn)
     result.lost = [j for j in acked if not any(r.end is not None for r in jobs.get(j, ()))]
     stop = horizon if horizon is not None else true_time()
-    for job_runs in jobs.values():
+    for job in acked:
+        job_runs = jobs.get(job, [])
         if len(job_runs) < 2:
             continue
         result.duplicates += len(job_runs) - 1

@@ -60,7 +60,8 @@ async def server_restart(run: Run, row: Row) -> None:
     row.check("no duplicate of a run that ended", row.duplicates == row.explained,
               f"{row.duplicates} duplicate runs, {row.duplicates - row.explained} of runs that had ended "
               f"(their outcome waited for the server; down {scale.outage:g} s, lease {run.lease:g} s)",
-              gap="gap 2" if run.backend == "redis" else "")
+              gap="gap 2")
+    run.check_error_types(row)
 
 
 async def connection_kills(run: Run, row: Row) -> None:
@@ -103,6 +104,7 @@ async def connection_kills(run: Run, row: Row) -> None:
     grown = {pid: after[pid] - before[pid] for pid in before}
     row.check("worker file descriptors flat", all(after[p] >= 0 and g <= 2 for p, g in grown.items()),
               "open fds per worker " + ", ".join(f"{before[p]} -> {after[p]}" for p in before))
+    run.check_error_types(row)
     if row.duplicates != row.explained:
         row.notes.append(f"{row.duplicates - row.explained} duplicate runs of runs that had ended")
 

@@ -42,7 +42,7 @@ def render(rows: Sequence[Row], header: dict[str, Any], console: Console | None 
     for backend in dict.fromkeys(r.backend for r in rows):
         table = Table(title=f"{backend}", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
         for name, justify in (("#", "right"), ("scenario", "left"), ("jobs", "right"), ("faults", "right"),
-                              ("lost", "right"), ("dup runs (expl.)", "right"), ("overlaps", "right"),
+                              ("lost", "right"), ("dups (expl.)", "right"), ("overlaps", "right"),
                               ("recovery", "right"), ("must hold", "left")):
             table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
         for row in (r for r in rows if r.backend == backend):

@@ -91,11 +91,11 @@ class RedisFaultServer:
             return sum(1 for _ in c.scan_iter(match=f"{prefix}:*", count=1000))
 
     def damage_queue(self, prefix: str, queue: str) -> list[str]:
-        """Replace every list of a queue with a string (reads then fail with WRONGTYPE)."""
+        """Replace the lists of a queue's ready jobs with a string (reads then fail with WRONGTYPE)."""
         damaged = []
         with self.client() as c:
             for key in c.scan_iter(match=f"{prefix}:{{{queue}}}:*", count=1000):
-                if c.type(key) == b"list":
+                if c.type(key) == b"list" and not key.endswith(b":wake"):
                     c.set(key, b"damaged by the fault suite")
                     damaged.append(key.decode())
         return damaged
@@ -124,7 +124,10 @@ class PostgresFaultServer:
             raise RuntimeError("no PostgreSQL binaries: install postgresql (apt) or the pgserver package")
         self.pg = ThrowawayPostgres(bindir)
         with open(os.path.join(self.pg.data, "postgresql.conf"), "a") as conf:
-            conf.write(f"max_connections = {PG_MAX_CONNECTIONS}\nlog_min_messages = error\n")
+            # Autovacuum looks for work every 2 s instead of every minute: a 10 s
+            # sustained-load run must see vacuum keep up (or not) with fastjobs'
+            # own per-table autovacuum settings.
+            conf.write(f"max_connections = {PG_MAX_CONNECTIONS}\nautovacuum_naptime = 2\n")
         self.pg.start()
         self.url = self.pg.url
         self.log = self.pg.log
