@@ -1,6 +1,8 @@
-"""The worker's outgoing acknowledgements: buffered, flushed in batches, retried.
+"""The worker's outgoing acknowledgements: outcomes made into acks, flushed in batches, retried.
 
-Outcomes are appended to :attr:`AckBuffer.pending` as jobs finish; a flush sends
+Each finished job becomes an :class:`~fastjobs.backends.Ack` (succeeded with its
+encoded result, failed and retried after its backoff, dead-lettered with the
+reason, or given back unstarted) in :attr:`AckBuffer.pending`; a flush sends
 them with one ``ack_many`` round trip, at once when ``ack_batch`` are pending or
 when asked, else after ``ack_interval`` seconds, so the ack of one batch
 overlaps the claim of the next. A flush that fails keeps its acks, in order,
@@ -8,7 +10,7 @@ and retries with a backoff while the backend is down.
 
 Example:
     >>> from fastjobs.acks import AckBuffer
-    >>> buffer = AckBuffer(ack_batch=1000, ack_interval=0.002)
+    >>> buffer = AckBuffer(ack_batch=1000, ack_interval=0.002, max_payload=1 << 20)
     >>> buffer.acked, len(buffer.pending)
     (0, 0)
 """
@@ -18,10 +20,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 
-from .backends.base import Ack, Backend
+from typing import TYPE_CHECKING, Any
+
+from ._core import PayloadTooLargeError, UnencodableError, encode_value
+from .backends.base import Ack, AckKind, Backend, Claim
+from .job import error_record, exception_record
+from .retries import RetryPolicy
+
+if TYPE_CHECKING:
+    from ._core import JobRecord
 
 log = logging.getLogger("fastjobs.worker")
+
+SUCCEED, RETRY, DEAD, RELEASE = AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE
 
 MAX_RETRY_DELAY = 1.0
 """Longest wait between two attempts to send acks while the backend is down. Short, because
@@ -35,17 +48,24 @@ class AckBuffer:
     Args:
         ack_batch: flush at once when this many are pending.
         ack_interval: otherwise flush this many seconds after the first one.
+        max_payload: the largest result that can be stored, in bytes.
     """
 
-    def __init__(self, ack_batch: int, ack_interval: float) -> None:
+    def __init__(self, ack_batch: int, ack_interval: float, max_payload: int) -> None:
         self.ack_batch = ack_batch
         self.ack_interval = ack_interval
+        self.max_payload = max_payload
+        self.retries = RetryPolicy()
+        self._succeeded = 0
+        self._failed = 0
         self.pending: list[Ack] = []
         """Not sent yet, in outcome order. Replaced (not cleared) by each flush: hold no reference."""
         self.acked = 0
         """Acknowledgements the backend applied (stale ones excluded)."""
         self.stale = 0
         """Acknowledgements the backend refused: their lease was lost, their outcome discarded."""
+        self.stale_kinds: Counter[int] = Counter()
+        """:attr:`stale` by :class:`~fastjobs.backends.AckKind`."""
         self.flushing: asyncio.Task[None] | None = None
         self.failing = False
         """The last attempt to send failed (the backend is unreachable); cleared by the next success."""
@@ -53,6 +73,64 @@ class AckBuffer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def succeed(self, claim: Claim, record: JobRecord, value: Any) -> None:
+        try:
+            payload = None if value is None else encode_value(value, self.max_payload)
+        except (UnencodableError, PayloadTooLargeError) as exc:
+            # Running it again would return the same value: dead-letter it.
+            self.dead_letter(claim, type(exc).__name__, f"the result cannot be stored: {exc}")
+            return
+        self.pending.append(Ack(claim.id, claim.token, SUCCEED, payload))
+        self._succeeded += 1
+
+    def fail(self, claim: Claim, record: JobRecord, exc: BaseException) -> None:
+        """An attempt raised ``exc``: retry it after its backoff, or dead-letter it."""
+        self._failed += 1
+        attempt = claim.attempt
+        payload = exception_record(attempt, exc)
+        retry, delay = self.retries.decide(claim.id, record, attempt, exc)
+        if retry:
+            self.pending.append(Ack(claim.id, claim.token, RETRY, payload, delay))
+            log.warning(
+                "job %s (%s) attempt %d/%d failed: %s: %s; retrying in %.3g s",
+                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc, delay,
+            )
+        else:
+            self.pending.append(Ack(claim.id, claim.token, DEAD, payload))
+            log.error(
+                "job %s (%s) attempt %d/%d failed: %s: %s; dead-lettered",
+                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc,
+            )
+
+    def dead_letter(self, claim: Claim, kind: str, message: str) -> None:
+        """Dead-letter a job that cannot run (undecodable, unknown task...) with the reason."""
+        self._failed += 1
+        log.error("job %s dead-lettered: %s: %s", claim.id, kind, message)
+        self.pending.append(Ack(claim.id, claim.token, DEAD, error_record(claim.attempt, kind, message)))
+
+    def release(self, claim: Claim) -> None:
+        """Give back a job that did not start (or was interrupted by shutdown), its attempt unused."""
+        self.pending.append(Ack(claim.id, claim.token, RELEASE))
+
+    @property
+    def succeeded(self) -> int:
+        """Jobs that succeeded (outcomes the backend refused, their lease lost, excluded)."""
+        return self._succeeded - self.stale_kinds[SUCCEED]
+
+    @property
+    def failed(self) -> int:
+        """Attempts that failed, retried or dead-lettered (refused outcomes excluded)."""
+        return self._failed - self.stale_kinds[RETRY] - self.stale_kinds[DEAD]
+
+    @property
+    def discarded(self) -> int:
+        """Outcomes the backend refused because the job's lease was lost (a refused give-back is not one)."""
+        return self.stale - self.stale_kinds[RELEASE]
+
+    # -- sending ---------------------------------------------------------------------
 
     def start(self, backend: Backend, loop: asyncio.AbstractEventLoop) -> None:
         self._backend = backend
@@ -105,6 +183,7 @@ class AckBuffer:
                     self.stale += stale
                     for ack, ok in zip(batch, applied):
                         if not ok:
+                            self.stale_kinds[ack.kind] += 1
                             log.warning("job %s: outcome discarded, its lease was lost (token %d)", ack.id, ack.token)
         finally:
             self.flushing = None

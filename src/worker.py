@@ -40,19 +40,16 @@ from ._core import (
     UnencodableError,
     decode_job,
     decode_value,
-    encode_value,
 )
 from .acks import AckBuffer
 from .backends import redact_url
-from .backends.base import Ack, AckKind, Backend, Claim
+from .backends.base import Backend, Claim
 from .constants import BATCH, PIPE
 from .context import Context
 from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
 from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
-from .job import error_record, exception_record
 from .options import validate_queue
 from .periodic import run_schedules
-from .retries import RetryPolicy
 from .signals import install_stop_signals, remove_stop_signals
 
 if TYPE_CHECKING:
@@ -61,8 +58,6 @@ if TYPE_CHECKING:
     from .task import Task
 
 log = logging.getLogger("fastjobs.worker")
-
-SUCCEED, RETRY, DEAD, RELEASE = AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE
 
 
 class Worker:
@@ -133,8 +128,6 @@ class Worker:
         self.handle_signals = handle_signals
         self.schedule = schedule
 
-        self.succeeded = 0
-        self.failed = 0
 
         self._backend: Backend | None = None
         self._running: dict[str, Running] = {}
@@ -149,12 +142,11 @@ class Worker:
         """``time.monotonic()`` when the claim in flight was sent (None: no claim in flight)."""
         self._claim_failed = False
         self._renew_failed = False
-        self._ackbuf = AckBuffer(ack_batch, ack_interval)
+        self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload)
         self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
         self._forced = asyncio.Event()
         self._threads: ThreadRunner | None = None
-        self._retries = RetryPolicy()
         self._started = False
 
     # -- control ---------------------------------------------------------------
@@ -164,6 +156,16 @@ class Worker:
         if self._stop.is_set() or force:
             self._forced.set()
         self._stop.set()
+
+    @property
+    def succeeded(self) -> int:
+        """Jobs that succeeded here (outcomes the backend refused, their lease lost, excluded)."""
+        return self._ackbuf.succeeded
+
+    @property
+    def failed(self) -> int:
+        """Attempts that failed here, retried or dead-lettered (refused outcomes excluded)."""
+        return self._ackbuf.failed
 
     @property
     def acked(self) -> int:
@@ -214,7 +216,8 @@ class Worker:
                 scheduler.cancel()
             await self._shutdown()
             remove_stop_signals(loop, signals)
-            log.info("worker stopped: %d succeeded, %d failed, %d stale acks", self.succeeded, self.failed, self.stale)
+            log.info("worker stopped: %d succeeded, %d failed, %d outcomes discarded (lease lost)",
+                     self.succeeded, self.failed, self._ackbuf.discarded)
 
     async def _claim_loop(self, backend: Backend) -> None:
         queues = self.queues
@@ -336,16 +339,15 @@ class Worker:
     def _start_batch(self, claims: list[Claim]) -> None:
         registry = self.app.tasks
         max_payload = self.app.max_payload
-        loop = self._loop
         for claim in claims:
             try:
                 record = decode_job(claim.body, max_payload)
             except (CorruptJobError, PayloadTooLargeError) as exc:
-                self._dead_letter(claim, type(exc).__name__, f"undecodable job payload: {exc}")
+                self._ackbuf.dead_letter(claim, type(exc).__name__, f"undecodable job payload: {exc}")
                 continue
             task = registry.get(record.task) or self.app.builtin_tasks.get(record.task)
             if task is None:
-                self._dead_letter(
+                self._ackbuf.dead_letter(
                     claim, UnknownTaskError.__name__,
                     f"no task named {record.task!r} is registered in this worker; "
                     "register it with @app.task (workers never import code a job names)",
@@ -367,7 +369,7 @@ class Worker:
             args = record.args if ctx is None else (ctx, *record.args)
             job_task = start_task(self._loop, task.fn(*args, **record.kwargs))
         except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
-            self._fail(claim, record, task, exc)
+            self._ackbuf.fail(claim, record, exc)
             return
         running = Running(claim, record, task, job_task, lease)
         running.ctx = ctx
@@ -393,15 +395,15 @@ class Worker:
                 stored = await self._backend.get(parent_id)  # type: ignore[union-attr]
             except Exception as exc:  # the backend failed: this attempt fails, and is retried
                 if self._forget(fetching) and not fetching.lost:
-                    self._fail(claim, record, task, exc)
+                    self._ackbuf.fail(claim, record, exc)
                     self._ackbuf.schedule()
                 return
             if not self._forget(fetching) or fetching.lost:
                 return  # timed out, or its lease was lost meanwhile
             if self._stop.is_set():  # shutting down: give it back unstarted
-                self._ackbuf.pending.append(Ack(claim.id, claim.token, RELEASE))
+                self._ackbuf.release(claim)
             elif stored is None or stored.state != SUCCEEDED:
-                self._dead_letter(
+                self._ackbuf.dead_letter(
                     claim, DependencyError.__name__,
                     f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
                     "kept result_ttl seconds after a job succeeded; raise the App's result_ttl",
@@ -410,7 +412,7 @@ class Worker:
                 try:
                     value = None if stored.result is None else decode_value(stored.result, self.app.max_payload)
                 except (CorruptJobError, PayloadTooLargeError, UnencodableError) as exc:
-                    self._dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}")
+                    self._ackbuf.dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}")
                 else:
                     record.args = (value, *record.args)
                     self._start_one(claim, record, task)
@@ -468,7 +470,7 @@ class Worker:
         # A thread cannot be killed: fail the attempt now and free the slot; the
         # thread runs on and its late outcome is discarded.
         self._forget(running)
-        self._fail(running.claim, running.record, running.task, self._timeout_error(running))
+        self._ackbuf.fail(running.claim, running.record, self._timeout_error(running))
         self._ackbuf.schedule()
 
     def _timeout_error(self, running: Running) -> JobTimeoutError:
@@ -491,63 +493,30 @@ class Worker:
 
     def _settle(self, running: Running, fut: asyncio.Future[Any]) -> None:
         """Turn a finished handler Task into its ack."""
-        claim, record, task = running.claim, running.record, running.task
+        claim, record = running.claim, running.record
         if fut.cancelled():
             if running.timed_out:
-                self._fail(claim, record, task, self._timeout_error(running))
+                self._ackbuf.fail(claim, record, self._timeout_error(running))
             else:  # interrupted by shutdown: give it back without using the attempt
-                self._ackbuf.pending.append(Ack(claim.id, claim.token, RELEASE))
+                self._ackbuf.release(claim)
             return
         exc = fut.exception()
         if exc is None:
-            self._succeed(claim, record, fut.result())
+            self._ackbuf.succeed(claim, record, fut.result())
         else:
-            self._fail(claim, record, task, exc)
+            self._ackbuf.fail(claim, record, exc)
 
     def _sync_done(self, outcomes: list[tuple[Running, Any, BaseException | None]]) -> None:
         for running, value, exc in outcomes:
             if not self._forget(running) or running.lost:
                 continue  # timed out, or its lease was lost: the outcome is discarded
             if exc is None:
-                self._succeed(running.claim, running.record, value)
+                self._ackbuf.succeed(running.claim, running.record, value)
             elif exc is LEASE_UNCONFIRMED:  # a thread found it too late to start: give it back
-                self._ackbuf.pending.append(Ack(running.claim.id, running.claim.token, RELEASE))
+                self._ackbuf.release(running.claim)
             else:
-                self._fail(running.claim, running.record, running.task, exc)
+                self._ackbuf.fail(running.claim, running.record, exc)
         self._ackbuf.schedule()
-
-    def _succeed(self, claim: Claim, record: JobRecord, value: Any) -> None:
-        try:
-            payload = None if value is None else encode_value(value, self.app.max_payload)
-        except (UnencodableError, PayloadTooLargeError) as exc:
-            # Running it again would return the same value: dead-letter it.
-            self._dead_letter(claim, type(exc).__name__, f"the result cannot be stored: {exc}")
-            return
-        self._ackbuf.pending.append(Ack(claim.id, claim.token, SUCCEED, payload))
-        self.succeeded += 1
-
-    def _fail(self, claim: Claim, record: JobRecord, task: Task[..., Any], exc: BaseException) -> None:
-        self.failed += 1
-        attempt = claim.attempt
-        payload = exception_record(attempt, exc)
-        retry, delay = self._retries.decide(claim.id, record, attempt, exc)
-        if retry:
-            self._ackbuf.pending.append(Ack(claim.id, claim.token, RETRY, payload, delay))
-            log.warning(
-                "job %s (%s) attempt %d/%d failed: %s: %s; retrying in %.3g s",
-                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc, delay,
-            )
-        else:
-            self._ackbuf.pending.append(Ack(claim.id, claim.token, DEAD, payload))
-            log.error(
-                "job %s (%s) attempt %d/%d failed: %s: %s; dead-lettered",
-                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc,
-            )
-
-    def _dead_letter(self, claim: Claim, kind: str, message: str) -> None:
-        self.failed += 1
-        log.error("job %s dead-lettered: %s: %s", claim.id, kind, message)
-        self._ackbuf.pending.append(Ack(claim.id, claim.token, DEAD, error_record(claim.attempt, kind, message)))
 
     # -- leases and maintenance -------------------------------------------------
 
@@ -630,7 +599,8 @@ class Worker:
             "stalled?), so another worker may hold them now; they were given back unstarted",
             len(pending), time.monotonic() - self._pending_confirmed,
         )
-        self._ackbuf.pending += [Ack(c.id, c.token, RELEASE) for c in pending]
+        for claim in pending:
+            self._ackbuf.release(claim)
         pending.clear()
         self._ackbuf.schedule(now=True)
 
@@ -661,12 +631,13 @@ class Worker:
 
     async def _shutdown(self) -> None:
         # Prefetched jobs and sync jobs still waiting for a thread never started: give them back now.
-        self._ackbuf.pending += [Ack(c.id, c.token, RELEASE) for c in self._pending]
+        for claim in self._pending:
+            self._ackbuf.release(claim)
         self._pending.clear()
         for running in list(self._running.values()):
             if running.future is None and self._threads is not None and self._threads.withdraw(running):
                 self._forget(running)
-                self._ackbuf.pending.append(Ack(running.claim.id, running.claim.token, RELEASE))
+                self._ackbuf.release(running.claim)
         self._ackbuf.schedule(now=True)
         deadline = time.monotonic() + self.shutdown_grace
         while self._running and not self._forced.is_set() and time.monotonic() < deadline:

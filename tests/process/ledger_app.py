@@ -41,6 +41,9 @@ def step_sync(n: int) -> int:
 
 
 if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     asyncio.run(app.run_worker(
         concurrency=int(env.get("LEDGER_CONCURRENCY", "10")),
         prefetch=int(env.get("LEDGER_PREFETCH", "0")) or None,

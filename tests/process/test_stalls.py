@@ -30,12 +30,17 @@ def ledger(path: Path) -> list[tuple[int, int, float]]:
     return [(int(n), int(pid), float(t)) for n, pid, t in (line.split() for line in path.read_text().splitlines())]
 
 
-def start_worker(url: str, prefix: str, runs: Path, concurrency: int, prefetch: int, sleep: float) -> subprocess.Popen[bytes]:
+def start_worker(url: str, prefix: str, runs: Path, concurrency: int, prefetch: int, sleep: float,
+                 log: Path | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), FASTJOBS_TEST_URL=url, FASTJOBS_TEST_PREFIX=prefix,
                FASTJOBS_TEST_RUNS=str(runs), LEDGER_LEASE=str(LEASE), LEDGER_CONCURRENCY=str(concurrency),
                LEDGER_PREFETCH=str(prefetch), LEDGER_SLEEP=str(sleep))
-    return subprocess.Popen([sys.executable, "-m", "tests.process.ledger_app"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if log is None:
+        return subprocess.Popen([sys.executable, "-m", "tests.process.ledger_app"], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("wb") as stderr:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "tests.process.ledger_app"], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -72,7 +77,8 @@ async def test_a_stalled_worker_does_not_start_jobs_whose_lease_ran_out(
     try:
         await app.enqueue_many([app.tasks[task].call(i) for i in range(12)])
         # Two slots and ten prefetched: two jobs run, ten wait in the worker, claimed.
-        stalled = start_worker(url, prefix, runs, concurrency=2, prefetch=10, sleep=0.5)
+        log = tmp_path / "stalled.log"
+        stalled = start_worker(url, prefix, runs, concurrency=2, prefetch=10, sleep=0.5, log=log)
         await wait_for(lambda: len(ledger(runs)) >= 2, 30, "the first worker to start two jobs")
         await asyncio.sleep(0.2)
         stalled.send_signal(signal.SIGSTOP)
@@ -88,6 +94,9 @@ async def test_a_stalled_worker_does_not_start_jobs_whose_lease_ran_out(
         late = sorted(n for n, pid, t in ledger(runs) if pid == stalled.pid and t >= woke)
         assert late == [], f"the stalled worker started jobs {late} after it woke, though their lease had run out"
         assert stalled.returncode == 0
+        # Its two jobs that were running when it stalled ran on, but another worker ran them too:
+        # their outcomes were refused (or dropped at the renewal that found the leases lost).
+        assert "worker stopped: 0 succeeded, 0 failed" in log.read_text(), log.read_text()
     finally:
         for proc in (stalled, rescuer):
             if proc is not None:
