@@ -18,10 +18,15 @@ from ..base import StoredJob
 
 def stored_job(row: Any) -> StoredJob:
     """A ``get`` / ``list_live`` / ``list_finished`` row (columns named as StoredJob's fields)."""
-    fields = dict(row.items())
-    fields["errors"] = list(fields["errors"] or ())
-    fields["parents"] = tuple(fields["parents"] or ())
-    return StoredJob(**fields)
+    # Keyword arguments: a field added to StoredJob out of order cannot shift the others.
+    return StoredJob(
+        id=row["id"], queue=row["queue"], state=row["state"], priority=row["priority"], attempt=row["attempt"],
+        max_attempts=row["max_attempts"], token=row["token"], body=row["body"], result=row["result"],
+        errors=list(row["errors"] or ()), enqueued_at=row["enqueued_at"], run_at=row["run_at"],
+        started_at=row["started_at"], finished_at=row["finished_at"], lease_until=row["lease_until"],
+        unique_key=row["unique_key"], progress=row["progress"], parents=tuple(row["parents"] or ()),
+        pending_parents=row["pending_parents"], failed_parents=row["failed_parents"], limit_key=row["limit_key"],
+    )
 
 
 def _lease_error_parts() -> tuple[bytes, bytes, bytes]:
