@@ -169,7 +169,7 @@ async def stall(run: Run, row: Row) -> None:
     latest = {j: max(r.attempt for r in rs) for j, rs in jobs.items()}
     # A job the resumed worker started although a later claim of it exists: its lease had expired.
     expired_starts = [r for r in runs if r.pid == first.pid and r.start > fault.until and r.attempt < latest[r.job]]
-    contested = [j for j, rs in jobs.items() if any(r.pid == first.pid and r.end is not None for r in rs)
+    contested = [j for j, rs in jobs.items() if any(r.pid == first.pid and r.ok for r in rs)
                  and latest[j] > min(r.attempt for r in rs if r.pid == first.pid)]
     overwritten = []
     for job in contested:
@@ -189,7 +189,7 @@ async def stall(run: Run, row: Row) -> None:
     row.check("0 lost", row.lost == 0, f"{row.lost} lost of {row.jobs}")
     row.notes.append(f"{len(in_progress)} runs were in progress at the stall (they cannot be stopped: explained)")
     fleet.stop(first)
-    _check_exit_line(row, first.log.read_text(errors="replace"), sum(1 for r in runs if r.pid == first.pid and r.end))
+    _check_exit_line(row, first.log.read_text(errors="replace"), sum(1 for r in runs if r.pid == first.pid and r.ok))
     del second
 
 

@@ -149,7 +149,7 @@ class Run:
         return ledger.read(self.ledger)[0]
 
     def ended(self, ids: Sequence[str] | None = None) -> int:
-        done = {r.job for r in self.runs() if r.end is not None}
+        done = {r.job for r in self.runs() if r.ok}
         return len(done) if ids is None else sum(1 for i in ids if i in done)
 
     async def until(self, condition: Callable[[], bool | Awaitable[bool]], timeout: float, poll: float = 0.05) -> bool:

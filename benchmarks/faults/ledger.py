@@ -57,6 +57,8 @@ class Execution:
     attempt: int
     start: float
     end: float | None = None
+    ok: bool = False
+    """It ran to its end (not cancelled)."""
 
 
 @dataclass
@@ -95,7 +97,7 @@ def read(path: str) -> tuple[list[Execution], int]:
     whole = len(data) - len(data) % RECORD.size
     open_runs: dict[tuple[str, int, int], Execution] = {}
     runs: list[Execution] = []
-    for kind, raw_id, pid, attempt, at, _ok in RECORD.iter_unpack(data[:whole]):
+    for kind, raw_id, pid, attempt, at, ok in RECORD.iter_unpack(data[:whole]):
         job = raw_id.rstrip(b"\0").decode()
         key = (job, pid, attempt)
         if kind == START:
@@ -103,7 +105,8 @@ def read(path: str) -> tuple[list[Execution], int]:
             open_runs[key] = run
             runs.append(run)
         elif kind == END and key in open_runs:
-            open_runs.pop(key).end = at
+            run = open_runs.pop(key)
+            run.end, run.ok = at, ok
     runs.sort(key=lambda r: r.start)
     return runs, len(data) - whole
 
@@ -150,7 +153,7 @@ def tally(path: str, acked: Iterable[str], faults: list[Fault], horizon: float |
     jobs = by_job(runs)
     acked = list(acked)
     result = Tally(jobs=len(acked), executions=sum(len(jobs.get(j, ())) for j in acked), torn=torn)
-    result.lost = [j for j in acked if not any(r.end is not None for r in jobs.get(j, ()))]
+    result.lost = [j for j in acked if not any(r.ok for r in jobs.get(j, ()))]
     stop = horizon if horizon is not None else true_time()
     for job in acked:
         job_runs = jobs.get(job, [])

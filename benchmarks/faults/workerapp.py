@@ -57,7 +57,11 @@ def build_app(url: str, prefix: str, lease: float, ledger: str | None = None, **
         if crash == "in-handler" and first:
             os._exit(CRASH_EXIT)
         if ms:
-            await asyncio.sleep(ms / 1000)
+            try:
+                await asyncio.sleep(ms / 1000)
+            except asyncio.CancelledError:  # given back at shutdown: this run ended, unfinished
+                writer.write(END, ctx.job_id, ctx.attempt, ok=False)
+                raise
         if crash == "late" and first:
             os._exit(CRASH_EXIT)
         writer.write(END, ctx.job_id, ctx.attempt)
