@@ -1,10 +1,11 @@
 """Migrations: numbered .sql files, applied once under an advisory lock, however many
-workers start at the same moment; the functions, re-applied when their text changes;
-``fastjobs migrate``."""
+workers start at the same moment; the functions, re-applied when their revision is newer
+(or their text changed within one), never downgraded by an older process; ``fastjobs migrate``."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 from fastjobs.backends import Ack, AckKind, BackendOptions, NewJob
 from fastjobs.backends.postgres import PostgresBackend
-from fastjobs.backends.postgres.sql import FUNCTIONS_HASH, MIGRATIONS, QUERIES
+from fastjobs.backends.postgres.schema import CURRENT, Functions, upgrade
+from fastjobs.backends.postgres.sql import FUNCTIONS_HASH, FUNCTIONS_REVISION, MIGRATIONS, QUERIES, functions_hash
 from fastjobs.errors import ConfigurationError
 from tests.postgres.conftest import MakePostgres
 
@@ -98,7 +100,103 @@ async def ack_source(admin: asyncpg.Connection, schema: str) -> str:
     return source
 
 
-@pytest.mark.parametrize("stamp", ["stale", None])
+# Each released revision of src/sql/functions/ and the hash of its files. A change
+# to those files (or to a state number they use) changes the hash: bump
+# FUNCTIONS_REVISION in src/backends/postgres/sql.py and add the new pair here.
+PINNED_FUNCTIONS = {
+    1: "42959f0edab38be03c3eeed122bb0c647b549199eadaca25d0e43a3d16f41a59",
+}
+
+
+def test_every_change_to_the_functions_bumps_their_revision() -> None:
+    assert FUNCTIONS_REVISION == max(PINNED_FUNCTIONS), (
+        f"FUNCTIONS_REVISION is {FUNCTIONS_REVISION}, but the latest pinned revision here is "
+        f"{max(PINNED_FUNCTIONS)}: revisions go up by one, and each is pinned in PINNED_FUNCTIONS"
+    )
+    assert PINNED_FUNCTIONS[FUNCTIONS_REVISION] == FUNCTIONS_HASH, (
+        f"the SQL functions changed (their hash is now {FUNCTIONS_HASH}) but their revision is still "
+        f"{FUNCTIONS_REVISION}: set FUNCTIONS_REVISION = {FUNCTIONS_REVISION + 1} in src/backends/postgres/sql.py "
+        f"and add {FUNCTIONS_REVISION + 1}: \"{FUNCTIONS_HASH}\" to PINNED_FUNCTIONS in this file (keep "
+        "the change backward compatible: see FUNCTIONS_REVISION's docstring). Without a new revision, "
+        "processes of the two versions would re-apply their own functions at every connect"
+    )
+    assert len(set(PINNED_FUNCTIONS.values())) == len(PINNED_FUNCTIONS)
+
+
+def newer_functions(marker: str = "newer") -> Functions:
+    """The current functions plus one more, as the next revision would ship them."""
+    files = [*CURRENT.files, ("zz_marker.sql", f"CREATE OR REPLACE FUNCTION {{schema}}.marker() RETURNS text "
+                              f"LANGUAGE sql AS $$ SELECT '{marker}'::text $$")]
+    return Functions(CURRENT.revision + 1, functions_hash(files), files)
+
+
+async def functions_xmin(admin: asyncpg.Connection, schema: str) -> list[int]:
+    """The pg_proc row versions of the schema's functions: CREATE OR REPLACE changes them."""
+    rows = await admin.fetch(
+        "SELECT xmin::text::bigint FROM pg_proc WHERE pronamespace = to_regnamespace($1) ORDER BY oid", schema
+    )
+    return [r[0] for r in rows]
+
+
+async def stamp_of(admin: asyncpg.Connection, schema: str) -> str:
+    stamp: str = await admin.fetchval(f"SELECT obj_description('\"{schema}\".schema_migrations'::regclass, 'pg_class')")
+    return stamp
+
+
+async def test_an_older_process_runs_on_newer_functions_and_leaves_them_in_place(
+    make_pg: MakePostgres, admin: asyncpg.Connection, schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A rolling upgrade: the new version's process applies its revision...
+    await make_pg()
+    newer = newer_functions()
+    applied = await upgrade(admin, schema, newer)
+    assert applied.functions == newer.hash and applied.newer_functions is None
+    before = await functions_xmin(admin, schema)
+    # ...then old processes connect (and migrate) while it runs.
+    with caplog.at_level(logging.WARNING, logger="fastjobs.postgres"):
+        old = [await make_pg() for _ in range(3)]
+        assert await old[0].migrate() == []
+    assert [b.applied_functions for b in old] == [[], [], []]
+    assert await functions_xmin(admin, schema) == before
+    assert await stamp_of(admin, schema) == newer.stamp
+    warned = [r.getMessage() for r in caplog.records if "newer than this fastjobs" in r.getMessage()]
+    assert len(warned) == 1 and f"revision {newer.revision}," in warned[0], warned
+    # They work on the newer functions (compatible within a schema version).
+    await old[0].enqueue_many([NewJob("j1", "q", 0, 0.0, 3, b"body")])
+    [claim] = await old[1].claim(["q"], 1, 30.0)
+    assert await old[2].ack_many([Ack(claim.id, claim.token, AckKind.SUCCEED)]) == [True]
+    assert await admin.fetchval(f'SELECT "{schema}".marker()') == "newer"
+    # And the new version does not re-apply either: nobody flip-flops.
+    assert (await upgrade(admin, schema, newer)).functions is None
+    assert await functions_xmin(admin, schema) == before
+
+
+async def test_many_older_processes_at_once_leave_newer_functions_in_place(
+    make_pg: MakePostgres, admin: asyncpg.Connection, schema: str
+) -> None:
+    await make_pg()
+    await upgrade(admin, schema, newer_functions())
+    before = await functions_xmin(admin, schema)
+    backends = await asyncio.gather(*(make_pg(min_connections=1, max_connections=2) for _ in range(6)))
+    assert [b.applied_functions for b in backends] == [[]] * 6
+    assert await functions_xmin(admin, schema) == before
+
+
+async def test_a_newer_revision_replaces_older_functions_and_the_same_revision_with_new_text_too(
+    make_pg: MakePostgres, admin: asyncpg.Connection, schema: str
+) -> None:
+    await make_pg()
+    newer = newer_functions()
+    assert (await upgrade(admin, schema, newer)).functions == newer.hash
+    # An edit under development: same revision, other text. Applied, as before revisions.
+    edited = newer_functions("edited")
+    assert edited.revision == newer.revision and edited.hash != newer.hash
+    assert (await upgrade(admin, schema, edited)).functions == edited.hash
+    assert await admin.fetchval(f'SELECT "{schema}".marker()') == "edited"
+    assert await stamp_of(admin, schema) == edited.stamp
+
+
+@pytest.mark.parametrize("stamp", ["stale", None, "pre-revision", "same-revision-other-hash"])
 async def test_a_schema_with_older_functions_gets_the_current_ones_at_connect(
     make_pg: MakePostgres, admin: asyncpg.Connection, schema: str, stamp: str | None
 ) -> None:
@@ -107,6 +205,10 @@ async def test_a_schema_with_older_functions_gets_the_current_ones_at_connect(
     # A schema that ran an earlier ack (the upgrade defect: its migration
     # number matched, so nothing replaced it), recorded stale or not at all.
     await admin.execute(OLD_ACK.format(s=f'"{schema}"'))
+    if stamp == "pre-revision":  # what fastjobs recorded before functions had revisions
+        stamp = f"fastjobs functions sha256 {'0' * 64}"
+    elif stamp == "same-revision-other-hash":
+        stamp = f"fastjobs functions revision {FUNCTIONS_REVISION} sha256 {'0' * 64}"
     await admin.execute(f'COMMENT ON TABLE "{schema}".schema_migrations IS {"NULL" if stamp is None else repr(stamp)}')
     assert await ack_source(admin, schema) != current
     second = await make_pg()

@@ -7,29 +7,39 @@ same split between its migrations and its driver's queries):
   indexes and types. Each runs once, in order, recorded in
   ``<schema>.schema_migrations``; a file is never edited once released.
 * **Functions** (``fastjobs/sql/functions/*.sql``) are ``CREATE OR REPLACE``
-  statements, applied all together whenever the hash of their text differs
-  from the one recorded as the comment of ``<schema>.schema_migrations``
-  (a comment, not a table of its own, so that the schema holds no table but
-  fastjobs' data and its one record of changes). A fixed function is
-  an edit of its file: every schema gets it at its next connect, however it
-  was created, and no migration copies a 170-line function to change a line.
+  statements, applied all together. The schema records the revision
+  (:data:`~.sql.FUNCTIONS_REVISION`) and the hash of the functions it holds as
+  the comment of ``<schema>.schema_migrations`` (a comment, not a table of its
+  own, so that the schema holds no table but fastjobs' data and its one record
+  of changes). A process applies its functions when their revision is newer
+  than the recorded one, or the same with another hash (an edit under
+  development). A fixed function is an edit of its file and a bumped revision:
+  every schema gets it at its next connect, however it was created, and no
+  migration copies a 170-line function to change a line.
+* **Rolling upgrades.** An older process (a lower revision) never replaces
+  newer functions: it warns once and runs on them, which the compatibility rule
+  of :data:`~.sql.FUNCTIONS_REVISION` makes safe. Old and new processes
+  connecting in turn therefore leave the newest functions in place, rather
+  than each re-applying its own at every connect.
 
 Both run in one transaction under a per-schema advisory lock, so any number
 of processes may connect (or run ``fastjobs migrate``) at once: one applies,
 the others wait, then find nothing to do. A schema already at this code's
-latest migration with these functions costs two statements and no lock. A
-schema migrated by a newer fastjobs (a version this code does not know) is
-refused rather than run with functions written for other tables.
+latest migration with these functions (or newer ones) costs two statements and
+no lock. A schema migrated by a newer fastjobs (a migration this code does not
+know) is refused rather than run with functions written for other tables.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConfigurationError
-from .sql import FUNCTIONS, FUNCTIONS_HASH, MIGRATIONS, render
+from .sql import FUNCTIONS, FUNCTIONS_HASH, FUNCTIONS_REVISION, MIGRATIONS, render
 
 log = logging.getLogger("fastjobs.postgres")
 
@@ -47,10 +57,69 @@ class Applied:
     """Names of the migrations it applied, in order."""
     functions: str | None = None
     """The functions' hash, if it (re-)applied them."""
+    newer_functions: int | None = None
+    """The schema's functions revision, if it is newer than this process's (left in place)."""
 
 
-FUNCTIONS_STAMP = f"fastjobs functions sha256 {FUNCTIONS_HASH}"
-"""The comment of ``schema_migrations`` once these functions are applied."""
+@dataclass(frozen=True)
+class Functions:
+    """One release of the function files: what :func:`upgrade` applies, and how the schema records it."""
+
+    revision: int
+    hash: str
+    files: Sequence[tuple[str, str]]
+
+    @property
+    def stamp(self) -> str:
+        """The comment of ``schema_migrations`` once these functions are applied."""
+        # Digits, hex and fixed words: safe to write into a COMMENT literal.
+        return f"fastjobs functions revision {self.revision} sha256 {self.hash}"
+
+
+CURRENT = Functions(FUNCTIONS_REVISION, FUNCTIONS_HASH, FUNCTIONS)
+"""This fastjobs' functions."""
+
+_STAMP = re.compile(r"fastjobs functions revision (\d+) sha256 ([0-9a-f]{64})")
+
+_warned_newer: set[tuple[str, int]] = set()
+"""(schema, revision) pairs this process has warned about: once each, not at every connect."""
+
+
+def recorded(stamp: str | None) -> tuple[int, str | None]:
+    """The revision and hash a schema's stamp records.
+
+    No stamp, or one from before revisions (``fastjobs functions sha256 ...``),
+    reads as revision 0: older than any release, so it is replaced.
+
+    Example:
+        >>> recorded("fastjobs functions revision 3 sha256 " + "ab" * 32)[0]
+        3
+        >>> recorded(None)
+        (0, None)
+    """
+    match = _STAMP.fullmatch(stamp or "")
+    return (int(match[1]), match[2]) if match else (0, None)
+
+
+def _should_apply(functions: Functions, stamp: str | None) -> bool:
+    revision, digest = recorded(stamp)
+    return revision < functions.revision or (revision == functions.revision and digest != functions.hash)
+
+
+def _newer(schema: str, functions: Functions, stamp: str | None, applied: Applied) -> None:
+    """Note (and warn, once per process) that the schema runs a newer revision than ``functions``."""
+    revision = recorded(stamp)[0]
+    if revision <= functions.revision:
+        return
+    applied.newer_functions = revision
+    if (schema, revision) not in _warned_newer:
+        _warned_newer.add((schema, revision))
+        log.warning(
+            "schema %s holds SQL functions revision %d, newer than this fastjobs' %d: a newer fastjobs "
+            "applied them during an upgrade. This process runs on them and leaves them in place (they stay "
+            "compatible within a schema version); upgrade fastjobs here too",
+            schema, revision, functions.revision,
+        )
 
 
 def _refuse_newer(schema: str, version: int | None) -> None:
@@ -62,8 +131,11 @@ def _refuse_newer(schema: str, version: int | None) -> None:
         )
 
 
-async def upgrade(conn: Any, schema: str) -> Applied:
+async def upgrade(conn: Any, schema: str, functions: Functions = CURRENT) -> Applied:
     """Apply pending migrations and changed functions to ``schema`` on the asyncpg connection ``conn``.
+
+    ``functions``: the ones to apply, unless the schema holds a newer revision
+    (this fastjobs' own, but for tests).
 
     Example:
         >>> async def main(conn):  # doctest: +SKIP
@@ -78,8 +150,10 @@ async def upgrade(conn: Any, schema: str) -> Applied:
             f" AS stamp FROM {quoted}.schema_migrations"
         )
         _refuse_newer(schema, found["version"])
-        if found["version"] == LATEST and found["stamp"] == FUNCTIONS_STAMP:
-            return Applied()
+        if found["version"] == LATEST and not _should_apply(functions, found["stamp"]):
+            applied = Applied()
+            _newer(schema, functions, found["stamp"], applied)
+            return applied
     applied = Applied()
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1::integer, hashtext($2::text))", _MIGRATION_LOCK, schema)
@@ -99,14 +173,15 @@ async def upgrade(conn: Any, schema: str) -> Applied:
             applied.migrations.append(name)
         # Re-read under the lock: another process may have applied them while we waited.
         stamp = await conn.fetchval(f"SELECT obj_description('{quoted}.schema_migrations'::regclass, 'pg_class')")
-        if stamp != FUNCTIONS_STAMP:
-            for _, sql in FUNCTIONS:
+        if _should_apply(functions, stamp):
+            for _, sql in functions.files:
                 await conn.execute(render(sql, schema))
-            # FUNCTIONS_STAMP is hex and fixed words: nothing to escape.
-            await conn.execute(f"COMMENT ON TABLE {quoted}.schema_migrations IS '{FUNCTIONS_STAMP}'")
-            applied.functions = FUNCTIONS_HASH
+            await conn.execute(f"COMMENT ON TABLE {quoted}.schema_migrations IS '{functions.stamp}'")
+            applied.functions = functions.hash
+        else:
+            _newer(schema, functions, stamp, applied)
     if applied.migrations:
         log.info("schema %s: applied migrations %s", schema, ", ".join(applied.migrations))
     if applied.functions:
-        log.info("schema %s: applied the functions (%s)", schema, applied.functions[:12])
+        log.info("schema %s: applied the functions (revision %d, %s)", schema, functions.revision, applied.functions[:12])
     return applied

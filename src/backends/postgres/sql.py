@@ -146,3 +146,25 @@ QUERIES = load_queries()
 MIGRATIONS = load_migrations()
 FUNCTIONS = load_functions()
 FUNCTIONS_HASH = functions_hash(FUNCTIONS)
+
+FUNCTIONS_REVISION = 1
+"""The revision of the files in ``fastjobs/sql/functions/``: bump it (by one) with
+every change to them, and pin the new hash beside it in
+``tests/postgres/test_migrations.py`` (a test fails until both are done).
+
+A schema records the revision and hash of the functions it was given (see
+:mod:`.schema`). A process applies its own functions only if their revision is
+newer than the recorded one, or the same with another hash (a change under
+development, never released). An older process does not downgrade them: it
+warns once and runs on the newer ones. So during a rolling upgrade old and new
+processes share the newest functions instead of replacing each other's at
+every connect. That works only under this rule:
+
+**Within one schema version (the same latest migration) every revision is
+backward compatible with the earlier ones.** Each function keeps its name,
+its arguments (names, types, order) and its result as earlier revisions' code
+calls it; give it a new argument only with a DEFAULT, and add a function
+rather than change what one returns. A change that needs another table, column
+or index comes with a migration: that is a new schema version, which older
+processes refuse to connect to.
+"""
