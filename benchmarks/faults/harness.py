@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import fastjobs
+
 from benchmarks.faults import ledger
 from benchmarks.faults.fleet import Fleet
 from benchmarks.faults.ledger import Fault, Tally, true_time

@@ -80,9 +80,10 @@ async def sustained(run: Run, row: Row) -> None:
     settled = {pid: s[len(s) // 3:] for pid, s in rss.items()}
     slopes = {pid: _slope(s) for pid, s in settled.items()}
     growth = {pid: (s[-1][1] - s[0][1]) if s else 0.0 for pid, s in settled.items()}
-    half = len(sizes) // 2
-    first_half = max((v for _, v in sizes[:half]), default=0)
-    second_half = max((v for _, v in sizes[half:]), default=0)
+    third = max(1, len(sizes) // 3)
+    early_peak = max((v for _, v in sizes[:third]), default=0)
+    late_low = min((v for _, v in sizes[-third:]), default=0)
+    peak = max((v for _, v in sizes), default=0)
     what = "keys under the prefix" if run.backend == "redis" else "dead tuples"
     row.check("0 lost", row.lost == 0 and ended, f"{row.lost} of {row.jobs} lost at {rate} jobs/s "
               f"for {scale.sustained:g} s")
@@ -91,6 +92,7 @@ async def sustained(run: Run, row: Row) -> None:
               "after warm-up, MiB/min " + ", ".join(f"{slopes[p]:+.1f}" for p in slopes)
               + "; growth MiB " + ", ".join(f"{growth[p]:+.1f}" for p in growth)
               + "; RSS MiB " + ", ".join(f"{s[-1][1]:.0f}" for s in rss.values() if s))
-    row.check(f"{what} bounded", second_half <= first_half * 1.5 + 200,
-              f"peak {first_half:,.0f} in the first half, {second_half:,.0f} in the second "
-              f"(slope {_slope(sizes[half:]):+,.0f}/min)")
+    # Cleanup and vacuum work in cycles (the worker's cleanup every 30 s, autovacuum's naptime):
+    # what must not happen is a pile-up that never comes back down.
+    row.check(f"{what} bounded", late_low <= early_peak * 1.5 + 500,
+              f"peak {peak:,.0f}; first third's peak {early_peak:,.0f}, last third's low {late_low:,.0f}")

@@ -135,6 +135,8 @@ async def clock_skew(run: Run, row: Row) -> None:
         handle = await delayed.options(delay=delay).enqueue(at, 50)
         due[handle.id] = at
     run.acked += list(due)
+    # One phase after the other, so a due job finds a free slot and its start measures the clock.
+    await run.all_ended(timeout=15, ids=list(due))
     # Jobs that outlive their lease: only renewals keep them; a worker judging leases by its
     # own clock (90 s ahead) would take them all back at once.
     long_ids = await run.enqueue_work(n, (int(run.lease * 1500),) * 2, queue=WORK_QUEUE)

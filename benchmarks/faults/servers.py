@@ -21,7 +21,6 @@ import asyncpg
 import redis
 
 from benchmarks.faults.ledger import true_time
-
 from tests.postgres.server import ThrowawayPostgres, find_bindir
 from tests.redis.servers import RedisServer, find_redis_server
 

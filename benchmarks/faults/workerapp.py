@@ -26,9 +26,12 @@ import time
 from typing import Any
 
 import fastjobs
+
 from benchmarks.faults.ledger import END, START, LedgerWriter, true_time
 
 WORK_QUEUE = "work"
+DELAYED_QUEUE = "delayed"
+"""Served before ``work`` (a worker serves its queues sorted), so a due job starts at once."""
 BAD_QUEUE = "bad"
 CRASH_EXIT = 70
 WORK_ATTEMPTS = 25
@@ -72,7 +75,7 @@ def build_app(url: str, prefix: str, lease: float, ledger: str | None = None, **
             pending.add(task)
         return [os.getpid(), ctx.attempt]
 
-    @app.task(name="faults.delayed", queue=WORK_QUEUE, context=True, max_attempts=WORK_ATTEMPTS)
+    @app.task(name="faults.delayed", queue=DELAYED_QUEUE, context=True, max_attempts=WORK_ATTEMPTS)
     async def delayed(ctx: fastjobs.Context, due: float, ms: int = 0) -> float:
         """Records how early it started against ``due``, the true time it may start at."""
         assert writer is not None

@@ -17,12 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _suite(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "benchmarks", "--faults", "--quick", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=110)
+                          check=False, cwd=ROOT, capture_output=True, text=True, timeout=110)
 
 
 @pytest.fixture(scope="module")
 def servers() -> None:
-    from benchmarks.faults.servers import _pgserver_bindir, find_bindir, find_redis_server
+    from benchmarks.faults.servers import (
+        _pgserver_bindir,
+        find_bindir,
+        find_redis_server,
+    )
 
     if find_redis_server() is None or (find_bindir() or _pgserver_bindir()) is None:
         pytest.skip("the fault suite needs redis-server and PostgreSQL binaries")
