@@ -6,6 +6,7 @@ import asyncio
 import random
 import statistics
 
+from benchmarks.faults.fleet import WorkerProcess
 from benchmarks.faults.harness import Row, Run, true_time
 from benchmarks.faults.ledger import Fault, by_job
 from benchmarks.faults.workerapp import WORK_QUEUE
@@ -14,7 +15,7 @@ RESTART_BACK = 2.0
 """Seconds after the server answers again within which jobs must be running again."""
 
 
-async def _start_workers(run: Run, n: int, concurrency: int, env: dict[str, str] | None = None) -> list:
+async def _start_workers(run: Run, n: int, concurrency: int, env: dict[str, str] | None = None) -> list[WorkerProcess]:
     # Started from a thread: the producer keeps enqueuing meanwhile.
     fleet = run.fleet
     workers = [fleet.start(concurrency=concurrency, wait=False, env=env) for _ in range(n)]

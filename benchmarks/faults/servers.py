@@ -105,7 +105,7 @@ class RedisFaultServer:
             for key in c.scan_iter(match=f"{prefix}:{{{queue}}}:*{job_id}", count=1000):
                 if c.type(key) == b"string" and marker in (c.get(key) or b""):
                     c.set(key, garbage)
-                    return key.decode()
+                    return str(key.decode())
         raise RuntimeError(f"no stored body found for job {job_id} under {prefix}:{{{queue}}}")
 
     def close(self) -> None:
@@ -191,7 +191,7 @@ class PostgresFaultServer:
 
 def _pgserver_bindir() -> str | None:
     try:
-        import pgserver  # type: ignore[import-not-found]
+        import pgserver
     except ImportError:
         return None
     path = os.path.join(os.path.dirname(pgserver.__file__), "pginstall", "bin")

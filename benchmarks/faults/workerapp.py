@@ -41,8 +41,8 @@ WORK_ATTEMPTS = 25
 def skew_clock(seconds: float) -> None:
     """Shift this process's ``time.time`` / ``time.time_ns`` (what fastjobs reads as wall time)."""
     real, real_ns = time.time, time.time_ns
-    time.time = lambda: real() + seconds  # type: ignore[assignment]
-    time.time_ns = lambda: real_ns() + int(seconds * 1e9)  # type: ignore[assignment]
+    time.time = lambda: real() + seconds
+    time.time_ns = lambda: real_ns() + int(seconds * 1e9)
 
 
 def build_app(url: str, prefix: str, lease: float, ledger: str | None = None, **options: Any) -> fastjobs.App:

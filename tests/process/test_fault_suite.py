@@ -22,11 +22,9 @@ def _suite(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def servers() -> None:
-    from benchmarks.faults.servers import (
-        _pgserver_bindir,
-        find_bindir,
-        find_redis_server,
-    )
+    from benchmarks.faults.servers import _pgserver_bindir
+    from tests.postgres.server import find_bindir
+    from tests.redis.servers import find_redis_server
 
     if find_redis_server() is None or (find_bindir() or _pgserver_bindir()) is None:
         pytest.skip("the fault suite needs redis-server and PostgreSQL binaries")
