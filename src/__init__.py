@@ -17,6 +17,7 @@ from ._version import __version__
 from .app import App
 from .backends.base import Limit
 from .errors import (
+    BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptJobError,
@@ -43,7 +44,7 @@ from .worker import Worker
 
 
 __all__ = [
-    "App", "AttemptError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
+    "App", "AttemptError", "BackendError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
     "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
     "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
     "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "Retry", "Task", "UnencodableError",

@@ -19,11 +19,11 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from ._core import DEAD, DEFAULT_MAX_PAYLOAD, Backoff
-from .backends import Backend, BackendOptions, DependencyMode, Limit, backend_class, redact_url
+from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, backend_class, redact_url
 from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
 from .errors import ConfigurationError, InvalidOptionError
 from .handles import Batch, JobHandles
@@ -72,6 +72,9 @@ class App:
         dead_ttl: seconds to keep dead jobs in the dead-letter queue.
         max_payload: largest encoded job or result, in bytes.
         prefix: key prefix (Redis) or schema (PostgreSQL) so apps can share a server.
+        connect_timeout: seconds an operation keeps trying to reach an unreachable
+            Redis or PostgreSQL (connecting again, with backoff) before it raises
+            :class:`~fastjobs.BackendUnavailableError`; a shorter outage is ridden out.
 
     Example:
         >>> import fastjobs
@@ -89,6 +92,7 @@ class App:
         dead_ttl: float = 7 * 86400.0,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         prefix: str = "fastjobs",
+        connect_timeout: float = 5.0,
         **backend_options: Any,
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
@@ -101,6 +105,7 @@ class App:
             result_ttl=check_seconds("result_ttl", result_ttl),
             dead_ttl=check_seconds("dead_ttl", dead_ttl),
             prefix=prefix,
+            connect_timeout=check_seconds("connect_timeout", connect_timeout, allow_zero=False),
         )
         self._backend_extra = backend_options
         self.tasks: dict[str, Task[..., Any]] = {}
@@ -491,12 +496,12 @@ class App:
             validate_queue(queue)
         return await (await self.backend()).purge(DEAD, queue)
 
-    async def stats(self) -> dict[str, dict[str, int]]:
-        """Job counts per queue and state.
+    async def stats(self) -> Mapping[str, QueueStats]:
+        """Job counts per queue and state; a queue whose storage is damaged is ``{"broken": "<what is wrong>"}``.
 
         Example:
             >>> await app.stats()  # doctest: +SKIP
-            {'emails': {'scheduled': 0, 'queued': 12, 'active': 3, ...}}
+            {'emails': {'scheduled': 0, 'queued': 12, 'active': 3, ...}, 'pdf': {'broken': '...'}}
         """
         return await (await self.backend()).stats()
 

@@ -23,12 +23,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._version import __version__
 from .app import App
-from .backends import redact_url
+from .backends import BROKEN, QueueStats, redact_url
 from .errors import FastjobsError
 
 T = TypeVar("T")
@@ -223,7 +223,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     _require_shared(app, "info")
 
-    async def main() -> tuple[dict[str, dict[str, int]], list[Any]]:
+    async def main() -> tuple[Mapping[str, QueueStats], list[Any]]:
         try:
             return await app.stats(), await app.dead_letters(limit=args.dead)
         finally:
@@ -240,7 +240,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     states = ("scheduled", "queued", "active", "retry_pending", "succeeded", "dead", "cancelled")
     print(f"{'queue':<24}" + "".join(f"{s:>14}" for s in states))
     for queue in sorted(stats):
-        print(f"{queue:<24}" + "".join(f"{stats[queue].get(s, 0):>14}" for s in states))
+        row = stats[queue]
+        if BROKEN in row:  # no counts: its storage could not be read
+            print(f"{queue:<24}  damaged: {row[BROKEN]}")
+        else:
+            print(f"{queue:<24}" + "".join(f"{row.get(s, 0):>14}" for s in states))
     if dead:
         print(f"\ndead letters (oldest {len(dead)}):")
         for d in dead:

@@ -71,8 +71,29 @@ class DependencyError(FastjobsError, ValueError):
         self.reason = reason
 
 
-class BackendUnavailableError(FastjobsError, ConnectionError):
-    """The backend cannot be reached, or its client library is not installed."""
+class BackendError(FastjobsError):
+    """The backend's server refused or failed an operation (out of memory, a damaged key, ...);
+    the message carries the server's reason and ``__cause__`` the client library's error."""
+
+
+class BackendUnavailableError(BackendError, ConnectionError):
+    """The backend cannot be reached (down, unreachable, refusing the credentials), or its client
+    library is not installed. ``__cause__`` is the client library's error.
+
+    Raised once the backend has tried to connect for ``connect_timeout`` seconds (an App
+    argument), so a short blip (a restart, a failover) is ridden out and a longer outage
+    fails in bounded time. Retrying is safe: if the connection broke after the request
+    was sent, the operation may have been applied, and claims, acks, cancels and the like
+    are idempotent or fenced. An enqueue retried that way stores a second job unless the
+    first carried a ``job_id`` (the retry then raises :class:`DuplicateJobError`) or a
+    ``unique_key`` (the retry returns the first job).
+
+    Example:
+        >>> try:  # doctest: +SKIP
+        ...     await send_email.enqueue("a@b.c")
+        ... except fastjobs.BackendUnavailableError:
+        ...     ...  # retry later, or report the outage
+    """
 
 
 class UnknownTaskError(FastjobsError, LookupError):
@@ -118,7 +139,7 @@ class Fail(FastjobsError):
 
 
 __all__ = [
-    "BackendUnavailableError", "ConfigurationError", "CorruptJobError", "Fail", "FastjobsError",
+    "BackendError", "BackendUnavailableError", "ConfigurationError", "CorruptJobError", "Fail", "FastjobsError",
     "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobTimeoutError",
     "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",
     "WorkerShutdown",

@@ -331,6 +331,8 @@ class Worker:
             log.warning("checking for held jobs failed (%s: %s); retrying", type(exc).__name__, exc)
             held = True
         else:
+            # A damaged queue reports no counts ({"broken": ...}): its jobs cannot be
+            # claimed, so they do not hold the burst open.
             held = any(stats.get(q, {}).get("queued", 0) for q in queues if q not in paused)
         if held:
             await self._wait_any(asyncio.sleep(self.poll_interval))

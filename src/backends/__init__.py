@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailableError, ConfigurationError
-from .base import Ack, AckKind, Backend, BackendOptions, Claim, DependencyMode, Limit, NewJob, StoredJob
+from .base import BROKEN, Ack, AckKind, Backend, BackendOptions, Claim, DependencyMode, Limit, NewJob, QueueStats, StoredJob
 
 # scheme -> (module, class, pip extra): imported lazily so that a missing optional
 # client only matters to the apps that use it.
@@ -69,6 +69,7 @@ def create_backend(url: str, options: BackendOptions, **extra: Any) -> Backend:
 
 
 __all__ = [
-    "Ack", "AckKind", "Backend", "BackendOptions", "Claim", "DependencyMode", "Limit", "NewJob", "StoredJob",
+    "BROKEN", "Ack", "AckKind", "Backend", "BackendOptions", "Claim", "DependencyMode", "Limit", "NewJob", "QueueStats",
+    "StoredJob",
     "backend_class", "create_backend", "redact_url",
 ]

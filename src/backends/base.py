@@ -115,14 +115,45 @@ Rules every backend keeps:
   different values, which values apply is up to the backend (the latest
   enqueued, on every backend today). ``wait`` does not return just because
   limited jobs are held (an idle worker would spin); it may return early.
+* **Errors.** Every error an operation lets out for a backend-side reason is
+  a :class:`~fastjobs.FastjobsError`: :class:`~fastjobs.BackendUnavailableError`
+  when the server cannot be reached, :class:`~fastjobs.BackendError` when it
+  refuses; the client library's error is the ``__cause__``. A backend says
+  which of its client's errors mean what in :meth:`Backend.translate_error`,
+  and every operation of the contract goes through it (wrapped once, when the
+  subclass is defined). Errors of the caller's own making (``ValueError`` for
+  an argument the contract rules out) pass unchanged.
+* **Connecting.** An operation that finds the server unreachable keeps trying
+  to connect for ``BackendOptions.connect_timeout`` seconds, then raises
+  :class:`~fastjobs.BackendUnavailableError`: a short outage (a restart, a
+  failover) is ridden out, a long one fails in bounded time, the same on every
+  backend.
+* **Damaged queues.** A queue whose own storage is damaged (Redis: a key of
+  the wrong type) must not stop the others: ``claim`` skips it and the backend
+  logs one warning per retry interval naming the queue and what is wrong;
+  ``stats`` reports it as ``{"broken": "<what is wrong>"}`` (:data:`BROKEN`)
+  in place of its counts. A job whose own data is damaged is dead-lettered
+  with a :class:`~fastjobs.CorruptJobError` saying what was found.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence, TypeVar
+
+from ..errors import FastjobsError
+
+T = TypeVar("T")
+
+BROKEN = "broken"
+"""The key of a damaged queue's entry in :meth:`Backend.stats`: ``{"broken": "<what is wrong>"}``."""
+
+QueueStats = Mapping[str, int | str]
+"""One queue in :meth:`Backend.stats`: job counts by state name, or ``{BROKEN: reason}``."""
 
 
 class DependencyMode(enum.IntEnum):
@@ -263,6 +294,9 @@ class BackendOptions:
     """Seconds to keep dead jobs in the dead-letter queue."""
     prefix: str = "fastjobs"
     """Namespace for keys (Redis) or the schema (PostgreSQL), so several apps share a server."""
+    connect_timeout: float = 5.0
+    """Seconds an operation keeps trying to reach an unreachable server (connecting again, with
+    backoff) before it raises :class:`~fastjobs.BackendUnavailableError`."""
 
 
 class Backend(abc.ABC):
@@ -274,6 +308,34 @@ class Backend(abc.ABC):
     def __init__(self, url: str, options: BackendOptions) -> None:
         self.url = url
         self.options = options
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Wrapped here rather than by hand in each method: no operation of any
+        # backend can forget the translation, and the backend keeps one list
+        # of what its client's errors mean (translate_error).
+        for name in OPERATIONS:
+            op = cls.__dict__.get(name)
+            if op is not None and not getattr(op, _TRANSLATED, False):
+                setattr(cls, name, _translated(op))
+
+    def translate_error(self, exc: Exception) -> FastjobsError | None:
+        """The error an operation raises in place of ``exc``, a client library's error; None lets it through.
+
+        Return :class:`~fastjobs.BackendUnavailableError` for the client's
+        connectivity errors and :class:`~fastjobs.BackendError` for the
+        server's refusals; the operation raises it ``from exc``. Errors that
+        are already a :class:`~fastjobs.FastjobsError`, and ``BaseException``
+        such as cancellation, never get here.
+
+        Example:
+            >>> class MyBackend(MemoryBackend):  # doctest: +SKIP
+            ...     def translate_error(self, exc):
+            ...         if isinstance(exc, OSError):
+            ...             return BackendUnavailableError(f"cannot reach the store ({exc})")
+            ...         return None
+        """
+        return None
 
     async def connect(self) -> None:
         """Open connections and load scripts or migrations. Idempotent."""
@@ -344,8 +406,11 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def stats(self) -> dict[str, dict[str, int]]:
-        """Counts per queue and state name: ``{"emails": {"queued": 3, "active": 1, ...}}``."""
+    async def stats(self) -> Mapping[str, QueueStats]:
+        """Counts per queue and state name: ``{"emails": {"queued": 3, "active": 1, ...}}``.
+
+        A damaged queue (see "Damaged queues" above) is ``{"broken": "<what is wrong>"}``.
+        """
 
     @abc.abstractmethod
     async def cleanup(self) -> int:
@@ -398,3 +463,31 @@ class Backend(abc.ABC):
         is returned by :meth:`get` as ``StoredJob.progress``, stays after the
         job finishes and is kept when it is retried.
         """
+
+
+_TRANSLATED = "_fastjobs_translated"
+
+OPERATIONS = frozenset(
+    name for name, value in vars(Backend).items()
+    if not name.startswith("_") and name not in ("close", "translate_error") and callable(value)
+)
+"""The operations of the contract, each wrapped by :func:`_translated` in every backend that defines it."""
+
+
+def _translated(op: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """``op`` raising ``self.translate_error(exc) from exc`` in place of a client library's error."""
+
+    @functools.wraps(op)
+    async def operation(self: Backend, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await op(self, *args, **kwargs)
+        except FastjobsError:
+            raise
+        except Exception as exc:
+            error = self.translate_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    setattr(operation, _TRANSLATED, True)
+    return operation

@@ -315,9 +315,10 @@ local function ready_pusher(prio, base)
 end
 
 -- Pop up to `want` ready members in order: priority first, then seq, merging
--- the priority lists with the `ready` ZSET of jobs back from a delay.
-local function pop_ready(ready, prio, base, want)
-  local out = {}
+-- the priority lists with the `ready` ZSET of jobs back from a delay. They are
+-- appended to `out` (empty; the caller's own, so that what was popped is known
+-- even if a damaged list stops this half-way).
+local function pop_ready(ready, prio, base, want, out)
   while #out < want do
     local need = want - #out
     local top = redis.call('ZRANGE', prio, 0, 0, 'WITHSCORES')
@@ -357,7 +358,6 @@ local function pop_ready(ready, prio, base, want)
       call_chunked('ZREM', ready, taken)
     end
   end
-  return out
 end
 
 -- Give up `count` jobs of lease batch `batch` (acked, cancelled, moved by a
@@ -816,4 +816,64 @@ local function trim_zset(zset, base, cutoff, limit, state)
   call_chunked('ZREM', zset, old)
   call_chunked('DEL', nil, keys)
   return n
+end
+
+-- Damaged queues. A key of a queue that holds the wrong type of value (a
+-- string where a list belongs: another program wrote it, or a person) makes
+-- every command on it fail with WRONGTYPE. The scripts that serve several
+-- queues in one call (claim, stats) run each queue under pcall, so one
+-- damaged queue is reported instead of failing the call for all of them.
+-- What each structure must be (the layout above), in layout order:
+local QUEUE_TYPES = {
+  {'prio', 'zset'}, {'ready', 'zset'}, {'sched', 'zset'}, {'retry', 'zset'}, {'leases', 'zset'},
+  {'leasecount', 'hash'}, {'succeeded', 'list'}, {'cancelled', 'zset'}, {'dead', 'zset'},
+  {'ghosts', 'set'}, {'unique', 'hash'}, {'uniqueheld', 'zset'}, {'seq', 'string'}, {'wake', 'list'},
+  {'paused', 'string'}, {'waiting', 'zset'}, {'limits', 'hash'}, {'lactive', 'hash'}, {'limitwait', 'zset'},
+}
+-- Keys named by the members of a structure: {structure, key prefix, type}.
+local NAMED_TYPES = {
+  {'prio', 'rl:', 'list'}, {'leases', 'lease:', 'list'}, {'limitwait', 'lq:', 'zset'}, {'limits', 'lr:', 'zset'},
+}
+
+local function wrong_type(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then return key .. ' is a ' .. t .. ', not a ' .. want end
+  return nil
+end
+
+-- The first structure of the queue at `base` that holds the wrong type, as
+-- "<key> is a <type>, not a <type>"; nil if none does. Reads every structure
+-- (a few hundred calls at most): only for a call that already failed.
+local function damaged_key(base)
+  for i = 1, #QUEUE_TYPES do
+    local found = wrong_type(base .. QUEUE_TYPES[i][1], QUEUE_TYPES[i][2])
+    if found then return found end
+  end
+  for i = 1, #NAMED_TYPES do
+    local holder, prefix, want = NAMED_TYPES[i][1], NAMED_TYPES[i][2], NAMED_TYPES[i][3]
+    local members
+    if holder == 'limits' then
+      members = redis.call('HKEYS', base .. holder)
+    else
+      members = redis.call('ZRANGE', base .. holder, 0, 999)
+    end
+    for j = 1, #members do
+      local found = wrong_type(base .. prefix .. members[j], want)
+      if found then return found end
+    end
+  end
+  return nil
+end
+
+-- What a queue's failed pcall means: for WRONGTYPE, the damage, in words an
+-- operator can act on. Any other error is not the queue's damage (out of
+-- memory, a bug): it is raised again, as if there had been no pcall.
+local function damage_report(err, base)
+  local message = type(err) == 'table' and err.err or tostring(err)
+  if not string.find(message, 'WRONGTYPE', 1, true) then
+    if type(err) ~= 'table' then err = {err = message} end
+    error(err)
+  end
+  return damaged_key(base)
+    or (base .. '* holds a key of the wrong type that is none of the queue structures (a job\'s own key?)')
 end

@@ -20,6 +20,10 @@
 
   Returns: a flat array: first `more`, then one count per group (jobs leased
     from that queue), then {id, token, attempt, body} per job, in claim order.
+    A damaged queue (a key of the wrong type: see damaged_key in _common)
+    has, in place of its count, a string saying what is wrong: nothing was
+    leased from it, the ready entries this call had taken from it are put
+    back, and the other queues are served as usual.
     Each claim increments the job's attempt and token. `more` is 1 when the
     call stopped at its budget of skipped entries (below) with fewer than n
     jobs and ready entries possibly left: call again for the rest. Else 0.
@@ -44,6 +48,15 @@
 -- @include _common
 
 local GROUP = 12
+
+-- Why MGET found no string at `key` (a job's record or body): missing, or a
+-- value of another type (said, so that the dead-letter reason is true).
+local function unusable(key, what)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then return 'the ' .. what .. ' is missing from Redis' end
+  return 'the ' .. what .. ' in Redis is a ' .. t .. ', not a string'
+end
+
 local want = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local dead_keep = tonumber(ARGV[3]) > 0
@@ -56,8 +69,11 @@ local groups = math.floor(#KEYS / GROUP)
 local out = {0}
 for g = 1, groups do out[g + 1] = 0 end
 local got, skipped = 0, 0
-for g = 1, groups do
-  if got >= want or skipped >= MAINTENANCE_LIMIT then break end
+-- The current queue's popped ready entries, one table per round: what goes
+-- back if the queue turns out damaged half-way (Redis undoes nothing itself).
+local popped = {}
+
+local function claim_queue(g)
   local k = (g - 1) * GROUP
   local ready, prio, sched, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local leases, leasecount, dead, unique = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
@@ -85,7 +101,9 @@ for g = 1, groups do
   -- entry is replaced by the next one, never left as a hole in the claim.
   while not is_paused and got < want and skipped < MAINTENANCE_LIMIT do
     local asked = math.min(want - got, MAINTENANCE_LIMIT - skipped)
-    local members = pop_ready(ready, prio, base, asked)
+    local members = {}
+    popped[#popped + 1] = members
+    pop_ready(ready, prio, base, asked, members)
     if #members < asked then drained = true end
     local ids, keys = {}, {}
     for i = 1, #members do
@@ -109,12 +127,12 @@ for g = 1, groups do
       elseif not state then
         seen[id] = true
         skipped = skipped + 1
-        local reason = rec and 'the job record in Redis is unreadable' or 'the job record is missing from Redis'
+        local reason = rec and 'the job record in Redis is unreadable' or unusable(keys[2 * i - 1], 'job record')
         dead_letter_bad(base, id, dead, unique, reason, nil, now, nows, dead_keep)
       elseif not body then
         seen[id] = true
         skipped = skipped + 1
-        dead_letter_bad(base, id, dead, unique, 'the job body is missing from Redis',
+        dead_letter_bad(base, id, dead, unique, unusable(keys[2 * i], 'job body'),
           {state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key}, now, nows, dead_keep)
       elseif state == ACTIVE or state == SUCCEEDED or state == DEAD or state == CANCELLED or state == WAITING then
         -- A ready entry for a job that is active, finished or waiting is a
@@ -157,6 +175,50 @@ for g = 1, groups do
     -- Stopped at the skip budget: later queues wait for the next call, so
     -- that queue order holds.
     out[1] = 1
+  end
+end
+
+-- After a damaged queue stopped claim_queue: the entries it had popped whose
+-- job is still queued (it was about to be leased, or not looked at yet) go
+-- back to the `ready` ZSET with their position; the others were settled
+-- (dead-lettered, parked, leftovers dropped). Returns '' or what was lost.
+local function put_back(base)
+  local members, keys = {}, {}
+  for r = 1, #popped do
+    local round = popped[r]
+    for i = 1, #round do
+      members[#members + 1] = round[i]
+      keys[#keys + 1] = base .. 'j:' .. string.sub(round[i], 17)
+    end
+  end
+  if #members == 0 then return '' end
+  local records = mget(keys)
+  local add = {}
+  for i = 1, #members do
+    local state, _, _, _, score = parse(records[i])
+    if state == QUEUED then
+      add[#add + 1] = tonumber(score) and score or '0'
+      add[#add + 1] = members[i]
+    end
+  end
+  if #add == 0 or pcall(call_chunked, 'ZADD', base .. 'ready', add) then return '' end
+  return '; ' .. (#add / 2) .. ' ready entries taken from it could not be put back (their jobs stay queued, unlisted)'
+end
+
+for g = 1, groups do
+  if got >= want or skipped >= MAINTENANCE_LIMIT then break end
+  local mark, got_before = #out, got
+  popped = {}
+  local ok, err = pcall(claim_queue, g)
+  if not ok then
+    -- Nothing of this queue was leased: its records are written last, in
+    -- one MSET that the error came before. (A limited job met before the
+    -- error stays counted in its key's lactive: the key's cap is one lower
+    -- until the queue is repaired and the count settles.)
+    for i = #out, mark + 1, -1 do out[i] = nil end
+    got = got_before
+    local base = base_of(KEYS[(g - 1) * GROUP + 1])
+    out[g + 1] = damage_report(err, base) .. put_back(base)
   end
 end
 return out

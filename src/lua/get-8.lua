@@ -12,11 +12,14 @@
 
   Returns: {group (1-based; 0 if not found), now, record, body, result, {error, ...}, progress,
     dependency counts ("mode|pending|failed|delay"), parent ids (msgpack), limit key}
-    (missing values are nil)
+    (missing values are nil); or {-group, now, type} when no group holds the
+    job but that group's record key holds another type than a string (the
+    job is there, damaged: not "not found").
 ]]
 -- @include _common
 
 local nows = fmt_time(now_time())
+local damaged = nil
 for g = 0, math.floor(#KEYS / 8) - 1 do
   local k = g * 8
   local values = redis.call('MGET', KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8])
@@ -25,5 +28,9 @@ for g = 0, math.floor(#KEYS / 8) - 1 do
     if not ok then errors = {} end
     return {g + 1, nows, values[1], values[2], values[3], errors, values[4], values[5], values[6], values[7]}
   end
+  if not damaged then
+    local t = redis.call('TYPE', KEYS[k + 1])['ok']
+    if t ~= 'none' then damaged = {-(g + 1), nows, t} end
+  end
 end
-return {0, nows}
+return damaged or {0, nows}

@@ -12,17 +12,19 @@
   (dependants waiting on their parents), <prefix>:{q}:limitwait and the
   lq:<key> sets it names (queued jobs parked by their limit key).
 
-  Returns: per group, 8 counts in state-number order:
+  Returns: per group, an array of 8 counts in state-number order:
     scheduled, queued, active, succeeded, retry_pending, dead, cancelled, waiting
+  or, for a damaged queue (a key of the wrong type: see damaged_key in
+  _common), a string saying what is wrong.
 ]]
 -- @include _common
 
 local GROUP = 9
 local now = now_time()
-local out = {}
-for g = 0, math.floor(#KEYS / GROUP) - 1 do
-  local k = g * GROUP
+
+local function counts_of(k)
   local base = base_of(KEYS[k + 1])
+  local out = {}
   local listed = 0
   local prios = redis.call('ZRANGE', KEYS[k + 2], 0, -1)
   for i = 1, #prios do listed = listed + redis.call('LLEN', base .. 'rl:' .. prios[i]) end
@@ -42,5 +44,12 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 7])
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 8])
   out[#out + 1] = redis.call('ZCARD', base .. 'waiting')
+  return out
 end
-return out
+
+local replies = {}
+for g = 0, math.floor(#KEYS / GROUP) - 1 do
+  local ok, counts = pcall(counts_of, g * GROUP)
+  replies[g + 1] = ok and counts or damage_report(counts, base_of(KEYS[g * GROUP + 1]))
+end
+return replies

@@ -142,8 +142,9 @@ async def test_cluster_registry_is_added_to_once_then_again_after_a_failure_or_a
         assert await admin.exists(registry) == 0
         # A failed SADD is not remembered: the next enqueue sends it again.
         await admin.set(registry, b"not a set")
-        with pytest.raises(ResponseError):
+        with pytest.raises(fastjobs.BackendError) as refused:
             await backend.enqueue_many([new("b")])
+        assert isinstance(refused.value.__cause__, ResponseError)
         await admin.delete(registry)
         await backend.enqueue_many([new("b")])
         assert await admin.smembers(registry) == {b"b"}

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, STATE_NAMES, SUCCEEDED, WAITING
 from ...errors import ConfigurationError, DependencyError, DuplicateJobError
 from ...job import LEASE_EXPIRED_MESSAGE
-from ..base import Ack, Claim, NewJob, StoredJob
+from ..base import BROKEN, Ack, Claim, NewJob, StoredJob
 from .connection import RedisConnection
 from .keys import (
     QueueKeys,
@@ -64,10 +64,16 @@ class RedisBackend(RedisConnection):
         cluster: True for Redis Cluster, False for a single server, None
             (default) to ask the server at connect.
         max_connections: size of the connection pool (per cluster node).
-        socket_timeout: seconds before a command without reply fails (and is retried).
-        retries: how many times redis-py retries a command on a connection
-            error, with jittered exponential backoff, before the error reaches
-            the worker (which logs it and retries with its own backoff).
+        socket_timeout: seconds before a command without reply fails (retried only
+            within ``connect_timeout`` of the call's start).
+        socket_connect_timeout: seconds one connection attempt may take
+            (default: ``BackendOptions.connect_timeout``).
+        retries: at most this many retries of a call on a connection error
+            (jittered exponential backoff); default: as many as fit in
+            ``BackendOptions.connect_timeout`` (App's ``connect_timeout``, 5 s),
+            after which the call raises :class:`~fastjobs.BackendUnavailableError`.
+            In Cluster, redis-py's cluster client counts attempts only: 5 by
+            default, each connection attempt bounded by ``connect_timeout``.
         **redis_options: passed on to ``redis.asyncio.Redis.from_url``.
 
     Example:
@@ -190,6 +196,8 @@ class RedisBackend(RedisConnection):
     async def claim(self, queues: Sequence[str], n: int, lease: float) -> list[Claim]:
         if self._client is None:
             await self._redis()  # connect first: the branches below depend on self.cluster
+        if self._broken:
+            queues = self._serviceable(queues)
         if n <= 0 or not queues:
             return []
         script = SCRIPTS["claim"]
@@ -223,14 +231,23 @@ class RedisBackend(RedisConnection):
                 ids = list(map(bytes.decode, reply[start::4]))
                 claims += map(_new_claim, zip(ids, reply[start + 1 :: 4], reply[start + 2 :: 4], reply[start + 3 :: 4]))
                 claimed.update(dict.fromkeys(ids, names[0]))
+            elif type(reply[1]) is bytes:  # a damaged queue: what is wrong, in place of a count
+                self._damaged(names[0], reply[1])
         else:
             i = start
             for queue, count in zip(names, reply[1:start]):
+                if type(count) is bytes:
+                    self._damaged(queue, count)
+                    continue
                 end = i + 4 * count
                 ids = list(map(bytes.decode, reply[i:end:4]))
                 claims += map(_new_claim, zip(ids, reply[i + 1 : end : 4], reply[i + 2 : end : 4], reply[i + 3 : end : 4]))
                 claimed.update(dict.fromkeys(ids, queue))
                 i = end
+        if self._broken:
+            for queue, count in zip(names, reply[1:start]):
+                if type(count) is not bytes:
+                    self._intact(queue)
         return bool(reply[0] == 1)
 
     async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
@@ -356,16 +373,16 @@ class RedisBackend(RedisConnection):
                 break
         return deleted
 
-    async def stats(self) -> dict[str, dict[str, int]]:
+    async def stats(self) -> dict[str, dict[str, int | str]]:
         queues = await self._queues()
         replies = await self._each_queue(SCRIPTS["stats"], queues, stats_keys, ())
-        counts = [int(c) for reply in replies for c in reply]
-        out: dict[str, dict[str, int]] = {}
-        width = len(STATE_NAMES)
-        for i, queue in enumerate(queues):
-            row = counts[i * width : (i + 1) * width]
-            if any(row):
-                out[queue] = dict(zip(STATE_NAMES, row))
+        rows = [row for reply in replies for row in reply]  # one per queue, in order
+        out: dict[str, dict[str, int | str]] = {}
+        for queue, row in zip(queues, rows):
+            if isinstance(row, bytes):
+                out[queue] = {BROKEN: row.decode("utf-8", "replace")}
+            elif any(row):
+                out[queue] = dict(zip(STATE_NAMES, map(int, row)))
         return out
 
     async def list_jobs(
@@ -477,5 +494,12 @@ class RedisBackend(RedisConnection):
     async def wait(self, queues: Sequence[str], timeout: float) -> None:
         if timeout <= 0 or not queues:
             return
+        if self._broken:
+            # A damaged queue left out of claims is left out here too: a wait
+            # that failed on it at once would make its worker spin.
+            queues = self._serviceable(queues)
+            if not queues:
+                await asyncio.sleep(timeout)
+                return
         await self._redis()
         await self._wakeups.wait([self._queue(q) for q in queues], timeout)

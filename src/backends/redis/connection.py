@@ -7,6 +7,16 @@ queue. The helpers here hide that difference from the operations in
 :mod:`.backend`: :meth:`RedisConnection._each_queue` (maintenance and
 inspection), :meth:`RedisConnection._batched` (acks and renewals grouped by
 queue), and the lookups of a job by id alone through the queue registry.
+
+Also here, because they decide where calls go or what reaches the caller:
+
+* Reconnecting is bounded in time (``BackendOptions.connect_timeout``) by
+  :class:`BoundedRetry`, and :meth:`RedisConnection.translate_error` says which
+  redis-py errors mean "unavailable" (the contract wraps every operation in it).
+* Damaged queues: a queue that claim found damaged (a key of the wrong type)
+  is left out of claims and waits for ``BROKEN_RETRY`` seconds, with one
+  warning each time it is found still damaged, so the other queues keep
+  running and the log does not flood.
 """
 
 from __future__ import annotations
@@ -14,26 +24,93 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Sequence
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Sequence, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from redis.exceptions import (
+    ClusterDownError,
+    ConnectionError as RedisConnectionError,
+    ReadOnlyError,
+    RedisError,
+    TimeoutError as RedisTimeoutError,
+    TryAgainError,
+)
 
-from ...errors import BackendUnavailableError, ConfigurationError
+from ...errors import BackendError, BackendUnavailableError, ConfigurationError, CorruptJobError, FastjobsError
 from ..base import Backend, BackendOptions
 from .keys import QueueKeys
-from .scripts import SCRIPTS, Script, evalsha, load_into, pack
+from .scripts import SCRIPTS, Script, evalsha, load_into, log, pack
 from .wakeup import WakeUps
+
+T = TypeVar("T")
 
 _REGISTRY_REFRESH = 30.0
 """Seconds a Cluster client trusts that a queue is in the registry before adding it again: a
 registry lost with its node (restarted empty, failed over before replication) heals within that."""
+BROKEN_RETRY = 15.0
+"""Seconds a damaged queue is left out of claims and waits before it is tried again (and,
+if still damaged, warned about again): long enough not to flood the log, short enough
+that a repaired queue is served again soon."""
 _ONE = 1
+_CLUSTER_RETRIES = 5
+"""Attempts the Cluster client retries a command (counted, not timed: see RedisConnection.connect)."""
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterDownError, TryAgainError, OSError)
+"""redis-py errors that mean the server cannot serve now (down, unreachable, loading, a replica
+after a failover, a Cluster resharding), as opposed to refusing the operation."""
+
+
+class BoundedRetry(Retry):
+    """redis-py's retry of a call on a connection error, bounded in time as well as in count.
+
+    redis-py counts retries only, so how long a call hangs during an outage
+    depends on the backoff (about 2 s with ours and 5 retries). Here a call
+    stops retrying once the next attempt would start more than ``budget``
+    seconds (``connect_timeout``) after the call began: a restart or a
+    failover shorter than that is ridden out, a longer outage fails in bounded
+    time, as on PostgreSQL.
+
+    Args:
+        budget: seconds from the start of a call after which no attempt starts.
+        retries: most retries per call; -1 for as many as fit in ``budget``.
+    """
+
+    def __init__(self, budget: float, retries: int = -1) -> None:
+        super().__init__(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
+        self.budget = budget
+
+    async def call_with_retry(
+        self,
+        do: Callable[[], Awaitable[T]],
+        fail: Callable[..., Awaitable[Any]],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        # The loop of redis-py's own Retry (5.x to 8.x), plus the deadline.
+        deadline = time.monotonic() + self.budget
+        own_check = getattr(self, "_is_retryable", None)
+        self._backoff.reset()  # type: ignore[no-untyped-call, unused-ignore]
+        failures = 0
+        while True:
+            try:
+                return await do()
+            except self._supported_errors as error:
+                failures += 1
+                await (fail(error, failures) if with_failure_count else fail(error))
+                backoff = self._backoff.compute(failures)
+                if (
+                    (0 <= self._retries < failures)
+                    or (own_check is not None and not own_check(error))
+                    or (is_retryable is not None and not is_retryable(error))
+                    or time.monotonic() + backoff >= deadline
+                ):
+                    raise error
+                if backoff > 0:
+                    await asyncio.sleep(backoff)
 
 
 def _redact(url: str) -> str:
@@ -53,8 +130,8 @@ class RedisConnection(Backend):
         cluster: bool | None = None,
         max_connections: int = 64,
         socket_timeout: float | None = 15.0,
-        socket_connect_timeout: float | None = 5.0,
-        retries: int = 5,
+        socket_connect_timeout: float | None = None,
+        retries: int | None = None,
         **redis_options: Any,
     ) -> None:
         super().__init__(url, options)
@@ -66,13 +143,15 @@ class RedisConnection(Backend):
             )
         self.prefix = prefix
         self._cluster_option = cluster
+        self._retries = retries
         self.cluster = False
         self._client_options: dict[str, Any] = {
             "max_connections": max_connections,
             "socket_timeout": socket_timeout,
-            "socket_connect_timeout": socket_connect_timeout,
+            # One connection attempt may take the whole budget (a host that drops packets).
+            "socket_connect_timeout": options.connect_timeout if socket_connect_timeout is None else socket_connect_timeout,
             "health_check_interval": 30,
-            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries),
+            "retry": BoundedRetry(options.connect_timeout, -1 if retries is None else retries),
             **redis_options,
         }
         if not url.lower().startswith("unix:"):
@@ -91,6 +170,8 @@ class RedisConnection(Backend):
         self._result_ttl = options.result_ttl
         self._dead_ttl = options.dead_ttl
         self._wakeups = WakeUps()
+        self._broken: dict[str, float] = {}
+        """Damaged queues -> monotonic time until which claims and waits leave them out."""
 
     def __repr__(self) -> str:
         return f"<RedisBackend {_redact(self.url)} prefix={self.prefix!r}{' cluster' if self.cluster else ''}>"
@@ -116,17 +197,18 @@ class RedisConnection(Backend):
                     await client.aclose()
                     options = dict(self._client_options)
                     options.pop("health_check_interval", None)
+                    # The Cluster client runs its own loop of a counted number of attempts
+                    # (it reads the count, never calls call_with_retry): it needs a count.
+                    options["retry"] = BoundedRetry(
+                        self.options.connect_timeout, _CLUSTER_RETRIES if self._retries is None else max(0, self._retries)
+                    )
                     client = RedisCluster.from_url(self.url, **options)
                     await client.initialize()
                 self.cluster = bool(cluster)
                 await load_into(client)
-            except BaseException as exc:
+            except BaseException:
                 await client.aclose()
-                if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-                    raise BackendUnavailableError(
-                        f"cannot reach Redis at {_redact(self.url)} ({exc}); is the server running and the URL right?"
-                    ) from exc
-                raise
+                raise  # translated by the contract's wrapper, as every operation's errors are
             wait_pool = None
             if not self.cluster:
                 # Blocked BLPOPs get connections of their own: a wait never holds a pooled one.
@@ -142,6 +224,16 @@ class RedisConnection(Backend):
         await self._wakeups.close()
         if client is not None:
             await client.aclose()
+
+    def translate_error(self, exc: Exception) -> FastjobsError | None:
+        if isinstance(exc, _UNAVAILABLE):
+            return BackendUnavailableError(
+                f"cannot reach Redis at {_redact(self.url)} ({type(exc).__name__}: {exc}), tried for "
+                f"{self.options.connect_timeout:g} s (connect_timeout); is the server running and the URL right?"
+            )
+        if isinstance(exc, RedisError):
+            return BackendError(f"Redis at {_redact(self.url)} refused the operation ({type(exc).__name__}: {exc})")
+        return None
 
     async def _redis(self) -> Any:
         """The connected client; waits for a connect in progress (the App hands out a
@@ -185,6 +277,29 @@ class RedisConnection(Backend):
                 keys.extend(group(self._queue(q)))
             return [await self._eval(script, keys, args)]
         return list(await asyncio.gather(*(self._eval(script, group(self._queue(q)), args) for q in queues)))
+
+    # -- damaged queues ---------------------------------------------------------------
+
+    def _serviceable(self, queues: Sequence[str]) -> Sequence[str]:
+        """``queues`` less the damaged ones still waiting out ``BROKEN_RETRY`` (call only if
+        ``self._broken``: the healthy path pays one dict test)."""
+        now = time.monotonic()
+        broken = self._broken
+        return [q for q in queues if broken.get(q, 0.0) <= now]
+
+    def _damaged(self, queue: str, reason: bytes) -> None:
+        """Claim found ``queue`` damaged: one warning, and the queue left out for ``BROKEN_RETRY``."""
+        self._broken[queue] = time.monotonic() + BROKEN_RETRY
+        log.warning(
+            "queue %r is damaged: %s. Its jobs are not claimed while it is (the other queues run as usual); "
+            "it is tried again every %g s. Repair or delete that key (jobs listed only there must be enqueued again)",
+            queue, reason.decode("utf-8", "replace"), BROKEN_RETRY,
+        )
+
+    def _intact(self, queue: str) -> None:
+        """Claim served ``queue`` again after it was found damaged."""
+        if self._broken.pop(queue, None) is not None:
+            log.warning("queue %r is no longer damaged; its jobs are claimed again", queue)
 
     # -- queues: the registry and the fan-out of script calls -------------------------
 
@@ -311,13 +426,23 @@ class RedisConnection(Backend):
             keys: list[bytes] = []
             for q in queues:
                 keys.extend(keys_of(q))
-            reply = await self._eval(script, keys, ())
+            replies = [await self._eval(script, keys, ())]
+        else:
+            replies = list(await asyncio.gather(*(self._eval(script, keys_of(q), ()) for q in queues)))
+        damaged = None
+        for i, reply in enumerate(replies):
             index = int(reply[0])
-            return (queues[index - 1], reply) if index else None
-        replies = await asyncio.gather(*(self._eval(script, keys_of(q), ()) for q in queues))
-        for q, reply in zip(queues, replies):
-            if int(reply[0]):
-                return q, reply
+            if index > 0:
+                return queues[i + index - 1], reply
+            if index < 0 and damaged is None:
+                damaged = queues[i - index - 1], reply[2].decode()
+        if damaged is not None:
+            queue, kind = damaged
+            raise CorruptJobError(
+                f"job {job_id!r} of queue {queue!r} is damaged: its record "
+                f"{self._queue(queue).job(job_id)[0].decode()} is a {kind}, not a string; delete the key "
+                "(the job is lost) or write a job record there"
+            )
         return None
 
     async def _first_applied(

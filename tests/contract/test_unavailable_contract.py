@@ -1,0 +1,127 @@
+"""Outages (issue 12, gaps 3 and 5): every operation raises BackendUnavailableError, with the
+client library's error as ``__cause__``, once it has tried to connect for ``connect_timeout``
+seconds; an outage shorter than that is ridden out. The same on every backend with a server.
+
+The outage is a cut in a proxy between the backend and the real server (tests/proxy.py),
+so the shared servers stay up for the other tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+import fastjobs
+from fastjobs._core import DEAD
+from fastjobs.backends import Ack, AckKind, Backend, BackendOptions, NewJob, create_backend
+from fastjobs.job import new_job_id
+from tests.backends import unique_prefix, wipe_namespace
+from tests.contract.conftest import backend_url
+from tests.proxy import OutageProxy
+
+pytestmark = pytest.mark.slow
+
+Outage = tuple[OutageProxy, Callable[..., Awaitable[Backend]]]
+
+
+def job() -> NewJob:
+    return NewJob(new_job_id(), "q", 0, 0.0, 3, b"x")
+
+
+@pytest.fixture
+async def outage(backend_kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Outage]:
+    """A proxy to the backend's server, and a maker of backends connected through it."""
+    if backend_kind == "memory":
+        pytest.skip("memory:// has no server to lose")
+    url = backend_url(backend_kind, request)
+    if url.startswith("unix:"):
+        pytest.skip("the outage proxy speaks TCP; this server is on a unix socket")
+    proxy = await OutageProxy.start(url)
+    prefix = unique_prefix()
+    opened: list[Backend] = []
+
+    async def make(connect_timeout: float) -> Backend:
+        backend = create_backend(proxy.url, BackendOptions(prefix=prefix, connect_timeout=connect_timeout))
+        opened.append(backend)
+        await backend.connect()
+        # Connections in the pool and in use before the outage, as in a running app.
+        await backend.enqueue_many([job()])
+        return backend
+
+    yield proxy, make
+    await proxy.restore()
+    for backend in opened:
+        await backend.close()
+    await proxy.close()
+    await wipe_namespace(url, prefix)
+
+
+OPERATIONS: dict[str, Callable[[Backend], Awaitable[Any]]] = {
+    "enqueue_many": lambda b: b.enqueue_many([job()]),
+    "claim": lambda b: b.claim(["q"], 10, 30.0),
+    "ack_many": lambda b: b.ack_many([Ack(new_job_id(), 1, AckKind.SUCCEED)]),
+    "renew": lambda b: b.renew([(new_job_id(), 1, 30.0)]),
+    "get": lambda b: b.get(new_job_id()),
+    "cancel": lambda b: b.cancel(new_job_id()),
+    "stats": lambda b: b.stats(),
+    "list_jobs": lambda b: b.list_jobs(DEAD),
+    "pause": lambda b: b.pause("q"),
+    "now": lambda b: b.now(),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+async def test_an_outage_raises_backend_unavailable_in_bounded_time(outage: Outage, operation: str) -> None:
+    proxy, make = outage
+    backend = await make(connect_timeout=1.0)
+    await proxy.cut()
+    started = time.monotonic()
+    with pytest.raises(fastjobs.BackendUnavailableError) as raised:
+        await OPERATIONS[operation](backend)
+    elapsed = time.monotonic() - started
+    # The client library's own error, kept for whoever debugs the outage.
+    assert raised.value.__cause__ is not None and not isinstance(raised.value.__cause__, fastjobs.FastjobsError)
+    assert elapsed < 1.0 + 2.0, f"{operation} raised after {elapsed:.1f} s, connect_timeout 1 s"
+    # Back: the same backend works again, no reconnect by hand.
+    await proxy.restore()
+    await OPERATIONS[operation](backend)
+
+
+async def test_an_outage_shorter_than_connect_timeout_is_ridden_out(
+    outage: Outage, backend_kind: str, request: pytest.FixtureRequest
+) -> None:
+    if backend_kind == "postgres":
+        # Remove once PostgresBackend reads BackendOptions.connect_timeout and keeps
+        # connecting that long (issue 12, gap 5, the PostgreSQL half).
+        request.applymarker(pytest.mark.xfail(strict=True, reason="PostgreSQL fails at once during an outage"))
+    proxy, make = outage
+    backend = await make(connect_timeout=8.0)
+    await proxy.cut()
+
+    async def back_in_three_seconds() -> None:
+        await asyncio.sleep(3.0)
+        await proxy.restore()
+
+    back = asyncio.ensure_future(back_in_three_seconds())
+    new = job()
+    started = time.monotonic()
+    try:
+        assert await backend.enqueue_many([new]) == [new.id]
+    finally:
+        await back
+    elapsed = time.monotonic() - started
+    assert 2.5 < elapsed < 8.0, elapsed
+    stored = await backend.get(new.id)
+    assert stored is not None and stored.queue == "q"
+
+
+def test_connect_timeout_is_an_app_option() -> None:
+    assert fastjobs.App("memory://").options.connect_timeout == 5.0
+    assert fastjobs.App("memory://", connect_timeout=0.5).options.connect_timeout == 0.5
+    for bad in (0, -1, float("nan"), "5"):
+        with pytest.raises(fastjobs.InvalidOptionError, match="connect_timeout"):
+            fastjobs.App("memory://", connect_timeout=bad)
