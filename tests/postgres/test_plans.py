@@ -14,7 +14,7 @@ import pytest
 
 from fastjobs.backends import NewJob
 from fastjobs.backends.postgres import PostgresBackend
-from fastjobs.backends.postgres.backend import _SESSION_SETTINGS
+from fastjobs.backends.postgres.connection import _SESSION_SETTINGS
 
 ACTIVE_JOBS = 20_000
 BATCH = 100

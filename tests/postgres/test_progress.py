@@ -10,7 +10,7 @@ import asyncpg
 from fastjobs._core import DEAD, QUEUED
 from fastjobs.backends import Ack, AckKind, NewJob
 from fastjobs.backends.postgres import PostgresBackend
-from fastjobs.backends.postgres.backend import _SESSION_SETTINGS
+from fastjobs.backends.postgres.connection import _SESSION_SETTINGS
 from tests.postgres.conftest import MakePostgres
 from tests.postgres.test_plans import index_reads
 

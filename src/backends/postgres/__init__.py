@@ -11,8 +11,9 @@ How it stores jobs:
 
 * One schema per App (``prefix``, default ``fastjobs``; a strict identifier).
   Its tables come from the numbered files in ``fastjobs/sql/migrations/``, its
-  functions from ``fastjobs/sql/functions/`` (re-applied whenever their text
-  changes), both under an advisory lock on first use (or by ``fastjobs migrate
+  functions from ``fastjobs/sql/functions/`` (re-applied when their revision is
+  newer than the schema's, never replaced by an older fastjobs during a rolling
+  upgrade), both under an advisory lock on first use (or by ``fastjobs migrate
   module:app``), so many workers may start at once (see :mod:`.schema`).
 * Live jobs sit in ``jobs``, the hot table, with a partial index per access
   path (the claim, due delayed jobs, lease expiry). Finished jobs move to
@@ -40,6 +41,11 @@ How it stores jobs:
 * Enqueues ``NOTIFY`` the schema's channel (at commit); one LISTEN connection
   per backend wakes idle workers, and is re-established with backoff when it is
   lost, idle workers polling slowly meanwhile.
+* Outages: an operation keeps trying to reach a server that is down for
+  ``connect_timeout`` seconds (an App option, 5 s by default), then raises
+  :class:`~fastjobs.BackendUnavailableError`; so does a connection lost
+  mid-statement, at once, and it leaves the pool. The worker's claims give up
+  at once (it lands its acknowledgements first). See :mod:`.connection`.
 
 Durability: by default every statement commits durably. ``synchronous_commit=False``
 (``App(url, synchronous_commit=False)``) sets ``synchronous_commit = off`` on the
@@ -52,9 +58,10 @@ Example:
     >>> import fastjobs
     >>> app = fastjobs.App("postgresql://postgres@127.0.0.1:5432/app", prefix="jobs")  # doctest: +SKIP
 
-The modules: :mod:`.backend` (the class), :mod:`.sql` (the SQL files, loaded
-and rendered), :mod:`.schema` (migrations and functions), :mod:`.rows` (rows
-read by name, the lease-expired record), :mod:`.listen` (wake-ups).
+The modules: :mod:`.backend` (the class: the operations), :mod:`.connection`
+(the pool, connection failures and outages, migrating at connect), :mod:`.sql`
+(the SQL files, loaded and rendered), :mod:`.schema` (migrations and functions),
+:mod:`.rows` (rows read by name, the lease-expired record), :mod:`.listen` (wake-ups).
 """
 
 from __future__ import annotations

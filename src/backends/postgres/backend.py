@@ -1,5 +1,6 @@
-"""The PostgreSQL backend's class: connections, and every operation as one
-round trip to a named query or a function (see the package docstring).
+"""The PostgreSQL backend's class: every operation as one round trip to a named
+query or a function (see the package docstring); its connections, and how it
+behaves when they fail, are :mod:`.connection`'s.
 
 Example:
     >>> from fastjobs.backends import BackendOptions
@@ -10,7 +11,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from typing import Any, Sequence
@@ -20,46 +20,15 @@ import asyncpg.pool  # type: ignore[import-untyped]
 
 from ..._core import CANCELLED, DEAD, STATE_NAMES, SUCCEEDED
 from ...errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
-from ..base import Ack, Backend, BackendOptions, Claim, NewJob, StoredJob
-from .listen import Wakeups
+from ..base import Ack, Claim, NewJob, StoredJob
+from .connection import CONNECTION_ERRORS, PostgresConnection
 from .rows import LEASE_ERROR, stored_job
-from .schema import upgrade
-from .sql import QUERIES, render, validate_schema
 
 log = logging.getLogger("fastjobs.postgres")
 
 _FINISHED_STATES = frozenset((SUCCEEDED, DEAD, CANCELLED))
 VACUUM_CHECK_ROWS = 50_000
 _ACK_KINDS = frozenset((0, 1, 2, 3))
-
-# Errors that mean "the server or the connection went away", as opposed to a
-# bad statement: reported as BackendUnavailableError, and the pool's other
-# connections (probably dead too, after a restart) are replaced on next use.
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InternalClientError,  # e.g. "another operation is in progress" after a shutdown notice
-)
-
-_SESSION_SETTINGS = {
-    "enable_seqscan": "off",
-    "enable_bitmapscan": "off",
-    "enable_hashjoin": "off",
-    "enable_mergejoin": "off",
-    "jit": "off",
-}
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Pool release hook: our statements leave no session state behind.
-
-    asyncpg's default reset runs ``RESET ALL; UNLISTEN *; ...``: one more round
-    trip per statement, which would double the cost of every claim and ack.
-    """
 
 
 def _distinct_leases(entries: Sequence[tuple[str, int]]) -> list[int]:
@@ -82,20 +51,22 @@ class _KeyHeld(Exception):
     """Rolls back a retry_dead that found its unique key held after all."""
 
 
-class PostgresBackend(Backend):
-    """Jobs in PostgreSQL (see the module docstring).
+class PostgresBackend(PostgresConnection):
+    """Jobs in PostgreSQL (see the package docstring, fastjobs.backends.postgres).
 
     Args:
         url: ``postgresql://user:password@host:port/database?sslmode=require&...``
             (``postgres://`` too; asyncpg reads the usual options from it).
-        options: retention and the schema name (``prefix``).
+        options: retention, the schema name (``prefix``) and ``connect_timeout``:
+            how long an operation keeps trying to reach a server that is down
+            before it raises :class:`~fastjobs.BackendUnavailableError` (the
+            worker's claims give up at once; see :mod:`.connection`).
         min_connections / max_connections: the asyncpg pool's size.
-        migrate: apply pending migrations, and the functions if they changed, when connecting (default True).
-        synchronous_commit: False trades durability for speed (module docstring).
+        migrate: apply pending migrations, and the functions if they are newer, when connecting (default True).
+        synchronous_commit: False trades durability for speed (package docstring).
         vacuum: VACUUM the hot table when its dead rows pile up (checked by
             ``cleanup`` and every 50,000 claimed jobs; see :meth:`vacuum_hot_table`),
             and ``finished_jobs`` when ``cleanup`` left many (:meth:`vacuum_finished_table`).
-        connect_timeout: seconds to wait for a new connection.
         poll_while_disconnected: longest idle wait while the LISTEN connection is down.
         listen_safety_timeout: longest idle wait while it is up. A NOTIFY, a
             delayed job falling due or a lease expiring ends a wait sooner; this
@@ -104,207 +75,8 @@ class PostgresBackend(Backend):
     """
 
     loop_bound = True
-
-    def __init__(
-        self,
-        url: str,
-        options: BackendOptions,
-        *,
-        min_connections: int = 0,
-        max_connections: int = 10,
-        migrate: bool = True,
-        synchronous_commit: bool = True,
-        vacuum: bool = True,
-        connect_timeout: float = 10.0,
-        poll_while_disconnected: float = 1.0,
-        listen_safety_timeout: float = 30.0,
-        connect_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(url, options)
-        self.schema = validate_schema(options.prefix)
-        self.channel = f"{self.schema}_wake"
-        if not 0 <= min_connections <= max_connections or max_connections < 1:
-            raise ConfigurationError(
-                f"need 0 <= min_connections <= max_connections and max_connections >= 1, "
-                f"got {min_connections} and {max_connections}"
-            )
-        self.min_connections = min_connections
-        self.max_connections = max_connections
-        self.auto_migrate = migrate
-        self.synchronous_commit = synchronous_commit
-        self.vacuum = vacuum
-        self.connect_timeout = connect_timeout
-        self.poll_while_disconnected = poll_while_disconnected
-        self.listen_safety_timeout = listen_safety_timeout
-        # Our own connections plan like the functions do (see the header of
-        # sql/functions/claim.sql): every query here has an index
-        # made for it, and a queue table's statistics are nearly always wrong.
-        # No JIT: it only ever slows these short statements.
-        settings = dict(_SESSION_SETTINGS)
-        if not synchronous_commit:
-            settings["synchronous_commit"] = "off"
-        extra = dict(connect_kwargs or {})
-        settings.update(extra.pop("server_settings", None) or {})
-        self._connect_kwargs: dict[str, Any] = {"timeout": connect_timeout, **extra, "server_settings": settings}
-        self._q = {name: render(sql, self.schema) for name, sql in QUERIES.items()}
-        self._keep_results = options.result_ttl > 0
-        self._pool: asyncpg.Pool | None = None
-        self._connecting: asyncio.Future[asyncpg.Pool] | None = None
-        self._closed = False
-        self.applied_migrations: list[str] = []
-        """Migrations this backend applied (at connect or by :meth:`migrate`)."""
-        self.applied_functions: list[str] = []
-        """Hashes of the function files this backend (re-)applied, at connect or by :meth:`migrate`."""
-        self._wakeups = Wakeups(
-            self._connect_listener, self.channel, connect_timeout, poll_while_disconnected, listen_safety_timeout
-        )
-        self._vacuuming = False
-        self._claimed_since_check = 0
-        self._background: set[asyncio.Task[Any]] = set()
-
-    def __repr__(self) -> str:
-        return f"<PostgresBackend schema={self.schema!r}>"
-
-    @property
-    def listener_pid(self) -> int | None:
-        """Server process of the LISTEN connection while it is up (for monitoring and tests)."""
-        return self._wakeups.pid
-
-    # -- connections ----------------------------------------------------------
-
-    async def connect(self) -> None:
-        if self._pool is not None:
-            return
-        await self._get_pool()
-
-    async def _get_pool(self) -> asyncpg.Pool:
-        pool = self._pool
-        if pool is not None:
-            return pool
-        if self._closed:
-            raise BackendUnavailableError("this PostgreSQL backend was closed; get a new one from the App")
-        if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._open())
-        try:
-            return await asyncio.shield(self._connecting)
-        except BaseException:
-            if self._connecting is not None and self._connecting.done():
-                self._connecting = None
-            raise
-
-    async def _open(self) -> asyncpg.Pool:
-        try:
-            pool = await asyncpg.create_pool(
-                self.url,
-                min_size=self.min_connections,
-                max_size=self.max_connections,
-                max_queries=1_000_000,
-                reset=_keep_session,
-                **self._connect_kwargs,
-            )
-        except _CONNECTION_ERRORS as exc:
-            raise BackendUnavailableError(
-                f"cannot connect to PostgreSQL ({type(exc).__name__}: {exc}); check the URL and that the server is up"
-            ) from exc
-        assert pool is not None
-        try:
-            if self.auto_migrate:
-                await self._migrate(pool)
-        except BaseException as exc:
-            pool.terminate()
-            if isinstance(exc, _CONNECTION_ERRORS):
-                raise BackendUnavailableError(
-                    f"cannot connect to PostgreSQL ({type(exc).__name__}: {exc}); check the URL and that the server is up"
-                ) from exc
-            raise
-        self._pool = pool
-        return pool
-
-    async def close(self) -> None:
-        self._closed = True
-        tasks = list(self._background)
-        listener = self._wakeups.stop()
-        if listener is not None:
-            tasks.append(listener)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self._wakeups.wake_all()
-        connecting, self._connecting = self._connecting, None
-        if connecting is not None and not connecting.done():
-            connecting.cancel()
-            with contextlib.suppress(BaseException):
-                await connecting
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 5.0)
-            except (asyncio.TimeoutError, *_CONNECTION_ERRORS):  # type: ignore[misc]
-                pool.terminate()
-
-    async def _connect_listener(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.url, **self._connect_kwargs)
-
-    async def _lost(self, exc: BaseException) -> BackendUnavailableError:
-        pool = self._pool
-        if pool is not None:
-            # After a restart every idle connection is dead: replace them all
-            # now rather than failing once per connection.
-            await pool.expire_connections()
-        return BackendUnavailableError(
-            f"PostgreSQL connection lost ({type(exc).__name__}: {exc}); fastjobs reconnects on the next call"
-        )
-
-    # A connection that failed is terminated before it goes back to the pool:
-    # one that received a server's shutdown notice while idle can be left in a
-    # state where its next statement fails too.
-
-    async def _fetch(self, query: str, *args: Any) -> list[Any]:
-        pool = self._pool or await self._get_pool()
-        try:
-            async with pool.acquire() as conn:
-                try:
-                    return await conn.fetch(query, *args)  # type: ignore[no-any-return]
-                except _CONNECTION_ERRORS:
-                    conn.terminate()
-                    raise
-        except _CONNECTION_ERRORS as exc:
-            raise await self._lost(exc) from exc
-
-    async def _fetchval(self, query: str, *args: Any) -> Any:
-        pool = self._pool or await self._get_pool()
-        try:
-            async with pool.acquire() as conn:
-                try:
-                    return await conn.fetchval(query, *args)
-                except _CONNECTION_ERRORS:
-                    conn.terminate()
-                    raise
-        except _CONNECTION_ERRORS as exc:
-            raise await self._lost(exc) from exc
-
-    # -- migrations -----------------------------------------------------------
-
-    async def migrate(self) -> list[str]:
-        """Apply pending migrations, and the functions if they changed; return the
-        names of all the migrations this backend applied.
-
-        Safe to run from many processes at once (an advisory lock serializes
-        them). ``fastjobs migrate module:app`` calls this. Raises
-        :class:`ConfigurationError` if a newer fastjobs migrated the schema.
-        """
-        pool = self._pool or await self._get_pool()
-        await self._migrate(pool)
-        return list(self.applied_migrations)
-
-    async def _migrate(self, pool: asyncpg.Pool) -> None:
-        async with pool.acquire() as conn:
-            applied = await upgrade(conn, self.schema)
-        self.applied_migrations += applied.migrations
-        if applied.functions is not None:
-            self.applied_functions.append(applied.functions)
+    _vacuuming = False
+    _claimed_since_check = 0
 
     # -- time and wake-ups ----------------------------------------------------
 
@@ -316,7 +88,8 @@ class PostgresBackend(Backend):
         await self._wakeups.wait(queues, timeout, self._seconds_until_ready)
 
     async def _seconds_until_ready(self, queues: list[str]) -> Any:
-        return await self._fetchval(self._q["wait_info"], queues)
+        # Not patient: the wait polls on its own while the server is down.
+        return await self._fetchval(self._q["wait_info"], queues, patient=False)
 
     # -- enqueue, claim, ack ----------------------------------------------------
 
@@ -347,7 +120,7 @@ class PostgresBackend(Backend):
                 return await self._fetch(query, *args)
             try:
                 rows: list[Any] = await connection.fetch(query, *args)
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 raise BackendUnavailableError(
                     f"your PostgreSQL connection failed ({type(exc).__name__}: {exc}); the enqueue did not happen "
                     "unless your transaction committed"
@@ -432,7 +205,8 @@ class PostgresBackend(Backend):
         # Notifications from now on are news to the next wait().
         self._wakeups.pending.difference_update(queues)
         head, mid, tail = LEASE_ERROR
-        claimed = (await self._fetch(self._q["claim"], queues, n, lease, head, mid, tail))[0]
+        # Not patient (see .connection): the worker lands its acks before it claims again.
+        claimed = (await self._fetch(self._q["claim"], queues, n, lease, head, mid, tail, patient=False))[0]
         ids = claimed["claimed_ids"]
         if ids and self.vacuum:
             self._claimed_since_check += len(ids)
@@ -569,21 +343,21 @@ class PostgresBackend(Backend):
         rows = await self._fetch(self._q["table_health"], table)
         if not rows or max(rows[0]["dead"], known_dead) < max(min_dead, rows[0]["live"] // 2):
             return False
-        pool = self._pool or await self._get_pool()
+
+        async def vacuum(conn: Any) -> bool:
+            key = f"fastjobs.vacuum:{self.schema}"
+            if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1::text))", key):
+                return False
+            try:
+                # table is one of our two literal names, never user input.
+                await conn.execute(f'VACUUM (SKIP_LOCKED) "{self.schema}"."{table}"')
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1::text))", key)
+            return True
+
         self._vacuuming = True
         try:
-            async with pool.acquire() as conn:
-                key = f"fastjobs.vacuum:{self.schema}"
-                if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1::text))", key):
-                    return False
-                try:
-                    # table is one of our two literal names, never user input.
-                    await conn.execute(f'VACUUM (SKIP_LOCKED) "{self.schema}"."{table}"')
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1::text))", key)
-            return True
-        except _CONNECTION_ERRORS as exc:
-            raise await self._lost(exc) from exc
+            return await self._run(vacuum)
         finally:
             self._vacuuming = False
 
@@ -602,25 +376,20 @@ class PostgresBackend(Backend):
         return [stored_job(r) for r in await self._fetch(query, state, queue, limit, offset)]
 
     async def retry_dead(self, job_id: str) -> bool:
-        pool = self._pool or await self._get_pool()
-        try:
-            async with pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        if len(await conn.fetch(self._q["retry_dead"], job_id)) != 1:
-                            return False
-                        # The statement's snapshot predates a holder's ack that it may
-                        # have waited for: look again before committing.
-                        if await conn.fetchval(self._q["unique_held_elsewhere"], job_id):
-                            raise _KeyHeld
-                    return True
-                except (_KeyHeld, asyncpg.UniqueViolationError):
-                    return False  # a live job, or one inside its unique_ttl, holds its key
-                except _CONNECTION_ERRORS:
-                    conn.terminate()
-                    raise
-        except _CONNECTION_ERRORS as exc:
-            raise await self._lost(exc) from exc
+        async def retry(conn: Any) -> bool:
+            try:
+                async with conn.transaction():
+                    if len(await conn.fetch(self._q["retry_dead"], job_id)) != 1:
+                        return False
+                    # The statement's snapshot predates a holder's ack that it may
+                    # have waited for: look again before committing.
+                    if await conn.fetchval(self._q["unique_held_elsewhere"], job_id):
+                        raise _KeyHeld
+                return True
+            except (_KeyHeld, asyncpg.UniqueViolationError):
+                return False  # a live job, or one inside its unique_ttl, holds its key
+
+        return await self._run(retry)
 
     async def purge(self, state: int, queue: str | None = None) -> int:
         if state not in _FINISHED_STATES:
