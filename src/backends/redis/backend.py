@@ -23,7 +23,7 @@ from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, 
 from ...errors import ConfigurationError, DependencyError, DuplicateJobError
 from ...job import LEASE_EXPIRED_MESSAGE
 from ..base import BROKEN, Ack, Claim, NewJob, StoredJob
-from .connection import RedisConnection
+from .connection import FAIL_FAST, RedisConnection
 from .keys import (
     QueueKeys,
     ack_keys,
@@ -202,13 +202,21 @@ class RedisBackend(RedisConnection):
             return []
         script = SCRIPTS["claim"]
         claims: list[Claim] = []
+        fail_fast = FAIL_FAST.set(True)
+        try:
+            await self._claim_into(script, queues, n, lease, claims)
+        finally:
+            FAIL_FAST.reset(fail_fast)
+        return claims
+
+    async def _claim_into(self, script: Script, queues: Sequence[str], n: int, lease: float, claims: list[Claim]) -> None:
         if not self.cluster or len(queues) == 1:
             keys, names = self._claim_group(queues)
             # Again only when the script stopped at its budget of skipped
             # leftovers (see claim-12.lua): each call gets through that many.
             while await self._claim_once(script, keys, names, n - len(claims), lease, claims) and len(claims) < n:
                 pass
-            return claims
+            return
         # Cluster, several queues: one call per queue (one slot each), in order.
         for queue in queues:
             keys = self._queue(queue).claim
@@ -216,7 +224,6 @@ class RedisBackend(RedisConnection):
                 pass
             if len(claims) >= n:
                 break
-        return claims
 
     async def _claim_once(
         self, script: Script, keys: Sequence[bytes], names: list[str], n: int, lease: float, claims: list[Claim]

@@ -22,6 +22,7 @@ Also here, because they decide where calls go or what reaches the caller:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -64,6 +65,13 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, ClusterD
 after a failover, a Cluster resharding), as opposed to refusing the operation."""
 
 
+FAIL_FAST: contextvars.ContextVar[bool] = contextvars.ContextVar("fastjobs_redis_fail_fast", default=False)
+"""Set (in the calling task) around a claim: its calls are not retried. A claim that retried
+through an outage could land before the worker's own acks and renewals, and take back (to
+run again) the jobs the worker finished meanwhile; the worker retries claims itself, after
+its acks (see ``Worker._resync``)."""
+
+
 class BoundedRetry(Retry):
     """redis-py's retry of a call on a connection error, bounded in time as well as in count.
 
@@ -91,7 +99,7 @@ class BoundedRetry(Retry):
         with_failure_count: bool = False,
     ) -> T:
         # The loop of redis-py's own Retry (5.x to 8.x), plus the deadline.
-        deadline = time.monotonic() + self.budget
+        deadline = time.monotonic() + (0.0 if FAIL_FAST.get() else self.budget)
         own_check = getattr(self, "_is_retryable", None)
         self._backoff.reset()  # type: ignore[no-untyped-call, unused-ignore]
         failures = 0
