@@ -31,6 +31,7 @@ from .errors import (
     JobTimeoutError,
     LeaseExpiredError,
     PayloadTooLargeError,
+    ResultTimeoutError,
     Retry,
     UnencodableError,
     UnknownTaskError,
@@ -47,7 +48,7 @@ __all__ = [
     "App", "AttemptError", "BackendError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
     "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
     "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
-    "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "Retry", "Task", "UnencodableError",
+    "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "Task", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerShutdown", "__version__", "core_implementation",
     "new_job_id",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import os
+import sys
 import threading
 import time
 import weakref
@@ -36,6 +37,24 @@ from .worker import Worker
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+def _module_name(func: Callable[..., Any]) -> str:
+    """The module a handler's default name starts with: for a script run as ``__main__``,
+    the name a worker imports it under (``tasks`` for ``python tasks.py``, ``pkg.tasks`` for
+    ``python -m pkg.tasks``), as Celery names its main module, so a job enqueued by the
+    script finds its task in a worker started with ``fastjobs worker tasks:app``."""
+    module: str = func.__module__
+    if module != "__main__":
+        return module
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    if path:
+        return os.path.splitext(os.path.basename(path))[0]
+    return module  # an interactive session: no name a worker could import
 
 
 async def _batch_done() -> None:
@@ -164,7 +183,9 @@ class App:
         """Register a function (``async def`` or plain ``def``) as a task.
 
         Plain ``def`` handlers run on the worker's thread pool. The name is
-        ``module.qualname`` unless ``name=`` is given; workers only run
+        ``module.qualname`` unless ``name=`` is given (for a script run as
+        ``python tasks.py``, the module is ``tasks``, the name a worker imports
+        it under); workers only run
         registered tasks and never import code a job names. With
         ``context=True`` the handler gets a :class:`~fastjobs.Context` first
         (job id, attempt, progress reports, the cancelled flag); callers
@@ -187,7 +208,7 @@ class App:
         )
 
         def register(func: Callable[P, R]) -> Task[P, R]:
-            task_name = name or f"{func.__module__}.{func.__qualname__}"
+            task_name = name or f"{_module_name(func)}.{func.__qualname__}"
             if not TASK_NAME.match(task_name):
                 raise ConfigurationError(f"invalid task name {task_name!r}: 1-200 characters, no spaces")
             if task_name in self.builtin_tasks:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ._core import STATE_NAMES
 from ._version import __version__
 from .app import App
 from .backends import BROKEN, QueueStats, redact_url
@@ -44,12 +45,21 @@ def load_app(target: str) -> App:
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise UsageError(f"expected MODULE:APP (like myproject.jobs:app), got {target!r}")
+    if module_name.endswith(".py"):
+        raise UsageError(
+            f"{module_name!r} is a file name; give the module name: {module_name[:-3].replace(os.sep, '.')}:{attr}"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import module {module_name!r}: {exc}") from exc
+    except Exception as exc:
+        # The module's own failure (a missing dependency, a bad setting) is the user's
+        # to fix: show where it happened, not only its last line.
+        log.debug("importing %s failed", module_name, exc_info=True)
+        found = isinstance(exc, ModuleNotFoundError) and exc.name == module_name
+        hint = "" if found else " (run with --log-level DEBUG for the traceback)"
+        raise UsageError(f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}{hint}") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -237,14 +247,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         }, indent=2))
         return 0
     print(f"app: {args.app} ({redact_url(app.url)}), {len(app.tasks)} tasks")
-    states = ("scheduled", "queued", "active", "retry_pending", "succeeded", "dead", "cancelled")
-    print(f"{'queue':<24}" + "".join(f"{s:>14}" for s in states))
+    # Every state the JSON shows, waiting included; each column as wide as its name: 100 columns in all.
+    states = STATE_NAMES
+    print(f"{'queue':<20}" + "".join(f"{s:>{len(s) + 2}}" for s in states))
     for queue in sorted(stats):
         row = stats[queue]
         if BROKEN in row:  # no counts: its storage could not be read
-            print(f"{queue:<24}  damaged: {row[BROKEN]}")
+            print(f"{queue:<20}  damaged: {row[BROKEN]}")
         else:
-            print(f"{queue:<24}" + "".join(f"{row.get(s, 0):>14}" for s in states))
+            print(f"{queue:<20}" + "".join(f"{row.get(s, 0):>{len(s) + 2}}" for s in states))
     if dead:
         print(f"\ndead letters (oldest {len(dead)}):")
         for d in dead:

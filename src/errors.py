@@ -116,6 +116,14 @@ class JobFailedError(FastjobsError):
     """Raised by ``await job.result()`` when the job went dead or was cancelled."""
 
 
+class ResultTimeoutError(FastjobsError, TimeoutError):
+    """Raised by ``await job.result(timeout=...)`` when the job did not finish in time.
+
+    The message names the job's state and its last recorded error, if any; the job
+    itself is untouched (it may still finish: wait again, or cancel it).
+    """
+
+
 class Retry(FastjobsError):
     """Raise from a handler to retry the job, optionally after ``delay`` seconds.
 
@@ -140,7 +148,7 @@ class Fail(FastjobsError):
 
 __all__ = [
     "BackendError", "BackendUnavailableError", "ConfigurationError", "CorruptJobError", "Fail", "FastjobsError",
-    "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobTimeoutError",
+    "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobTimeoutError", "ResultTimeoutError",
     "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",
     "WorkerShutdown",
 ]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
-from .errors import JobFailedError
+from .errors import JobFailedError, ResultTimeoutError
 
 if TYPE_CHECKING:
     from .app import App
@@ -59,7 +59,8 @@ class JobHandle(Generic[R]):
         """Wait for the job to finish and return its result.
 
         Raises :class:`JobFailedError` if it went dead or was cancelled, and
-        :class:`TimeoutError` after ``timeout`` seconds.
+        :class:`~fastjobs.ResultTimeoutError` (a :class:`TimeoutError`) after
+        ``timeout`` seconds, with the job's state and last error.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
@@ -73,7 +74,8 @@ class JobHandle(Generic[R]):
             if info.state in ("dead", "cancelled"):
                 raise JobFailedError(f"job {self.id} is {info.state}: {info.error or 'cancelled'}")
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"job {self.id} did not finish within {timeout} s (state: {info.state})")
+                last = f"; last error: {info.error}" if info.error is not None else ""
+                raise ResultTimeoutError(f"job {self.id} did not finish within {timeout} s (state: {info.state}{last})")
             await asyncio.sleep(delay)
             delay = min(delay * 2, poll)
 
