@@ -133,21 +133,25 @@ cdef _Node _heap_take(_Heap* heap, _Entry* entries, Py_ssize_t pos) noexcept nog
     return taken
 
 
-cdef int _heap_reserve(_Heap* heap, Py_ssize_t needed) except -1:
-    cdef Py_ssize_t cap
-    cdef _Node* nodes
-    if needed <= heap.cap:
-        return 0
-    cap = heap.cap * 2 if heap.cap > 0 else _MIN_CAPACITY
-    if cap < needed:
-        cap = needed
-    if cap > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(_Node):
+cdef void* _grow(void* items, Py_ssize_t* cap, Py_ssize_t needed, size_t item_size, str part) except NULL:
+    """``items`` reallocated for at least ``needed`` items (``*cap`` updated):
+    the growth rule of the heaps and the slab (double, from _MIN_CAPACITY)."""
+    cdef Py_ssize_t grown = cap[0] * 2 if cap[0] > 0 else _MIN_CAPACITY
+    cdef void* moved
+    if grown < needed:
+        grown = needed
+    if grown > PY_SSIZE_T_MAX // <Py_ssize_t>item_size:
         raise MemoryError("PriorityIndex cannot grow any further")
-    nodes = <_Node*>PyMem_Realloc(heap.nodes, <size_t>cap * sizeof(_Node))
-    if nodes == NULL:
-        raise MemoryError("PriorityIndex could not grow its heap")
-    heap.nodes = nodes
-    heap.cap = cap
+    moved = PyMem_Realloc(items, <size_t>grown * item_size)
+    if moved == NULL:
+        raise MemoryError(f"PriorityIndex could not grow its {part}")
+    cap[0] = grown
+    return moved
+
+
+cdef int _heap_reserve(_Heap* heap, Py_ssize_t needed) except -1:
+    if needed > heap.cap:
+        heap.nodes = <_Node*>_grow(heap.nodes, &heap.cap, needed, sizeof(_Node), "heap")
     return 0
 
 
@@ -237,20 +241,8 @@ cdef class PriorityIndex:
     # -- slab ---------------------------------------------------------------
 
     cdef int _reserve_entries(self, Py_ssize_t extra) except -1:
-        cdef Py_ssize_t cap
-        cdef _Entry* entries
-        if self._entries_cap - self._live >= extra:
-            return 0
-        cap = self._entries_cap * 2 if self._entries_cap > 0 else _MIN_CAPACITY
-        if cap < self._live + extra:
-            cap = self._live + extra
-        if cap > PY_SSIZE_T_MAX // <Py_ssize_t>sizeof(_Entry):
-            raise MemoryError("PriorityIndex cannot grow any further")
-        entries = <_Entry*>PyMem_Realloc(self._entries, <size_t>cap * sizeof(_Entry))
-        if entries == NULL:
-            raise MemoryError("PriorityIndex could not grow its slab")
-        self._entries = entries
-        self._entries_cap = cap
+        if self._entries_cap - self._live < extra:
+            self._entries = <_Entry*>_grow(self._entries, &self._entries_cap, self._live + extra, sizeof(_Entry), "slab")
         return 0
 
     cdef inline Py_ssize_t _next_slot(self) noexcept:

@@ -82,46 +82,26 @@ SELECT CASE
 END
 
 -- name: get
--- get, list_live and list_finished name their columns as StoredJob's fields.
--- The lists qualify their ORDER BY: a bare name would sort by the output
--- column (the epoch float), not the timestamp.
-SELECT id, queue,
-       (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END)::integer AS state,
-       priority, attempt, max_attempts, token, body, NULL::bytea AS result, errors,
-       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
-       date_part('epoch', started_at) AS started_at, NULL::float8 AS finished_at,
-       date_part('epoch', lease_until) AS lease_until, unique_key, progress, parents,
-       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+-- get, list_live and list_finished name their columns as StoredJob's fields
+-- (snippets.sql). The lists qualify their ORDER BY: a bare name would sort by
+-- the output column (the epoch float), not the timestamp.
+SELECT {LIVE_JOB_FIELDS}
 FROM {schema}.jobs WHERE id = $1::text
 UNION ALL
-SELECT id, queue, state::integer AS state, priority, attempt, max_attempts, token, body, result, errors,
-       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
-       date_part('epoch', started_at) AS started_at, date_part('epoch', finished_at) AS finished_at,
-       NULL::float8 AS lease_until, unique_key, progress, parents,
-       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+SELECT {FINISHED_JOB_FIELDS}
 FROM {schema}.finished_jobs WHERE id = $1::text
 LIMIT 1
 
 -- name: list_live
-SELECT id, queue,
-       (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END)::integer AS state,
-       priority, attempt, max_attempts, token, body, NULL::bytea AS result, errors,
-       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
-       date_part('epoch', started_at) AS started_at, NULL::float8 AS finished_at,
-       date_part('epoch', lease_until) AS lease_until, unique_key, progress, parents,
-       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+SELECT {LIVE_JOB_FIELDS}
 FROM {schema}.jobs j
-WHERE (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END) = $1::integer
+WHERE {LIVE_STATE} = $1::integer
   AND ($2::text IS NULL OR queue = $2::text)
 ORDER BY j.enqueued_at, j.id
 LIMIT $3::bigint OFFSET $4::bigint
 
 -- name: list_finished
-SELECT id, queue, state::integer AS state, priority, attempt, max_attempts, token, body, result, errors,
-       date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
-       date_part('epoch', started_at) AS started_at, date_part('epoch', finished_at) AS finished_at,
-       NULL::float8 AS lease_until, unique_key, progress, parents,
-       coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+SELECT {FINISHED_JOB_FIELDS}
 FROM {schema}.finished_jobs f
 WHERE state = $1::smallint AND ($2::text IS NULL OR queue = $2::text)
 ORDER BY f.finished_at, f.id
@@ -177,7 +157,7 @@ WITH purged AS (
 SELECT count(*) FROM purged
 
 -- name: stats
-SELECT queue, (CASE WHEN state IN ({SCHEDULED}, {RETRY_PENDING}) AND run_at <= now() THEN {QUEUED} ELSE state END)::integer AS state,
+SELECT queue, {LIVE_STATE}::integer AS state,
        count(*) AS jobs
 FROM {schema}.jobs GROUP BY 1, 2
 UNION ALL

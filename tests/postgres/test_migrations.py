@@ -105,6 +105,7 @@ async def ack_source(admin: asyncpg.Connection, schema: str) -> str:
 # FUNCTIONS_REVISION in src/backends/postgres/sql.py and add the new pair here.
 PINNED_FUNCTIONS = {
     1: "42959f0edab38be03c3eeed122bb0c647b549199eadaca25d0e43a3d16f41a59",
+    2: "d22e917a5f449086f9c8b4103f286d32cc8ea2afef325b87e81dd75ae2e3021d",
 }
 
 

@@ -17,6 +17,7 @@ FILES = {
     "queries.sql": SQL.joinpath("queries.sql"),
     **{f"migrations/{e.name}": e for e in SQL.joinpath("migrations").iterdir() if e.name.endswith(".sql")},
     **{f"functions/{e.name}": e for e in SQL.joinpath("functions").iterdir() if e.name.endswith(".sql")},
+    "snippets.sql": SQL.joinpath("snippets.sql"),
 }
 
 # Where a state is written, a digit there is a bare state number.

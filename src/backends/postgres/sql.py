@@ -1,12 +1,16 @@
 """The PostgreSQL backend's SQL files, loaded once at import: named queries,
-migrations and functions, with their state names filled in from ``fastjobs._core``.
+migrations and functions, with their state names filled in from ``fastjobs._core``
+and their shared snippets from ``snippets.sql``.
 
-The files under ``fastjobs/sql/`` hold two kinds of placeholder. ``{QUEUED}``
+The files under ``fastjobs/sql/`` hold three kinds of placeholder. ``{QUEUED}``
 and the other state names become the ``fastjobs._core`` constants here, once,
 so no state number is written twice (a test checks that no bare one is left).
-``{schema}`` and ``{channel}`` become one backend's quoted schema and channel
-in :func:`render`. Any other ``{Name}`` is an error at import, not a statement
-that fails later.
+A snippet's name (``{FINISHED_CARRIED}``: see ``snippets.sql``) becomes its
+text, here too, so SQL that several statements share is written once; the
+text is pasted before anything is hashed or prepared, so it costs nothing when
+the SQL runs. ``{schema}`` and ``{channel}`` become one backend's quoted schema
+and channel in :func:`render`. Any other ``{Name}`` is an error at import, not
+a statement that fails later.
 
 Example:
     >>> render("SELECT 1 FROM {schema}.jobs", "fastjobs")
@@ -38,6 +42,7 @@ STATES = {
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 _PER_SCHEMA = frozenset(("schema", "channel"))
+_LINE_START = re.compile(r"(?<=\n)(?=[^\n])")
 MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.up\.sql\Z")
 _SQL = resources.files("fastjobs").joinpath("sql")
 
@@ -62,6 +67,25 @@ def validate_schema(name: object) -> str:
     return name
 
 
+def paste_snippets(sql: str, snippets: dict[str, str] | None = None) -> str:
+    """``sql`` with the snippets of ``snippets.sql`` pasted where their names stand.
+
+    A snippet's later lines are indented to the column its placeholder stands
+    at, so a pasted select list lines up as if written in place. Other
+    placeholders are left for :func:`fill_states` and :func:`render`.
+    """
+    known = SNIPPETS if snippets is None else snippets
+
+    def text(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in known:
+            return match.group(0)
+        column = match.start() - (sql.rfind("\n", 0, match.start()) + 1)
+        return _LINE_START.sub(" " * column, known[name])
+
+    return _PLACEHOLDER.sub(text, sql)
+
+
 def fill_states(sql: str, source: str) -> str:
     """``sql`` with its state placeholders replaced; per-schema ones are left for :func:`render`."""
 
@@ -70,7 +94,10 @@ def fill_states(sql: str, source: str) -> str:
         if name in _PER_SCHEMA:
             return match.group(0)
         if name not in STATES:
-            raise RuntimeError(f"{source}: unknown placeholder {match.group(0)} (states: {', '.join(STATES)})")
+            raise RuntimeError(
+                f"{source}: unknown placeholder {match.group(0)} (states: {', '.join(STATES)}; "
+                "shared text: the snippets of snippets.sql)"
+            )
         return str(int(STATES[name]))
 
     return _PLACEHOLDER.sub(value, sql)
@@ -89,7 +116,7 @@ def parse_named_queries(text: str) -> dict[str, str]:
     name: str | None = None
     lines: list[str] = []
     for line in text.splitlines():
-        match = re.match(r"--\s*name:\s*([a-z_]+)\s*$", line)
+        match = re.match(r"--\s*name:\s*([A-Za-z_]+)\s*$", line)
         if match:
             if name is not None:
                 queries[name] = "\n".join(lines).strip()
@@ -101,10 +128,21 @@ def parse_named_queries(text: str) -> dict[str, str]:
     return queries
 
 
+def load_snippets() -> dict[str, str]:
+    """The snippets of ``snippets.sql``, states filled in; a snippet may use the ones above it."""
+    snippets: dict[str, str] = {}
+    text = _SQL.joinpath("snippets.sql").read_text(encoding="utf-8")
+    for name, sql in parse_named_queries(text).items():
+        snippets[name] = fill_states(paste_snippets(sql, snippets), f"snippets.sql ({name})")
+    return snippets
+
+
 def load_queries() -> dict[str, str]:
-    """The named queries of ``queries.sql``, states filled in."""
+    """The named queries of ``queries.sql``, states and snippets filled in."""
     text = _SQL.joinpath("queries.sql").read_text(encoding="utf-8")
-    return {name: fill_states(sql, f"queries.sql ({name})") for name, sql in parse_named_queries(text).items()}
+    return {
+        name: fill_states(paste_snippets(sql), f"queries.sql ({name})") for name, sql in parse_named_queries(text).items()
+    }
 
 
 def load_migrations() -> list[tuple[int, str, str]]:
@@ -114,6 +152,7 @@ def load_migrations() -> list[tuple[int, str, str]]:
         match = MIGRATION_FILE.match(entry.name)
         if match:
             name = entry.name[: -len(".up.sql")]
+            # No snippets: a migration's text must not change after its release.
             found.append((int(match.group(1)), name, fill_states(entry.read_text(encoding="utf-8"), entry.name)))
     found.sort()
     versions = [v for v, _, _ in found]
@@ -123,9 +162,9 @@ def load_migrations() -> list[tuple[int, str, str]]:
 
 
 def load_functions() -> list[tuple[str, str]]:
-    """The function files, by name: ``(file name, sql)``, states filled in."""
+    """The function files, by name: ``(file name, sql)``, states and snippets filled in."""
     found = [
-        (entry.name, fill_states(entry.read_text(encoding="utf-8"), entry.name))
+        (entry.name, fill_states(paste_snippets(entry.read_text(encoding="utf-8")), entry.name))
         for entry in _SQL.joinpath("functions").iterdir()
         if entry.name.endswith(".sql")
     ]
@@ -142,14 +181,15 @@ def functions_hash(functions: list[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
+SNIPPETS = load_snippets()
 QUERIES = load_queries()
 MIGRATIONS = load_migrations()
 FUNCTIONS = load_functions()
 FUNCTIONS_HASH = functions_hash(FUNCTIONS)
 
-FUNCTIONS_REVISION = 1
+FUNCTIONS_REVISION = 2
 """The revision of the files in ``fastjobs/sql/functions/``: bump it (by one) with
-every change to them, and pin the new hash beside it in
+every change to them (or to a snippet of ``snippets.sql`` they use), and pin the new hash beside it in
 ``tests/postgres/test_migrations.py`` (a test fails until both are done).
 
 A schema records the revision and hash of the functions it was given (see

@@ -31,8 +31,7 @@ CREATE OR REPLACE FUNCTION {schema}.ack(
     p_ids text[], p_tokens bigint[], p_kinds smallint[], p_payloads bytea[],
     p_delays double precision[], p_keep_results boolean
 ) RETURNS integer[] LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_now     timestamptz := now();
     v_applied integer[] := '{}';
@@ -75,17 +74,12 @@ BEGIN
                 WHERE j.ctid = a.tid
                 RETURNING j.*, a.payload, a.ord
             ), kept AS (
-                INSERT INTO {schema}.finished_jobs
-                    (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-                     started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress,
-                     parents, dep_mode, pending_parents, failed_parents, limit_key)
-                SELECT d.id, d.queue, {SUCCEEDED}, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
-                       d.run_at, d.started_at, v_now, d.unique_key, d.unique_ttl,
-                       CASE WHEN d.unique_ttl > 0 AND d.unique_key IS NOT NULL
-                            THEN v_now + d.unique_ttl * interval '1 second' END,
-                       d.body, d.payload, d.errors, d.progress,
-                       d.parents, d.dep_mode, d.pending_parents, d.failed_parents, d.limit_key
-                FROM done d
+                {INSERT_FINISHED}
+                       {SUCCEEDED}, v_now,
+                       CASE WHEN unique_ttl > 0 AND unique_key IS NOT NULL
+                            THEN v_now + unique_ttl * interval '1 second' END,
+                       payload, errors
+                FROM done
             )
             SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL)
             INTO v_part, v_ids, v_limited FROM done;
@@ -102,16 +96,10 @@ BEGIN
                 WHERE j.ctid = a.tid
                 RETURNING j.*, a.ord
             ), held AS (
-                INSERT INTO {schema}.finished_jobs
-                    (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-                     started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress,
-                     parents, dep_mode, pending_parents, failed_parents, limit_key)
-                SELECT d.id, d.queue, {SUCCEEDED}, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
-                       d.run_at, d.started_at, v_now, d.unique_key, d.unique_ttl,
-                       v_now + d.unique_ttl * interval '1 second', d.body, NULL, d.errors, d.progress,
-                       d.parents, d.dep_mode, d.pending_parents, d.failed_parents, d.limit_key
-                FROM done d
-                WHERE d.unique_ttl > 0 AND d.unique_key IS NOT NULL
+                {INSERT_FINISHED}
+                       {SUCCEEDED}, v_now, v_now + unique_ttl * interval '1 second', NULL, errors
+                FROM done
+                WHERE unique_ttl > 0 AND unique_key IS NOT NULL
             )
             SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL)
             INTO v_part, v_ids, v_limited FROM done;
@@ -155,15 +143,10 @@ BEGIN
             WHERE j.ctid = a.tid
             RETURNING j.*, a.payload, a.ord
         ), buried AS (
-            INSERT INTO {schema}.finished_jobs
-                (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-                 started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress,
-                     parents, dep_mode, pending_parents, failed_parents, limit_key)
-            SELECT d.id, d.queue, {DEAD}, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at,
-                   d.run_at, d.started_at, v_now, d.unique_key, d.unique_ttl, NULL, d.body, NULL,
-                   CASE WHEN d.payload IS NULL THEN d.errors ELSE array_append(d.errors, d.payload) END,
-                   d.progress, d.parents, d.dep_mode, d.pending_parents, d.failed_parents, d.limit_key
-            FROM done d
+            {INSERT_FINISHED}
+                   {DEAD}, v_now, NULL, NULL,
+                   CASE WHEN payload IS NULL THEN errors ELSE array_append(errors, payload) END
+            FROM done
         )
         SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL)
             INTO v_part, v_ids, v_limited FROM done;
@@ -211,8 +194,7 @@ $$;
 -- planner walk the whole table once per renewal.
 CREATE OR REPLACE FUNCTION {schema}.renew(p_ids text[], p_tokens bigint[], p_seconds double precision[])
 RETURNS integer[] LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_renewed integer[];
 BEGIN

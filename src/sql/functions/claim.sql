@@ -6,7 +6,9 @@
 --
 -- {schema} is the quoted schema name and {channel} the quoted LISTEN/NOTIFY
 -- channel of this schema, both from validated identifiers; {QUEUED} and the
--- other state names are the fastjobs._core constants. Times come from the
+-- other state names are the fastjobs._core constants; the other upper-case
+-- names (PLANNING_PINS, INSERT_FINISHED, ...) stand for text that several
+-- statements share, written once in ../snippets.sql. Times come from the
 -- server's now() only. Every function here is CREATE OR REPLACE: the files of
 -- this folder are applied again, all of them, whenever their text changes
 -- (fastjobs.backends.postgres.schema), so a fix to a function is an edit here,
@@ -14,7 +16,7 @@
 -- DROP FUNCTION IF EXISTS of its old signature before its CREATE.
 --
 -- Every function fixes how its statements may be planned, with SET clauses
--- (on the function, so they hold on application connections too): no
+-- (PLANNING_PINS, on the function, so they hold on application connections too): no
 -- sequential or bitmap scans, no hash or merge joins. Each statement here has
 -- exactly one good plan (an ordered walk of a partial index, or primary-key
 -- look-ups for a small batch), while a queue table's statistics are nearly
@@ -37,8 +39,7 @@
 CREATE OR REPLACE FUNCTION {schema}.recover_expired(
     p_err_head bytea, p_err_mid bytea, p_err_tail bytea, p_limit integer
 ) RETURNS integer LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_now      timestamptz := now();
     v_at       bytea := float8send(date_part('epoch', now()));
@@ -66,15 +67,10 @@ BEGIN
         WHERE j.id = expired.id AND j.attempt >= j.max_attempts
         RETURNING j.*
     ), buried AS (
-        INSERT INTO {schema}.finished_jobs
-            (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-             started_at, finished_at, unique_key, unique_ttl, unique_until, body, result, errors, progress,
-             parents, dep_mode, pending_parents, failed_parents, limit_key)
-        SELECT k.id, k.queue, {DEAD}, k.priority, k.attempt, k.max_attempts, k.token, k.enqueued_at, k.run_at,
-               k.started_at, v_now, k.unique_key, k.unique_ttl, NULL, k.body, NULL,
-               array_append(k.errors, p_err_head || int4send(k.attempt) || p_err_mid || v_at || p_err_tail),
-               k.progress, k.parents, k.dep_mode, k.pending_parents, k.failed_parents, k.limit_key
-        FROM killed k
+        {INSERT_FINISHED}
+               {DEAD}, v_now, NULL, NULL,
+               array_append(errors, p_err_head || int4send(attempt) || p_err_mid || v_at || p_err_tail)
+        FROM killed
     )
     SELECT (SELECT count(*) FROM requeued), (SELECT count(*) FROM killed),
            (SELECT array_agg(DISTINCT q.queue) FROM (
@@ -96,8 +92,7 @@ $$;
 -- Scheduled and retry-pending jobs whose time has come become queued. They keep
 -- their seq, so a delayed job keeps its enqueue position once due.
 CREATE OR REPLACE FUNCTION {schema}.promote_due(p_limit integer) RETURNS integer LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_promoted integer;
 BEGIN
@@ -150,8 +145,7 @@ CREATE OR REPLACE FUNCTION {schema}.claim(
     p_err_head bytea, p_err_mid bytea, p_err_tail bytea,
     OUT claimed_ids text[], OUT claimed_tokens bigint[], OUT claimed_attempts integer[], OUT claimed_bodies bytea[]
 ) LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_left     integer := p_limit;
     v_got      integer;
@@ -206,13 +200,7 @@ BEGIN
                     FOR NO KEY UPDATE SKIP LOCKED))
                 RETURNING j.id, j.token, j.attempt, j.body, j.priority, j.seq
             )
-            SELECT array_agg(c.id ORDER BY c.priority DESC, c.seq),
-                   array_agg(c.token ORDER BY c.priority DESC, c.seq),
-                   array_agg(c.attempt ORDER BY c.priority DESC, c.seq),
-                   array_agg(c.body ORDER BY c.priority DESC, c.seq),
-                   count(*)
-            INTO v_ids, v_tokens, v_attempts, v_bodies, v_got
-            FROM claimed c;
+            {COLLECT_CLAIMED}
         ELSE
             v_tids := '{}';
             v_prios := '{}';
@@ -298,13 +286,7 @@ BEGIN
                 FROM claimed c JOIN unnest(v_lkeys, v_lrated) AS k(key, rated) ON k.key = c.limit_key
                 WHERE k.rated
             )
-            SELECT array_agg(c.id ORDER BY c.priority DESC, c.seq),
-                   array_agg(c.token ORDER BY c.priority DESC, c.seq),
-                   array_agg(c.attempt ORDER BY c.priority DESC, c.seq),
-                   array_agg(c.body ORDER BY c.priority DESC, c.seq),
-                   count(*)
-            INTO v_ids, v_tokens, v_attempts, v_bodies, v_got
-            FROM claimed c;
+            {COLLECT_CLAIMED}
         END IF;
         IF v_got > 0 THEN
             claimed_ids := claimed_ids || v_ids;

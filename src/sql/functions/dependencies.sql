@@ -9,8 +9,7 @@
 -- Returns the ids it cancelled (the caller settles their own dependants).
 -- Released queues are notified like an enqueue (at commit).
 CREATE OR REPLACE FUNCTION {schema}.resolve_waiting(p_children text[]) RETURNS text[] LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_queues    text[];
     v_cancelled text[];
@@ -29,23 +28,16 @@ BEGIN
         PERFORM pg_notify({channel}, q) FROM unnest(v_queues) AS q;
     END IF;
     -- SUCCEEDED: one failed parent is enough, no need to wait for the others.
-    WITH doomed AS (
+    WITH cancelled AS (
         DELETE FROM {schema}.jobs j
         WHERE j.id = ANY (p_children) AND j.state = {WAITING}
           AND ((j.dep_mode = 0 AND j.failed_parents > 0)
                OR (j.dep_mode = 2 AND j.pending_parents <= 0 AND j.failed_parents = 0))
         RETURNING j.*
     ), kept AS (
-        INSERT INTO {schema}.finished_jobs
-            (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-             started_at, finished_at, unique_key, unique_ttl, body, result, errors, progress,
-             parents, dep_mode, pending_parents, failed_parents, limit_key)
-        SELECT d.id, d.queue, {CANCELLED}, d.priority, d.attempt, d.max_attempts, d.token, d.enqueued_at, d.run_at,
-               d.started_at, now(), d.unique_key, d.unique_ttl, d.body, NULL, d.errors, d.progress,
-               d.parents, d.dep_mode, d.pending_parents, d.failed_parents, d.limit_key
-        FROM doomed d
+        {KEEP_CANCELLED}
     )
-    SELECT array_agg(doomed.id) INTO v_cancelled FROM doomed;
+    SELECT array_agg(cancelled.id) INTO v_cancelled FROM cancelled;
     RETURN coalesce(v_cancelled, '{}');
 END
 $$;
@@ -64,8 +56,7 @@ $$;
 -- fresh snapshot, taken after any child enqueue that held the parent's row
 -- (FOR KEY SHARE, see enqueue_flow) committed, so its job_deps row is seen.
 CREATE OR REPLACE FUNCTION {schema}.settle_dependants(p_ids text[], p_failed boolean[]) RETURNS void LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_children text[];
     v_counts   integer[];
@@ -99,8 +90,7 @@ $$;
 -- Cancel one job that has not finished; its dependants follow (cascade). An
 -- active limited job frees a slot of its key: its queue's idle workers wake.
 CREATE OR REPLACE FUNCTION {schema}.cancel_job(p_id text) RETURNS integer LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_count integer;
     v_queue text;
@@ -108,14 +98,7 @@ BEGIN
     WITH cancelled AS (
         DELETE FROM {schema}.jobs j WHERE j.id = p_id RETURNING j.*
     ), kept AS (
-        INSERT INTO {schema}.finished_jobs
-            (id, queue, state, priority, attempt, max_attempts, token, enqueued_at, run_at,
-             started_at, finished_at, unique_key, unique_ttl, body, result, errors, progress,
-             parents, dep_mode, pending_parents, failed_parents, limit_key)
-        SELECT c.id, c.queue, {CANCELLED}, c.priority, c.attempt, c.max_attempts, c.token, c.enqueued_at, c.run_at,
-               c.started_at, now(), c.unique_key, c.unique_ttl, c.body, NULL, c.errors, c.progress,
-               c.parents, c.dep_mode, c.pending_parents, c.failed_parents, c.limit_key
-        FROM cancelled c
+        {KEEP_CANCELLED}
     )
     SELECT count(*), max(c.queue) FILTER (WHERE c.limit_key IS NOT NULL AND c.state = {ACTIVE})
     INTO v_count, v_queue FROM cancelled c;

@@ -27,8 +27,7 @@ CREATE OR REPLACE FUNCTION {schema}.enqueue(
     p_ids text[], p_queues text[], p_priorities bigint[], p_delays double precision[],
     p_max_attempts integer[], p_bodies bytea[]
 ) RETURNS void LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 BEGIN
     INSERT INTO {schema}.jobs (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, body)
     SELECT n.id, n.queue, CASE WHEN n.delay > 0 THEN {SCHEDULED} ELSE {QUEUED} END, n.priority,
@@ -60,8 +59,7 @@ CREATE OR REPLACE FUNCTION {schema}.enqueue_unique(
     p_ids text[], p_queues text[], p_priorities bigint[], p_delays double precision[],
     p_max_attempts integer[], p_bodies bytea[], p_unique_keys text[], p_unique_ttls double precision[]
 ) RETURNS TABLE (job_position integer, holder_id text) LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_stored integer;
 BEGIN
@@ -89,15 +87,7 @@ BEGIN
         PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(p_queues) AS q) AS woken;
     END IF;
     RETURN QUERY
-        SELECT n.ord::integer, coalesce(h.id, j.id)
-        FROM unnest(p_queues, p_unique_keys) WITH ORDINALITY AS n(queue, unique_key, ord)
-        LEFT JOIN {schema}.jobs j ON j.queue = n.queue AND j.unique_key = n.unique_key
-        LEFT JOIN LATERAL (
-            SELECT f.id FROM {schema}.finished_jobs f
-            WHERE f.queue = n.queue AND f.unique_key = n.unique_key AND f.unique_until > now()
-            ORDER BY f.unique_until DESC
-            LIMIT 1) AS h ON true
-        WHERE n.unique_key IS NOT NULL;
+        {UNIQUE_HOLDERS};
 END
 $$;
 
@@ -123,8 +113,7 @@ CREATE OR REPLACE FUNCTION {schema}.enqueue_flow(
     p_modes smallint[], p_dep_counts integer[], p_limit_keys text[], p_limit_concurrency integer[],
     p_limit_rates integer[], p_limit_pers double precision[], p_dep_children text[], p_dep_parents text[]
 ) RETURNS TABLE (job_position integer, holder_id text) LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off
-SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+{PLANNING_PINS} AS $$
 DECLARE
     v_stored    text[];
     v_unstored  text[];
@@ -252,15 +241,7 @@ BEGIN
     END IF;
     IF p_unique_keys IS NOT NULL THEN
         RETURN QUERY
-            SELECT n.ord::integer, coalesce(h.id, j.id)
-            FROM unnest(p_queues, p_unique_keys) WITH ORDINALITY AS n(queue, unique_key, ord)
-            LEFT JOIN {schema}.jobs j ON j.queue = n.queue AND j.unique_key = n.unique_key
-            LEFT JOIN LATERAL (
-                SELECT f.id FROM {schema}.finished_jobs f
-                WHERE f.queue = n.queue AND f.unique_key = n.unique_key AND f.unique_until > now()
-                ORDER BY f.unique_until DESC
-                LIMIT 1) AS h ON true
-            WHERE n.unique_key IS NOT NULL;
+            {UNIQUE_HOLDERS};
     END IF;
 END
 $$;
