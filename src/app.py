@@ -44,7 +44,7 @@ def _module_name(func: Callable[..., Any]) -> str:
     the name a worker imports it under (``tasks`` for ``python tasks.py``, ``pkg.tasks`` for
     ``python -m pkg.tasks``), as Celery names its main module, so a job enqueued by the
     script finds its task in a worker started with ``fastjobs worker tasks:app``."""
-    module: str = func.__module__
+    module = str(func.__module__)
     if module != "__main__":
         return module
     main = sys.modules.get("__main__")
@@ -53,7 +53,7 @@ def _module_name(func: Callable[..., Any]) -> str:
         return str(spec.name)
     path = getattr(main, "__file__", None)
     if path:
-        return os.path.splitext(os.path.basename(path))[0]
+        return os.path.splitext(os.path.basename(str(path)))[0]
     return module  # an interactive session: no name a worker could import
 
 

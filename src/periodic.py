@@ -71,7 +71,7 @@ class Schedule:
         self._cron: Any = None
         if isinstance(spec, str):
             try:
-                from croniter import croniter
+                from croniter import croniter  # type: ignore[import-untyped, unused-ignore]
             except ImportError:  # pragma: no cover - depends on the install
                 raise ConfigurationError(
                     "cron schedules need croniter: pip install 'fastjobs[cron]' (or give an interval in seconds)"

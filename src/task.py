@@ -16,6 +16,7 @@ import datetime as _dt
 import functools
 import inspect
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ._core import Backoff, JobRecord, encode_job
@@ -34,6 +35,9 @@ R = TypeVar("R")
 _new_tuple = tuple.__new__
 
 
+# eq=False and repr=False: a call is compared by identity, and its arguments (maybe large
+# or private) stay out of reprs and logs.
+@dataclass(slots=True, eq=False, repr=False)
 class Call(Generic[R]):
     """One pending enqueue of a task with its arguments: build with :meth:`Task.call`.
 
@@ -41,41 +45,24 @@ class Call(Generic[R]):
         >>> await app.enqueue_many([send_email.call("a@b.c"), resize.call("x.png")])  # doctest: +SKIP
     """
 
-    __slots__ = ("task", "args", "kwargs", "options", "delay", "job_id", "unique_key", "unique_ttl",
-                 "depends_on", "after", "meta")
-
-    def __init__(
-        self,
-        task: Task[..., R],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: TaskOptions,
-        delay: float = 0.0,
-        job_id: str | None = None,
-        unique_key: str | None = None,
-        unique_ttl: float = 0.0,
-        depends_on: tuple[str, ...] = (),
-    ) -> None:
-        self.task = task
-        self.args = args
-        self.kwargs = kwargs
-        self.options = options
-        self.delay = delay
-        self.job_id = job_id
-        self.unique_key = unique_key
-        self.unique_ttl = unique_ttl
-        self.depends_on = depends_on
-        self.after = 0
-        self.meta: dict[str, Any] | None = None
+    task: Task[..., R]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: TaskOptions
+    delay: float = 0.0
+    job_id: str | None = None
+    unique_key: str | None = None
+    unique_ttl: float = 0.0
+    depends_on: tuple[str, ...] = ()
+    after: int = 0
+    """A :class:`~fastjobs.backends.DependencyMode` (chains and batch callbacks set it)."""
+    meta: dict[str, Any] | None = None
 
     def _linked(self, depends_on: tuple[str, ...], job_id: str, after: int = 0, meta: dict[str, Any] | None = None,
                 options: TaskOptions | None = None) -> Call[R]:
         """A copy of this call with its job id fixed that waits on ``depends_on`` (chains, batches)."""
-        call = Call(self.task, self.args, self.kwargs, options or self.options, self.delay, self.job_id or job_id,
-                    self.unique_key, self.unique_ttl, tuple(dict.fromkeys((*self.depends_on, *depends_on))))
-        call.after = after
-        call.meta = meta
-        return call
+        return Call(self.task, self.args, self.kwargs, options or self.options, self.delay, self.job_id or job_id,
+                    self.unique_key, self.unique_ttl, tuple(dict.fromkeys((*self.depends_on, *depends_on))), after, meta)
 
     def to_new_job(self, max_payload: int, job_id: str, now: float) -> NewJob:
         """Encode this call (raises UnencodableError / PayloadTooLargeError on bad arguments).
@@ -125,26 +112,19 @@ def _parent_ids(parents: Iterable[str | JobHandle[Any]]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class _Configured(Generic[P, R]):
     """A task with per-call options applied: ``task.options(delay=30, priority=10)``."""
 
-    __slots__ = ("_task", "_options", "_delay", "_eta", "_job_id", "_unique_key", "_unique_ttl", "_connection",
-                 "_depends_on")
-
-    def __init__(
-        self, task: Task[P, R], options: TaskOptions, delay: float, eta: _dt.datetime | None,
-        job_id: str | None, unique_key: str | None, unique_ttl: float, connection: Any,
-        depends_on: tuple[str, ...] = (),
-    ) -> None:
-        self._task = task
-        self._options = options
-        self._delay = delay
-        self._eta = eta
-        self._job_id = job_id
-        self._unique_key = unique_key
-        self._unique_ttl = unique_ttl
-        self._connection = connection
-        self._depends_on = depends_on
+    _task: Task[P, R]
+    _options: TaskOptions
+    _delay: float
+    _eta: _dt.datetime | None
+    _job_id: str | None
+    _unique_key: str | None
+    _unique_ttl: float
+    _connection: Any
+    _depends_on: tuple[str, ...] = ()
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         delay = self._delay
