@@ -84,8 +84,8 @@ class Running:
         self.lost = False
         self.thread_state = _WAITING
         self.started: float | None = None
-        self.ctx: Context | None = None
         """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
+        self.ctx: Context | None = None
         self.start_by = float("inf")
         """Sync jobs: ``time.monotonic()`` after which a thread must not start it (see :data:`LEASE_SAFETY`)."""
 
