@@ -44,9 +44,9 @@ from ._core import (
     decode_job,
     decode_value,
 )
+from ._version import __version__
 from .acks import AckBuffer
 from .backends import redact_url
-from ._version import __version__
 from .backends.base import Backend, Beat, Claim, WorkerInfo
 from .constants import BATCH, PIPE
 from .context import Context

@@ -51,22 +51,8 @@ from .._core import (
 from ..errors import ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
 from ._memory_flow import FlowControl, _Deps
-from .base import (
-    GONE_KEPT,
-    Ack,
-    AckKind,
-    Backend,
-    BackendOptions,
-    Beat,
-    Claim,
-    NewJob,
-    StoredJob,
-    WorkerInfo,
-    by_start,
-    check_beat,
-    check_worker,
-    check_worker_id,
-)
+from .base import GONE_KEPT, Ack, AckKind, Backend, BackendOptions, Beat, Claim, NewJob, StoredJob, WorkerInfo
+from .base import by_start, check_beat, check_worker, check_worker_id
 
 # tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
 _new_tuple = tuple.__new__
