@@ -48,6 +48,16 @@ async def test_a_beat_with_the_renewal_updates_last_seen_and_running(backend: Ba
     assert beaten.started_at == registered.started_at and beaten.alive
 
 
+async def test_one_beat_rides_on_a_renewal_across_queues(backend: Backend) -> None:
+    await backend.register_worker(info(), ttl=30.0)
+    await backend.enqueue_many([NewJob(new_job_id(), q, 0, 0.0, 3, b"") for q in ("emails", "default", "pdf")])
+    claims = await backend.claim(["emails", "default", "pdf"], 3, 30.0)
+    leases = [(c.id, c.token, 30.0) for c in claims] + [(new_job_id(), 1, 30.0)]
+    running = tuple(c.id for c in claims)
+    assert await backend.renew(leases, Beat(info().id, running, 30.0)) == [True, True, True, False]
+    assert (await backend.workers())[0].running == running
+
+
 async def test_a_beat_alone_needs_no_lease(backend: Backend) -> None:
     await backend.register_worker(info(), ttl=30.0)
     await backend.renew([], Beat("host-1:4242:a1b2c3", ("j1", "j2"), 30.0))
