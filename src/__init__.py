@@ -15,7 +15,7 @@ from ._core import Backoff, Exponential, Fixed, Linear
 from ._core import implementation as core_implementation
 from ._version import __version__
 from .app import App
-from .backends.base import Limit
+from .backends.base import Limit, WorkerInfo
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -49,6 +49,6 @@ __all__ = [
     "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
     "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
     "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "Task", "UnencodableError",
-    "UnknownTaskError", "Worker", "WorkerShutdown", "__version__", "core_implementation",
+    "UnknownTaskError", "Worker", "WorkerInfo", "WorkerShutdown", "__version__", "core_implementation",
     "new_job_id",
 ]

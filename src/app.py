@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from ._core import DEAD, DEFAULT_MAX_PAYLOAD, Backoff
-from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, backend_class, redact_url
+from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, WorkerInfo, backend_class, redact_url
 from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
 from .errors import ConfigurationError, InvalidOptionError
 from .handles import Batch, JobHandles
@@ -527,6 +527,19 @@ class App:
         return await (await self.backend()).stats()
 
     # -- workers -------------------------------------------------------------
+
+    async def workers(self) -> list[WorkerInfo]:
+        """The worker processes on this App's backend: alive ones, with the ids of the jobs they
+        run, and ones gone within the last hour (no beat within their ttl: killed or stalled).
+
+        A worker that stopped cleanly (SIGTERM) is not listed. Oldest start first.
+
+        Example:
+            >>> for w in await app.workers():  # doctest: +SKIP
+            ...     print(w.id, "alive" if w.alive else "gone", len(w.running))
+            web-1:4242:a1b2c3 alive 3
+        """
+        return await (await self.backend()).workers()
 
     def worker(self, queues: Sequence[str] | None = None, **options: Any) -> Worker:
         """A :class:`~fastjobs.worker.Worker` for this app (see its arguments)."""

@@ -5,6 +5,7 @@ Examples::
     fastjobs worker myproject.jobs:app --queues emails,default --concurrency 100 --processes 4
     fastjobs enqueue myproject.jobs:app myproject.jobs.send_email --args '["a@b.c"]'
     fastjobs info myproject.jobs:app
+    fastjobs workers myproject.jobs:app --json   # live workers and the jobs they run
     fastjobs migrate myproject.jobs:app     # PostgreSQL: create or upgrade the schema
 
 Bad input (unknown module or task, bad URL, bad JSON) prints one line on stderr
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -22,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -29,7 +32,7 @@ from typing import Any, TypeVar
 from ._core import STATE_NAMES
 from ._version import __version__
 from .app import App
-from .backends import BROKEN, QueueStats, redact_url
+from .backends import BROKEN, Backend, QueueStats, WorkerInfo, backend_class, redact_url
 from .errors import FastjobsError
 
 T = TypeVar("T")
@@ -70,8 +73,8 @@ def load_app(target: str) -> App:
     return obj
 
 
-def _require_shared(app: App, command: str) -> None:
-    if app.url.startswith("memory:"):
+def _require_shared(url: str, command: str) -> None:
+    if url.startswith("memory:"):
         raise UsageError(
             f"the app uses memory://, which lives inside one process: `fastjobs {command}` runs in a new "
             "process and would never see its jobs. Use redis:// or postgresql://, or run the worker "
@@ -102,7 +105,7 @@ def _json_arg(name: str, text: str, kind: type) -> Any:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    _require_shared(app, "worker")
+    _require_shared(app.url, "worker")
     if args.processes < 1:
         raise UsageError(f"--processes must be 1 or more, not {args.processes}")
     queues = [q for q in args.queues.split(",") if q] if args.queues else None
@@ -216,7 +219,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     if args.priority is not None:
         overrides["priority"] = args.priority
     configured = task.options(**overrides)  # bad options fail here, before any connection
-    _require_shared(app, "enqueue")
+    _require_shared(app.url, "enqueue")
 
     async def main() -> str:
         try:
@@ -231,7 +234,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    _require_shared(app, "info")
+    _require_shared(app.url, "info")
 
     async def main() -> tuple[Mapping[str, QueueStats], list[Any]]:
         try:
@@ -264,8 +267,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from .backends import backend_class
-
     app = load_app(args.app)
     scheme = app.url.partition(":")[0]
     if not hasattr(backend_class(app.url), "migrate"):
@@ -288,6 +289,83 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_only_backend(app: App, url: str | None) -> Backend:
+    """A backend for ``app`` (at ``url`` if given) that never creates or migrates a schema.
+
+    Example:
+        >>> read_only_backend(app, "postgresql://localhost/jobs")  # doctest: +SKIP
+        <PostgresBackend schema='fastjobs'>
+    """
+    url = url or app.url
+    cls = backend_class(url)
+    # The App's own backend options fit its own URL's backend only.
+    extra: dict[str, Any] = dict(app._backend_extra) if cls is app._backend_cls else {}
+    if hasattr(cls, "migrate"):
+        extra["migrate"] = False
+    return cls(url, app.options, **extra)
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    backend = read_only_backend(app, args.url)
+    _require_shared(backend.url, "workers")
+
+    async def main() -> tuple[float, list[WorkerInfo]]:
+        try:
+            await backend.connect()
+            return await backend.now(), await backend.workers()
+        finally:
+            await backend.close()
+
+    now, workers = _run(main())
+    if args.json:
+        listed = [{**dataclasses.asdict(w), "queues": list(w.queues), "running": list(w.running)} for w in workers]
+        print(json.dumps({"url": redact_url(backend.url), "now": now, "workers": listed}, indent=2))
+        return 0
+    alive = sum(w.alive for w in workers)
+    print(_fit(f"workers: {alive} alive, {len(workers) - alive} gone; app {args.app} at {redact_url(backend.url)}", WIDTH))
+    if workers:
+        print(format_workers(workers, now))
+    return 0
+
+
+WIDTH = 100
+"""Columns the text output of the CLI fits in."""
+
+
+def format_workers(workers: Sequence[WorkerInfo], now: float) -> str:
+    """The ``fastjobs workers`` table: one line per worker, then the ids of the jobs it runs.
+
+    Example:
+        >>> w = WorkerInfo("web-1:42:a1b2c3", "web-1", 42, ("emails",), 100, "0.1.0", 100.0, 130.0, ("j1",))
+        >>> print(format_workers([w], now=131.0))  # doctest: +NORMALIZE_WHITESPACE
+        worker                           state     pid  conc  running  last beat     up  queues
+        web-1:42:a1b2c3                  alive      42   100        1      1.0 s   31 s  emails
+          running: j1
+    """
+    head = f"{'worker':<32} {'state':<5} {'pid':>7} {'conc':>5} {'running':>8} {'last beat':>10} {'up':>6}  "
+    lines = [head + "queues"]
+    for w in workers:
+        row = (f"{_fit(w.id, 32):<32} {'alive' if w.alive else 'gone':<5} {w.pid:>7} {w.concurrency:>5} "
+               f"{len(w.running):>8} {now - w.last_seen:>8.1f} s {_duration(now - w.started_at):>6}  ")
+        lines.append(row + _fit(",".join(w.queues), WIDTH - len(row)))
+        if w.running:
+            lines += textwrap.wrap(", ".join(w.running), WIDTH, initial_indent="  running: ",
+                                   subsequent_indent=" " * 11, max_lines=3, placeholder=" ...")
+    return "\n".join(lines)
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{max(seconds, 0):.0f} s"
+
+
 # -- entry point -------------------------------------------------------------------
 
 
@@ -298,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("app", help="the App to use, as MODULE:ATTRIBUTE (e.g. myproject.jobs:app)")
-        p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="how much to log")
 
     w = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
     common(w)
@@ -325,6 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dead", type=int, default=20, help="how many dead letters to list")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
+
+    ws = sub.add_parser(
+        "workers", help="live worker processes and the jobs they run (read-only)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="List the worker processes of the App's backend: alive ones with the ids of the jobs "
+        "they run, and ones gone within the last hour (no heartbeat: killed or stalled). A worker "
+        "stopped by SIGTERM leaves the list at once. Never creates or migrates a schema.",
+    )
+    common(ws)
+    ws.add_argument("--json", action="store_true", help="print JSON")
+    ws.add_argument("--url", default=None,
+                    help="the backend URL to read, overriding the App's own (like FASTJOBS_URL)")
+    ws.set_defaults(func=cmd_workers)
 
     m = sub.add_parser("migrate", help="create or upgrade the backend's schema (PostgreSQL)")
     common(m)

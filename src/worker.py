@@ -28,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import secrets
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -41,9 +44,10 @@ from ._core import (
     decode_job,
     decode_value,
 )
+from ._version import __version__
 from .acks import AckBuffer
 from .backends import redact_url
-from .backends.base import Backend, Claim
+from .backends.base import Backend, Beat, Claim, WorkerInfo
 from .constants import BATCH, PIPE
 from .context import Context
 from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
@@ -127,8 +131,6 @@ class Worker:
         self.burst = burst
         self.handle_signals = handle_signals
         self.schedule = schedule
-
-
         self._backend: Backend | None = None
         self._running: dict[str, Running] = {}
         self._starting: set[asyncio.Task[None]] = set()
@@ -148,6 +150,17 @@ class Worker:
         self._forced = asyncio.Event()
         self._threads: ThreadRunner | None = None
         self._started = False
+        hostname = socket.gethostname()
+        # A random part: pids are reused, and containers on one host share hostnames and pids.
+        self.id = f"{hostname}:{os.getpid()}:{secrets.token_hex(3)}"
+        """This worker in the backend's registry (:meth:`~fastjobs.App.workers`)."""
+        self._info = WorkerInfo(self.id, hostname, os.getpid(), tuple(self.queues), concurrency, __version__, 0.0, 0.0)
+        durations = [app.lease] + [t.default_options.lease for t in app.tasks.values() if t.default_options.lease]
+        self._beat_period = max(0.05, min(durations) / 3)
+        """Seconds between renewals, each carrying a beat: a third of the shortest lease."""
+        # Three periods: one late or lost beat must not make a busy worker look dead.
+        self._beat_ttl = 3 * self._beat_period
+        self._registered = False
 
     # -- control ---------------------------------------------------------------
 
@@ -203,6 +216,7 @@ class Worker:
         self._ackbuf.start(backend, loop)
         self._threads = ThreadRunner(loop, self.threads, self._sync_done)
         signals = install_stop_signals(loop, self._on_signal) if self.handle_signals else []
+        await self._register()
         heartbeat = loop.create_task(self._heartbeat())
         maintenance = loop.create_task(self._maintenance())
         scheduler = loop.create_task(run_schedules(self.app, backend)) if self.schedule and self.app.schedules else None
@@ -215,6 +229,7 @@ class Worker:
             if scheduler is not None:
                 scheduler.cancel()
             await self._shutdown()
+            await self._deregister()
             remove_stop_signals(loop, signals)
             log.info("worker stopped: %d succeeded, %d failed, %d outcomes discarded (lease lost)",
                      self.succeeded, self.failed, self._ackbuf.discarded)
@@ -523,31 +538,53 @@ class Worker:
     # -- leases and maintenance -------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        durations = [self.app.lease] + [t.default_options.lease for t in self.app.tasks.values() if t.default_options.lease]
-        period = max(0.05, min(durations) / 3)
         while True:
-            await asyncio.sleep(period)
+            await asyncio.sleep(self._beat_period)
+            if not self._registered:
+                await self._register()
             await self._renew()
 
-    async def _renew(self) -> bool:
-        """Renew the leases of running and pending jobs in one round trip; stop the ones lost.
+    async def _register(self) -> None:
+        """Enter the backend's worker registry; on failure, the heartbeat tries again (a worker
+        runs its jobs whether or not it is listed)."""
+        assert self._backend is not None
+        try:
+            await self._backend.register_worker(self._info, self._beat_ttl)
+        except Exception as exc:
+            log.warning("could not register this worker (%s: %s); trying again at the next beat", type(exc).__name__, exc)
+        else:
+            self._registered = True
 
+    async def _deregister(self) -> None:
+        """Leave the registry at once: a worker that stopped cleanly is not listed as gone."""
+        assert self._backend is not None
+        try:
+            await self._backend.deregister_worker(self.id)
+        except Exception as exc:
+            log.warning("could not deregister this worker (%s: %s); it is listed as gone after %.0f s",
+                        type(exc).__name__, exc, self._beat_ttl)
+
+    async def _renew(self) -> bool:
+        """Renew the leases of running and pending jobs, and beat, in one round trip; stop the jobs lost.
+
+        It beats even with nothing to renew, so an idle worker stays listed as alive.
         False if the backend could not be reached.
         """
         backend = self._backend
         assert backend is not None
         running = list(self._running.values())
         waiting = list(self._pending)
-        if not running and not waiting:
-            self._renew_failed = False
-            return True
         leases = [(r.claim.id, r.claim.token, r.lease) for r in running]
         leases += [(c.id, c.token, self.app.lease) for c in waiting]
+        beat = Beat(self.id, tuple(r.claim.id for r in running), self._beat_ttl) if self._registered else None
+        if not leases and beat is None:
+            self._renew_failed = False
+            return True
         sent = time.monotonic()
         # Claims that land while this renewal is out were confirmed when their claim was sent.
         confirmed = sent if self._claim_sent is None else min(sent, self._claim_sent)
         try:
-            applied = await backend.renew(leases)
+            applied = await backend.renew(leases, beat)
         except Exception as exc:
             log.warning("lease renewal failed (%s: %s)", type(exc).__name__, exc)
             self._renew_failed = True

@@ -7,7 +7,21 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import BackendUnavailableError, ConfigurationError
-from .base import BROKEN, Ack, AckKind, Backend, BackendOptions, Claim, DependencyMode, Limit, NewJob, QueueStats, StoredJob
+from .base import (
+    BROKEN,
+    Ack,
+    AckKind,
+    Backend,
+    BackendOptions,
+    Beat,
+    Claim,
+    DependencyMode,
+    Limit,
+    NewJob,
+    QueueStats,
+    StoredJob,
+    WorkerInfo,
+)
 
 # scheme -> (module, class, pip extra): imported lazily so that a missing optional
 # client only matters to the apps that use it.
@@ -70,6 +84,6 @@ def create_backend(url: str, options: BackendOptions, **extra: Any) -> Backend:
 
 __all__ = [
     "BROKEN", "Ack", "AckKind", "Backend", "BackendOptions", "Claim", "DependencyMode", "Limit", "NewJob", "QueueStats",
-    "StoredJob",
+    "StoredJob", "Beat", "WorkerInfo",
     "backend_class", "create_backend", "redact_url",
 ]

@@ -115,6 +115,17 @@ Rules every backend keeps:
   different values, which values apply is up to the backend (the latest
   enqueued, on every backend today). ``wait`` does not return just because
   limited jobs are held (an idle worker would spin); it may return early.
+* **Workers.** A worker process registers itself (:meth:`Backend.register_worker`,
+  a :class:`WorkerInfo`), beats with its lease renewals (``renew(..., beat=)``,
+  a :class:`Beat`: one call carries both, a beat alone when nothing runs) and
+  deregisters when it stops. The backend stamps ``started_at`` and
+  ``last_seen`` with its own clock. :meth:`Backend.workers` lists the workers
+  seen within the last hour: ``alive`` while the last beat is at most the
+  worker's ``ttl`` old, gone after (a crashed worker; a stopped one deregistered
+  and is not listed). Records gone for an hour (:data:`GONE_KEPT`) are
+  forgotten. A beat of a worker the backend does not know (never registered,
+  deregistered or forgotten) changes nothing. The records are per App
+  namespace (``prefix``); on Redis Cluster they share one hash tag of their own.
 * **Errors.** Every error an operation lets out for a backend-side reason is
   a :class:`~fastjobs.FastjobsError`: :class:`~fastjobs.BackendUnavailableError`
   when the server cannot be reached, :class:`~fastjobs.BackendError` when it
@@ -141,7 +152,7 @@ from __future__ import annotations
 import abc
 import enum
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Sequence, TypeVar
 
@@ -299,6 +310,99 @@ class BackendOptions:
     backoff) before it raises :class:`~fastjobs.BackendUnavailableError`."""
 
 
+GONE_KEPT = 3600.0
+"""Seconds a worker's record is kept (listed as gone) after its last beat's ``ttl`` ran out."""
+
+WORKER_ID_MAX = 200
+"""Most characters in a worker id."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One worker process, as :meth:`~fastjobs.App.workers` lists it.
+
+    Times are the backend's clock, in seconds since the epoch.
+
+    Example:
+        >>> import fastjobs
+        >>> info = fastjobs.WorkerInfo("web-1:4242:a1b2c3", "web-1", 4242, ("emails",), 100, "0.1.0",
+        ...                            started_at=1.7e9, last_seen=1.7e9, running=("j1",))
+        >>> info.alive, info.running
+        (True, ('j1',))
+    """
+
+    id: str
+    """``hostname:pid:random``: unique per worker process and start."""
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    """The queues it serves, in the order it serves them."""
+    concurrency: int
+    version: str
+    """The fastjobs version it runs."""
+    started_at: float
+    """When it registered."""
+    last_seen: float
+    """Its last beat (or its registration)."""
+    running: tuple[str, ...] = ()
+    """Ids of the jobs it was running at its last beat."""
+    alive: bool = True
+    """False once no beat came within its ``ttl``: it crashed, stalled or lost the backend."""
+
+
+class Beat(NamedTuple):
+    """A worker's heartbeat, carried by :meth:`Backend.renew` alongside the leases it renews."""
+
+    worker_id: str
+    running: tuple[str, ...]
+    """Ids of the jobs the worker is running now."""
+    ttl: float
+    """Seconds after which the worker counts as gone if no beat follows (a few beat periods)."""
+
+
+def by_start(workers: Iterable[WorkerInfo]) -> list[WorkerInfo]:
+    """``workers`` in the order :meth:`Backend.workers` lists them: oldest start first, then by id."""
+    return sorted(workers, key=lambda w: (w.started_at, w.id))
+
+
+def check_worker(info: object, ttl: object) -> WorkerInfo:
+    """``info`` if it is a registrable :class:`WorkerInfo` and ``ttl`` usable, else ValueError (every backend's check)."""
+    if not isinstance(info, WorkerInfo):
+        raise TypeError(f"register_worker takes a WorkerInfo, not {type(info).__name__}")
+    check_worker_id(info.id)
+    _check_ttl(ttl)
+    if isinstance(info.pid, bool) or not isinstance(info.pid, int) or info.pid < 0:
+        raise ValueError(f"WorkerInfo.pid must be an int >= 0, not {info.pid!r}")
+    if isinstance(info.concurrency, bool) or not isinstance(info.concurrency, int) or info.concurrency < 1:
+        raise ValueError(f"WorkerInfo.concurrency must be an int >= 1, not {info.concurrency!r}")
+    if not all(isinstance(q, str) for q in info.queues) or not isinstance(info.hostname, str):
+        raise ValueError("WorkerInfo.queues must be a tuple of str and hostname a str")
+    return info
+
+
+def check_beat(beat: object) -> Beat:
+    """``beat`` if it is a usable :class:`Beat`, else ValueError/TypeError (every backend's check)."""
+    if not isinstance(beat, Beat):
+        raise TypeError(f"renew(beat=) takes a Beat, not {type(beat).__name__}")
+    check_worker_id(beat.worker_id)
+    _check_ttl(beat.ttl)
+    if not isinstance(beat.running, tuple) or not all(isinstance(j, str) for j in beat.running):
+        raise ValueError(f"Beat.running must be a tuple of job ids, not {beat.running!r}")
+    return beat
+
+
+def check_worker_id(worker_id: object) -> str:
+    """``worker_id`` if it is a usable worker id, else ValueError."""
+    if not isinstance(worker_id, str) or not 0 < len(worker_id) <= WORKER_ID_MAX:
+        raise ValueError(f"a worker id is a str of 1-{WORKER_ID_MAX} characters, not {worker_id!r}")
+    return worker_id
+
+
+def _check_ttl(ttl: object) -> None:
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= GONE_KEPT:
+        raise ValueError(f"a worker's ttl is seconds in (0, {GONE_KEPT:.0f}], not {ttl!r}")
+
+
 class Backend(abc.ABC):
     """Where jobs live. Subclasses implement every abstract method with the rules above."""
 
@@ -373,8 +477,14 @@ class Backend(abc.ABC):
         """Apply each ack whose token still matches; return, per ack, whether it applied."""
 
     @abc.abstractmethod
-    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
-        """Extend leases: ``(job id, token, seconds from now)``; per item, whether it applied."""
+    async def renew(self, leases: Sequence[tuple[str, int, float]], beat: Beat | None = None) -> list[bool]:
+        """Extend leases: ``(job id, token, seconds from now)``; per item, whether it applied.
+
+        ``beat``: the renewing worker's heartbeat, applied in the same round trip
+        (alone when ``leases`` is empty): its ``last_seen`` becomes now, its
+        ``running`` and ``ttl`` the beat's. A beat for an unknown worker changes
+        nothing; a malformed one raises ValueError/TypeError before anything applies.
+        """
 
     @abc.abstractmethod
     async def recover(self) -> int:
@@ -466,6 +576,33 @@ class Backend(abc.ABC):
         active with that token (stale, finished, cancelled, unknown). The value
         is returned by :meth:`get` as ``StoredJob.progress``, stays after the
         job finishes and is kept when it is retried.
+        """
+
+
+    @abc.abstractmethod
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        """Record a starting worker (replacing any record of the same id), alive for ``ttl`` seconds.
+
+        Args:
+            info: who it is; its ``started_at``, ``last_seen``, ``running`` and
+                ``alive`` are ignored (the backend stamps now, nothing running).
+            ttl: seconds it counts as alive without a beat.
+
+        Raises ValueError/TypeError for a malformed ``info`` or ``ttl`` (see
+        :func:`check_worker`), storing nothing. Also forgets workers gone for
+        :data:`GONE_KEPT` seconds, so the records stay bounded without a sweeper.
+        """
+
+    @abc.abstractmethod
+    async def deregister_worker(self, worker_id: str) -> bool:
+        """Remove a worker's record at once (it stopped cleanly); False if it was unknown."""
+
+    @abc.abstractmethod
+    async def workers(self) -> list[WorkerInfo]:
+        """Workers alive or gone within :data:`GONE_KEPT` seconds, by ``started_at`` then ``id``.
+
+        ``alive`` is decided now, on the backend's clock: last beat at most ``ttl`` ago.
+        Read-only.
         """
 
 

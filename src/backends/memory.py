@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import threading
 import weakref
 import time
@@ -50,7 +51,8 @@ from .._core import (
 from ..errors import ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
 from ._memory_flow import FlowControl, _Deps
-from .base import Ack, AckKind, Backend, BackendOptions, Claim, NewJob, StoredJob
+from .base import GONE_KEPT, Ack, AckKind, Backend, BackendOptions, Beat, Claim, NewJob, StoredJob, WorkerInfo
+from .base import by_start, check_beat, check_worker, check_worker_id
 
 # tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
 _new_tuple = tuple.__new__
@@ -99,6 +101,8 @@ class MemoryBackend(FlowControl, Backend):
         self._progress: dict[str, bytes] = {}
         """Job id -> the latest set_progress bytes (JobSlot has no slot for them)."""
         self._paused: set[str] = set()
+        self._workers: dict[str, tuple[WorkerInfo, float]] = {}
+        """Worker id -> (its record as last beaten, its ttl)."""
         self._init_flow()
         self._woken = False
         """Set under the lock when a waiting job was released: wake the idle waiters after it."""
@@ -357,11 +361,16 @@ class MemoryBackend(FlowControl, Backend):
         self._finish(job, now)
         self._dead.append((now, job.id))
 
-    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
+    async def renew(self, leases: Sequence[tuple[str, int, float]], beat: Beat | None = None) -> list[bool]:
         applied: list[bool] = []
         renewed: set[str] = set()
+        if beat is not None:
+            check_beat(beat)
         with self._lock:
             now = time.time()
+            if beat is not None and beat.worker_id in self._workers:
+                info, _ = self._workers[beat.worker_id]
+                self._workers[beat.worker_id] = (dataclasses.replace(info, last_seen=now, running=beat.running), beat.ttl)
             for job_id, token, seconds in leases:
                 job = self._active.get(job_id)
                 # A repeat within one batch is reported stale, as on every backend.
@@ -372,6 +381,31 @@ class MemoryBackend(FlowControl, Backend):
                 job.lease_until = now + seconds
                 applied.append(True)
         return applied
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        check_worker(info, ttl)
+        with self._lock:
+            now = time.time()
+            self._workers = {
+                wid: (w, t) for wid, (w, t) in self._workers.items() if w.last_seen + t + GONE_KEPT >= now
+            }
+            self._workers[info.id] = (dataclasses.replace(info, started_at=now, last_seen=now, running=(), alive=True), ttl)
+
+    async def deregister_worker(self, worker_id: str) -> bool:
+        check_worker_id(worker_id)
+        with self._lock:
+            return self._workers.pop(worker_id, None) is not None
+
+    async def workers(self) -> list[WorkerInfo]:
+        with self._lock:
+            now = time.time()
+            listed = [
+                dataclasses.replace(w, alive=w.last_seen + t >= now)
+                for w, t in self._workers.values() if w.last_seen + t + GONE_KEPT >= now
+            ]
+        return by_start(listed)
 
     async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
         with self._lock:

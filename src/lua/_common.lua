@@ -45,6 +45,15 @@
     <prefix>:{<queue>}:limitwait  ZSET  keys that have parked jobs: score when they may go again
                                         (+inf: when an active job of the key leaves)
 
+  The live worker registry has a hash tag of its own, `{~workers}` (`~` starts
+  no queue name, so it never shares a queue's keys), one Cluster slot for all:
+
+    <prefix>:{~workers}:beats     ZSET  worker ids: score when the worker is gone unless it beats
+                                        (its last beat + its ttl)
+    <prefix>:{~workers}:w:<id>    HASH  one worker: hostname, pid, queues (msgpack), concurrency,
+                                        version, started_at, last_seen, ttl, running (msgpack job ids);
+                                        expires GONE_KEPT seconds after its ttl ran out
+
   The dependency and limit keys are not declared by the scripts that reach
   them: they are built from the queue's base, like the job keys (same slot),
   so a plain call passes and touches no more keys than before.
@@ -187,6 +196,18 @@ local function with_errors(flags)
   if not flags or flags == '' then return '1' end
   if string.find(flags, '1', 1, true) then return flags end
   return '1' .. flags
+end
+
+-- A worker's beat (see renew-5.lua): last_seen, ttl and running jobs, and its
+-- place in the beats ZSET. A worker not registered (deregistered, or forgotten
+-- after GONE_KEPT) is not brought back by a late beat.
+local function worker_beat(beats, worker, packed, now)
+  if redis.call('EXISTS', worker) == 0 then return end
+  local beat = cmsgpack.unpack(packed)  -- {worker id, ttl, msgpack of the running ids}
+  local ttl = tonumber(beat[2])
+  redis.call('HSET', worker, 'last_seen', fmt_time(now), 'ttl', fmt_time(ttl), 'running', beat[3])
+  redis.call('ZADD', beats, fmt_time(now + ttl), beat[1])
+  redis.call('EXPIRE', worker, math.ceil(ttl + GONE_KEPT))
 end
 
 local function base_of(key)

@@ -30,7 +30,33 @@ FROM {schema}.claim($1::text[], $2::integer, $3::float8, $4::bytea, $5::bytea, $
 SELECT {schema}.ack($1::text[], $2::bigint[], $3::smallint[], $4::bytea[], $5::float8[], $6::boolean)
 
 -- name: renew
-SELECT {schema}.renew($1::text[], $2::bigint[], $3::float8[])
+SELECT {schema}.renew($1::text[], $2::bigint[], $3::float8[], $4::text, $5::text[], $6::float8)
+
+-- name: register_worker
+-- A worker's (re)start; workers gone for GONE_KEPT ($8 seconds) are forgotten
+-- here, so the registry stays bounded without a sweeper.
+WITH forgotten AS (
+    DELETE FROM {schema}.workers
+    WHERE last_seen < now() - (ttl + $8::float8) * interval '1 second'
+)
+INSERT INTO {schema}.workers (id, hostname, pid, queues, concurrency, version, started_at, last_seen, ttl)
+VALUES ($1::text, $2::text, $3::integer, $4::text[], $5::integer, $6::text, now(), now(), $7::float8)
+ON CONFLICT (id) DO UPDATE
+SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
+    version = EXCLUDED.version, started_at = EXCLUDED.started_at, last_seen = EXCLUDED.last_seen,
+    ttl = EXCLUDED.ttl, running = '{}'
+
+-- name: deregister_worker
+DELETE FROM {schema}.workers WHERE id = $1::text RETURNING id
+
+-- name: workers
+-- Seen within GONE_KEPT ($1 seconds); alive decided here, on the server's clock.
+SELECT id, hostname, pid, queues, concurrency, version, date_part('epoch', started_at) AS started_at,
+       date_part('epoch', last_seen) AS last_seen, running,
+       last_seen + ttl * interval '1 second' >= now() AS alive
+FROM {schema}.workers
+WHERE last_seen >= now() - (ttl + $1::float8) * interval '1 second'
+ORDER BY started_at, id
 
 -- name: recover
 SELECT {schema}.recover_expired($1::bytea, $2::bytea, $3::bytea, $4::integer)

@@ -71,6 +71,7 @@ OPERATIONS: dict[str, Callable[[Backend], Awaitable[Any]]] = {
     "list_jobs": lambda b: b.list_jobs(DEAD),
     "pause": lambda b: b.pause("q"),
     "now": lambda b: b.now(),
+    "workers": lambda b: b.workers(),
 }
 
 

@@ -106,6 +106,7 @@ async def ack_source(admin: asyncpg.Connection, schema: str) -> str:
 PINNED_FUNCTIONS = {
     1: "42959f0edab38be03c3eeed122bb0c647b549199eadaca25d0e43a3d16f41a59",
     2: "d22e917a5f449086f9c8b4103f286d32cc8ea2afef325b87e81dd75ae2e3021d",
+    3: "99dd68b9b74c5e099b119f02f59e84b874c0fc5df3d8d4a9efdd834b486df5ca",
 }
 
 

@@ -58,7 +58,11 @@ async def test_ack_and_renew_look_up_the_batch_by_primary_key_despite_stale_stat
     batches = iter([claims[i : i + BATCH] for i in range(0, ACTIVE_JOBS, BATCH)])
 
     statements: dict[str, tuple[str, Any]] = {
-        "renew": (f"SELECT {s}.renew($1::text[], $2::bigint[], $3::float8[])", lambda b: [[600.0] * len(b)]),
+        # With a beat, as the worker renews (the row lookup by primary key adds no walk).
+        "renew": (
+            f"SELECT {s}.renew($1::text[], $2::bigint[], $3::float8[], 'h:1:w', '{{}}'::text[], 30.0)",
+            lambda b: [[600.0] * len(b)],
+        ),
         # kind 0 twice: with results kept (moved to finished_jobs) and without.
         "succeed, keep result": (
             f"SELECT {s}.ack($1::text[], $2::bigint[], NULL, NULL, NULL, true)", lambda b: []),

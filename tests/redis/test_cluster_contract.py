@@ -15,9 +15,10 @@ import pytest
 
 import fastjobs
 from tests.backends import unique_prefix
-from tests.contract.conftest import backend, make_backend  # noqa: F401  (fixtures)
+from tests.contract.conftest import backend, make_app, make_backend  # noqa: F401  (fixtures)
 from tests.contract.test_backend_contract import *  # noqa: F403
 from tests.contract.test_worker_contract import *  # noqa: F403
+from tests.contract.test_workers_contract import *  # noqa: F403
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ import asyncpg.pool  # type: ignore[import-untyped]
 
 from ..._core import CANCELLED, DEAD, STATE_NAMES, SUCCEEDED
 from ...errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
-from ..base import Ack, Claim, NewJob, StoredJob
+from ..base import GONE_KEPT, Ack, Beat, Claim, NewJob, StoredJob, WorkerInfo, check_beat, check_worker, check_worker_id
 from .connection import CONNECTION_ERRORS, PostgresConnection
 from .rows import LEASE_ERROR, stored_job
 
@@ -241,19 +241,53 @@ class PostgresBackend(PostgresConnection):
             applied[order[p - 1]] = True
         return applied
 
-    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
+    async def renew(self, leases: Sequence[tuple[str, int, float]], beat: Beat | None = None) -> list[bool]:
         n = len(leases)
-        if not n:
+        if beat is not None:
+            check_beat(beat)
+        elif not n:
             return []
         order = _distinct_leases([(job_id, token) for job_id, token, _ in leases])
         picked = [leases[i] for i in order]
         positions = await self._retry_deadlock(
-            self._q["renew"], [p[0] for p in picked], [p[1] for p in picked], [float(p[2]) for p in picked]
+            self._q["renew"], [p[0] for p in picked], [p[1] for p in picked], [float(p[2]) for p in picked],
+            *((None, None, None) if beat is None else (beat.worker_id, list(beat.running), float(beat.ttl))),
         )
         applied = [False] * n
         for p in positions or ():
             applied[order[p - 1]] = True
         return applied
+
+    # -- workers ------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        check_worker(info, ttl)
+        await self._fetchval(
+            self._q["register_worker"], info.id, info.hostname, info.pid, list(info.queues), info.concurrency,
+            info.version, float(ttl), GONE_KEPT,
+        )
+
+    async def deregister_worker(self, worker_id: str) -> bool:
+        check_worker_id(worker_id)
+        return await self._fetchval(self._q["deregister_worker"], worker_id) is not None
+
+    async def workers(self) -> list[WorkerInfo]:
+        try:
+            rows = await self._fetch(self._q["workers"], GONE_KEPT)
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
+            # Only a backend made with migrate=False (the read-only CLI) gets here.
+            raise ConfigurationError(
+                f"no fastjobs schema here: run `fastjobs migrate` (schema {self.schema!r} lacks the workers "
+                f"table: {exc})"
+            ) from exc
+        return [
+            WorkerInfo(
+                id=r["id"], hostname=r["hostname"], pid=r["pid"], queues=tuple(r["queues"]),
+                concurrency=r["concurrency"], version=r["version"], started_at=r["started_at"],
+                last_seen=r["last_seen"], running=tuple(r["running"]), alive=r["alive"],
+            )
+            for r in rows
+        ]
 
     async def _retry_deadlock(self, query: str, *args: Any) -> Any:
         # A renewal and an ack of the same worker may share rows; both lock in

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, STATE_NAMES, SUCCEEDED, WAITING
 from ...errors import ConfigurationError, DependencyError, DuplicateJobError
 from ...job import LEASE_EXPIRED_MESSAGE
-from ..base import BROKEN, Ack, Claim, NewJob, StoredJob
+from ..base import BROKEN, Ack, Beat, Claim, NewJob, StoredJob, WorkerInfo, by_start, check_beat, check_worker, check_worker_id
 from .connection import FAIL_FAST, RedisConnection
 from .keys import (
     QueueKeys,
@@ -36,7 +36,7 @@ from .keys import (
     stats_keys,
 )
 from .records import stored_job
-from .scripts import SCRIPTS, Script, pack
+from .scripts import SCRIPTS, Script, pack, unpack
 
 _FINISHED = (SUCCEEDED, DEAD, CANCELLED)
 _CHUNK = 1000
@@ -268,16 +268,63 @@ class RedisBackend(RedisConnection):
         collections.deque(map(self._claimed.pop, ids, itertools.repeat(None)), maxlen=0)
         return applied
 
-    async def renew(self, leases: Sequence[tuple[str, int, float]]) -> list[bool]:
-        if not leases:
+    async def renew(self, leases: Sequence[tuple[str, int, float]], beat: Beat | None = None) -> list[bool]:
+        script = SCRIPTS["renew"]
+        head: tuple[bytes, ...] = (b"",)
+        lead: tuple[bytes, ...] = ()
+        beating: Any = None
+        if beat is not None:
+            check_beat(beat)
+            packed = (pack([beat.worker_id, float(beat.ttl), pack(list(beat.running))]),)
+            if self._client is None:
+                await self._redis()  # connect first: the branch below depends on self.cluster
+            if self.cluster:
+                # The worker keys are a slot of their own: one call for the beat, beside
+                # the per-queue renewals (never one beat per queue).
+                beating = asyncio.ensure_future(self._eval(script, self._workers.worker(beat.worker_id), packed))
+            else:
+                head, lead = packed, self._workers.worker(beat.worker_id)
+        elif not leases:
             return []
-        groups, _ = await self._by_queue(list(map(_lease_job_id, leases)))
-        applied = await self._batched(SCRIPTS["renew"], renew_keys, (), groups, leases)
+        try:
+            groups, _ = await self._by_queue(list(map(_lease_job_id, leases)))
+            applied = await self._batched(script, renew_keys, head, groups, leases, lead)
+        finally:
+            if beating is not None:
+                await beating
         claimed = self._claimed
         for (job_id, _, _), ok in zip(leases, applied):
             if not ok:
                 claimed.pop(job_id, None)  # lost: no ack will come for it
         return applied
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
+        check_worker(info, ttl)
+        await self._eval(SCRIPTS["register_worker"], self._workers.worker(info.id), (
+            info.id, info.hostname, info.pid, pack(list(info.queues)), info.concurrency, info.version,
+            float(ttl), pack([]),
+        ))
+
+    async def deregister_worker(self, worker_id: str) -> bool:
+        check_worker_id(worker_id)
+        return bool(await self._eval(SCRIPTS["deregister_worker"], self._workers.worker(worker_id), (worker_id,)) == 1)
+
+    async def workers(self) -> list[WorkerInfo]:
+        reply = await self._eval(SCRIPTS["workers"], (self._workers.beats,), ())
+        now = float(reply[0])
+        listed = []
+        for worker_id, flat in zip(reply[1::2], reply[2::2]):
+            fields = dict(zip(flat[0::2], flat[1::2]))
+            last_seen = float(fields[b"last_seen"])
+            listed.append(WorkerInfo(
+                id=worker_id.decode(), hostname=fields[b"hostname"].decode(), pid=int(fields[b"pid"]),
+                queues=tuple(unpack(fields[b"queues"])), concurrency=int(fields[b"concurrency"]),
+                version=fields[b"version"].decode(), started_at=float(fields[b"started_at"]), last_seen=last_seen,
+                running=tuple(unpack(fields[b"running"])), alive=last_seen + float(fields[b"ttl"]) >= now,
+            ))
+        return by_start(listed)
 
     # -- pausing ----------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from redis.exceptions import (
 
 from ...errors import BackendError, BackendUnavailableError, ConfigurationError, CorruptJobError, FastjobsError
 from ..base import Backend, BackendOptions
-from .keys import QueueKeys
+from .keys import QueueKeys, WorkerKeys
 from .scripts import SCRIPTS, Script, evalsha, load_into, log, pack
 from .wakeup import WakeUps
 
@@ -170,6 +170,7 @@ class RedisConnection(Backend):
         self._connect_lock: asyncio.Lock | None = None
         self._registry = f"{prefix}:queues".encode()
         self._keys: dict[str, QueueKeys] = {}
+        self._workers = WorkerKeys(prefix)
         self._claim_keys: dict[tuple[str, ...], tuple[tuple[bytes, ...], list[str]]] = {}
         self._registered: dict[str, float] = {}
         """Cluster: queue -> monotonic time this instance last added it to the registry."""
@@ -370,8 +371,15 @@ class RedisConnection(Backend):
         head: Sequence[Any],
         groups: dict[str, list[int]],
         items: Sequence[Any],
+        lead: Sequence[bytes] = (),
     ) -> list[bool]:
-        """Call ``script`` with ``items`` grouped by queue, one msgpack argument per queue."""
+        """Call ``script`` with ``items`` grouped by queue, one msgpack argument per queue.
+
+        ``lead``: keys before the first group (renew's beat), in the one call
+        there is outside Cluster; the caller leaves them out in Cluster, where
+        they would be another slot. With ``lead`` the call is made even when
+        there are no items.
+        """
         if self._client is None:
             await self._redis()  # connect first: the branches below depend on self.cluster
         size = len(items)
@@ -380,13 +388,15 @@ class RedisConnection(Backend):
         if len(groups) == 1 and len(next(iter(groups.values()))) == size:
             # The common case: every item belongs to one queue, in order.
             queue = next(iter(groups))
-            reply = await self._eval(script, keys_of(self._queue(queue)), (*head, pack(items)))
+            reply = await self._eval(script, (*lead, *keys_of(self._queue(queue))), (*head, pack(items)))
             return list(map(_ONE.__eq__, reply))
         applied = [False] * size
         if not groups:
+            if lead:
+                await self._eval(script, lead, head)
             return applied
         if not self.cluster:
-            keys: list[bytes] = []
+            keys: list[bytes] = list(lead)
             args: list[Any] = list(head)
             order: list[int] = []
             for queue, indexes in groups.items():

@@ -86,6 +86,21 @@ class QueueKeys:
         return self.base + b"j:" + jid, self.base + b"p:" + jid
 
 
+class WorkerKeys:
+    """The live worker registry's keys (see lua/_common.lua): a hash tag of their own,
+    ``{~workers}``, which no queue name can take (queue names start with a letter or digit)."""
+
+    __slots__ = ("base", "beats")
+
+    def __init__(self, prefix: str) -> None:
+        self.base = f"{prefix}:{{~workers}}:".encode()
+        self.beats = self.base + b"beats"
+
+    def worker(self, worker_id: str) -> tuple[bytes, bytes]:
+        """The keys the per-worker scripts take: the beats ZSET and the worker's hash."""
+        return self.beats, self.base + b"w:" + worker_id.encode()
+
+
 # The key group of each per-queue script, as the fan-out helpers take them.
 ack_keys = attrgetter("ack")
 renew_keys = attrgetter("renew")

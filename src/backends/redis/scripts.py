@@ -10,6 +10,7 @@ redis-py's ``Script`` does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import logging
@@ -21,12 +22,16 @@ from redis.exceptions import NoScriptError
 
 from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, SUCCEEDED, WAITING
 from ...errors import ConfigurationError
+from ..base import GONE_KEPT
 
 log = logging.getLogger("fastjobs.redis")
 
 pack = msgpack.Packer(use_bin_type=False).pack
 """Batches travel as one msgpack argument per queue; Redis' cmsgpack reads
 bytes only as the old raw type, hence ``use_bin_type=False``."""
+
+unpack = functools.partial(msgpack.unpackb, raw=False)
+"""What a script stored with cmsgpack (or :data:`pack`), strings as str."""
 
 STATES = {
     "SCHEDULED": SCHEDULED,
@@ -42,9 +47,10 @@ STATES = {
 
 
 def state_prelude() -> str:
-    """The Lua lines that define the states, as the job records store them (strings)."""
+    """The Lua lines that define the states, as the job records store them (strings), and GONE_KEPT."""
     lines = ["-- Generated from fastjobs._core (backends/redis/scripts.py): the job states as stored.\n"]
     lines += [f"local {name} = '{number}'\n" for name, number in STATES.items()]
+    lines.append(f"local GONE_KEPT = {GONE_KEPT:g}  -- base.GONE_KEPT: seconds a gone worker stays listed\n")
     return "".join(lines)
 
 
@@ -120,4 +126,6 @@ async def evalsha(client: Any, script: Script, keys: Sequence[bytes], args: Sequ
         return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
-__all__ = ["SCRIPTS", "STATES", "Script", "evalsha", "load_into", "load_scripts", "pack", "reload_quietly", "state_prelude"]
+__all__ = [
+    "SCRIPTS", "STATES", "Script", "evalsha", "load_into", "load_scripts", "pack", "reload_quietly", "state_prelude", "unpack",
+]

@@ -192,12 +192,28 @@ $$;
 -- each (job id, token) pair at most once. As in ack above: the batch's rows found by primary key and locked in a
 -- LATERAL subquery, then updated by ctid, so no statistics can make the
 -- planner walk the whole table once per renewal.
-CREATE OR REPLACE FUNCTION {schema}.renew(p_ids text[], p_tokens bigint[], p_seconds double precision[])
+--
+-- p_worker: the renewing worker's beat, in the same statement (no round trip
+-- of its own): its last_seen becomes now(), its running jobs and ttl the
+-- given ones. NULL: no beat. A worker without a row (never registered,
+-- deregistered, forgotten) is left alone. An overload, not a DEFAULT on the
+-- older three-argument renew: both would match a three-argument call, which
+-- PostgreSQL refuses as ambiguous; the older one stays for older processes.
+CREATE OR REPLACE FUNCTION {schema}.renew(p_ids text[], p_tokens bigint[], p_seconds double precision[],
+                                          p_worker text, p_running text[], p_ttl double precision)
 RETURNS integer[] LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 DECLARE
     v_renewed integer[];
 BEGIN
+    IF p_worker IS NOT NULL THEN
+        UPDATE {schema}.workers
+        SET last_seen = now(), running = p_running, ttl = p_ttl
+        WHERE id = p_worker;
+    END IF;
+    IF cardinality(p_ids) = 0 THEN
+        RETURN NULL;
+    END IF;
     WITH l AS (
         SELECT * FROM unnest(p_ids, p_tokens, p_seconds) WITH ORDINALITY AS l(id, token, seconds, ord)
     ), h AS (
@@ -216,4 +232,11 @@ BEGIN
     SELECT array_agg(renewed.ord::integer) INTO v_renewed FROM renewed;
     RETURN v_renewed;
 END
+$$;
+
+-- The renewal of fastjobs before the worker registry (functions revision 2):
+-- leases only.
+CREATE OR REPLACE FUNCTION {schema}.renew(p_ids text[], p_tokens bigint[], p_seconds double precision[])
+RETURNS integer[] LANGUAGE sql AS $$
+    SELECT {schema}.renew(p_ids, p_tokens, p_seconds, NULL, NULL, NULL)
 $$;

@@ -2,12 +2,22 @@
   Extend leases, each only if its job is active with the same lease token. The
   renewed jobs of one call move to a new lease batch per lease length.
 
-  KEYS, one group of 3 per queue (several groups only outside Redis Cluster):
-    1 <prefix>:{q}:leases  2 <prefix>:{q}:leasecount  3 <prefix>:{q}:seq
+  With a beat, the worker's heartbeat is applied in the same call (see
+  worker_beat in _common.lua), its two keys first. On Redis Cluster they are
+  another slot, so the beat is a call of its own there, with no queue group;
+  never one beat per queue.
+
+  KEYS: with a beat, first
+    1 <prefix>:{~workers}:beats  2 <prefix>:{~workers}:w:<worker id>
+  then one group of 3 per queue (several groups only outside Redis Cluster):
+    3 <prefix>:{q}:leases  4 <prefix>:{q}:leasecount  5 <prefix>:{q}:seq
+  (without a beat, the groups start at KEYS[1])
 
   ARGV:
-    g: the leases of group g, msgpack: an array of {id, token, seconds} (the new
-       lease runs from now)
+    1: the beat, msgpack {worker id, ttl seconds, msgpack array of running job
+       ids}, or '' for none
+    1 + g: the leases of group g, msgpack: an array of {id, token, seconds} (the
+       new lease runs from now)
 
   Returns: a flat array of 1 (extended) / 0 (stale), one per lease, group by group.
     A job named again in the same group after a renewal of it applied is
@@ -18,11 +28,16 @@
 local GROUP = 3
 local now = now_time()
 local out = {}
-for g = 1, math.floor(#KEYS / GROUP) do
-  local k = (g - 1) * GROUP
+local first = 0
+if ARGV[1] ~= '' then
+  worker_beat(KEYS[1], KEYS[2], ARGV[1], now)
+  first = 2
+end
+for g = 1, math.floor((#KEYS - first) / GROUP) do
+  local k = first + (g - 1) * GROUP
   local leases, leasecount, seqkey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local base = base_of(leases)
-  local items = cmsgpack.unpack(ARGV[g])
+  local items = cmsgpack.unpack(ARGV[g + 1])
   local keys = {}
   for i = 1, #items do keys[i] = base .. 'j:' .. items[i][1] end
   local records = mget(keys)
