@@ -224,11 +224,15 @@ class Worker:
         try:
             await self._claim_loop(backend)
         finally:
-            heartbeat.cancel()
             maintenance.cancel()
             if scheduler is not None:
                 scheduler.cancel()
-            await self._shutdown()
+            try:
+                # The heartbeat runs on through the grace period: jobs finishing in it keep
+                # their leases (and the worker its place in the registry) however long they take.
+                await self._shutdown()
+            finally:
+                heartbeat.cancel()
             await self._deregister()
             remove_stop_signals(loop, signals)
             log.info("worker stopped: %d succeeded, %d failed, %d outcomes discarded (lease lost)",

@@ -423,3 +423,26 @@ async def test_burst_worker_stops_soon_after_its_last_job(app: fastjobs.App) -> 
     started = time.monotonic()
     await run_burst(app, poll_interval=5.0)
     assert time.monotonic() - started < 2.0
+
+
+async def test_leases_are_renewed_while_running_jobs_finish_after_a_stop(make_app: Any) -> None:
+    """The shutdown grace may outlast the lease: jobs finishing in it keep their lease."""
+    app = make_app(lease=1.0)
+    started = asyncio.Event()
+
+    @app.task()
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(2.5)
+        return "done"
+
+    job = await slow.enqueue()
+    worker = app.worker(handle_signals=False, shutdown_grace=10.0)
+    running = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    worker.request_stop()
+    await asyncio.sleep(1.8)  # past the 1 s lease: only a renewal during the grace keeps it
+    assert await (await app.backend()).recover() == 0
+    await asyncio.wait_for(running, 15)
+    info = await job.info()
+    assert info is not None and (info.state, info.attempt, info.result, info.errors) == ("succeeded", 1, "done", [])
