@@ -29,11 +29,12 @@ import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ._core import STATE_NAMES
+from ._core import DEAD, STATE_NAMES
 from ._version import __version__
 from .app import App
 from .backends import BROKEN, Backend, QueueStats, WorkerInfo, backend_class, redact_url
 from .errors import FastjobsError
+from .job import JobInfo
 
 T = TypeVar("T")
 log = logging.getLogger("fastjobs.cli")
@@ -234,13 +235,17 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     app = load_app(args.app)
-    _require_shared(app.url, "info")
+    backend = read_only_backend(app, None)
+    _require_shared(backend.url, "info")
 
-    async def main() -> tuple[Mapping[str, QueueStats], list[Any]]:
+    async def main() -> tuple[Mapping[str, QueueStats], list[JobInfo]]:
         try:
-            return await app.stats(), await app.dead_letters(limit=args.dead)
+            await backend.connect()
+            await backend.ready()  # read-only: an empty database gets a word, not a new schema
+            dead = await backend.list_jobs(DEAD, None, args.dead, 0)
+            return await backend.stats(), [JobInfo.from_stored(d, app.max_payload) for d in dead]
         finally:
-            await app.close()
+            await backend.close()
 
     stats, dead = _run(main())
     if args.json:
@@ -313,6 +318,7 @@ def cmd_workers(args: argparse.Namespace) -> int:
     async def main() -> tuple[float, list[WorkerInfo]]:
         try:
             await backend.connect()
+            await backend.ready()
             return await backend.now(), await backend.workers()
         finally:
             await backend.close()

@@ -451,6 +451,11 @@ class Backend(abc.ABC):
     async def close(self) -> None:
         """Close connections. Idempotent."""
 
+    async def ready(self) -> None:
+        """Raise :class:`~fastjobs.ConfigurationError` unless the store is set up for this
+        fastjobs; never changes it. Read-only tools call it after :meth:`connect`
+        (PostgreSQL: the schema exists and is migrated; the others have nothing to set up)."""
+
     @abc.abstractmethod
     async def now(self) -> float:
         """The backend's clock, in seconds since the epoch."""

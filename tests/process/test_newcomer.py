@@ -118,3 +118,29 @@ async def test_result_timeout_is_typed_and_says_the_last_error() -> None:
     await asyncio.wait_for(app.worker(burst=True, handle_signals=False).run(), 10)
     with pytest.raises(TimeoutError, match=r"state: retry_pending; last error: attempt 1: ValueError: boom"):
         await job.result(timeout=0.05)
+
+
+async def test_read_only_commands_on_an_empty_database_create_nothing(postgres_url: str, tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(SCRIPT)
+    prefix = unique_prefix()
+    env = dict(os.environ, FASTJOBS_URL=postgres_url, FASTJOBS_TEST_PREFIX=prefix)
+    try:
+        for command in ("info", "workers"):
+            done = await asyncio.to_thread(fastjobs_cli, command, "tasks:app", cwd=tmp_path, env=env)
+            assert done.returncode == 2, done
+            assert done.stderr.strip() == (
+                f"fastjobs: error: no fastjobs schema here: run `fastjobs migrate` (schema {prefix!r} does not exist)"
+            )
+        import asyncpg
+
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            assert await conn.fetchval("SELECT to_regnamespace($1)", prefix) is None
+        finally:
+            await conn.close()
+        migrated = await asyncio.to_thread(fastjobs_cli, "migrate", "tasks:app", cwd=tmp_path, env=env)
+        assert migrated.returncode == 0, migrated.stderr
+        done = await asyncio.to_thread(fastjobs_cli, "info", "tasks:app", cwd=tmp_path, env=env)
+        assert done.returncode == 0 and "default" not in done.stdout, done  # an empty schema: no queues yet
+    finally:
+        await wipe_namespace(postgres_url, prefix)

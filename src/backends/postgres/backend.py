@@ -272,14 +272,7 @@ class PostgresBackend(PostgresConnection):
         return await self._fetchval(self._q["deregister_worker"], worker_id) is not None
 
     async def workers(self) -> list[WorkerInfo]:
-        try:
-            rows = await self._fetch(self._q["workers"], GONE_KEPT)
-        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError) as exc:
-            # Only a backend made with migrate=False (the read-only CLI) gets here.
-            raise ConfigurationError(
-                f"no fastjobs schema here: run `fastjobs migrate` (schema {self.schema!r} lacks the workers "
-                f"table: {exc})"
-            ) from exc
+        rows = await self._fetch(self._q["workers"], GONE_KEPT)
         return [
             WorkerInfo(
                 id=r["id"], hostname=r["hostname"], pid=r["pid"], queues=tuple(r["queues"]),

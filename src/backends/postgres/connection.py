@@ -43,7 +43,7 @@ import asyncpg  # type: ignore[import-untyped]
 from ...errors import BackendError, BackendUnavailableError, ConfigurationError, FastjobsError
 from ..base import Backend, BackendOptions
 from .listen import Wakeups
-from .schema import upgrade
+from .schema import require, upgrade
 from .sql import QUERIES, render, validate_schema
 
 T = TypeVar("T")
@@ -325,6 +325,9 @@ class PostgresConnection(Backend):
         return None
 
     # -- migrations -------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        await self._run(lambda conn: require(conn, self.schema))
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations, and the functions if they are newer; return the

@@ -131,6 +131,26 @@ def _refuse_newer(schema: str, version: int | None) -> None:
         )
 
 
+async def require(conn: Any, schema: str) -> None:
+    """Raise :class:`ConfigurationError` unless ``schema`` is migrated to this fastjobs' tables.
+
+    For backends that must not create or change a schema (``migrate=False``: the
+    read-only CLI commands, apps whose deployment migrates): a clear word at
+    connect instead of a missing table at the first query.
+    """
+    quoted = f'"{schema}"'
+    version = None
+    if await conn.fetchval("SELECT to_regclass($1::text)", f"{quoted}.schema_migrations") is not None:
+        version = await conn.fetchval(f"SELECT max(version) FROM {quoted}.schema_migrations")
+    _refuse_newer(schema, version)
+    if version is None:
+        raise ConfigurationError(f"no fastjobs schema here: run `fastjobs migrate` (schema {schema!r} does not exist)")
+    if version < LATEST:
+        raise ConfigurationError(
+            f"PostgreSQL schema {schema!r} is at migration {version}, this fastjobs needs {LATEST}: run `fastjobs migrate`"
+        )
+
+
 async def upgrade(conn: Any, schema: str, functions: Functions = CURRENT) -> Applied:
     """Apply pending migrations and changed functions to ``schema`` on the asyncpg connection ``conn``.
 
