@@ -203,8 +203,11 @@ every connect. That works only under this rule:
 **Within one schema version (the same latest migration) every revision is
 backward compatible with the earlier ones.** Each function keeps its name,
 its arguments (names, types, order) and its result as earlier revisions' code
-calls it; give it a new argument only with a DEFAULT, and add a function
-rather than change what one returns. A change that needs another table, column
+calls it. To give one more arguments, add a new function (another name, or the
+same name with more arguments and no defaults) and keep the old signature as a
+wrapper that calls it: a new argument with a DEFAULT would make the old call
+match two functions, which PostgreSQL refuses as ambiguous (``renew`` did this in
+revision 3). Add a function rather than change what one returns. A change that needs another table, column
 or index comes with a migration: that is a new schema version, which older
 processes refuse to connect to.
 """
