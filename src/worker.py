@@ -28,10 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import secrets
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,16 +41,16 @@ from ._core import (
     decode_job,
     decode_value,
 )
-from ._version import __version__
 from .acks import AckBuffer
 from .backends import redact_url
-from .backends.base import Backend, Beat, Claim, WorkerInfo
+from .backends.base import Backend, Claim
 from .constants import BATCH, PIPE
 from .context import Context
 from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
 from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
 from .options import validate_queue
 from .periodic import run_schedules
+from .registry import Membership
 from .signals import install_stop_signals, remove_stop_signals
 
 if TYPE_CHECKING:
@@ -150,17 +147,10 @@ class Worker:
         self._forced = asyncio.Event()
         self._threads: ThreadRunner | None = None
         self._started = False
-        hostname = socket.gethostname()
-        # A random part: pids are reused, and containers on one host share hostnames and pids.
-        self.id = f"{hostname}:{os.getpid()}:{secrets.token_hex(3)}"
+        leases = [app.lease] + [t.default_options.lease for t in app.tasks.values() if t.default_options.lease]
+        self._membership = Membership(self.queues, concurrency, leases)
+        self.id = self._membership.id
         """This worker in the backend's registry (:meth:`~fastjobs.App.workers`)."""
-        self._info = WorkerInfo(self.id, hostname, os.getpid(), tuple(self.queues), concurrency, __version__, 0.0, 0.0)
-        durations = [app.lease] + [t.default_options.lease for t in app.tasks.values() if t.default_options.lease]
-        self._beat_period = max(0.05, min(durations) / 3)
-        """Seconds between renewals, each carrying a beat: a third of the shortest lease."""
-        # Three periods: one late or lost beat must not make a busy worker look dead.
-        self._beat_ttl = 3 * self._beat_period
-        self._registered = False
 
     # -- control ---------------------------------------------------------------
 
@@ -216,7 +206,7 @@ class Worker:
         self._ackbuf.start(backend, loop)
         self._threads = ThreadRunner(loop, self.threads, self._sync_done)
         signals = install_stop_signals(loop, self._on_signal) if self.handle_signals else []
-        await self._register()
+        await self._membership.register(backend)
         heartbeat = loop.create_task(self._heartbeat())
         maintenance = loop.create_task(self._maintenance())
         scheduler = loop.create_task(run_schedules(self.app, backend)) if self.schedule and self.app.schedules else None
@@ -233,7 +223,7 @@ class Worker:
                 await self._shutdown()
             finally:
                 heartbeat.cancel()
-            await self._deregister()
+            await self._membership.deregister(backend)
             remove_stop_signals(loop, signals)
             log.info("worker stopped: %d succeeded, %d failed, %d outcomes discarded (lease lost)",
                      self.succeeded, self.failed, self._ackbuf.discarded)
@@ -542,31 +532,13 @@ class Worker:
     # -- leases and maintenance -------------------------------------------------
 
     async def _heartbeat(self) -> None:
+        membership = self._membership
         while True:
-            await asyncio.sleep(self._beat_period)
-            if not self._registered:
-                await self._register()
+            await asyncio.sleep(membership.beat_period)
+            if not membership.registered:
+                assert self._backend is not None
+                await membership.register(self._backend)
             await self._renew()
-
-    async def _register(self) -> None:
-        """Enter the backend's worker registry; on failure, the heartbeat tries again (a worker
-        runs its jobs whether or not it is listed)."""
-        assert self._backend is not None
-        try:
-            await self._backend.register_worker(self._info, self._beat_ttl)
-        except Exception as exc:
-            log.warning("could not register this worker (%s: %s); trying again at the next beat", type(exc).__name__, exc)
-        else:
-            self._registered = True
-
-    async def _deregister(self) -> None:
-        """Leave the registry at once: a worker that stopped cleanly is not listed as gone."""
-        assert self._backend is not None
-        try:
-            await self._backend.deregister_worker(self.id)
-        except Exception as exc:
-            log.warning("could not deregister this worker (%s: %s); it is listed as gone after %.0f s",
-                        type(exc).__name__, exc, self._beat_ttl)
 
     async def _renew(self) -> bool:
         """Renew the leases of running and pending jobs, and beat, in one round trip; stop the jobs lost.
@@ -580,7 +552,7 @@ class Worker:
         waiting = list(self._pending)
         leases = [(r.claim.id, r.claim.token, r.lease) for r in running]
         leases += [(c.id, c.token, self.app.lease) for c in waiting]
-        beat = Beat(self.id, tuple(r.claim.id for r in running), self._beat_ttl) if self._registered else None
+        beat = self._membership.beat(r.claim.id for r in running)
         if not leases and beat is None:
             self._renew_failed = False
             return True

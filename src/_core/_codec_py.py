@@ -54,14 +54,12 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import decimal
-import enum
 import operator
 import threading
 import uuid
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
 

@@ -271,7 +271,6 @@ class MemoryBackend(FlowControl, Backend):
         requeued = False
         with self._lock:
             now = time.time()
-            store = self._jobs
             active = self._active
             keep_results = self.options.result_ttl > 0
             limit_of = self._limit_of
