@@ -110,6 +110,9 @@ def test_enqueue_then_a_supervised_pool_runs_it_restarts_a_killed_child_and_stop
                 await app.close()
 
         assert asyncio.run(result()) == "hi"
+        # One child ran the job; the other may still be importing. Kill only once both
+        # have started, or the count below waits for a start line that never comes.
+        wait_for(lambda: started() == 2)
 
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
