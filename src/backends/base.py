@@ -14,7 +14,7 @@ States and moves follow ``fastjobs._core.TRANSITIONS``::
                                              active --ack DEAD / attempts used--> dead
                                              active --ack RELEASE / lease expired--> queued
     queued|scheduled|retry_pending|active|waiting --cancel--> cancelled
-    dead --retry_dead--> queued
+    dead|cancelled --retry--> queued          any state but active --delete--> (gone)
     waiting --parents done--> queued (or scheduled)     waiting --a parent failed--> cancelled
 
 Rules every backend keeps:
@@ -126,6 +126,63 @@ Rules every backend keeps:
   forgotten. A beat of a worker the backend does not know (never registered,
   deregistered or forgotten) changes nothing. The records are per App
   namespace (``prefix``); on Redis Cluster they share one hash tag of their own.
+* **Search** (:meth:`Backend.search`, a :class:`JobFilter`). Every job has a
+  *search time* ``at``: ``finished_at`` for succeeded, dead and cancelled
+  jobs, ``enqueued_at`` for the others. Results come newest first by
+  ``(at, id)`` descending, as a keyset page: ``after`` is the position the
+  previous page returned, and a page costs the same at the 10th job and at the
+  10,000,000th (an index or an ordered structure seeks to ``after``; never
+  OFFSET, never a scan from the top). Positions are :data:`Position`
+  ``(at in integer microseconds, id)``: exact on every backend. ``since`` /
+  ``until`` bound ``at`` (``since <= at < until``, seconds). A backend may
+  examine at most :data:`SEARCH_SCAN` candidates per call for filters it
+  cannot seek on (say which in its module docstring): it then returns fewer
+  than ``limit`` jobs with a position to go on from. The position is None
+  only when nothing further can match. Read-only.
+* **Acting on jobs by id**, each call at most :data:`MAX_IDS` ids (ValueError
+  above; callers page), each one atomic per job, one round trip per call
+  (per queue on Redis Cluster), result per id in order (False: unknown, or in
+  a state that does not allow it; nothing changed for that id):
+
+  - :meth:`Backend.retry_jobs`: a dead or cancelled job goes back to
+    ``queued`` (ready now, its enqueue position is new) with ``attempt`` 0 and
+    a fresh set of ``max_attempts``; its error list is kept (the history of
+    what went wrong); it takes its ``unique_key`` again, and if a live job
+    of its queue holds that key it stays where it is (False). Dependants
+    already cancelled are not revived. With ``edit`` (one id only): the job's
+    ``body``, ``queue``, ``priority`` and ``max_attempts`` are replaced first
+    (a :class:`JobEdit`; the App re-encodes and validates them as at enqueue).
+  - :meth:`Backend.cancel_jobs`: see ``cancel`` below.
+  - :meth:`Backend.delete_jobs`: any job that is not ``active`` (queued,
+    scheduled, retry-pending, waiting, succeeded, dead, cancelled) is removed
+    with everything the backend keeps about it (body, result, errors,
+    progress, its dependency and limit bookkeeping); its ``unique_key`` is
+    freed, a uniqueness window included; its ``waiting`` dependants are updated
+    as if it had been cancelled (so they cancel, or run for a ``FINISHED`` /
+    ``FAILED`` mode). An active job is not deleted (False): cancel it first.
+* **History** (``ack_many(..., history=)``, :meth:`Backend.history`). The
+  worker sums up each ack flush as :class:`HistoryRow` values (per queue,
+  task and :class:`Outcome`: runs, run-time sum and a fixed-bucket histogram
+  over :data:`HISTOGRAM_BOUNDS`); the backend adds them, **in the same round
+  trip as the acks** (pipelined or in the same statement), to the current
+  minute and the current hour of its own clock. Minute points are kept
+  ``BackendOptions.history_minutes`` seconds, hour points
+  ``history_hours`` seconds; older ones are dropped a bounded amount per
+  write (so the store stays bounded without a sweeper). History is written
+  whatever the ack results were (a stale ack still ran its handler).
+* **Events** (:meth:`Backend.events`). When ``BackendOptions.events`` is true
+  (the default) every operation that moves jobs publishes one :class:`Event`
+  per job moved, **batched**: one publish per call and queue (Redis PUBLISH
+  on ``<prefix>:events:<queue>`` inside or pipelined with the call,
+  PostgreSQL ``pg_notify`` once per statement, chunked under its 8,000-byte
+  limit; in-process for memory), never a round trip of its own. Kinds:
+  ``enqueued`` (enqueue_many, and retry_jobs), ``started`` (claim),
+  ``progress`` (set_progress), ``succeeded``, ``failed`` (an attempt failed,
+  another follows), ``dead``, ``released`` (ack RELEASE, lease recovery back
+  to queued), ``cancelled`` (cancel, and dependants cancelled by a parent),
+  ``deleted``. ``events()`` yields them live to any number of listeners,
+  from when it subscribed; delivery is **best effort** (a listener that
+  falls behind or reconnects misses events; never use them for correctness).
 * **Errors.** Every error an operation lets out for a backend-side reason is
   a :class:`~fastjobs.FastjobsError`: :class:`~fastjobs.BackendUnavailableError`
   when the server cannot be reached, :class:`~fastjobs.BackendError` when it
@@ -150,258 +207,50 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import abc
-import enum
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, Sequence, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, ClassVar, Sequence, TypeVar
 
+from .._core import CANCELLED as _CANCELLED
+from .._core import DEAD as _DEAD
+from .._core import SUCCEEDED as _SUCCEEDED
 from ..errors import FastjobsError
 
+from .values import (  # re-exported: the contract's values
+    BROKEN as BROKEN,
+    QueueStats as QueueStats,
+    DependencyMode as DependencyMode,
+    Limit as Limit,
+    NewJob as NewJob,
+    Claim as Claim,
+    AckKind as AckKind,
+    Ack as Ack,
+    StoredJob as StoredJob,
+    BackendOptions as BackendOptions,
+    MAX_IDS as MAX_IDS,
+    SEARCH_SCAN as SEARCH_SCAN,
+    MAX_TAGS as MAX_TAGS,
+    TAG_MAX as TAG_MAX,
+    Position as Position,
+    JobFilter as JobFilter,
+    JobEdit as JobEdit,
+    Outcome as Outcome,
+    HISTOGRAM_BOUNDS as HISTOGRAM_BOUNDS,
+    HistoryRow as HistoryRow,
+    HistoryPoint as HistoryPoint,
+    Event as Event,
+    EVENT_KINDS as EVENT_KINDS,
+    GONE_KEPT as GONE_KEPT,
+    WORKER_ID_MAX as WORKER_ID_MAX,
+    WorkerInfo as WorkerInfo,
+    Beat as Beat,
+    by_start as by_start,
+    check_worker as check_worker,
+    check_beat as check_beat,
+    check_worker_id as check_worker_id,
+)
+
 T = TypeVar("T")
-
-BROKEN = "broken"
-"""The key of a damaged queue's entry in :meth:`Backend.stats`: ``{"broken": "<what is wrong>"}``."""
-
-QueueStats = Mapping[str, int | str]
-"""One queue in :meth:`Backend.stats`: job counts by state name, or ``{BROKEN: reason}``."""
-
-
-class DependencyMode(enum.IntEnum):
-    """When a job with ``depends_on`` runs (``NewJob.after``)."""
-
-    SUCCEEDED = 0
-    """Once every parent succeeded; a parent ending dead or cancelled cancels it (chains, ``depends_on``, ``then``)."""
-    FINISHED = 1
-    """Once every parent finished, whatever the outcome (a batch's ``finally``)."""
-    FAILED = 2
-    """Once every parent finished with at least one dead or cancelled; else cancelled (a batch's ``catch``)."""
-
-
-class Limit(NamedTuple):
-    """A rate limit and/or concurrency cap shared by the jobs of one (queue, key), across every worker.
-
-    Example:
-        >>> import fastjobs
-        >>> fastjobs.Limit(rate=100, per=60)        # at most 100 started per minute
-        Limit(key='', concurrency=0, rate=100, per=60)
-        >>> fastjobs.Limit(concurrency=5)           # at most 5 running at once
-        Limit(key='', concurrency=5, rate=0, per=0.0)
-    """
-
-    key: str = ""
-    """1-200 characters: a key the caller picks (``tenant:42``); the App fills in the task's
-    name (or the call's ``limit_key``) when empty. Backends always get it set."""
-    concurrency: int = 0
-    """At most this many ``active`` at once (0: no cap)."""
-    rate: int = 0
-    """At most this many leased per ``per`` seconds, sliding window (0: no rate limit)."""
-    per: float = 0.0
-    """The rate window, in seconds (> 0 when ``rate`` is set)."""
-
-
-class NewJob(NamedTuple):
-    """A job to enqueue: the columns the backend schedules by, and the encoded body."""
-
-    id: str
-    queue: str
-    priority: int
-    delay: float
-    """Seconds from the backend's now until the job may run (0 = ready now)."""
-    max_attempts: int
-    body: bytes
-    unique_key: str | None = None
-    unique_ttl: float = 0.0
-    """Seconds the ``unique_key`` stays held after the job succeeded (0 = released at once).
-
-    Build NewJob with all 11 fields when using ``tuple.__new__`` (it does not fill defaults).
-    """
-    depends_on: tuple[str, ...] = ()
-    """Parent job ids: the job waits until they are done (see "Dependencies" above)."""
-    after: int = 0
-    """A :class:`DependencyMode`: what "done" means for ``depends_on`` (ignored without parents)."""
-    limit: Limit | None = None
-    """The rate limit / concurrency cap this job counts against, if any."""
-
-
-class Claim(NamedTuple):
-    """A job handed to a worker: run it, then ack it with ``token``."""
-
-    id: str
-    token: int
-    attempt: int
-    """1 on the first claim; counted at claim time."""
-    body: bytes
-
-
-class AckKind(enum.IntEnum):
-    """What an :class:`Ack` does to an active job."""
-
-    SUCCEED = 0
-    """Finished: store ``payload`` as the result."""
-    RETRY = 1
-    """Failed, try again in ``delay`` seconds; ``payload`` is the error record."""
-    DEAD = 2
-    """Failed for good: dead-letter it; ``payload`` is the error record."""
-    RELEASE = 3
-    """Never started (prefetched, then the worker stopped): back to its queue, attempt not used."""
-
-
-class Ack(NamedTuple):
-    """The outcome of one claimed job, applied only if ``token`` still matches."""
-
-    id: str
-    token: int
-    kind: int
-    """An :class:`AckKind` value."""
-    payload: bytes | None = None
-    """SUCCEED: the encoded result; RETRY/DEAD: the encoded error record."""
-    delay: float = 0.0
-    """RETRY: seconds from the backend's now until the next attempt may run."""
-
-
-@dataclass(slots=True)
-class StoredJob:
-    """Everything a backend keeps about one job (what :meth:`Backend.get` returns)."""
-
-    id: str
-    queue: str
-    state: int
-    """A ``fastjobs._core`` state constant (QUEUED, ACTIVE, ...)."""
-    priority: int
-    attempt: int
-    max_attempts: int
-    token: int
-    body: bytes
-    result: bytes | None
-    errors: list[bytes]
-    """One encoded error record per failed attempt, oldest first."""
-    enqueued_at: float
-    run_at: float
-    """When the job becomes (or became) ready; for retry-pending jobs, the retry time."""
-    started_at: float | None
-    finished_at: float | None
-    lease_until: float | None
-    unique_key: str | None = None
-    progress: bytes | None = None
-    """The latest :meth:`Backend.set_progress` bytes (kept after finish and across retries), or None."""
-    parents: tuple[str, ...] = ()
-    """``NewJob.depends_on`` as enqueued."""
-    pending_parents: int = 0
-    """Parents not yet finished (while ``waiting``; the last value afterwards)."""
-    failed_parents: int = 0
-    """Parents that ended dead or cancelled (counted while ``waiting``)."""
-    limit_key: str | None = None
-    """``NewJob.limit.key``, if the job has a limit."""
-
-
-@dataclass(slots=True, frozen=True)
-class BackendOptions:
-    """Settings every backend honours; the App builds them from its own arguments."""
-
-    result_ttl: float = 3600.0
-    """Seconds to keep succeeded and cancelled jobs (and their results)."""
-    dead_ttl: float = 7 * 86400.0
-    """Seconds to keep dead jobs in the dead-letter queue."""
-    prefix: str = "fastjobs"
-    """Namespace for keys (Redis) or the schema (PostgreSQL), so several apps share a server."""
-    connect_timeout: float = 5.0
-    """Seconds an operation keeps trying to reach an unreachable server (connecting again, with
-    backoff) before it raises :class:`~fastjobs.BackendUnavailableError`."""
-
-
-GONE_KEPT = 3600.0
-"""Seconds a worker's record is kept (listed as gone) after its last beat's ``ttl`` ran out."""
-
-WORKER_ID_MAX = 200
-"""Most characters in a worker id."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """One worker process, as :meth:`~fastjobs.App.workers` lists it.
-
-    Times are the backend's clock, in seconds since the epoch.
-
-    Example:
-        >>> import fastjobs
-        >>> info = fastjobs.WorkerInfo("web-1:4242:a1b2c3", "web-1", 4242, ("emails",), 100, "0.1.0",
-        ...                            started_at=1.7e9, last_seen=1.7e9, running=("j1",))
-        >>> info.alive, info.running
-        (True, ('j1',))
-    """
-
-    id: str
-    """``hostname:pid:random``: unique per worker process and start."""
-    hostname: str
-    pid: int
-    queues: tuple[str, ...]
-    """The queues it serves, in the order it serves them."""
-    concurrency: int
-    version: str
-    """The fastjobs version it runs."""
-    started_at: float
-    """When it registered."""
-    last_seen: float
-    """Its last beat (or its registration)."""
-    running: tuple[str, ...] = ()
-    """Ids of the jobs it was running at its last beat."""
-    alive: bool = True
-    """False once no beat came within its ``ttl``: it crashed, stalled or lost the backend."""
-
-
-class Beat(NamedTuple):
-    """A worker's heartbeat, carried by :meth:`Backend.renew` alongside the leases it renews."""
-
-    worker_id: str
-    running: tuple[str, ...]
-    """Ids of the jobs the worker is running now."""
-    ttl: float
-    """Seconds after which the worker counts as gone if no beat follows (a few beat periods)."""
-
-
-def by_start(workers: Iterable[WorkerInfo]) -> list[WorkerInfo]:
-    """``workers`` in the order :meth:`Backend.workers` lists them: oldest start first, then by id."""
-    return sorted(workers, key=lambda w: (w.started_at, w.id))
-
-
-def check_worker(info: object, ttl: object) -> WorkerInfo:
-    """``info`` if it is a registrable :class:`WorkerInfo` and ``ttl`` usable, else ValueError (every backend's check)."""
-    if not isinstance(info, WorkerInfo):
-        raise TypeError(f"register_worker takes a WorkerInfo, not {type(info).__name__}")
-    check_worker_id(info.id)
-    _check_ttl(ttl)
-    if isinstance(info.pid, bool) or not isinstance(info.pid, int) or info.pid < 0:
-        raise ValueError(f"WorkerInfo.pid must be an int >= 0, not {info.pid!r}")
-    if isinstance(info.concurrency, bool) or not isinstance(info.concurrency, int) or info.concurrency < 1:
-        raise ValueError(f"WorkerInfo.concurrency must be an int >= 1, not {info.concurrency!r}")
-    if not all(isinstance(q, str) for q in info.queues) or not isinstance(info.hostname, str):
-        raise ValueError("WorkerInfo.queues must be a tuple of str and hostname a str")
-    return info
-
-
-def check_beat(beat: object) -> Beat:
-    """``beat`` if it is a usable :class:`Beat`, else ValueError/TypeError (every backend's check)."""
-    if not isinstance(beat, Beat):
-        raise TypeError(f"renew(beat=) takes a Beat, not {type(beat).__name__}")
-    check_worker_id(beat.worker_id)
-    _check_ttl(beat.ttl)
-    if not isinstance(beat.running, tuple) or not all(isinstance(j, str) for j in beat.running):
-        raise ValueError(f"Beat.running must be a tuple of job ids, not {beat.running!r}")
-    return beat
-
-
-def check_worker_id(worker_id: object) -> str:
-    """``worker_id`` if it is a usable worker id, else ValueError."""
-    if not isinstance(worker_id, str) or not 0 < len(worker_id) <= WORKER_ID_MAX:
-        raise ValueError(f"a worker id is a str of 1-{WORKER_ID_MAX} characters, not {worker_id!r}")
-    return worker_id
-
-
-def _check_ttl(ttl: object) -> None:
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl <= GONE_KEPT:
-        raise ValueError(f"a worker's ttl is seconds in (0, {GONE_KEPT:.0f}], not {ttl!r}")
-
 
 class Backend(abc.ABC):
     """Where jobs live. Subclasses implement every abstract method with the rules above."""
@@ -478,8 +327,11 @@ class Backend(abc.ABC):
         """Lease up to ``n`` ready jobs from ``queues`` (in that order) for ``lease`` seconds."""
 
     @abc.abstractmethod
-    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
-        """Apply each ack whose token still matches; return, per ack, whether it applied."""
+    async def ack_many(self, acks: Sequence[Ack], history: Sequence[HistoryRow] = ()) -> list[bool]:
+        """Apply each ack whose token still matches; return, per ack, whether it applied.
+
+        ``history``: the flush's run-time totals, added to the current minute and hour in the
+        same round trip (see "History" above)."""
 
     @abc.abstractmethod
     async def renew(self, leases: Sequence[tuple[str, int, float]], beat: Beat | None = None) -> list[bool]:
@@ -510,18 +362,74 @@ class Backend(abc.ABC):
         """Jobs in ``state`` (optionally of one queue), oldest first: how the dead-letter queue is read."""
 
     @abc.abstractmethod
+    async def search(self, where: JobFilter, limit: int, after: Position | None = None) -> tuple[list[StoredJob], Position | None]:
+        """A page of at most ``limit`` (1-1000) jobs matching ``where``, newest first, and where to go on from.
+
+        See "Search" above. ``after``: the position a previous call returned (None: from the newest).
+        Returns ``(jobs, position)``; ``position`` is None when no further job can match.
+        """
+
+    @abc.abstractmethod
+    async def retry_jobs(self, job_ids: Sequence[str], edit: JobEdit | None = None) -> list[bool]:
+        """Put dead or cancelled jobs back in their queue with fresh attempts; per id, whether it applied.
+
+        ``edit`` (only with exactly one id, else ValueError): replace the job's body, queue,
+        priority and max_attempts first. See "Acting on jobs by id" above.
+        """
+
+    @abc.abstractmethod
+    async def cancel_jobs(self, job_ids: Sequence[str]) -> list[bool]:
+        """Cancel jobs that have not finished; per id, False if unknown or already finished.
+
+        An active job's lease is voided, so its worker's ack is reported stale. Its
+        dependants are updated as for any cancel (see "Dependencies").
+        """
+
+    @abc.abstractmethod
+    async def delete_jobs(self, job_ids: Sequence[str]) -> list[bool]:
+        """Remove jobs that are not active; per id, whether it was removed. See "Acting on jobs by id"."""
+
     async def retry_dead(self, job_id: str) -> bool:
         """Put a dead job back in its queue with a fresh set of attempts; False if it is not dead."""
+        stored = await self.get(job_id)
+        if stored is None or stored.state != _DEAD:
+            return False
+        return (await self.retry_jobs([job_id]))[0]
 
-    @abc.abstractmethod
-    async def purge(self, state: int, queue: str | None = None) -> int:
-        """Delete every job in a finished ``state`` (dead, succeeded, cancelled); return how many."""
-
-    @abc.abstractmethod
     async def cancel(self, job_id: str) -> bool:
-        """Cancel a job that has not finished; False if it is unknown or already finished.
+        """Cancel one job: :meth:`cancel_jobs` of one id."""
+        return (await self.cancel_jobs([job_id]))[0]
 
-        An active job's lease is voided, so its worker's ack is reported stale.
+    async def purge(self, state: int, queue: str | None = None) -> int:
+        """Delete every job in a finished ``state`` (dead, succeeded, cancelled); return how many.
+
+        Pages through :meth:`search` and deletes :data:`MAX_IDS` at a time: a million
+        jobs never make one long operation."""
+        if state not in (_SUCCEEDED, _DEAD, _CANCELLED):
+            raise ValueError("only finished jobs (succeeded, dead, cancelled) can be purged")
+        where = JobFilter(states=(state,), queue=queue)
+        deleted = 0
+        position: Position | None = None
+        while True:
+            jobs, position = await self.search(where, MAX_IDS, position)
+            if jobs:
+                deleted += sum(await self.delete_jobs([job.id for job in jobs]))
+            if position is None:
+                return deleted
+
+    @abc.abstractmethod
+    async def history(self, since: float, until: float, step: int = 60, queue: str | None = None,
+                      task: str | None = None) -> list[HistoryPoint]:
+        """Stored history points with ``since <= at < until``, ``step`` 60 (minutes) or 3600 (hours),
+        optionally of one queue and/or task; ordered by ``at``, then queue, task, outcome. Read-only."""
+
+    @abc.abstractmethod
+    def events(self, queues: Sequence[str] | None = None) -> AsyncIterator[Event]:
+        """Live :class:`Event` values of ``queues`` (None: every queue) from now on, best effort.
+
+        An async generator: ``async for event in backend.events(): ...``; closing it (``aclose``,
+        or leaving the loop) unsubscribes. It raises :class:`~fastjobs.BackendUnavailableError`
+        if the server goes away and cannot be reached again within ``connect_timeout``.
         """
 
     @abc.abstractmethod
@@ -615,7 +523,7 @@ _TRANSLATED = "_fastjobs_translated"
 
 OPERATIONS = frozenset(
     name for name, value in vars(Backend).items()
-    if not name.startswith("_") and name not in ("close", "translate_error") and callable(value)
+    if not name.startswith("_") and name not in ("close", "translate_error", "events") and callable(value)
 )
 """The operations of the contract, each wrapped by :func:`_translated` in every backend that defines it."""
 
