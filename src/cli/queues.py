@@ -1,0 +1,291 @@
+"""Queues as a whole: ``pause``/``resume``, the counts (``info``, ``stats`` with ``--watch``)
+and the health probe (``check``).
+
+Example::
+
+    fastjobs pause myproject.jobs:app emails
+    fastjobs stats myproject.jobs:app --watch          # a live table, refreshed every second
+    fastjobs check myproject.jobs:app --queue emails --max-age 300   # exit 0 healthy, 1 not
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .._core import DEAD, STATE_NAMES
+from ..app import App
+from ..backends import BROKEN, QueueStats, redact_url
+from ..errors import BackendError, ConfigurationError
+from ..job import JobInfo
+from ._common import (
+    WIDTH,
+    Commands,
+    Declined,
+    Formatter,
+    UsageError,
+    add_common,
+    fit,
+    load_app,
+    point_app,
+    print_json,
+    run_with,
+    when,
+)
+
+SHORT = {"retry_pending": "retry"}
+"""Column labels of the ``stats`` table that are shorter than the state's name."""
+
+
+def add_parsers(sub: Commands) -> None:
+    for verb, text in (("pause", "stop workers from claiming a queue's jobs (enqueues still go in)"),
+                       ("resume", "let workers claim a paused queue's jobs again")):
+        p = sub.add_parser(verb, help=text, formatter_class=Formatter, description=text[0].upper() + text[1:] + ".")
+        add_common(p)
+        p.add_argument("queue", help="the queue")
+        p.set_defaults(func=cmd_pause_resume)
+
+    i = sub.add_parser("info", help="queues, counts by state, dead letters (read-only)", formatter_class=Formatter,
+                       description="Job counts per queue and state, and the oldest dead letters. See also "
+                       "`fastjobs stats` (throughput and workers, live with --watch).")
+    add_common(i)
+    i.add_argument("--dead", type=int, default=20, help="how many dead letters to list")
+    i.set_defaults(func=cmd_info)
+
+    s = sub.add_parser(
+        "stats", help="counts per queue and state, jobs/s, workers; live with --watch (read-only)",
+        formatter_class=Formatter,
+        description="Job counts per queue and state, jobs run per second per queue over the last minute "
+        "(from the history the workers record) and the workers alive. --watch redraws it every "
+        "--interval seconds until Ctrl-C (on a terminal; elsewhere it prints one table per refresh, "
+        "and with --json one JSON line per refresh).",
+    )
+    add_common(s)
+    s.add_argument("--watch", action="store_true", help="refresh until interrupted")
+    s.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes")
+    s.add_argument("--iterations", type=int, default=0, help=argparse.SUPPRESS)  # tests: stop after N
+    s.set_defaults(func=cmd_stats)
+
+    c = sub.add_parser(
+        "check", help="health probe: exit 0 healthy, 1 unhealthy (reason on stderr), 2 bad usage",
+        formatter_class=Formatter,
+        description="Exit 0 when the backend answers (and its schema is in place) and, with --queue and "
+        "--max-age, the oldest ready job of the queue has waited less than --max-age seconds; else exit 1 "
+        "with the reason on stderr. For Kubernetes liveness and readiness probes. Read-only.",
+    )
+    add_common(c)
+    c.add_argument("--queue", default=None, metavar="Q", help="the queue whose oldest ready job to check")
+    c.add_argument("--max-age", type=float, default=None, metavar="S",
+                   help="unhealthy when the oldest ready job of --queue waited this long (seconds)")
+    c.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="unhealthy when the backend has not answered within this many seconds")
+    c.set_defaults(func=cmd_check)
+
+
+def cmd_pause_resume(args: argparse.Namespace) -> int:
+    app = point_app(load_app(args.app), args.url, args.command)
+
+    async def work() -> list[str]:
+        await (app.pause if args.command == "pause" else app.resume)(args.queue)
+        return await app.paused()
+
+    paused = run_with(app, work())
+    if args.json:
+        print_json({"queue": args.queue, "paused": args.queue in paused, "paused_queues": paused})
+    else:
+        print(f"queue {args.queue} {'paused' if args.command == 'pause' else 'resumed'}; paused queues: "
+              f"{', '.join(paused) or 'none'}")
+    return 0
+
+
+# -- info ----------------------------------------------------------------------------
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    app = point_app(load_app(args.app), args.url, "info")
+
+    async def work() -> tuple[Mapping[str, QueueStats], list[JobInfo]]:
+        backend = await app.backend()
+        dead = await backend.list_jobs(DEAD, None, args.dead, 0)
+        return await app.stats(), [JobInfo.from_stored(d, app.max_payload) for d in dead]
+
+    stats, dead = run_with(app, work())
+    if args.json:
+        print_json({
+            "url": redact_url(app.url), "tasks": sorted(app.tasks), "queues": stats,
+            "dead": [{"id": d.id, "task": d.task, "queue": d.queue, "error": str(d.error)} for d in dead],
+        })
+        return 0
+    print(fit(f"app: {args.app} ({redact_url(app.url)}), {len(app.tasks)} tasks", WIDTH))
+    # Every state the JSON shows, waiting included; each column as wide as its name: 100 columns in all.
+    states = STATE_NAMES
+    print(f"{'queue':<20}" + "".join(f"{s:>{len(s) + 2}}" for s in states))
+    for queue in sorted(stats):
+        row = stats[queue]
+        if BROKEN in row:  # no counts: its storage could not be read
+            print(fit(f"{queue:<20}  damaged: {row[BROKEN]}", WIDTH))
+        else:
+            print(f"{fit(queue, 20):<20}" + "".join(f"{row.get(s, 0):>{len(s) + 2}}" for s in states))
+    if dead:
+        print(f"\ndead letters (oldest {len(dead)}):")
+        for d in dead:
+            print(fit(f"  {d.id}  {d.task}  [{d.queue}]  {d.error}", WIDTH))
+    return 0
+
+
+# -- stats ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """One refresh of ``fastjobs stats``."""
+
+    now: float
+    queues: Mapping[str, QueueStats]
+    paused: list[str]
+    rates: dict[str, float]
+    """Jobs run per second per queue, over the minute before ``now`` (and the current one)."""
+    alive: int
+    gone: int
+
+    def to_json(self, url: str) -> dict[str, Any]:
+        return {"url": url, "now": self.now, "queues": self.queues, "paused": self.paused,
+                "jobs_per_second": self.rates, "workers": {"alive": self.alive, "gone": self.gone}}
+
+
+async def snapshot(app: App) -> Snapshot:
+    """Counts, paused queues, throughput and workers, read in one go."""
+    backend = await app.backend()
+    now = await backend.now()
+    # The minute series: the last full minute and the current one, so the rate is never
+    # taken over a few seconds only.
+    since = math.floor(now / 60) * 60 - 60
+    queues, paused, workers, history = await asyncio.gather(
+        app.stats(), app.paused(), app.workers(), app.history(since=since, step="1m"),
+    )
+    runs: dict[str, int] = {}
+    for point in history:
+        runs[point.queue] = runs.get(point.queue, 0) + point.runs
+    elapsed = max(now - since, 1.0)
+    rates = {queue: runs.get(queue, 0) / elapsed for queue in sorted({*queues, *runs})}
+    alive = sum(w.alive for w in workers)
+    return Snapshot(now, queues, paused, rates, alive, len(workers) - alive)
+
+
+def format_stats(snap: Snapshot, title: str) -> list[str]:
+    """The ``stats`` table in 100 columns: one row per queue (``*`` marks a paused one)."""
+    labels = [SHORT.get(s, s) for s in STATE_NAMES]
+    lines = [fit(f"{title} at {when(snap.now)}; workers: {snap.alive} alive, {snap.gone} gone", WIDTH),
+             f"{'queue':<20}" + "".join(f"{label:>{len(label) + 2}}" for label in labels) + f"{'jobs/s':>9}"]
+    totals = dict.fromkeys(STATE_NAMES, 0)
+    for queue in sorted(set(snap.queues) | {q for q, r in snap.rates.items() if r}):
+        row = snap.queues.get(queue, {})
+        name = fit(queue, 18) + ("*" if queue in snap.paused else "")
+        if BROKEN in row:
+            lines.append(fit(f"{name:<20}  damaged: {row[BROKEN]}", WIDTH))
+            continue
+        for s in STATE_NAMES:
+            totals[s] += int(row.get(s, 0))
+        lines.append(f"{name:<20}" + "".join(f"{row.get(s, 0):>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
+                     + f"{snap.rates.get(queue, 0.0):>9.1f}")
+    if len(snap.queues) > 1:
+        lines.append(f"{'(all)':<20}" + "".join(f"{totals[s]:>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
+                     + f"{sum(snap.rates.values()):>9.1f}")
+    if snap.paused:
+        lines.append("* paused: " + fit(", ".join(snap.paused), WIDTH - 10))
+    return lines
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    if args.interval <= 0:
+        raise UsageError(f"--interval must be more than 0 seconds, not {args.interval}")
+    app = point_app(load_app(args.app), args.url, "stats")
+    title = f"fastjobs stats: {args.app} ({redact_url(app.url)})"
+    if not args.watch:
+        snap = run_with(app, snapshot(app))
+        if args.json:
+            print_json(snap.to_json(redact_url(app.url)))
+        else:
+            print("\n".join(format_stats(snap, title)))
+        return 0
+    try:
+        run_with(app, _watch(app, args, title))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _watch(app: App, args: argparse.Namespace, title: str) -> None:
+    """Refresh every ``--interval`` seconds: a live table on a terminal, frames elsewhere."""
+    live: Any = None
+    if sys.stdout.isatty() and not args.json:
+        try:
+            from rich.console import Console
+            from rich.live import Live
+        except ImportError:  # rich is optional: redraw by hand
+            pass
+        else:
+            live = Live(console=Console(width=WIDTH), auto_refresh=False)
+            live.start()
+    frames = 0
+    try:
+        while True:
+            started = time.monotonic()
+            snap = await snapshot(app)
+            if args.json:
+                print_json(snap.to_json(redact_url(app.url)), compact=True)
+            elif live is not None:
+                from rich.text import Text
+
+                live.update(Text("\n".join(format_stats(snap, title)) + "\n(Ctrl-C to stop)"), refresh=True)
+            elif sys.stdout.isatty():
+                print("\x1b[H\x1b[2J" + "\n".join(format_stats(snap, title)), flush=True)
+            else:
+                print("\n".join(format_stats(snap, title)) + "\n", flush=True)
+            sys.stdout.flush()
+            frames += 1
+            if args.iterations and frames >= args.iterations:
+                return
+            await asyncio.sleep(max(args.interval - (time.monotonic() - started), 0.0))
+    finally:
+        if live is not None:
+            live.stop()
+
+
+# -- check ---------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    if (args.queue is None) != (args.max_age is None):
+        raise UsageError("--queue and --max-age go together: the oldest ready job of QUEUE waited less than S seconds")
+    if args.max_age is not None and args.max_age <= 0:
+        raise UsageError(f"--max-age must be more than 0 seconds, not {args.max_age}")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be more than 0 seconds, not {args.timeout}")
+    app = point_app(load_app(args.app), args.url, "check")
+    # A probe must answer within its own timeout: connecting gives up sooner than the App would.
+    app.options = dataclasses.replace(app.options, connect_timeout=args.timeout)
+
+    async def probe() -> Any:
+        return await asyncio.wait_for(app.check(queue=args.queue, max_age=args.max_age), args.timeout)
+
+    try:
+        health = run_with(app, probe())
+        ok, reason, oldest = bool(health.ok), str(health.reason), health.oldest_age
+    except (BackendError, ConfigurationError) as exc:  # down, or no schema: unhealthy, not bad usage
+        ok, reason, oldest = False, str(exc), None
+    except TimeoutError:
+        ok, reason, oldest = False, f"the backend did not answer within {args.timeout} s", None
+    if args.json:
+        print_json({"ok": ok, "reason": reason, "oldest_age": oldest})
+    elif ok:
+        print(f"ok: {reason}" if reason else "ok")
+    if not ok:
+        raise Declined(f"unhealthy: {reason}")
+    return 0
