@@ -50,8 +50,12 @@ from .._core import (
 )
 from ..errors import ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
+from ._memory_actions import JobActions
 from ._memory_flow import FlowControl, _Deps
+from ._memory_live import LiveFeed
+from ._memory_search import SearchIndex, micros
 from .base import GONE_KEPT, Ack, AckKind, Backend, BackendOptions, Beat, Claim, NewJob, StoredJob, WorkerInfo
+from .base import HistoryPoint, HistoryRow, JobFilter, Position
 from .base import by_start, check_beat, check_worker, check_worker_id
 
 # tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
@@ -60,10 +64,11 @@ _new_tuple = tuple.__new__
 _SUCCEED, _RETRY, _DEAD, _RELEASE = (int(k) for k in (AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE))
 _LIVE = frozenset((SCHEDULED, QUEUED, ACTIVE, RETRY_PENDING, WAITING))
 _FINISHED = frozenset((SUCCEEDED, DEAD, CANCELLED))
+_FINISH_EVENTS = {SUCCEEDED: "succeeded", DEAD: "dead", CANCELLED: "cancelled"}
 
 
 def _snapshot(job: JobSlot, now: float, progress: bytes | None = None, deps: _Deps | None = None,
-              limit_key: str | None = None) -> StoredJob:
+              limit_key: str | None = None, new: NewJob | None = None) -> StoredJob:
     state = job.state
     if state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now:
         state = QUEUED
@@ -75,10 +80,12 @@ def _snapshot(job: JobSlot, now: float, progress: bytes | None = None, deps: _De
     if deps is not None:
         stored.parents, stored.pending_parents, stored.failed_parents = deps.parents, deps.pending, deps.failed
     stored.limit_key = limit_key
+    if new is not None:
+        stored.task, stored.tags = new.task, tuple(new.tags)
     return stored
 
 
-class MemoryBackend(FlowControl, Backend):
+class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
     """In-process job store behind ``memory://`` (see the module docstring)."""
 
     loop_bound = False
@@ -104,6 +111,8 @@ class MemoryBackend(FlowControl, Backend):
         self._workers: dict[str, tuple[WorkerInfo, float]] = {}
         """Worker id -> (its record as last beaten, its ttl)."""
         self._init_flow()
+        self._init_search()
+        self._init_live()
         self._woken = False
         """Set under the lock when a waiting job was released: wake the idle waiters after it."""
         # Finished jobs in finish order, per retention class: cleanup pops from the left.
@@ -199,6 +208,10 @@ class MemoryBackend(FlowControl, Backend):
             staged: dict[tuple[str, str], str] = {}
             index = None
             index_queue = None
+            live_queue = None
+            live = None
+            new_of = self._new
+            at_us = micros(now)
             for pos, new in enumerate(jobs):
                 if new.unique_key is not None:
                     key = (new.queue, new.unique_key)
@@ -211,6 +224,13 @@ class MemoryBackend(FlowControl, Backend):
                         self._unique_ttl[new.id] = float(new.unique_ttl)
                 job = JobSlot(new, now)
                 store[new.id] = job
+                new_of[new.id] = new
+                if new.queue != live_queue:
+                    live_queue = new.queue
+                    live = self._live_index(live_queue)
+                live.add((at_us, new.id))  # type: ignore[union-attr]
+                if self._eventing:
+                    self._emit("enqueued", new.id, new.task, new.queue, now)
                 if flow and (new.depends_on or new.limit is not None):
                     unique.update(staged)
                     staged.clear()
@@ -222,6 +242,8 @@ class MemoryBackend(FlowControl, Backend):
                 index.push(new.id, new.priority, job.run_at if new.delay > 0 else 0.0)  # type: ignore[union-attr]
             unique.update(staged)
             self._woken = False
+            if self._eventing:
+                self._publish()
         self._wake()
         return ids
 
@@ -232,7 +254,7 @@ class MemoryBackend(FlowControl, Backend):
         with self._lock:
             now = time.time()
             if now >= self._next_lease_check:
-                self._recover_locked(now)
+                self._recover_locked(now)  # its events go out with the claim's
             store = self._jobs
             active = self._active
             until = now + lease
@@ -259,6 +281,10 @@ class MemoryBackend(FlowControl, Backend):
                     claims.append(_new_tuple(Claim, (job_id, job.token, job.attempt, job.body)))
                 if len(claims) >= n:
                     break
+            if self._eventing:
+                for claimed in claims:
+                    self._emit_job("started", store[claimed.id], now)
+                self._publish()
             if claims and until < self._next_lease_check:
                 self._next_lease_check = until
             woken, self._woken = self._woken, False
@@ -266,11 +292,13 @@ class MemoryBackend(FlowControl, Backend):
             self._wake()
         return claims
 
-    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
+    async def ack_many(self, acks: Sequence[Ack], history: Sequence[HistoryRow] = ()) -> list[bool]:
         applied: list[bool] = []
         requeued = False
         with self._lock:
             now = time.time()
+            if history:
+                self._add_history(history, now)
             active = self._active
             keep_results = self.options.result_ttl > 0
             limit_of = self._limit_of
@@ -294,6 +322,8 @@ class MemoryBackend(FlowControl, Backend):
                         self._forget(job.id)
                 elif kind == _RETRY:
                     self._add_error(job, ack.payload)
+                    if self._eventing:
+                        self._emit_job("failed", job, now)
                     if ack.delay > 0:
                         job.state = RETRY_PENDING
                         job.run_at = now + ack.delay
@@ -306,6 +336,8 @@ class MemoryBackend(FlowControl, Backend):
                     self._add_error(job, ack.payload)
                     self._kill(job, now)
                 elif kind == _RELEASE:
+                    if self._eventing:
+                        self._emit_job("released", job, now)
                     job.attempt -= 1
                     job.state = QUEUED
                     self._push(job)
@@ -315,6 +347,8 @@ class MemoryBackend(FlowControl, Backend):
                 applied.append(True)
             if self._woken:
                 requeued, self._woken = True, False
+            if self._eventing:
+                self._publish()
         if requeued:
             self._wake()
         return applied
@@ -345,8 +379,11 @@ class MemoryBackend(FlowControl, Backend):
 
     def _close(self, job: JobSlot, now: float) -> None:
         job.finished_at = now
-        # A dead job keeps its unique_ttl for retry_dead; it is dropped with the job.
-        ttl = self._unique_ttl.get(job.id, 0.0) if job.state == DEAD else self._unique_ttl.pop(job.id, 0.0)
+        self._index_finished(job)
+        if self._eventing:
+            self._emit_job(_FINISH_EVENTS[job.state], job, now)
+        # A dead or cancelled job keeps its unique_ttl for retry_jobs; it is dropped with the job.
+        ttl = self._unique_ttl.get(job.id, 0.0) if job.state != SUCCEEDED else self._unique_ttl.pop(job.id, 0.0)
         if job.unique_key is not None:
             key = (job.queue, job.unique_key)
             if self._unique.get(key) == job.id:
@@ -412,6 +449,9 @@ class MemoryBackend(FlowControl, Backend):
             if job is None or job.token != token:
                 return False
             self._progress[job_id] = progress
+            if self._eventing:
+                self._emit_job("progress", job, time.time())
+                self._publish()
             return True
 
     # -- maintenance --------------------------------------------------------
@@ -420,6 +460,8 @@ class MemoryBackend(FlowControl, Backend):
         with self._lock:
             recovered = self._recover_locked(time.time())
             woken, self._woken = self._woken, False
+            if self._eventing:
+                self._publish()
         if recovered or woken:
             self._wake()
         return recovered
@@ -441,6 +483,8 @@ class MemoryBackend(FlowControl, Backend):
             if job.attempt >= job.max_attempts:
                 self._kill(job, now)
             else:
+                if self._eventing:
+                    self._emit_job("released", job, now)
                 job.state = QUEUED
                 self._push(job)
             recovered += 1
@@ -484,7 +528,8 @@ class MemoryBackend(FlowControl, Backend):
     def _snap(self, job: JobSlot, now: float) -> StoredJob:
         key = self._limit_of.get(job.id)
         return _snapshot(
-            job, now, self._progress.get(job.id), self._deps.get(job.id), None if key is None else key[1]
+            job, now, self._progress.get(job.id), self._deps.get(job.id), None if key is None else key[1],
+            self._new.get(job.id),
         )
 
     async def list_jobs(
@@ -500,40 +545,10 @@ class MemoryBackend(FlowControl, Backend):
         found.sort(key=lambda s: (s.finished_at or s.enqueued_at, s.id))
         return found[offset : offset + limit]
 
-    async def retry_dead(self, job_id: str) -> bool:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.state != DEAD:
-                return False
-            if job.unique_key is not None:
-                key = (job.queue, job.unique_key)
-                if self._holder(key, time.time()) is not None:
-                    return False  # another job holds its key
-                self._unique[key] = job.id
-            job.state = QUEUED
-            job.attempt = 0
-            job.finished_at = None
-            job.run_at = time.time()
-            self._push(job)
-        self._wake()
-        return True
-
-    async def purge(self, state: int, queue: str | None = None) -> int:
-        if state not in _FINISHED:
-            raise ValueError(f"only finished jobs can be purged, not {STATE_NAMES[state]!r} ones")
-        with self._lock:
-            doomed = [
-                job_id
-                for job_id, job in self._jobs.items()
-                if job.state == state and (queue is None or job.queue == queue)
-            ]
-            for job_id in doomed:
-                self._forget(job_id)
-        return len(doomed)
-
     def _forget(self, job_id: str) -> None:
-        """Delete a finished job and everything kept beside it."""
-        del self._jobs[job_id]
+        """Delete a job (not active, out of its claim index) and everything kept beside it."""
+        self._unindex_search(self._jobs.pop(job_id))
+        self._new.pop(job_id, None)
         self._progress.pop(job_id, None)
         self._unique_ttl.pop(job_id, None)
         if self._deps:
@@ -541,26 +556,20 @@ class MemoryBackend(FlowControl, Backend):
         if self._limit_of:
             self._limit_of.pop(job_id, None)
 
-    async def cancel(self, job_id: str) -> bool:
+    async def search(self, where: JobFilter, limit: int, after: Position | None = None) -> tuple[list[StoredJob], Position | None]:
+        if not 1 <= limit <= 1000:
+            raise ValueError(f"a search page holds 1-1000 jobs, not {limit!r}")
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.state not in _LIVE:
-                return False
-            if job.state == ACTIVE:
-                del self._active[job_id]
-                job.lease_until = None
-                if self._limit_of:
-                    self._left_active(job_id)
-            elif job.state != WAITING:
-                self._unindex(job)
-            job.state = CANCELLED
-            now = time.time()
-            self._finish(job, now)
-            self._finished.append((now, job_id))
-            woken, self._woken = self._woken, False
-        if woken:
-            self._wake()
-        return True
+            return self._search_locked(where, limit, after, time.time())
+
+    async def history(self, since: float, until: float, step: int = 60, queue: str | None = None,
+                      task: str | None = None) -> list[HistoryPoint]:
+        with self._lock:
+            return self._history_locked(since, until, step, queue, task)
+
+    def _emit_job(self, kind: str, job: JobSlot, now: float) -> None:
+        new = self._new.get(job.id)
+        self._emit(kind, job.id, "" if new is None else new.task, job.queue, now)
 
     async def pause(self, queue: str) -> None:
         with self._lock:
