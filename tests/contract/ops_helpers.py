@@ -99,11 +99,11 @@ class Listener:
             self.error = exc
             self._arrived.set()
 
-    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 20.0) -> Event:
-        """The first event seen (or to come) that ``predicate`` accepts."""
+    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = 20.0, start: int = 0) -> Event:
+        """The first event seen (from the ``start``-th on) or to come that ``predicate`` accepts."""
 
         async def look() -> Event:
-            start = 0
+            nonlocal start
             while True:
                 for event in self.seen[start:]:
                     if predicate(event):
@@ -116,15 +116,17 @@ class Listener:
 
         return await asyncio.wait_for(look(), timeout)
 
-    async def expect(self, kind: str, job: NewJob) -> Event:
-        """The ``kind`` event of ``job``, checked to name its task and queue."""
-        event = await self.wait_for(lambda e: e.kind == kind and e.job_id == job.id)
+    async def expect(self, kind: str, job: NewJob, start: int = 0) -> Event:
+        """The ``kind`` event of ``job`` (from the ``start``-th seen on), checked to name its task and queue."""
+        event = await self.wait_for(lambda e: e.kind == kind and e.job_id == job.id, start=start)
         assert (event.task, event.queue) == (job.task, job.queue), event
         assert event.at > 0
         return event
 
     async def ready(self, backend: Backend, queue: str = "probe") -> None:
         """Return once the listener is subscribed: probe jobs are enqueued until one is seen."""
+        for _ in range(3):
+            await asyncio.sleep(0)  # let the listener's task start (and memory:// subscribe at once)
         for _ in range(60):
             probe = new(queue=queue, task="probe")
             await backend.enqueue_many([probe])

@@ -18,9 +18,11 @@ import pytest
 import fastjobs
 from fastjobs._core import DEAD
 from fastjobs.backends import Ack, AckKind, Backend, BackendOptions, NewJob, create_backend
+from fastjobs.backends.base import JobFilter
 from fastjobs.job import new_job_id
 from tests.backends import unique_prefix, wipe_namespace
 from tests.contract.conftest import backend_url
+from tests.contract.ops_helpers import Listener
 from tests.proxy import OutageProxy
 
 pytestmark = pytest.mark.slow
@@ -72,6 +74,11 @@ OPERATIONS: dict[str, Callable[[Backend], Awaitable[Any]]] = {
     "pause": lambda b: b.pause("q"),
     "now": lambda b: b.now(),
     "workers": lambda b: b.workers(),
+    "search": lambda b: b.search(JobFilter(), 10),
+    "retry_jobs": lambda b: b.retry_jobs([new_job_id()]),
+    "cancel_jobs": lambda b: b.cancel_jobs([new_job_id()]),
+    "delete_jobs": lambda b: b.delete_jobs([new_job_id()]),
+    "history": lambda b: b.history(0.0, 1e10),
 }
 
 
@@ -90,6 +97,20 @@ async def test_an_outage_raises_backend_unavailable_in_bounded_time(outage: Outa
     # Back: the same backend works again, no reconnect by hand.
     await proxy.restore()
     await OPERATIONS[operation](backend)
+
+
+async def test_events_end_with_backend_unavailable_when_the_server_stays_away(outage: Outage) -> None:
+    proxy, make = outage
+    backend = await make(connect_timeout=1.0)
+    listener = Listener(backend)
+    try:
+        await listener.ready(backend)
+        await proxy.cut()
+        with pytest.raises(fastjobs.BackendUnavailableError):
+            await listener.wait_for(lambda event: False, timeout=60.0)
+    finally:
+        await proxy.restore()
+        await listener.close()
 
 
 async def test_an_outage_shorter_than_connect_timeout_is_ridden_out(outage: Outage) -> None:
