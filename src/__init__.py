@@ -25,9 +25,12 @@ from .errors import (
     DuplicateJobError,
     Fail,
     FastjobsError,
+    InvalidCursorError,
     InvalidOptionError,
     InvalidTransition,
     JobFailedError,
+    JobNotFoundError,
+    JobStateError,
     JobTimeoutError,
     LeaseExpiredError,
     PayloadTooLargeError,
@@ -39,15 +42,18 @@ from .errors import (
 )
 from .context import Context
 from .handles import Batch, BatchProgress, JobHandle, JobHandles
+from .health import Health
 from .job import AttemptError, JobInfo, Progress, new_job_id
+from .search import JobPage
 from .task import Call, Task
 from .worker import Worker
 
 
 __all__ = [
     "App", "AttemptError", "BackendError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
-    "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "InvalidOptionError",
-    "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo", "JobTimeoutError",
+    "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "Health",
+    "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo",
+    "JobNotFoundError", "JobPage", "JobStateError", "JobTimeoutError",
     "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "Task", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerInfo", "WorkerShutdown", "__version__", "core_implementation",
     "new_job_id",

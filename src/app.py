@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from ._core import DEAD, DEFAULT_MAX_PAYLOAD, Backoff
+from ._core import DEFAULT_MAX_PAYLOAD, Backoff
 from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, WorkerInfo, backend_class, redact_url
 from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
 from .errors import ConfigurationError, InvalidOptionError
@@ -31,6 +31,7 @@ from .handles import Batch, JobHandles
 from .job import JobInfo, new_job_ids
 from .options import TASK_NAME, UNSET, TaskOptions, check_dependencies, check_limit, check_seconds, validate_queue
 from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
+from .operations import JobOperations
 from .task import Call, Task
 from .worker import Worker
 
@@ -79,7 +80,7 @@ class _SyncBridge:
             self.loop.close()  # else its self-pipe sockets leak (ResourceWarning)
 
 
-class App:
+class App(JobOperations):
     """A fastjobs application: the backend URL, the task registry and defaults.
 
     Args:
@@ -417,8 +418,9 @@ class App:
 
         Each callback runs once however many workers there are: the backend
         releases it in the same atomic step that records the last member's
-        outcome. A callback registered with ``context=True`` finds the batch id
-        in ``ctx.batch_id``. On Redis the members and callbacks must share a queue.
+        outcome. A member or callback registered with ``context=True`` finds the
+        batch id in ``ctx.batch_id`` (and :meth:`get_job` in ``JobInfo.batch_id``).
+        On Redis the members and callbacks must share a queue.
 
         Example:
             >>> batch = await app.batch([resize.call(p) for p in paths], then=notify.call("done"))  # doctest: +SKIP
@@ -434,10 +436,10 @@ class App:
                 "deletes finished jobs at once (result_ttl=0): raise result_ttl"
             )
         ids = new_job_ids(len(members) + 4)
-        members = [call._linked((), job_id) for call, job_id in zip(members, ids)]
-        member_ids = cast("tuple[str, ...]", tuple(call.job_id for call in members))  # _linked set every id
         batch_id = ids[len(members)]
         meta = {BATCH: batch_id}
+        members = [call._linked((), job_id, meta=meta) for call, job_id in zip(members, ids)]
+        member_ids = cast("tuple[str, ...]", tuple(call.job_id for call in members))  # _linked set every id
         tracker_task = self.builtin_tasks[BATCH_TASK]
         d = tracker_task.default_options
         # The tracker lives in the first member's queue (on Redis, parents and dependants share one).
@@ -476,13 +478,6 @@ class App:
         stored = await (await self.backend()).get(job_id)
         return None if stored is None else JobInfo.from_stored(stored, self.max_payload)
 
-    async def cancel(self, job_id: str) -> bool:
-        """Cancel a job that has not finished. Returns False if it already finished or is unknown.
-
-        A running job's worker finds its lease voided; its outcome is discarded.
-        """
-        return await (await self.backend()).cancel(job_id)
-
     async def pause(self, queue: str) -> None:
         """Stop every worker from claiming jobs of ``queue``; enqueues still go in.
 
@@ -499,23 +494,6 @@ class App:
     async def paused(self) -> list[str]:
         """The paused queues, sorted."""
         return await (await self.backend()).paused()
-
-    async def retry_dead(self, job_id: str) -> bool:
-        """Put a dead-lettered job back in its queue with fresh attempts."""
-        return await (await self.backend()).retry_dead(job_id)
-
-    async def dead_letters(self, queue: str | None = None, limit: int = 100, offset: int = 0) -> list[JobInfo]:
-        """Dead jobs, oldest first, with the error of each attempt."""
-        if queue is not None:
-            validate_queue(queue)
-        stored = await (await self.backend()).list_jobs(DEAD, queue, limit, offset)
-        return [JobInfo.from_stored(s, self.max_payload) for s in stored]
-
-    async def purge_dead(self, queue: str | None = None) -> int:
-        """Delete dead jobs (of one queue, or all); returns how many."""
-        if queue is not None:
-            validate_queue(queue)
-        return await (await self.backend()).purge(DEAD, queue)
 
     async def stats(self) -> Mapping[str, QueueStats]:
         """Job counts per queue and state; a queue whose storage is damaged is ``{"broken": "<what is wrong>"}``.

@@ -15,11 +15,16 @@ DEFAULT_URL_ENV = "FASTJOBS_URL"
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 MAX_ATTEMPTS_LIMIT = 10_000
 
-# Reserved JobRecord.meta keys (fastjobs' own; user meta must not use the "fastjobs." prefix).
+RESERVED_META_PREFIXES = ("fastjobs.", "_fastjobs")
+"""``JobRecord.meta`` keys starting with these are fastjobs' own: refused in ``options(meta=)``,
+left out of :attr:`JobInfo.meta <fastjobs.JobInfo.meta>`."""
+
+# Reserved JobRecord.meta keys (fastjobs' own; see RESERVED_META_PREFIXES).
 PIPE = "fastjobs.pipe"
 """``JobRecord.meta`` key of a chain step: the id of the previous step, whose result the worker passes first."""
 BATCH = "fastjobs.batch"
-"""``JobRecord.meta`` key of a batch callback: the batch id (``Context.batch_id``)."""
+"""``JobRecord.meta`` key of a batch's members and callbacks: the batch id (``Context.batch_id``,
+``JobInfo.batch_id``)."""
 
 BATCH_TASK = "fastjobs.batch"
 """The built-in task of a batch's tracking job: it runs (a no-op) once every member finished."""

@@ -71,6 +71,54 @@ class DependencyError(FastjobsError, ValueError):
         self.reason = reason
 
 
+class InvalidCursorError(InvalidOptionError):
+    """A ``cursor=`` that no page of this search returned (mangled, truncated, or from a search
+    with other filters). Start again without a cursor, or repeat the filters the cursor came with.
+
+    Example:
+        >>> await app.jobs(state="dead", cursor="not-a-cursor")  # doctest: +SKIP
+        Traceback (most recent call last):
+        fastjobs.errors.InvalidCursorError: cursor 'not-a-cursor' is not one a page returned: ...
+    """
+
+
+class JobNotFoundError(FastjobsError, LookupError):
+    """No job has this id: it was never enqueued, or it was deleted or cleaned up after
+    ``result_ttl`` / ``dead_ttl``.
+
+    Example:
+        >>> await app.retry("no-such-job")  # doctest: +SKIP
+        Traceback (most recent call last):
+        fastjobs.errors.JobNotFoundError: no job 'no-such-job': ...
+    """
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"no job {job_id!r}: it was never enqueued, or it was deleted or cleaned up "
+            "(finished jobs are kept result_ttl / dead_ttl seconds)"
+        )
+        self.job_id = job_id
+
+
+class JobStateError(FastjobsError):
+    """A job is in a state that does not allow the action (retry a running job, delete an active
+    one); nothing was changed. ``state`` is the job's state, ``allowed`` the states that would do.
+
+    Example:
+        >>> await app.retry(running_job.id)  # doctest: +SKIP
+        Traceback (most recent call last):
+        fastjobs.errors.JobStateError: cannot retry job '...': it is active; retry takes dead or cancelled jobs
+    """
+
+    def __init__(self, job_id: str, action: str, state: str, allowed: tuple[str, ...], hint: str = "") -> None:
+        text = f"cannot {action} job {job_id!r}: it is {state}; {action} takes {' or '.join(allowed)} jobs"
+        super().__init__(text + (f" ({hint})" if hint else ""))
+        self.job_id = job_id
+        self.action = action
+        self.state = state
+        self.allowed = allowed
+
+
 class BackendError(FastjobsError):
     """The backend's server refused or failed an operation (out of memory, a damaged key, ...);
     the message carries the server's reason and ``__cause__`` the client library's error."""
@@ -148,7 +196,8 @@ class Fail(FastjobsError):
 
 __all__ = [
     "BackendError", "BackendUnavailableError", "ConfigurationError", "CorruptJobError", "Fail", "FastjobsError",
-    "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobTimeoutError", "ResultTimeoutError",
+    "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobNotFoundError",
+    "JobStateError", "JobTimeoutError", "ResultTimeoutError",
     "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",
     "WorkerShutdown",
 ]

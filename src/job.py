@@ -27,6 +27,8 @@ from ._core import (
     encode_value,
 )
 
+from .constants import BATCH, RESERVED_META_PREFIXES
+
 if TYPE_CHECKING:
     from .backends.base import StoredJob
 
@@ -72,36 +74,67 @@ def new_job_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class AttemptError:
-    """Why one attempt failed."""
+    """Why one attempt failed, where and when.
+
+    Example:
+        >>> info = await app.get_job(job_id)  # doctest: +SKIP
+        >>> e = info.errors[-1]  # doctest: +SKIP
+        >>> e.attempt, e.type, e.worker, e.at - e.started_at  # doctest: +SKIP
+        (3, 'ConnectionError', 'web-1:4242:a1b2c3', 0.52)
+    """
 
     attempt: int
     type: str
     message: str
     traceback: str
     at: float
+    """When it failed (epoch seconds)."""
+    worker: str | None = None
+    """The id of the worker that ran it (:class:`~fastjobs.WorkerInfo` ``id``), if recorded."""
+    started_at: float | None = None
+    """When the attempt started (epoch seconds, the worker's clock), if recorded."""
 
     def __str__(self) -> str:
         return f"attempt {self.attempt}: {self.type}: {self.message}"
 
 
-def error_record(attempt: int, exc_type: str, message: str, traceback: str = "", at: float | None = None) -> bytes:
-    """Encode one :class:`AttemptError` as the payload of a RETRY or DEAD ack."""
-    return encode_value(
-        {
-            "attempt": attempt,
-            "type": exc_type,
-            "message": message,
-            "traceback": traceback,
-            "at": time.time() if at is None else at,
-        }
-    )
+def error_record(attempt: int, exc_type: str, message: str, traceback: str = "", at: float | None = None,
+                 worker: str | None = None, started_at: float | None = None) -> bytes:
+    """Encode one :class:`AttemptError` as the payload of a RETRY or DEAD ack.
+
+    ``worker`` (the worker's id) and ``started_at`` are left out of the record when None;
+    :func:`decode_error` reads records with or without them.
+
+    Example:
+        >>> decode_error(error_record(1, "ValueError", "bad", worker="w1", started_at=5.0, at=6.0)).worker
+        'w1'
+    """
+    record: dict[str, Any] = {
+        "attempt": attempt,
+        "type": exc_type,
+        "message": message,
+        "traceback": traceback,
+        "at": time.time() if at is None else at,
+    }
+    if worker is not None:
+        record["worker"] = worker
+    if started_at is not None:
+        record["started_at"] = started_at
+    return encode_value(record)
 
 
-def exception_record(attempt: int, exc: BaseException) -> bytes:
-    """Encode a caught exception (type, message and formatted traceback) as an error record."""
+def exception_record(attempt: int, exc: BaseException, worker: str | None = None,
+                     started_at: float | None = None) -> bytes:
+    """Encode a caught exception (type, message and formatted traceback) as an error record.
+
+    Example:
+        >>> decode_error(exception_record(2, KeyError("x"), worker="w1")).type
+        'KeyError'
+    """
     text = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
     # A traceback of a deep recursion can be huge; the tail says the most.
-    return error_record(attempt, type(exc).__qualname__, str(exc)[:4000], text[-16000:])
+    return error_record(attempt, type(exc).__qualname__, str(exc)[:4000], text[-16000:],
+                        worker=worker, started_at=started_at)
 
 
 def lease_expired_error(attempt: int, at: float) -> bytes:
@@ -116,12 +149,19 @@ def lease_expired_error(attempt: int, at: float) -> bytes:
 
 
 def decode_error(data: bytes) -> AttemptError:
-    """Decode an error record; a damaged one is reported, not raised."""
+    """Decode an error record; a damaged one is reported, not raised.
+
+    Records written before ``worker`` and ``started_at`` existed read with None for both.
+    """
     try:
         rec = decode_value(data)
+        worker = rec.get("worker")
+        started_at = rec.get("started_at")
         return AttemptError(
             int(rec["attempt"]), str(rec["type"]), str(rec["message"]),
             str(rec.get("traceback", "")), float(rec.get("at", 0.0)),
+            worker if isinstance(worker, str) else None,
+            float(started_at) if isinstance(started_at, (int, float)) and not isinstance(started_at, bool) else None,
         )
     except (CorruptJobError, PayloadTooLargeError, KeyError, TypeError, ValueError) as exc:
         return AttemptError(0, "CorruptJobError", f"unreadable error record: {exc}", "", 0.0)
@@ -175,6 +215,7 @@ class JobInfo:
     finished_at: float | None = None
     unique_key: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    """The job's ``options(meta=)`` (fastjobs' own keys left out)."""
     progress: Progress | None = None
     """The last progress its handler reported (kept after it finishes)."""
     depends_on: tuple[str, ...] = ()
@@ -184,6 +225,10 @@ class JobInfo:
     failed_parents: int = 0
     """How many of those went dead or were cancelled (a ``waiting`` job cancelled for it says so here)."""
     limit_key: str | None = None
+    tags: tuple[str, ...] = ()
+    """The job's ``options(tags=)``."""
+    batch_id: str | None = None
+    """The :class:`~fastjobs.Batch` it is a member or callback of, if any."""
 
     @property
     def error(self) -> AttemptError | None:
@@ -192,11 +237,18 @@ class JobInfo:
 
     @classmethod
     def from_stored(cls, stored: StoredJob, max_payload: int = DEFAULT_MAX_PAYLOAD) -> JobInfo:
+        """The :class:`JobInfo` of a backend's :class:`~fastjobs.backends.StoredJob` (never raises
+        for damaged data: an unreadable body or result says so in place of the value)."""
         try:
             record = decode_job(stored.body, max_payload)
             task, args, kwargs, meta = record.task, record.args, record.kwargs, record.meta
         except (CorruptJobError, PayloadTooLargeError) as exc:
             task, args, kwargs, meta = f"<unreadable: {exc}>", (), {}, {}
+        batch_id: str | None = None
+        if meta:
+            batch = meta.get(BATCH)
+            batch_id = batch if isinstance(batch, str) else None
+            meta = {k: v for k, v in meta.items() if not k.startswith(RESERVED_META_PREFIXES)}
         result = None
         if stored.result is not None:
             try:
@@ -213,4 +265,5 @@ class JobInfo:
             progress=None if stored.progress is None else decode_progress(stored.progress),
             depends_on=stored.parents, pending_parents=stored.pending_parents,
             failed_parents=stored.failed_parents, limit_key=stored.limit_key,
+            tags=tuple(stored.tags), batch_id=batch_id,
         )

@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._core import Backoff
-from .backends.base import Limit, NewJob
-from .constants import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE
+from ._core import Backoff, UnencodableError, encode_value
+from .backends.base import MAX_TAGS, TAG_MAX, Limit, NewJob
+from .constants import MAX_ATTEMPTS_LIMIT, PRIORITY_RANGE, RESERVED_META_PREFIXES
 from .errors import InvalidOptionError
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}\Z")
@@ -52,6 +52,68 @@ def check_seconds(name: str, value: object, *, allow_zero: bool = True) -> float
         bound = "zero or more" if allow_zero else "more than zero"
         raise InvalidOptionError(f"{name} must be {bound} seconds, not {value!r}")
     return float(value)
+
+
+def check_tag(tag: object, name: str = "tag") -> str:
+    """``tag`` if it is a usable tag (1-:data:`TAG_MAX` printable characters, not only spaces), else
+    :class:`InvalidOptionError` naming ``name``.
+
+    Example:
+        >>> check_tag("tenant:42")
+        'tenant:42'
+    """
+    if not isinstance(tag, str) or not 0 < len(tag) <= TAG_MAX or not tag.isprintable() or not tag.strip():
+        raise InvalidOptionError(
+            f"{name} must be a str of 1-{TAG_MAX} printable characters, not only spaces, "
+            f"without control characters, not {tag!r}"
+        )
+    return tag
+
+
+def check_tags(tags: object) -> tuple[str, ...]:
+    """``tags`` as a tuple of distinct tags in their order, or :class:`InvalidOptionError`.
+
+    At most :data:`MAX_TAGS`, each checked by :func:`check_tag`.
+
+    Example:
+        >>> check_tags(["tenant:42", "import", "import"])
+        ('tenant:42', 'import')
+    """
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, (Sequence, set, frozenset)):
+        raise InvalidOptionError(f"tags takes a list of strings (tags=['import']), not {tags!r}")
+    checked = tuple(dict.fromkeys(check_tag(tag) for tag in tags))
+    if len(checked) > MAX_TAGS:
+        raise InvalidOptionError(f"a job carries at most {MAX_TAGS} tags, not {len(checked)}")
+    return checked
+
+
+def check_meta(meta: object) -> dict[str, Any]:
+    """A copy of ``meta`` if it is usable as a job's metadata, else :class:`InvalidOptionError`.
+
+    A mapping with str keys, msgpack-encodable (the types of task arguments), no key starting
+    with ``fastjobs.`` or ``_fastjobs`` (fastjobs' own). Its size counts in the App's
+    ``max_payload``, checked at enqueue.
+
+    Example:
+        >>> check_meta({"source": "api"})
+        {'source': 'api'}
+    """
+    if not isinstance(meta, Mapping):
+        raise InvalidOptionError(f"meta takes a dict with str keys (meta={{'source': 'api'}}), not {meta!r}")
+    copy = dict(meta)
+    for key in copy:
+        if not isinstance(key, str):
+            raise InvalidOptionError(f"meta keys must be str, not {key!r}")
+        if key.startswith(RESERVED_META_PREFIXES):
+            raise InvalidOptionError(
+                f"meta key {key!r} is reserved: keys starting with "
+                f"{' or '.join(repr(p) for p in RESERVED_META_PREFIXES)} are fastjobs' own; rename it"
+            )
+    try:
+        encode_value(copy, 1 << 62)
+    except UnencodableError as exc:
+        raise InvalidOptionError(f"meta cannot be stored: {exc}") from exc
+    return copy
 
 
 def check_limit(limit: object, key: str) -> Limit:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -24,7 +24,7 @@ from .backends.base import Limit, NewJob
 from .constants import BATCH
 from .errors import ConfigurationError, InvalidOptionError
 from .handles import JobHandle
-from .options import LIMIT_KEY, TASK_NAME, UNSET, TaskOptions, check_limit, check_seconds
+from .options import LIMIT_KEY, TASK_NAME, UNSET, TaskOptions, check_limit, check_meta, check_seconds, check_tags
 
 if TYPE_CHECKING:
     from .app import App
@@ -57,12 +57,18 @@ class Call(Generic[R]):
     after: int = 0
     """A :class:`~fastjobs.backends.DependencyMode` (chains and batch callbacks set it)."""
     meta: dict[str, Any] | None = None
+    """``JobRecord.meta``: the caller's ``options(meta=)`` plus fastjobs' own keys (chains, batches)."""
+    tags: tuple[str, ...] = ()
 
     def _linked(self, depends_on: tuple[str, ...], job_id: str, after: int = 0, meta: dict[str, Any] | None = None,
                 options: TaskOptions | None = None) -> Call[R]:
-        """A copy of this call with its job id fixed that waits on ``depends_on`` (chains, batches)."""
+        """A copy of this call with its job id fixed that waits on ``depends_on`` (chains, batches);
+        ``meta`` (fastjobs' own keys) is added to the call's own."""
+        if self.meta and meta:
+            meta = {**self.meta, **meta}
         return Call(self.task, self.args, self.kwargs, options or self.options, self.delay, self.job_id or job_id,
-                    self.unique_key, self.unique_ttl, tuple(dict.fromkeys((*self.depends_on, *depends_on))), after, meta)
+                    self.unique_key, self.unique_ttl, tuple(dict.fromkeys((*self.depends_on, *depends_on))), after,
+                    meta or self.meta, self.tags)
 
     def to_new_job(self, max_payload: int, job_id: str, now: float) -> NewJob:
         """Encode this call (raises UnencodableError / PayloadTooLargeError on bad arguments).
@@ -71,10 +77,11 @@ class Call(Generic[R]):
         """
         opts = self.options
         job_id = self.job_id or job_id
+        task_name = self.task.name
         body = encode_job(
             JobRecord(
                 job_id,
-                self.task.name,
+                task_name,
                 opts.queue,
                 self.args,
                 self.kwargs,
@@ -87,7 +94,8 @@ class Call(Generic[R]):
                 opts.backoff_spec,
                 self.unique_key,
                 # A batch callback waits on every member: their ids stay in the backend
-                # (StoredJob.parents), not in each callback's body, so a batch is not capped by max_payload.
+                # (StoredJob.parents), not in each callback's body, so a batch is not capped by
+                # max_payload. Nothing reads the body's parents (JobInfo shows StoredJob.parents).
                 () if self.meta and BATCH in self.meta else self.depends_on,
                 self.meta,
             ),
@@ -96,7 +104,7 @@ class Call(Generic[R]):
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of this call's cost).
         return _new_tuple(NewJob, (
             job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key, self.unique_ttl,
-            self.depends_on, self.after, opts.limit,
+            self.depends_on, self.after, opts.limit, task_name, self.tags,
         ))
 
 
@@ -125,13 +133,15 @@ class _Configured(Generic[P, R]):
     _unique_ttl: float
     _connection: Any
     _depends_on: tuple[str, ...] = ()
+    _meta: dict[str, Any] | None = None
+    _tags: tuple[str, ...] = ()
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         delay = self._delay
         if self._eta is not None:  # turned into a delay per call, so a kept configuration stays on time
             delay = max(0.0, (self._eta - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
         return Call(self._task, args, kwargs, self._options, delay, self._job_id, self._unique_key, self._unique_ttl,
-                    self._depends_on)
+                    self._depends_on, 0, self._meta, self._tags)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle[R]:
         calls = [self.call(*args, **kwargs)]
@@ -188,6 +198,8 @@ class Task(Generic[P, R]):
         depends_on: Iterable[str | JobHandle[Any]] = (),
         limit: Limit | None = UNSET,
         limit_key: str | None = None,
+        tags: Iterable[str] = (),
+        meta: Mapping[str, Any] | None = None,
         connection: Any = None,
     ) -> _Configured[P, R]:
         """Override options for one enqueue; ``delay`` (seconds) or ``eta`` (aware datetime) defers it.
@@ -209,11 +221,18 @@ class Task(Generic[P, R]):
         ``Limit(concurrency=5)`` and enqueued with ``limit_key=f"tenant:{t}"``
         runs at most 5 jobs at once per tenant.
 
+        ``tags``: up to 10 short strings (1-100 printable characters) to find the job
+        by (``app.jobs(tag="tenant:42")``); ``meta``: a small dict of your own
+        (str keys, values as task arguments; counted in ``max_payload``; keys
+        starting with ``fastjobs.`` or ``_fastjobs`` are reserved). Both are shown
+        by :meth:`App.get_job` and kept after the job ends.
+
         Example:
             >>> await send_email.options(delay=30, priority=10, queue="bulk").enqueue("a@b.c")  # doctest: +SKIP
             >>> await sync_account.options(unique_key="acct:42", unique_ttl=60).enqueue(42)  # doctest: +SKIP
             >>> await report.options(depends_on=[export_job]).enqueue()  # doctest: +SKIP
             >>> await sync_tenant.options(limit_key="tenant:42").enqueue(42)  # doctest: +SKIP
+            >>> await import_rows.options(tags=["tenant:42", "import"], meta={"source": "api"}).enqueue()  # doctest: +SKIP
             >>> async with conn.transaction():  # doctest: +SKIP
             ...     await conn.execute("insert into orders ...")
             ...     await send_email.options(connection=conn).enqueue("a@b.c")
@@ -257,7 +276,10 @@ class Task(Generic[P, R]):
                 f"unique_ttl ({ttl} s) is longer than the App's result_ttl ({self.app.options.result_ttl} s): "
                 "raise result_ttl, or shorten unique_ttl"
             )
-        return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection, parents)
+        checked_tags = () if tags == () else check_tags(tags)
+        checked_meta = None if meta is None else (check_meta(meta) or None)
+        return _Configured(self, opts, seconds, eta, job_id, unique_key, ttl, connection, parents, checked_meta,
+                           checked_tags)
 
     def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
         """A pending enqueue for :meth:`App.enqueue_many` (one round trip for many jobs)."""
