@@ -318,7 +318,7 @@ def when(epoch: float | None, *, short: bool = False) -> str:
     if not epoch:
         return "-"
     moment = dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
-    return moment.strftime("%m-%d %H:%M:%S") if short else moment.strftime("%Y-%m-%d %H:%M:%S.%fZ")[:-5] + "Z"
+    return moment.strftime("%m-%d %H:%M:%S") if short else moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def confirm(action: str, count: int, yes: bool) -> None:

@@ -142,14 +142,19 @@ async def _count_from_stats(app: App, state: Any, queue: str | None, acts_on: It
     )
 
 
-def _report(args: argparse.Namespace, action: str, done: int, asked: int | None, what: str) -> int:
-    """Print what an action did; exit status 1 when some named job could not be acted on."""
+def _jobs(count: int) -> str:
+    return f"{count:,} job" if count == 1 else f"{count:,} jobs"
+
+
+def _report(args: argparse.Namespace, action: str, done: int, asked: int | None, what: str = "") -> int:
+    """Print what an action did (``what`` follows the count of jobs); exit status 1 when some
+    named job could not be acted on."""
     if args.json:
         print_json({"action": action, PAST[action]: done, **({} if asked is None else {"asked": asked})})
     elif asked is None:
-        print(f"{PAST[action]} {done:,} {what}")
+        print(f"{PAST[action]} {_jobs(done)}{what}")
     else:
-        print(f"{PAST[action]} {done:,} of {asked:,} {what}")
+        print(f"{PAST[action]} {done:,} of {_jobs(asked)}")
     if asked is not None and done < asked:
         raise Declined(f"{asked - done:,} of the jobs named were not {PAST[action]}: unknown, or in a state "
                        f"that does not allow it (see `fastjobs job {args.app} ID`)")
@@ -163,7 +168,7 @@ def _run_bulk(args: argparse.Namespace, app: App, action: str, where: dict[str, 
             confirm(action, await count_matching(app, action, where), args.yes)
         return await act(**where)
 
-    return _report(args, action, run_with(app, work()), None, "jobs matching the filter")
+    return _report(args, action, run_with(app, work()), None, " matching the filter")
 
 
 async def _single_state(app: App, job_id: str, action: str) -> str:
@@ -196,10 +201,13 @@ def cmd_retry(args: argparse.Namespace) -> int:
         return _run_bulk(args, app, "retry", where, app.retry_matching)
     if len(ids) == 1:
         async def one() -> int:
-            # app.retry says why it cannot (unknown id, a state that does not allow it)
-            return int(await app.retry(ids[0], **edits))
-        return _report(args, "retry", run_with(app, one()), 1, "jobs")
-    return _report(args, "retry", run_with(app, app.retry_many(ids)), len(ids), "jobs")
+            # app.retry raises, saying why, for an unknown id or a state retry does not apply to.
+            if await app.retry(ids[0], **edits):
+                return 1
+            raise Declined(f"job {ids[0]} was not retried: a live job of its queue holds its unique key, "
+                           "or it changed state meanwhile")
+        return _report(args, "retry", run_with(app, one()), 1)
+    return _report(args, "retry", run_with(app, app.retry_many(ids)), len(ids))
 
 
 def _by_ids(args: argparse.Namespace, app: App, action: str, ids: list[str],
@@ -210,9 +218,9 @@ def _by_ids(args: argparse.Namespace, app: App, action: str, ids: list[str],
             return await many(ids)
         if await single(ids[0]):
             return 1
-        raise Declined(await _single_state(app, ids[0], action))
+        raise UsageError(await _single_state(app, ids[0], action))
 
-    return _report(args, action, run_with(app, work()), len(ids), "jobs")
+    return _report(args, action, run_with(app, work()), len(ids))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -239,7 +247,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
             confirm(f"purge {args.state}", await _count_from_stats(app, args.state, args.queue, STATE_NAMES), False)
         return await app.purge(args.state, args.queue)
 
-    where = f"{args.state} jobs" + (f" of queue {args.queue}" if args.queue else "")
+    where = f" ({args.state}" + (f", queue {args.queue})" if args.queue else ", every queue)")
     return _report(args, "purge", run_with(app, work()), None, where)
 
 
@@ -251,5 +259,6 @@ def cmd_clear(args: argparse.Namespace) -> int:
             confirm(f"clear {args.queue}", await _count_from_stats(app, None, args.queue, CLEARED), False)
         return await app.clear(args.queue)
 
-    return _report(args, "clear", run_with(app, work()), None, f"waiting jobs of queue {args.queue}")
+    return _report(args, "clear", run_with(app, work()), None,
+                   f" of queue {args.queue} (queued, scheduled, retry_pending)")
 

@@ -74,7 +74,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return 0
     print(format_jobs(found.jobs))
     if found.cursor is not None:
-        print(fit(f"next page: --cursor {found.cursor}", WIDTH))
+        # On a line of its own, never cut: it is copied as it is.
+        print(f"{len(found.jobs)} jobs; the next page's --cursor:\n{found.cursor}")
     else:
         print(f"{len(found.jobs)} jobs; no more pages")
     return 0
