@@ -15,8 +15,8 @@
                                         score its deadline
     <prefix>:{<queue>}:lease:<b>  LIST  the job ids leased by batch b
     <prefix>:{<queue>}:leasecount HASH  batch id -> how many of its jobs are still leased by it
-    <prefix>:{<queue>}:succeeded  LIST  "<finish time>|<r: result><e: errors><p: progress>|<job id>", oldest
-                                        first (retention index; the flags spare deleting absent keys)
+    <prefix>:{<queue>}:done       ZSET  succeeded jobs: score finish time, member job id (retention
+                                        and search index; before issue 13 a LIST named `succeeded`)
     <prefix>:{<queue>}:cancelled  ZSET  score finish time, member job id (retention index)
     <prefix>:{<queue>}:dead       ZSET  idem: the dead-letter queue
     <prefix>:{<queue>}:ghosts     SET   members of ready lists whose job was cancelled (skipped at claim)
@@ -26,7 +26,12 @@
     <prefix>:{<queue>}:seq        STRING counter: enqueue order and lease batch ids
     <prefix>:{<queue>}:wake       LIST  wake-up tokens for idle workers (BLPOP), capped
     <prefix>:{<queue>}:paused     STRING exists while the queue is paused (claim leases nothing from it)
+    <prefix>:{<queue>}:live       ZSET  every job not finished (scheduled, queued, active, retry-pending,
+                                        waiting): score enqueue time, member job id (the search index
+                                        of live jobs: search seeks it by (time, id))
     <prefix>:{<queue>}:j:<id>     STRING the job record (below)
+    <prefix>:{<queue>}:t:<id>     STRING the job's task, then its tags, tab-separated (absent for a job
+                                        with neither): search filters and events read it, not the body
     <prefix>:{<queue>}:b:<id>     STRING the job body (written once, read at claim)
     <prefix>:{<queue>}:r:<id>     STRING the result, if any
     <prefix>:{<queue>}:e:<id>     LIST  encoded error records, oldest first
@@ -79,7 +84,7 @@
   (positions: R_* below; score is -priority; run_at empty means enqueued_at; flags holds '1' once the
   error list exists, 'p' once the progress key does, 'w' for a job with
   parents (d:<id>), 'd' once a dependant waits on it (c:<id>), 'l' for a
-  limited job (l:<id>): so the succeeded retention index can say which keys
+  limited job (l:<id>): so the retention trims can say which keys
   to delete, and the finishing scripts look for dependants or a limit only on
   a flagged job; a plain job's flags are '', and cost them one comparison.)
 
@@ -107,6 +112,7 @@
 -- Redis' Lua unpack() is limited by the C stack (~8000 values): send long
 -- argument lists in chunks (an even size keeps ZADD/MSET pairs together).
 local CHUNK = 4000
+-- @include _events
 -- Work done per call on due delayed jobs and expired leases stays bounded;
 -- the next call picks up the rest.
 local MAINTENANCE_LIMIT = 1000
@@ -252,6 +258,7 @@ local function add_job_keys(keys, base, id, flags)
   keys[#keys + 1] = base .. 'e:' .. id
   keys[#keys + 1] = base .. 'p:' .. id
   keys[#keys + 1] = base .. 'u:' .. id
+  keys[#keys + 1] = base .. 't:' .. id
   if flags == nil or has_flag(flags, 'd') then keys[#keys + 1] = base .. 'c:' .. id end
   if flags == nil or has_flag(flags, 'w') then
     keys[#keys + 1] = base .. 'd:' .. id
@@ -469,6 +476,8 @@ end
 -- retention (cleanup trims it), its unique key released at once.
 local function deps_cancel(base, id, f, nows)
   redis.call('ZREM', base .. 'waiting', id)
+  redis.call('ZREM', base .. 'live', id)
+  event(base, 'cancelled', id, task_of(base, id))
   release_unique(base .. 'unique', f[R_UNIQUE_KEY], id)
   f[R_STATE], f[R_FINISHED_AT], f[R_LEASE_UNTIL], f[R_LEASE_BATCH] = CANCELLED, nows, '', ''
   redis.call('SET', base .. 'j:' .. id, record_of(f))
@@ -689,6 +698,8 @@ local function dead_letter_bad(base, id, dead, unique, reason, fields, now, nows
   if t_ek ~= 'list' and t_ek ~= 'none' then redis.call('DEL', ek) end
   redis.call('RPUSH', ek, error_record(tonumber(attempt) or 0, 'CorruptJobError', reason, now))
   if has_flag(flags, 'd') then deps_settle(base, id, true, now, nows) end
+  redis.call('ZREM', base .. 'live', id)
+  event(base, 'dead', id, task_of(base, id))
   if dead_keep then
     redis.call('SET', base .. 'j:' .. id, record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, '', '', nows, nonce, '', '', '', with_errors(flags), unique_key))
     redis.call('ZADD', dead, nows, id)
@@ -736,7 +747,7 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
   local batches = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, LEASE_BATCH_LIMIT)
   if #batches == 0 then return 0 end
   local pusher = ready_pusher(prio, base)
-  local dead_add, writes, doomed, settled = {}, {}, {}, {}
+  local dead_add, writes, doomed, settled, gone = {}, {}, {}, {}, {}
   local recovered = 0
   for b = 1, #batches do
     local batch = batches[b]
@@ -756,6 +767,8 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
         if attempts_made >= (tonumber(max_attempts) or 0) then
           release_unique(unique, unique_key, id)
           if has_flag(flags, 'd') then settled[#settled + 1] = id end
+          gone[#gone + 1] = id
+          event(base, 'dead', id, task_of(base, id))
           if dead_keep then
             writes[#writes + 1] = keys[i]
             writes[#writes + 1] = record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, ack_nonce, '', '', with_errors(flags), unique_key)
@@ -770,6 +783,7 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
           writes[#writes + 1] = keys[i]
           writes[#writes + 1] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, nows, started_at, finished_at, nonce, ack_nonce, '', '', with_errors(flags), unique_key)
           pusher.push(score, seq .. id)
+          event(base, 'released', id, task_of(base, id))
         end
       end
     end
@@ -779,45 +793,13 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
   call_chunked('ZREM', leases, batches)
   pusher.flush()
   call_chunked('ZADD', dead, dead_add)
+  call_chunked('ZREM', base .. 'live', gone)
   call_chunked('MSET', nil, writes)
   -- Dependants learn of the deaths before the dead jobs' keys (their
   -- dependant lists among them) may go.
   for i = 1, #settled do deps_settle(base, settled[i], true, now, nows) end
   call_chunked('DEL', nil, doomed)
   return recovered
-end
-
--- Delete succeeded jobs older than `cutoff` from the front of the retention
--- LIST (at most `limit`). Returns how many entries were removed.
-local function trim_list(list, base, cutoff, limit)
-  local head = redis.call('LINDEX', list, 0)
-  if not head or (tonumber(string.match(head, '^([^|]*)')) or 0) >= cutoff then return 0 end
-  local entries = redis.call('LRANGE', list, 0, limit - 1)
-  local keys = {}
-  local n = 0
-  for i = 1, #entries do
-    local at, flags, id = string.match(entries[i], '^([^|]*)|([^|]*)|(.*)$')
-    if (tonumber(at) or 0) >= cutoff then break end
-    if id then
-      keys[#keys + 1] = base .. 'j:' .. id
-      keys[#keys + 1] = base .. 'b:' .. id
-      if flags ~= '' then
-        if string.find(flags, 'r', 1, true) then keys[#keys + 1] = base .. 'r:' .. id end
-        if string.find(flags, 'e', 1, true) then keys[#keys + 1] = base .. 'e:' .. id end
-        if string.find(flags, 'p', 1, true) then keys[#keys + 1] = base .. 'p:' .. id end
-        if string.find(flags, 'd', 1, true) then keys[#keys + 1] = base .. 'c:' .. id end
-        if string.find(flags, 'w', 1, true) then
-          keys[#keys + 1] = base .. 'd:' .. id
-          keys[#keys + 1] = base .. 'dp:' .. id
-        end
-        if string.find(flags, 'l', 1, true) then keys[#keys + 1] = base .. 'l:' .. id end
-      end
-    end
-    n = i
-  end
-  redis.call('LTRIM', list, n, -1)
-  call_chunked('DEL', nil, keys)
-  return n
 end
 
 -- Delete jobs finished before `cutoff` from a retention ZSET (at most
@@ -847,7 +829,7 @@ end
 -- What each structure must be (the layout above), in layout order:
 local QUEUE_TYPES = {
   {'prio', 'zset'}, {'ready', 'zset'}, {'sched', 'zset'}, {'retry', 'zset'}, {'leases', 'zset'},
-  {'leasecount', 'hash'}, {'succeeded', 'list'}, {'cancelled', 'zset'}, {'dead', 'zset'},
+  {'leasecount', 'hash'}, {'done', 'zset'}, {'cancelled', 'zset'}, {'dead', 'zset'}, {'live', 'zset'},
   {'ghosts', 'set'}, {'unique', 'hash'}, {'uniqueheld', 'zset'}, {'seq', 'string'}, {'wake', 'list'},
   {'paused', 'string'}, {'waiting', 'zset'}, {'limits', 'hash'}, {'lactive', 'hash'}, {'limitwait', 'zset'},
 }

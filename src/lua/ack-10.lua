@@ -10,9 +10,10 @@
   succeeds or goes dead settles them here, cascading through the ones it
   cancels (keys reached through the queue's base, see _common).
 
-  KEYS, one group of 10 per queue (several groups only outside Redis Cluster):
+  KEYS, one group of 10 per queue (several groups only outside Redis Cluster),
+  after the two history keys <prefix>:{~history}:m and :h when the history argument is set:
     1 <prefix>:{q}:leases     2 <prefix>:{q}:leasecount  3 <prefix>:{q}:prio
-    4 <prefix>:{q}:retry      5 <prefix>:{q}:succeeded   6 <prefix>:{q}:dead
+    4 <prefix>:{q}:retry      5 <prefix>:{q}:done        6 <prefix>:{q}:dead
     7 <prefix>:{q}:unique     8 <prefix>:{q}:seq         9 <prefix>:{q}:wake
     10 <prefix>:{q}:uniqueheld
 
@@ -21,7 +22,10 @@
       it applied marked with it and reports them applied again.
     2 result_ttl: seconds to keep succeeded jobs (0: delete at ack)
     3 dead_ttl: seconds to keep dead jobs (0: delete at once)
-    3 + g: the acks of group g, msgpack: an array of Ack arrays
+    4 events: '1' to publish succeeded / failed / dead / released events (see _events)
+    5 history: '' or the flush's history rows (outside Cluster only), added to
+      the current minute and hour (see _history)
+    5 + g: the acks of group g, msgpack: an array of Ack arrays
       {id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil, delay (seconds)}
 
   Returns: a flat array of 1 (applied) / 0 (stale), one per ack, group by group.
@@ -29,6 +33,7 @@
     0 (the records are read once, up front: a repeat would apply twice).
 ]]
 -- @include _common
+-- @include _history
 
 local GROUP = 10
 local call_nonce = ARGV[1]
@@ -36,24 +41,37 @@ local result_ttl = tonumber(ARGV[2])
 local dead_ttl = tonumber(ARGV[3])
 local now = now_time()
 local nows = fmt_time(now)
+events_on(ARGV[4], now)
+local lead = 0
+if ARGV[5] ~= '' then
+  lead = 2
+  history_add(KEYS[1], KEYS[2], ARGV[5], now)
+end
+local KINDS = {[0] = 'succeeded', [1] = 'failed', [2] = 'dead', [3] = 'released'}
 
 local out = {}
-for g = 1, math.floor(#KEYS / GROUP) do
-  local k = (g - 1) * GROUP
+for g = 1, math.floor((#KEYS - lead) / GROUP) do
+  local k = lead + (g - 1) * GROUP
   local leases, leasecount, prio, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local succeeded, dead, unique, seqkey, wakekey = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8], KEYS[k + 9]
   local held = KEYS[k + 10]
   local holding = 0
   local base = base_of(leases)
-  local acks = cmsgpack.unpack(ARGV[g + 3])
+  local acks = cmsgpack.unpack(ARGV[g + 5])
   local c = #acks
   local keys = {}
   for i = 1, c do keys[i] = base .. 'j:' .. acks[i][1] end
   local records = mget(keys)
+  local metas = nil
+  if EVENTS.on then
+    local tkeys = {}
+    for i = 1, c do tkeys[i] = base .. 't:' .. acks[i][1] end
+    metas = mget(tkeys)
+  end
 
   local writes, doomed, released = {}, {}, {}
   local pusher = ready_pusher(prio, base)
-  local requeued, retry_add, succeeded_add, dead_add = 0, {}, {}, {}
+  local requeued, retry_add, succeeded_add, dead_add, gone = 0, {}, {}, {}, {}
   local seen = {}
   local settled = {}
   for i = 1, c do
@@ -75,6 +93,7 @@ for g = 1, math.floor(#KEYS / GROUP) do
       seen[id] = true
       out[#out + 1] = 1
       released[lease_batch] = (released[lease_batch] or 0) + 1
+      if metas then event(base, KINDS[kind] or 'released', id, task_in(metas[i])) end
       if flags ~= '' then
         -- Flagged jobs only: a plain one pays this one comparison.
         if has_flag(flags, 'l') then limit_release(base, id, nows) end
@@ -84,28 +103,22 @@ for g = 1, math.floor(#KEYS / GROUP) do
         end
       end
       if kind == 0 then
+        gone[#gone + 1] = id
         if unique_succeeded(unique, held, base, unique_key, id, now) then holding = holding + 1 end
         if result_ttl > 0 then
           writes[#writes + 1] = keys[i]
           writes[#writes + 1] = record(SUCCEEDED, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, call_nonce, '', '', flags, unique_key)
-          local entry_flags = ''
-          if flags ~= '' then
-            if string.find(flags, '1', 1, true) then entry_flags = 'e' end
-            if string.find(flags, 'p', 1, true) then entry_flags = entry_flags .. 'p' end
-            if string.find(flags, 'd', 1, true) then entry_flags = entry_flags .. 'd' end
-            if string.find(flags, 'w', 1, true) then entry_flags = entry_flags .. 'w' end
-            if string.find(flags, 'l', 1, true) then entry_flags = entry_flags .. 'l' end
-          end
           if payload then
             writes[#writes + 1] = base .. 'r:' .. id
             writes[#writes + 1] = payload
-            entry_flags = 'r' .. entry_flags
           end
-          succeeded_add[#succeeded_add + 1] = nows .. '|' .. entry_flags .. '|' .. id
+          succeeded_add[#succeeded_add + 1] = nows
+          succeeded_add[#succeeded_add + 1] = id
         else
           add_job_keys(doomed, base, id, flags)
         end
       elseif kind == 2 then
+        gone[#gone + 1] = id
         release_unique(unique, unique_key, id)
         if dead_ttl > 0 then
           if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
@@ -157,11 +170,12 @@ for g = 1, math.floor(#KEYS / GROUP) do
   end
   pusher.flush()
   call_chunked('ZADD', retry, retry_add)
+  call_chunked('ZREM', base .. 'live', gone)
   if #succeeded_add > 0 then
-    call_chunked('RPUSH', succeeded, succeeded_add)
+    call_chunked('ZADD', succeeded, succeeded_add)
     -- Retention as we go: remove a bit more than was added, so a backlog
     -- (after result_ttl was lowered) shrinks too.
-    trim_list(succeeded, base, now - result_ttl, 2 * #succeeded_add + 100)
+    trim_zset(succeeded, base, now - result_ttl, #succeeded_add + 100, SUCCEEDED)
   end
   if #dead_add > 0 then
     call_chunked('ZADD', dead, dead_add)
@@ -173,4 +187,5 @@ for g = 1, math.floor(#KEYS / GROUP) do
   end
   wake(wakekey, requeued + (#retry_add > 0 and 1 or 0))
 end
+events_publish()
 return out

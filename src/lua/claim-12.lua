@@ -17,6 +17,8 @@
     3 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
     4 lease_expired: the message of the error recorded for an expired lease
       taken back here (fastjobs.job.LEASE_EXPIRED_MESSAGE)
+    5 events: '1' to publish events (`started` per job leased, and those of the
+      leases recovered here), '' not to (see _events)
 
   Returns: a flat array: first `more`, then one count per group (jobs leased
     from that queue), then {id, token, attempt, body} per job, in claim order.
@@ -64,6 +66,8 @@ local lease_expired = ARGV[4]
 local now = now_time()
 local nows = fmt_time(now)
 local deadline = fmt_time(now + lease)
+events_on(ARGV[5], now)
+local with_tasks = EVENTS.on
 
 local groups = math.floor(#KEYS / GROUP)
 local out = {0}
@@ -113,6 +117,12 @@ local function claim_queue(g)
       keys[#keys + 1] = base .. 'b:' .. id
     end
     local values = mget(keys)
+    local metas = nil
+    if with_tasks and #ids > 0 then
+      local tkeys = {}
+      for i = 1, #ids do tkeys[i] = base .. 't:' .. ids[i] end
+      metas = mget(tkeys)
+    end
     for i = 1, #ids do
       local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
       local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
@@ -155,6 +165,7 @@ local function claim_queue(g)
         out[#out + 1] = new_token
         out[#out + 1] = new_attempt
         out[#out + 1] = body
+        if metas then event(base, 'started', id, task_in(metas[i])) end
         got = got + 1
         out[g + 1] = out[g + 1] + 1
       end
@@ -218,7 +229,9 @@ for g = 1, groups do
     for i = #out, mark + 1, -1 do out[i] = nil end
     got = got_before
     local base = base_of(KEYS[(g - 1) * GROUP + 1])
+    EVENTS.lists[base] = {}  -- nothing of it was leased
     out[g + 1] = damage_report(err, base) .. put_back(base)
   end
 end
+events_publish()
 return out

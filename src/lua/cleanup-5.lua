@@ -4,7 +4,7 @@
   queues that went quiet).
 
   KEYS, one group of 5 per queue (several groups only outside Redis Cluster):
-    1 <prefix>:{q}:succeeded (LIST)  2 <prefix>:{q}:cancelled  3 <prefix>:{q}:dead
+    1 <prefix>:{q}:done       2 <prefix>:{q}:cancelled  3 <prefix>:{q}:dead
     4 <prefix>:{q}:unique            5 <prefix>:{q}:uniqueheld
 
   ARGV:
@@ -27,7 +27,7 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local k = g * GROUP
   local base = base_of(KEYS[k + 1])
   local counts = {
-    trim_list(KEYS[k + 1], base, result_cutoff, limit),
+    trim_zset(KEYS[k + 1], base, result_cutoff, limit, SUCCEEDED),
     trim_zset(KEYS[k + 2], base, result_cutoff, limit, CANCELLED),
     trim_zset(KEYS[k + 3], base, dead_cutoff, limit, DEAD),
   }

@@ -14,9 +14,13 @@
        {id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil,
         unique_ttl (seconds the key stays held after the job succeeded; absent = 0),
         depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED), limit or nil
-        ({key, concurrency, rate, per})}
+        ({key, concurrency, rate, per}), task (name), tags (array of strings)}
     2 + groups (optional, only when some job has them): the features to read, 'd'
-       (depends_on) and/or 'l' (limit). Without it those fields are not looked at.
+       (depends_on) and/or 'l' (limit), and 'e' to publish an `enqueued` event per
+       job stored (see _events). Without it those fields are not looked at.
+
+  Every stored job is indexed in `live` (search) and its task and tags go in
+  t:<id> (one more MSET pair per job).
 
   A job with parents is stored waiting (d:<id> holds its counts, dp:<id> its parents), registered
   on each parent still running (c:<parent>, flag 'd'), and resolved at once
@@ -130,6 +134,7 @@ end
 -- Pass 2: store.
 local now = now_time()
 local nows = fmt_time(now)
+events_on(string.find(features, 'e', 1, true) ~= nil, now)
 for g = 1, groups do
   local k = (g - 1) * GROUP
   local prio, sched, unique, seqkey, wakekey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
@@ -141,6 +146,7 @@ for g = 1, groups do
   local pusher = ready_pusher(prio, base)
   local ready_count, sched_add, writes = 0, {}, {}
   local children, replaced, waiting_add, limit_set = {}, {}, {}, {}
+  local live_add = {}
   for i = 1, c do
     local job = jobs[i]
     local id, uk = job[1], job[7]
@@ -208,9 +214,20 @@ for g = 1, groups do
       end
       writes[#writes + 1] = base .. 'b:' .. id
       writes[#writes + 1] = job[6]
+      local task, tags = job[12] or '', job[13]
+      local meta = task
+      if type(tags) == 'table' and #tags > 0 then meta = task .. '\t' .. table.concat(tags, '\t') end
+      if meta ~= '' then
+        writes[#writes + 1] = base .. 't:' .. id
+        writes[#writes + 1] = meta
+      end
+      live_add[#live_add + 1] = nows
+      live_add[#live_add + 1] = id
+      event(base, 'enqueued', id, task)
     end
   end
   call_chunked('MSET', nil, writes)
+  call_chunked('ZADD', base .. 'live', live_add)
   pusher.flush()
   call_chunked('ZADD', sched, sched_add)
   -- A delayed job wakes idle workers too: their wait must now end at its due time.
@@ -272,4 +289,5 @@ if #KEYS > groups * GROUP then
   redis.call('SADD', KEYS[#KEYS], unpack(names))
 end
 
+events_publish()
 return out

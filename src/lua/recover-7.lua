@@ -12,6 +12,7 @@
     1 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
     2 lease_expired: the message of the error recorded for each expired lease
       (fastjobs.job.LEASE_EXPIRED_MESSAGE)
+    3 events: '1' to publish `released` / `dead` events (see _events)
 
   Returns: how many jobs were taken back (from at most 20 lease batches per queue per call).
 ]]
@@ -22,6 +23,7 @@ local dead_keep = tonumber(ARGV[1]) > 0
 local lease_expired = ARGV[2]
 local now = now_time()
 local nows = fmt_time(now)
+events_on(ARGV[3], now)
 local total = 0
 for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local k = g * GROUP
@@ -30,4 +32,5 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   wake(KEYS[k + 7], n)
   total = total + n
 end
+events_publish()
 return total

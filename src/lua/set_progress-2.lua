@@ -11,6 +11,7 @@
   ARGV:
     1 token: the lease token of the claim reporting progress
     2 progress: opaque bytes
+    3 events: '1' to publish a `progress` event (see _events)
 
   Returns: 1 if stored, 0 if the job is unknown, not active or the token is stale.
 ]]
@@ -26,6 +27,12 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
       finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(rec)
     if state ~= ACTIVE or token ~= lease_token then return 0 end
     redis.call('SET', KEYS[g * GROUP + 2], ARGV[2])
+    if ARGV[3] == '1' then
+      local base = base_of(jk)
+      events_on('1', now_time())
+      event(base, 'progress', string.sub(jk, #base + 3), task_of(base, string.sub(jk, #base + 3)))
+      events_publish()
+    end
     if not string.find(flags, 'p', 1, true) then
       -- Flagged once, so the succeeded retention index knows to delete the key.
       redis.call('SET', jk, record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags .. 'p', unique_key))

@@ -3,7 +3,7 @@
 
   KEYS, one group of 9 per queue (several groups only outside Redis Cluster):
     1 <prefix>:{q}:ready      2 <prefix>:{q}:prio       3 <prefix>:{q}:sched
-    4 <prefix>:{q}:retry      5 <prefix>:{q}:leasecount 6 <prefix>:{q}:succeeded
+    4 <prefix>:{q}:retry      5 <prefix>:{q}:leasecount 6 <prefix>:{q}:done
     7 <prefix>:{q}:dead       8 <prefix>:{q}:cancelled  9 <prefix>:{q}:ghosts
 
   ARGV: none.
@@ -39,7 +39,7 @@ local function counts_of(k)
   for i = 1, #limited do parked = parked + redis.call('ZCARD', base .. 'lq:' .. limited[i]) end
   out[#out + 1] = listed - redis.call('SCARD', KEYS[k + 9]) + redis.call('ZCARD', KEYS[k + 1]) + sched_due + retry_due + parked
   out[#out + 1] = active
-  out[#out + 1] = redis.call('LLEN', KEYS[k + 6])
+  out[#out + 1] = redis.call('ZCARD', KEYS[k + 6])
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 4]) - retry_due
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 7])
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 8])

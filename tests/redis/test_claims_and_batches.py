@@ -102,7 +102,7 @@ async def test_a_replayed_ack_batch_naming_a_job_twice_answers_as_the_first_time
     await backend.enqueue_many([x, y])
     cx, cy = await backend.claim(["q"], 2, 0.4)
     acks = [Ack(cx.id, cx.token, AckKind.SUCCEED), Ack(cx.id, cx.token, AckKind.SUCCEED)]
-    args = (os.urandom(8).hex(), 60.0, 60.0, _pack(acks))
+    args = (os.urandom(8).hex(), 60.0, 60.0, b"", b"", _pack(acks))
     keys = backend._queue("q").ack
     assert await backend._eval(SCRIPTS["ack"], keys, args) == [1, 0]
     assert await backend._eval(SCRIPTS["ack"], keys, args) == [1, 0]

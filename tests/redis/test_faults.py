@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -206,7 +205,7 @@ async def test_lost_replies_are_answered_again(server: "object", open_backend) -
         await backend.enqueue_many([jobs[0]])  # a new call (new nonce) is refused, as ever
     claims = await backend.claim(["q"], 2, 30.0)
     acks = [Ack(c.id, c.token, AckKind.SUCCEED) for c in claims]
-    head = ("ack-nonce", 60.0, 60.0, msgpack.packb(acks, use_bin_type=False))
+    head = ("ack-nonce", 60.0, 60.0, b"", b"", msgpack.packb(acks, use_bin_type=False))
     assert await backend._eval(SCRIPTS["ack"], k.ack, head) == [1, 1]
     assert await backend._eval(SCRIPTS["ack"], k.ack, head) == [1, 1]  # the retry
     assert await backend.ack_many(acks) == [False, False]  # a new ack of the same token is stale

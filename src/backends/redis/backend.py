@@ -22,25 +22,18 @@ from redis.exceptions import ResponseError
 from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, STATE_NAMES, SUCCEEDED, WAITING
 from ...errors import ConfigurationError, DependencyError, DuplicateJobError
 from ...job import LEASE_EXPIRED_MESSAGE
-from ..base import BROKEN, Ack, Beat, Claim, NewJob, StoredJob, WorkerInfo, by_start, check_beat, check_worker, check_worker_id
-from .connection import FAIL_FAST, RedisConnection
-from .keys import (
-    QueueKeys,
-    ack_keys,
-    cancel_keys,
-    cleanup_keys,
-    promote_keys,
-    recover_keys,
-    renew_keys,
-    retry_dead_keys,
-    stats_keys,
+from ..base import (
+    BROKEN, Ack, Beat, Claim, HistoryRow, NewJob, StoredJob, WorkerInfo, by_start, check_beat, check_worker,
+    check_worker_id,
 )
+from .connection import FAIL_FAST
+from .jobs import JobOperations
+from .keys import ack_keys, cleanup_keys, promote_keys, recover_keys, renew_keys, stats_keys
 from .records import stored_job
 from .scripts import SCRIPTS, Script, pack, unpack
 
-_FINISHED = (SUCCEEDED, DEAD, CANCELLED)
 _CHUNK = 1000
-"""Entries a cleanup or purge call handles per set, so one call never blocks Redis long."""
+"""Entries a cleanup call handles per set, so one call never blocks Redis long."""
 _new_claim = functools.partial(tuple.__new__, Claim)
 """Claim((id, token, attempt, body)) without NamedTuple's Python-level __new__ (a hot path)."""
 # Fields of the NewJob and Ack tuples, read in bulk by position (C-level itemgetters).
@@ -53,7 +46,7 @@ _lease_job_id = operator.itemgetter(0)
 """Of renew's (job id, token, seconds) tuples."""
 
 
-class RedisBackend(RedisConnection):
+class RedisBackend(JobOperations):
     """Jobs in Redis or Redis Cluster (see the package docstring, fastjobs.backends.redis).
 
     Args:
@@ -120,7 +113,7 @@ class RedisBackend(RedisConnection):
         ids = list(map(_job_id, jobs))
         script = SCRIPTS["enqueue"]
         whole = len(groups) == 1
-        features = self._features(jobs, queues)
+        features = self._features(jobs, queues) + self._events_flag
         # The features travel as one trailing argument, only when some job has
         # them: a plain batch's script call is what it was.
         tail = (features,) if features else ()
@@ -161,7 +154,8 @@ class RedisBackend(RedisConnection):
 
     @staticmethod
     def _features(jobs: Sequence[NewJob], queues: list[str]) -> str:
-        """'d' and/or 'l' when some job has parents / a limit ('' for a plain batch).
+        """'d' and/or 'l' when some job has parents / a limit ('' for a plain batch; 'e' is added
+        for events).
 
         Also refuses, before anything is sent, a parent enqueued in the same
         batch into another queue (the scripts see one queue each)."""
@@ -229,7 +223,7 @@ class RedisBackend(RedisConnection):
         self, script: Script, keys: Sequence[bytes], names: list[str], n: int, lease: float, claims: list[Claim]
     ) -> bool:
         """One claim call: its jobs appended to ``claims``; True if it stopped early (call again)."""
-        reply = await self._eval(script, keys, (n, lease, self._dead_ttl, LEASE_EXPIRED_MESSAGE))
+        reply = await self._eval(script, keys, (n, lease, self._dead_ttl, LEASE_EXPIRED_MESSAGE, self._events_arg))
         claimed = self._claimed
         groups = len(names)
         start = 1 + groups
@@ -257,13 +251,32 @@ class RedisBackend(RedisConnection):
                     self._intact(queue)
         return bool(reply[0] == 1)
 
-    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
+    async def ack_many(self, acks: Sequence[Ack], history: Sequence[HistoryRow] = ()) -> list[bool]:
+        if self._client is None:
+            await self._redis()  # connect first: the branches below depend on self.cluster
+        packed = self._history_packed(history) if history else b""
+        writing: Any = None
+        lead: tuple[bytes, ...] = ()
+        if packed:
+            if self.cluster:
+                # The history's slot is not the queues': its call goes out beside the acks'.
+                writing = asyncio.ensure_future(self._eval(SCRIPTS["history"], self._history.lead, (packed,)))
+            else:
+                lead = self._history.lead
         if not acks:
+            if lead:
+                await self._eval(SCRIPTS["ack"], lead, (b"", self._result_ttl, self._dead_ttl, b"", packed))
+            if writing is not None:
+                await writing
             return []
         ids = list(map(_ack_id, acks))
-        groups, _ = await self._by_queue(ids)
-        head = (os.urandom(8).hex(), self._result_ttl, self._dead_ttl)
-        applied = await self._batched(SCRIPTS["ack"], ack_keys, head, groups, acks)
+        try:
+            groups, _ = await self._by_queue(ids)
+            head = (os.urandom(8).hex(), self._result_ttl, self._dead_ttl, self._events_arg, packed if lead else b"")
+            applied = await self._batched(SCRIPTS["ack"], ack_keys, head, groups, acks, lead)
+        finally:
+            if writing is not None:
+                await writing
         # Applied or stale, this instance is done with these claims.
         collections.deque(map(self._claimed.pop, ids, itertools.repeat(None)), maxlen=0)
         return applied
@@ -362,7 +375,7 @@ class RedisBackend(RedisConnection):
     # -- maintenance ------------------------------------------------------------------
 
     async def recover(self) -> int:
-        args = (self._dead_ttl, LEASE_EXPIRED_MESSAGE)
+        args = (self._dead_ttl, LEASE_EXPIRED_MESSAGE, self._events_arg)
         replies = await self._each_queue(SCRIPTS["recover"], await self._queues(), recover_keys, args)
         return sum(int(r) for r in replies)
 
@@ -390,12 +403,14 @@ class RedisBackend(RedisConnection):
             return None
         queue, reply = found
         _, now, record, body, result, errors = reply[:6]
-        progress, deps, parent_ids, limit_key = (list(reply[6:10]) + [None] * 4)[:4]
-        return stored_job(job_id, queue, record, body, result, errors, float(now), progress, deps, limit_key, parent_ids)
+        progress, deps, parent_ids, limit_key, meta = (list(reply[6:11]) + [None] * 5)[:5]
+        return stored_job(
+            job_id, queue, record, body, result, errors, float(now), progress, deps, limit_key, parent_ids, meta
+        )
 
     async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
         script = SCRIPTS["set_progress"]
-        args = (token, progress)
+        args = (token, progress, self._events_arg)
         queue = self._claimed.get(job_id)
         if queue is not None:
             # The usual caller is the worker that claimed the job through this
@@ -403,29 +418,6 @@ class RedisBackend(RedisConnection):
             return int(await self._eval(script, self._queue(queue).progress(job_id), args)) == 1
         replies = await self._each_queue(script, await self._queues(), lambda k: k.progress(job_id), args)
         return any(int(r) == 1 for r in replies)
-
-    async def cancel(self, job_id: str) -> bool:
-        return await self._first_applied(SCRIPTS["cancel"], job_id, cancel_keys, (job_id, self._result_ttl))
-
-    async def retry_dead(self, job_id: str) -> bool:
-        return await self._first_applied(SCRIPTS["retry_dead"], job_id, retry_dead_keys, (job_id,))
-
-    async def purge(self, state: int, queue: str | None = None) -> int:
-        if state not in _FINISHED:
-            raise ValueError(f"only finished jobs can be purged, not {STATE_NAMES[state]!r} ones")
-        queues = [queue] if queue is not None else await self._queues()
-        deleted = 0
-        script = SCRIPTS["purge"]
-
-        def keys_of(k: QueueKeys) -> tuple[bytes]:
-            return (k.finished[state],)
-
-        while queues:
-            replies = await self._each_queue(script, queues, keys_of, (state, _CHUNK))
-            deleted += sum(int(r[0]) for r in replies)
-            if not any(int(r[1]) for r in replies):
-                break
-        return deleted
 
     async def stats(self) -> dict[str, dict[str, int | str]]:
         queues = await self._queues()
@@ -455,10 +447,7 @@ class RedisBackend(RedisConnection):
         kinds: list[tuple[str, str]] = []  # (queue, how to read the reply)
         for q in queues:
             k = self._queue(q)
-            if state == SUCCEEDED:
-                pipe.lrange(k.finished[state], 0, offset + limit - 1)
-                kinds.append((q, "entries"))
-            elif state in (DEAD, CANCELLED):
+            if state in (SUCCEEDED, DEAD, CANCELLED):
                 pipe.zrange(k.finished[state], 0, offset + limit - 1)
                 kinds.append((q, "ids"))
             elif state == QUEUED:
@@ -489,8 +478,6 @@ class RedisBackend(RedisConnection):
             for m in reply:
                 if kind == "members":
                     candidates.setdefault(m[16:].decode(), q)
-                elif kind == "entries":
-                    candidates.setdefault(m.split(b"|", 2)[-1].decode(), q)
                 elif kind == "ids":
                     candidates.setdefault(m.decode(), q)
                 elif kind == "prio":
@@ -516,7 +503,7 @@ class RedisBackend(RedisConnection):
         pipe = (await self._redis()).pipeline(transaction=False)
         for job_id, q in candidates:
             k = self._queue(q)
-            jk, bk, rk, ek, pk, dk, dpk, lk = k.lookup(job_id)
+            jk, bk, rk, ek, pk, dk, dpk, lk, tk = k.lookup(job_id)
             pipe.get(jk)
             pipe.get(bk)
             pipe.get(rk)
@@ -525,10 +512,11 @@ class RedisBackend(RedisConnection):
             pipe.get(dk)
             pipe.get(dpk)
             pipe.get(lk)
+            pipe.get(tk)
         replies = await pipe.execute(raise_on_error=False)
         jobs: list[StoredJob] = []
         for n, (job_id, q) in enumerate(candidates):
-            record, body, result, errors, progress, deps, parent_ids, limit_key = replies[8 * n : 8 * n + 8]
+            record, body, result, errors, progress, deps, parent_ids, limit_key, meta = replies[9 * n : 9 * n + 9]
             if not isinstance(record, bytes):
                 continue  # deleted meanwhile
             jobs.append(stored_job(
@@ -539,6 +527,7 @@ class RedisBackend(RedisConnection):
                 deps if isinstance(deps, bytes) else None,
                 limit_key if isinstance(limit_key, bytes) else None,
                 parent_ids if isinstance(parent_ids, bytes) else None,
+                meta if isinstance(meta, bytes) else None,
             ))
         jobs.sort(key=lambda j: (j.finished_at or j.enqueued_at, j.id))
         return jobs

@@ -44,7 +44,7 @@ from redis.exceptions import (
 
 from ...errors import BackendError, BackendUnavailableError, ConfigurationError, CorruptJobError, FastjobsError
 from ..base import Backend, BackendOptions
-from .keys import QueueKeys, WorkerKeys
+from .keys import HistoryKeys, QueueKeys, WorkerKeys
 from .scripts import SCRIPTS, Script, evalsha, load_into, log, pack
 from .wakeup import WakeUps
 
@@ -171,6 +171,11 @@ class RedisConnection(Backend):
         self._registry = f"{prefix}:queues".encode()
         self._keys: dict[str, QueueKeys] = {}
         self._workers = WorkerKeys(prefix)
+        self._history = HistoryKeys(prefix)
+        self._events_arg = b"1" if options.events else b""
+        """ARGV of the scripts that publish events: '1' when BackendOptions.events."""
+        self._events_flag = "e" if options.events else ""
+        """The enqueue script's feature letter for events."""
         self._claim_keys: dict[tuple[str, ...], tuple[tuple[bytes, ...], list[str]]] = {}
         self._registered: dict[str, float] = {}
         """Cluster: queue -> monotonic time this instance last added it to the registry."""
@@ -257,6 +262,10 @@ class RedisConnection(Backend):
 
     async def _eval(self, script: Script, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
         return await evalsha(await self._redis(), script, keys, args)
+
+    def _history_packed(self, rows: Sequence[Any]) -> bytes:
+        """The history argument of the ack (or history) script: keeps, then the rows."""
+        return pack([self.options.history_minutes, self.options.history_hours, list(rows)])  # type: ignore[no-any-return]
 
     def _queue(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)

@@ -17,8 +17,8 @@ class QueueKeys:
 
     __slots__ = (
         "queue", "base", "ready", "prio", "sched", "retry", "leases", "enqueue", "claim", "ack", "renew",
-        "peek", "wake", "paused", "resume", "recover", "promote", "cancel", "retry_dead", "stats", "cleanup",
-        "finished", "waiting", "limitwait",
+        "peek", "wake", "paused", "resume", "recover", "promote", "stats", "cleanup",
+        "finished", "waiting", "limitwait", "live", "act",
     )
 
     def __init__(self, prefix: str, queue: str) -> None:
@@ -31,7 +31,7 @@ class QueueKeys:
 
         ready, prio, sched, retry = k("ready"), k("prio"), k("sched"), k("retry")
         leases, leasecount, ghosts = k("leases"), k("leasecount"), k("ghosts")
-        succeeded, cancelled, dead = k("succeeded"), k("cancelled"), k("dead")
+        succeeded, cancelled, dead = k("done"), k("cancelled"), k("dead")
         unique, seq, wake, paused = k("unique"), k("seq"), k("wake"), k("paused")
         held = k("uniqueheld")
         self.ready, self.prio, self.sched, self.retry, self.leases = ready, prio, sched, retry, leases
@@ -45,12 +45,12 @@ class QueueKeys:
         self.resume = (paused, wake)
         self.recover = (prio, leases, leasecount, dead, unique, seq, wake)
         self.promote = (ready, sched, retry, wake)
-        self.cancel = (ready, sched, retry, leases, leasecount, cancelled, unique, ghosts)
-        self.retry_dead = (prio, dead, unique, seq, wake, held)
         self.stats = (ready, prio, sched, retry, leasecount, succeeded, dead, cancelled, ghosts)
         self.cleanup = (succeeded, cancelled, dead, unique, held)
         self.finished = {SUCCEEDED: succeeded, DEAD: dead, CANCELLED: cancelled}
         self.waiting, self.limitwait = k("waiting"), k("limitwait")
+        self.live = k("live")
+        self.act = (self.live,)
 
     def job(self, job_id: str) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         """The job's record, body, result, error-list and progress keys."""
@@ -60,12 +60,12 @@ class QueueKeys:
 
     def lookup(self, job_id: str) -> tuple[bytes, ...]:
         """The keys the get script reads: record, body, result, errors, progress, dependency counts,
-        parents, limit key."""
+        parents, limit key, task and tags."""
         jid = job_id.encode()
         base = self.base
         return (
             base + b"j:" + jid, base + b"b:" + jid, base + b"r:" + jid, base + b"e:" + jid, base + b"p:" + jid,
-            base + b"d:" + jid, base + b"dp:" + jid, base + b"l:" + jid,
+            base + b"d:" + jid, base + b"dp:" + jid, base + b"l:" + jid, base + b"t:" + jid,
         )
 
     def parked(self, key: bytes) -> bytes:
@@ -84,6 +84,21 @@ class QueueKeys:
         """The keys set_progress takes: the job's record and progress."""
         jid = job_id.encode()
         return self.base + b"j:" + jid, self.base + b"p:" + jid
+
+
+class HistoryKeys:
+    """The history's keys (see lua/_history.lua): a hash tag of their own, ``{~history}``."""
+
+    __slots__ = ("base", "minutes", "hours", "lead")
+
+    def __init__(self, prefix: str) -> None:
+        self.base = f"{prefix}:{{~history}}:".encode()
+        self.minutes, self.hours = self.base + b"m", self.base + b"h"
+        self.lead = (self.minutes, self.hours)
+
+    def index(self, step: int) -> bytes:
+        """The index ZSET of the minute (60) or hour (3600) points."""
+        return self.minutes if step == 60 else self.hours
 
 
 class WorkerKeys:
@@ -107,6 +122,5 @@ renew_keys = attrgetter("renew")
 recover_keys = attrgetter("recover")
 promote_keys = attrgetter("promote")
 cleanup_keys = attrgetter("cleanup")
-cancel_keys = attrgetter("cancel")
-retry_dead_keys = attrgetter("retry_dead")
+act_keys = attrgetter("act")
 stats_keys = attrgetter("stats")

@@ -92,10 +92,19 @@ def _parent_ids(packed: bytes | None) -> tuple[str, ...]:
         return ()
 
 
+def task_and_tags(meta: bytes | None) -> tuple[str, tuple[str, ...]]:
+    """The task and tags of a job's ``t:<id>`` value (task, then tags, tab-separated)."""
+    if not meta:
+        return "", ()
+    task, *tags = meta.decode("utf-8", "replace").split("\t")
+    return task, tuple(tags)
+
+
 def stored_job(
     job_id: str, queue: str, record: bytes, body: bytes | None, result: bytes | None,
     errors: list[bytes] | None, now: float, progress: bytes | None = None,
     deps: bytes | None = None, limit_key: bytes | None = None, parent_ids: bytes | None = None,
+    meta: bytes | None = None,
 ) -> StoredJob:
     """A StoredJob from the job record string (see lua/_common.lua) and its companions."""
     rec = Record.parse(record)
@@ -107,6 +116,7 @@ def stored_job(
     if state in (SCHEDULED, RETRY_PENDING) and run_at <= now:
         state = QUEUED
     pending, failed = _dependency_counts(deps)
+    task, tags = task_and_tags(meta)
     return StoredJob(
         id=job_id,
         queue=queue,
@@ -129,7 +139,9 @@ def stored_job(
         pending_parents=pending,
         failed_parents=failed,
         limit_key=limit_key.decode("utf-8", "replace") if limit_key else None,
+        task=task,
+        tags=tags,
     )
 
 
-__all__ = ["Record", "stored_job"]
+__all__ = ["Record", "stored_job", "task_and_tags"]

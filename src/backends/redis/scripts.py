@@ -1,7 +1,8 @@
 """The Lua scripts: assembled from ``fastjobs/lua``, loaded at connect, called with EVALSHA.
 
 Each ``<op>-<numkeys>.lua`` file is one atomic operation; ``-- @include <name>``
-lines paste in shared snippets (``_common.lua``), and a generated prelude
+lines paste in shared snippets (``_common.lua``, which includes ``_events.lua``;
+``_history.lua``), each once per script, and a generated prelude
 defines the job states from :mod:`fastjobs._core`, so no state number is
 written twice. A server that lost its scripts (restart, ``SCRIPT FLUSH``)
 answers NOSCRIPT: :func:`evalsha` loads them all again and retries once, as
@@ -81,13 +82,19 @@ def load_scripts() -> dict[str, Script]:
     prelude = state_prelude()
 
     def include(match: re.Match[str]) -> str:
-        return texts[match.group(1) + ".lua"]
+        # Snippets may include snippets (``_common`` pulls in ``_events``), each pasted once.
+        name = match.group(1)
+        if name in pasted:
+            return ""
+        pasted.add(name)
+        return _INCLUDE.sub(include, texts[name + ".lua"])
 
     scripts = {}
     for name, text in sorted(texts.items()):
         m = _SCRIPT_NAME.match(name)
         if m is None:
             continue
+        pasted: set[str] = set()
         scripts[m["op"]] = Script(m["op"], int(m["numkeys"]), prelude + _INCLUDE.sub(include, text))
     return scripts
 
