@@ -15,7 +15,7 @@ from ._core import Backoff, Exponential, Fixed, Linear
 from ._core import implementation as core_implementation
 from ._version import __version__
 from .app import App
-from .backends.base import Limit, WorkerInfo
+from .backends.base import Event, Limit, WorkerInfo
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -43,6 +43,7 @@ from .errors import (
 from .context import Context
 from .handles import Batch, BatchProgress, JobHandle, JobHandles
 from .health import Health
+from .history import HistoryBucket
 from .job import AttemptError, JobInfo, Progress, new_job_id
 from .search import JobPage
 from .task import Call, Task
@@ -51,7 +52,7 @@ from .worker import Worker
 
 __all__ = [
     "App", "AttemptError", "BackendError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
-    "CorruptJobError", "DependencyError", "DuplicateJobError", "Exponential", "Fail", "FastjobsError", "Fixed", "Health",
+    "CorruptJobError", "DependencyError", "DuplicateJobError", "Event", "Exponential", "Fail", "FastjobsError", "Fixed", "Health", "HistoryBucket",
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo",
     "JobNotFoundError", "JobPage", "JobStateError", "JobTimeoutError",
     "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "Task", "UnencodableError",

@@ -8,6 +8,10 @@ when asked, else after ``ack_interval`` seconds, so the ack of one batch
 overlaps the claim of the next. A flush that fails keeps its acks, in order,
 and retries with a backoff while the backend is down.
 
+Each outcome of a run also notes a :data:`~fastjobs.history.Run` (queue, task,
+outcome, seconds), kept beside its ack; a flush sums them into history rows sent
+in the same ``ack_many`` call (see :mod:`fastjobs.history`).
+
 Example:
     >>> from fastjobs.acks import AckBuffer
     >>> buffer = AckBuffer(ack_batch=1000, ack_interval=0.002, max_payload=1 << 20)
@@ -25,7 +29,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ._core import PayloadTooLargeError, UnencodableError, encode_value
-from .backends.base import Ack, AckKind, Backend, Claim
+from .backends.base import Ack, AckKind, Backend, Claim, HistoryRow, Outcome
+from .history import Run, tally
 from .job import error_record, exception_record
 from .retries import RetryPolicy
 
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastjobs.worker")
 
 SUCCEED, RETRY, DEAD, RELEASE = AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE
+SUCCEEDED, RETRIED, DIED = Outcome.SUCCEEDED, Outcome.RETRIED, Outcome.DEAD
 
 MAX_RETRY_DELAY = 1.0
 """Longest wait between two attempts to send acks while the backend is down. Short, because
@@ -49,17 +55,26 @@ class AckBuffer:
         ack_batch: flush at once when this many are pending.
         ack_interval: otherwise flush this many seconds after the first one.
         max_payload: the largest result that can be stored, in bytes.
+        worker: the worker's id, written in the error record of each failed attempt.
     """
 
-    def __init__(self, ack_batch: int, ack_interval: float, max_payload: int) -> None:
+    def __init__(self, ack_batch: int, ack_interval: float, max_payload: int, worker: str | None = None) -> None:
         self.ack_batch = ack_batch
         self.ack_interval = ack_interval
         self.max_payload = max_payload
+        self.worker = worker
         self.retries = RetryPolicy()
         self._succeeded = 0
         self._failed = 0
         self.pending: list[Ack] = []
         """Not sent yet, in outcome order. Replaced (not cleared) by each flush: hold no reference."""
+        self.runs: list[Run | None] = []
+        """Beside :attr:`pending`, one per ack: the run it reports, None for a give-back or a job
+        that could not be read (no queue or task to count it under)."""
+        self._unsure = 0
+        """How many of the first :attr:`pending` acks went out in a call that failed (see :meth:`_flush`)."""
+        self._carry: list[HistoryRow] = []
+        """History rows still to send: those of acks whose first call failed, once they applied."""
         self.acked = 0
         """Acknowledgements the backend applied (stale ones excluded)."""
         self.stale = 0
@@ -76,22 +91,26 @@ class AckBuffer:
 
     # -- outcomes -------------------------------------------------------------------
 
-    def succeed(self, claim: Claim, record: JobRecord, value: Any) -> None:
+    def succeed(self, claim: Claim, record: JobRecord, value: Any, seconds: float) -> None:
+        """An attempt returned ``value`` after running ``seconds``."""
         try:
             payload = None if value is None else encode_value(value, self.max_payload)
         except (UnencodableError, PayloadTooLargeError) as exc:
             # Running it again would return the same value: dead-letter it.
-            self.dead_letter(claim, type(exc).__name__, f"the result cannot be stored: {exc}")
+            self.dead_letter(claim, type(exc).__name__, f"the result cannot be stored: {exc}", record, seconds)
             return
         self.pending.append(Ack(claim.id, claim.token, SUCCEED, payload))
+        self.runs.append((record.queue, record.task, SUCCEEDED, seconds))
         self._succeeded += 1
 
-    def fail(self, claim: Claim, record: JobRecord, exc: BaseException) -> None:
-        """An attempt raised ``exc``: retry it after its backoff, or dead-letter it."""
+    def fail(self, claim: Claim, record: JobRecord, exc: BaseException, seconds: float) -> None:
+        """An attempt raised ``exc`` after running ``seconds``: retry it after its backoff, or dead-letter it."""
         self._failed += 1
         attempt = claim.attempt
-        payload = exception_record(attempt, exc)
+        # The start, from the wall clock now and the monotonic run time: no clock read per job.
+        payload = exception_record(attempt, exc, self.worker, time.time() - seconds)
         retry, delay = self.retries.decide(claim.id, record, attempt, exc)
+        self.runs.append((record.queue, record.task, RETRIED if retry else DIED, seconds))
         if retry:
             self.pending.append(Ack(claim.id, claim.token, RETRY, payload, delay))
             log.warning(
@@ -105,15 +124,21 @@ class AckBuffer:
                 claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc,
             )
 
-    def dead_letter(self, claim: Claim, kind: str, message: str) -> None:
-        """Dead-letter a job that cannot run (undecodable, unknown task...) with the reason."""
+    def dead_letter(self, claim: Claim, kind: str, message: str, record: JobRecord | None = None,
+                    seconds: float = 0.0) -> None:
+        """Dead-letter a job that cannot run (undecodable, unknown task...) with the reason.
+
+        Counted in the history as dead under its queue and task when ``record`` is known."""
         self._failed += 1
         log.error("job %s dead-lettered: %s: %s", claim.id, kind, message)
-        self.pending.append(Ack(claim.id, claim.token, DEAD, error_record(claim.attempt, kind, message)))
+        payload = error_record(claim.attempt, kind, message, worker=self.worker, started_at=time.time() - seconds)
+        self.pending.append(Ack(claim.id, claim.token, DEAD, payload))
+        self.runs.append(None if record is None else (record.queue, record.task, DIED, seconds))
 
     def release(self, claim: Claim) -> None:
         """Give back a job that did not start (or was interrupted by shutdown), its attempt unused."""
         self.pending.append(Ack(claim.id, claim.token, RELEASE))
+        self.runs.append(None)
 
     @property
     def succeeded(self) -> int:
@@ -138,12 +163,12 @@ class AckBuffer:
 
     @property
     def idle(self) -> bool:
-        """Nothing pending and no flush under way."""
-        return not self.pending and self.flushing is None
+        """Nothing pending (acks or carried history rows) and no flush under way."""
+        return not self.pending and not self._carry and self.flushing is None
 
     def schedule(self, now: bool = False) -> None:
         """Flush soon: at once if ``now`` or ``ack_batch`` are pending, else after ``ack_interval``."""
-        if not self.pending or self.flushing is not None:
+        if not (self.pending or self._carry) or self.flushing is not None:
             return
         loop = self._loop
         assert loop is not None
@@ -156,17 +181,35 @@ class AckBuffer:
             self._timer = loop.call_later(self.ack_interval, self.schedule, True)
 
     async def _flush(self) -> None:
-        """Send pending acks in batches until none are left; retry while the backend is down."""
+        """Send pending acks in batches until none are left; retry while the backend is down.
+
+        History is counted once per run, even when a call fails after the backend applied it
+        (the reply was lost): a retried ack that applied then comes back stale, its token used.
+        So the runs of acks whose call failed are not sent again with the retry; once the retry
+        says which of them applied (True: the failed call had not), their rows go in the next
+        call. The price: a job whose lease was lost during the outage is not counted (its
+        outcome was discarded, and its next run is counted); rows carried this way are sent
+        again if that next call fails too.
+        """
         backend = self._backend
         assert backend is not None
         failures = 0
         try:
-            while self.pending:
+            while self.pending or self._carry:
                 batch, self.pending = self.pending, []
+                runs, self.runs = self.runs, []
+                unsure, self._unsure = self._unsure, 0
+                carry, self._carry = self._carry, []
+                history = tally(runs[unsure:] if unsure else runs)
+                if carry:
+                    history += carry
                 try:
-                    applied = await backend.ack_many(batch)
+                    applied = await backend.ack_many(batch, history=history)
                 except Exception as exc:
                     self.pending[:0] = batch  # keep them, in order, for the next try
+                    self.runs[:0] = runs
+                    self._unsure = len(batch)
+                    self._carry[:0] = carry
                     self.failing = True
                     failures += 1
                     delay = min(MAX_RETRY_DELAY, 0.05 * 2**failures)
@@ -175,6 +218,8 @@ class AckBuffer:
                     continue
                 failures = 0
                 self.failing = False
+                if unsure:
+                    self._carry = tally(run for run, ok in zip(runs[:unsure], applied) if ok)
                 stale = applied.count(False)
                 self.acked += len(applied) - stale
                 if self._waiters:
@@ -187,7 +232,7 @@ class AckBuffer:
                             log.warning("job %s: outcome discarded, its lease was lost (token %d)", ack.id, ack.token)
         finally:
             self.flushing = None
-            if self.pending:
+            if self.pending or self._carry:
                 self.schedule()
 
     async def wait_acked(self, count: int) -> None:

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from ._core import DEFAULT_MAX_PAYLOAD, Backoff
@@ -31,6 +31,10 @@ from .handles import Batch, JobHandles
 from .job import JobInfo, new_job_ids
 from .options import TASK_NAME, UNSET, TaskOptions, check_dependencies, check_limit, check_seconds, validate_queue
 from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
+from .backends.base import Event
+from .events import listen, parse_queues
+from .history import HistoryBucket, read_history
+from .search import Instant
 from .operations import JobOperations
 from .task import Call, Task
 from .worker import Worker
@@ -530,3 +534,32 @@ class App(JobOperations):
             >>> await app.run_worker(queues=["emails", "default"], concurrency=100)  # doctest: +SKIP
         """
         await self.worker(queues, **options).run()
+
+    # -- history and events ------------------------------------------------------
+
+    async def history(self, queue: str | None = None, task: str | None = None, since: Instant = None,
+                      until: Instant = None, step: str = "1m") -> list[HistoryBucket]:
+        """Throughput and run times per minute (``step="1m"``) or hour (``"1h"``), per queue and task.
+
+        ``since`` / ``until``: aware datetimes or epoch seconds (default: the last hour of
+        minutes, or the last 24 hours of hours, up to now). Minutes are kept 24 h and hours
+        30 days by default. Only minutes (hours) in which something ran are listed.
+
+        Example:
+            >>> for b in await app.history(queue="emails", step="1h"):  # doctest: +SKIP
+            ...     print(b.at, b.task, b.succeeded, b.retried, b.dead, b.p50, b.p95)
+        """
+        return await read_history(await self.backend(), queue, task, since, until, step)
+
+    def events(self, queues: str | Sequence[str] | None = None) -> AsyncIterator[Event]:
+        """Job lifecycle events of ``queues`` (None: every queue) from now on, best effort.
+
+        Kinds: enqueued, started, progress, succeeded, failed, dead, released, cancelled,
+        deleted. A listener that falls behind or reconnects misses events: use them for live
+        views, never for correctness. Leaving the loop unsubscribes.
+
+        Example:
+            >>> async for event in app.events(queues=["emails"]):  # doctest: +SKIP
+            ...     print(event.kind, event.job_id, event.task, event.at)
+        """
+        return listen(self, parse_queues(queues))

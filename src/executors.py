@@ -50,6 +50,34 @@ if sys.version_info < (3, 12):
         return loop.create_task(coro)
 
 
+_monotonic = time.monotonic
+
+
+async def timed(running: Running, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Await a handler's coroutine inside its Task, noting in ``running.ran`` the seconds it ran.
+
+    Timed from inside the Task because from outside the wait would count: before 3.12 a Task's
+    first step waits its turn in the loop (behind the rest of its batch), and a done callback
+    always does. Costs one coroutine frame and two clock reads per job (~0.2 us).
+    """
+    started = _monotonic()
+    try:
+        return await coro
+    finally:
+        running.ran = _monotonic() - started
+
+
+_TIMED = timed.__code__
+
+
+def handler_error(exc: BaseException) -> BaseException:
+    """``exc`` as its handler raised it: the frame of :func:`timed` dropped from the top of its traceback."""
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code is _TIMED:
+        exc.__traceback__ = tb.tb_next
+    return exc
+
+
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
 
 LEASE_SAFETY = 0.5
@@ -71,7 +99,7 @@ class Running:
     """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
 
     __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx",
-                 "start_by")
+                 "start_by", "ran")
 
     def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
         self.claim = claim
@@ -85,6 +113,9 @@ class Running:
         self.thread_state = _WAITING
         self.started: float | None = None
         """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
+        self.ran = 0.0
+        """Seconds the handler ran (the history's run time): measured inside the job's Task by
+        :func:`timed`, or by the thread that ran it."""
         self.ctx: Context | None = None
         self.start_by = float("inf")
         """Sync jobs: ``time.monotonic()`` after which a thread must not start it (see :data:`LEASE_SAFETY`)."""
@@ -151,6 +182,7 @@ class ThreadRunner:
                     outcome = (running, running.task.fn(*args, **record.kwargs), None)
                 except BaseException as exc:  # the handler's failure, reported like any other
                     outcome = (running, None, exc)
+                running.ran = time.monotonic() - now
             with lock:
                 self.outcomes.append(outcome)
                 first = len(self.outcomes) == 1

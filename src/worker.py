@@ -47,7 +47,7 @@ from .backends.base import Backend, Claim
 from .constants import BATCH, PIPE
 from .context import Context
 from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
-from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
+from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, handler_error, start_task, timed
 from .options import validate_queue
 from .periodic import run_schedules
 from .registry import Membership
@@ -141,7 +141,6 @@ class Worker:
         """``time.monotonic()`` when the claim in flight was sent (None: no claim in flight)."""
         self._claim_failed = False
         self._renew_failed = False
-        self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload)
         self._slot_free = asyncio.Event()
         self._stop = asyncio.Event()
         self._forced = asyncio.Event()
@@ -151,6 +150,7 @@ class Worker:
         self._membership = Membership(self.queues, concurrency, leases)
         self.id = self._membership.id
         """This worker in the backend's registry (:meth:`~fastjobs.App.workers`)."""
+        self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload, self.id)
 
     # -- control ---------------------------------------------------------------
 
@@ -361,7 +361,7 @@ class Worker:
                 self._ackbuf.dead_letter(
                     claim, UnknownTaskError.__name__,
                     f"no task named {record.task!r} is registered in this worker; "
-                    "register it with @app.task (workers never import code a job names)",
+                    "register it with @app.task (workers never import code a job names)", record,
                 )
                 continue
             record.attempt = claim.attempt
@@ -376,14 +376,14 @@ class Worker:
             return
         lease = task.default_options.lease or self.app.lease
         ctx = self._context(claim, record, task) if task.context else None
+        running = Running(claim, record, task, None, lease)
+        running.ctx = ctx
         try:
             args = record.args if ctx is None else (ctx, *record.args)
-            job_task = start_task(self._loop, task.fn(*args, **record.kwargs))
+            job_task = running.future = start_task(self._loop, timed(running, task.fn(*args, **record.kwargs)))
         except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
-            self._ackbuf.fail(claim, record, exc)
+            self._ackbuf.fail(claim, record, exc, 0.0)
             return
-        running = Running(claim, record, task, job_task, lease)
-        running.ctx = ctx
         if job_task.done():  # finished in its eager first step
             self._settle(running, job_task)
         else:
@@ -406,7 +406,7 @@ class Worker:
                 stored = await self._backend.get(parent_id)  # type: ignore[union-attr]
             except Exception as exc:  # the backend failed: this attempt fails, and is retried
                 if self._forget(fetching) and not fetching.lost:
-                    self._ackbuf.fail(claim, record, exc)
+                    self._ackbuf.fail(claim, record, exc, time.monotonic() - fetching.started)  # type: ignore[operator]
                     self._ackbuf.schedule()
                 return
             if not self._forget(fetching) or fetching.lost:
@@ -417,13 +417,14 @@ class Worker:
                 self._ackbuf.dead_letter(
                     claim, DependencyError.__name__,
                     f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
-                    "kept result_ttl seconds after a job succeeded; raise the App's result_ttl",
+                    "kept result_ttl seconds after a job succeeded; raise the App's result_ttl", record,
                 )
             else:
                 try:
                     value = None if stored.result is None else decode_value(stored.result, self.app.max_payload)
                 except (CorruptJobError, PayloadTooLargeError, UnencodableError) as exc:
-                    self._ackbuf.dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}")
+                    self._ackbuf.dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}",
+                                             record)
                 else:
                     record.args = (value, *record.args)
                     self._start_one(claim, record, task)
@@ -481,7 +482,7 @@ class Worker:
         # A thread cannot be killed: fail the attempt now and free the slot; the
         # thread runs on and its late outcome is discarded.
         self._forget(running)
-        self._ackbuf.fail(running.claim, running.record, self._timeout_error(running))
+        self._ackbuf.fail(running.claim, running.record, self._timeout_error(running), timeout - remaining)
         self._ackbuf.schedule()
 
     def _timeout_error(self, running: Running) -> JobTimeoutError:
@@ -505,28 +506,29 @@ class Worker:
     def _settle(self, running: Running, fut: asyncio.Future[Any]) -> None:
         """Turn a finished handler Task into its ack."""
         claim, record = running.claim, running.record
+        seconds = running.ran
         if fut.cancelled():
             if running.timed_out:
-                self._ackbuf.fail(claim, record, self._timeout_error(running))
+                self._ackbuf.fail(claim, record, self._timeout_error(running), seconds)
             else:  # interrupted by shutdown: give it back without using the attempt
                 self._ackbuf.release(claim)
             return
         exc = fut.exception()
         if exc is None:
-            self._ackbuf.succeed(claim, record, fut.result())
+            self._ackbuf.succeed(claim, record, fut.result(), seconds)
         else:
-            self._ackbuf.fail(claim, record, exc)
+            self._ackbuf.fail(claim, record, handler_error(exc), seconds)
 
     def _sync_done(self, outcomes: list[tuple[Running, Any, BaseException | None]]) -> None:
         for running, value, exc in outcomes:
             if not self._forget(running) or running.lost:
                 continue  # timed out, or its lease was lost: the outcome is discarded
             if exc is None:
-                self._ackbuf.succeed(running.claim, running.record, value)
+                self._ackbuf.succeed(running.claim, running.record, value, running.ran)
             elif exc is LEASE_UNCONFIRMED:  # a thread found it too late to start: give it back
                 self._ackbuf.release(running.claim)
             else:
-                self._ackbuf.fail(running.claim, running.record, exc)
+                self._ackbuf.fail(running.claim, running.record, exc, running.ran)
         self._ackbuf.schedule()
 
     # -- leases and maintenance -------------------------------------------------
