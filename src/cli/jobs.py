@@ -127,8 +127,7 @@ def format_job(info: JobInfo) -> list[str]:
     field("task", info.task)
     field("state", f"{info.state}, attempt {info.attempt} of {info.max_attempts}")
     field("queue", f"{info.queue}, priority {info.priority}")
-    tags = getattr(info, "tags", ())
-    field("tags", ", ".join(tags) if tags else "-")
+    field("tags", ", ".join(info.tags) if info.tags else "-")
     field("args", _value(list(info.args)))
     field("kwargs", _value(info.kwargs))
     field("meta", _value(info.meta) if info.meta else "-")
@@ -145,9 +144,8 @@ def format_job(info: JobInfo) -> list[str]:
     if info.depends_on:
         field("depends on", f"{', '.join(info.depends_on)} ({info.pending_parents} pending, "
                             f"{info.failed_parents} failed)")
-    batch = getattr(info, "batch_id", None)
-    if batch:
-        field("batch", str(batch))
+    if info.batch_id:
+        field("batch", info.batch_id)
     if info.unique_key is not None:
         field("unique key", info.unique_key)
     if info.limit_key is not None:
@@ -155,11 +153,9 @@ def format_job(info: JobInfo) -> list[str]:
     if info.errors:
         out.append(f"errors ({len(info.errors)}):")
     for error in info.errors:
-        worker = getattr(error, "worker", None)
-        started = getattr(error, "started_at", None)
-        span = f"{when(started)} to {when(error.at)}" if started else f"at {when(error.at)}"
+        span = f"{when(error.started_at)} to {when(error.at)}" if error.started_at else f"at {when(error.at)}"
         out.extend(wrap(f"attempt {error.attempt}: {error.type}: {error.message}", "  "))
-        out.extend(wrap(f"{span}" + (f", worker {worker}" if worker else ""), "    "))
+        out.extend(wrap(span + (f", worker {error.worker}" if error.worker else ""), "    "))
         if error.traceback:
             out.extend(wrap(error.traceback.rstrip("\n"), "    "))
     return out

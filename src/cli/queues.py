@@ -181,7 +181,7 @@ async def snapshot(app: App) -> Snapshot:
 def format_stats(snap: Snapshot, title: str) -> list[str]:
     """The ``stats`` table in 100 columns: one row per queue (``*`` marks a paused one)."""
     labels = [SHORT.get(s, s) for s in STATE_NAMES]
-    lines = [fit(f"{title} at {when(snap.now)}; workers: {snap.alive} alive, {snap.gone} gone", WIDTH),
+    lines = [fit(f"{title} at {when(snap.now)}", WIDTH),
              f"{'queue':<20}" + "".join(f"{label:>{len(label) + 2}}" for label in labels) + f"{'jobs/s':>9}"]
     totals = dict.fromkeys(STATE_NAMES, 0)
     for queue in sorted(set(snap.queues) | {q for q, r in snap.rates.items() if r}):
@@ -197,9 +197,40 @@ def format_stats(snap: Snapshot, title: str) -> list[str]:
     if len(snap.queues) > 1:
         lines.append(f"{'(all)':<20}" + "".join(f"{totals[s]:>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
                      + f"{sum(snap.rates.values()):>9.1f}")
+    lines.append(f"workers: {snap.alive} alive, {snap.gone} gone")
     if snap.paused:
         lines.append("* paused: " + fit(", ".join(snap.paused), WIDTH - 10))
     return lines
+
+
+def rich_stats(snap: Snapshot, title: str) -> Any:
+    """The ``stats`` table as a rich renderable (``--watch`` on a terminal): the same rows as
+    :func:`format_stats`, paused queues in yellow, damaged ones in red."""
+    from rich.table import Table
+
+    lines = format_stats(snap, title)
+    caption = f"{lines[-2] if snap.paused else lines[-1]}; * paused; Ctrl-C to stop"
+    table = Table(title=lines[0], caption=caption, title_justify="left",
+                  caption_justify="left", pad_edge=False, expand=False)
+    table.add_column("queue", max_width=20, no_wrap=True, overflow="ellipsis")
+    for s in STATE_NAMES:
+        table.add_column(SHORT.get(s, s), justify="right")
+    table.add_column("jobs/s", justify="right")
+    totals = dict.fromkeys(STATE_NAMES, 0)
+    for queue in sorted(set(snap.queues) | {q for q, r in snap.rates.items() if r}):
+        row = snap.queues.get(queue, {})
+        if BROKEN in row:
+            table.add_row(queue, f"damaged: {row[BROKEN]}", style="red")
+            continue
+        for s in STATE_NAMES:
+            totals[s] += int(row.get(s, 0))
+        paused = queue in snap.paused
+        table.add_row(queue + ("*" if paused else ""), *(f"{row.get(s, 0):,}" for s in STATE_NAMES),
+                      f"{snap.rates.get(queue, 0.0):.1f}", style="yellow" if paused else None)
+    if len(snap.queues) > 1:
+        table.add_row("(all)", *(f"{totals[s]:,}" for s in STATE_NAMES), f"{sum(snap.rates.values()):.1f}",
+                      style="bold", end_section=True)
+    return table
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -241,9 +272,7 @@ async def _watch(app: App, args: argparse.Namespace, title: str) -> None:
             if args.json:
                 print_json(snap.to_json(redact_url(app.url)), compact=True)
             elif live is not None:
-                from rich.text import Text
-
-                live.update(Text("\n".join(format_stats(snap, title)) + "\n(Ctrl-C to stop)"), refresh=True)
+                live.update(rich_stats(snap, title), refresh=True)
             elif sys.stdout.isatty():
                 print("\x1b[H\x1b[2J" + "\n".join(format_stats(snap, title)), flush=True)
             else:

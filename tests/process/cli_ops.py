@@ -63,7 +63,7 @@ class Space:
                               stdin=subprocess.DEVNULL)
         if ok is not None:
             assert done.returncode == ok, (done.returncode, done.stdout, done.stderr)
-        if done.returncode == 0:
+        if done.returncode == 0 and "--json" not in args:  # text fits 100 columns; JSON is for programs
             assert max(map(len, done.stdout.splitlines()), default=0) <= 100, done.stdout
         return done
 
