@@ -31,6 +31,7 @@ Examples::
     python -m benchmarks --backend redis --jobs 200000
     python -m benchmarks --micro              # pytest-benchmark micro-benchmarks of the core
     python -m benchmarks --faults --quick     # the fault-injection suite (benchmarks/faults)
+    python -m benchmarks --pagination         # a search page's cost at 10k and 1M stored jobs
 
 URLs come from ``FASTJOBS_REDIS_URL`` and ``FASTJOBS_DATABASE_URL`` (default: the
 local servers).
@@ -436,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
         from .faults.cli import main as faults_main
 
         return faults_main([a for a in argv if a != "--faults"])
+    if "--pagination" in argv:  # so does the search page-cost run
+        from .pagination import main as pagination_main
+
+        return pagination_main([a for a in argv if a != "--pagination"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=[*TARGETS, "all"], default="memory")
     parser.add_argument("--handler", choices=["async", "sync", "both"], default="both")
@@ -447,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--micro", action="store_true", help="run the core micro-benchmarks (pytest-benchmark)")
     parser.add_argument("--faults", action="store_true",
                         help="run the fault-injection suite instead (see python -m benchmarks --faults --help)")
+    parser.add_argument("--pagination", action="store_true",
+                        help="time search pages at 10k and 1M stored jobs instead (see --pagination --help)")
     parser.add_argument("--no-features", dest="features", action="store_false",
                         help="skip the unique / rate-limited / batch rows")
     args = parser.parse_args(argv)
