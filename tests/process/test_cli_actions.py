@@ -5,10 +5,14 @@ jobs needs (refused without a terminal unless ``--yes``)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import subprocess
+import sys
 
 import pytest
 
-from tests.process.cli_ops import Space, any_space, redis_space  # noqa: F401  (fixtures)
+from tests.process.cli_ops import APP, ROOT, Space, any_space, redis_space  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +103,14 @@ async def test_a_bulk_action_over_1000_jobs_needs_yes(redis_space: Space) -> Non
         line = await asyncio.to_thread(space.usage_error, *args)
         assert "would act on 1,001 jobs (more than 1,000): pass --yes" in line, line
     assert (await space.app.stats())["bulk"]["queued"] == 1001  # nothing changed
+    # On a terminal it asks: "n" leaves everything as it was (exit 1), "y" goes ahead.
+    prompt, declined = await asyncio.to_thread(answer_on_a_terminal, space, "n", "cancel", "--queue", "bulk")
+    assert prompt == "cancel 1,001 jobs? [y/N] " and declined.returncode == 1, declined
+    assert declined.stderr.strip() == "fastjobs: cancel: nothing done"
+    assert (await space.app.stats())["bulk"]["queued"] == 1001
+    prompt, accepted = await asyncio.to_thread(answer_on_a_terminal, space, "y", "delete", "--tag", "t")
+    assert accepted.returncode == 0 and accepted.stdout.strip() == "deleted 1,001 jobs matching the filter"
+    await space.app.enqueue_many(space.echo.options(queue="bulk").call(str(i)) for i in range(1001))
     done = await asyncio.to_thread(space.cli, "cancel", "--queue", "bulk", "--yes")
     assert done.stdout.strip() == "cancelled 1,001 jobs matching the filter"
     # 1,001 dead jobs: retry refuses them without --yes too, and takes them all with it.
@@ -109,3 +121,29 @@ async def test_a_bulk_action_over_1000_jobs_needs_yes(redis_space: Space) -> Non
     assert (await asyncio.to_thread(space.json, "retry", "--queue", "bulk", "--yes"))["retried"] == 1001
     purge = await asyncio.to_thread(space.usage_error, "purge", "--state", "cancelled")
     assert "purge cancelled would act on 1,001 jobs" in purge
+
+
+def answer_on_a_terminal(space: Space, answer: str, *args: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Run a command with a terminal as stdin and stderr; read its question, type ``answer``."""
+    command, *rest = args
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "fastjobs", command, APP, *rest], cwd=ROOT, env=space.env,
+                            stdin=terminal, stderr=terminal, stdout=subprocess.PIPE, text=True)
+    os.close(terminal)
+    prompt = b""
+    while not prompt.endswith(b"] "):
+        chunk = os.read(controller, 1024)
+        assert chunk, prompt
+        prompt += chunk
+    os.write(controller, answer.encode() + b"\n")
+    out, _ = proc.communicate(timeout=60)
+    rest_of_stderr = b""
+    try:
+        while chunk := os.read(controller, 1024):
+            rest_of_stderr += chunk
+    except OSError:  # the terminal closed with the process
+        pass
+    os.close(controller)
+    # The terminal echoes the answer, and turns newlines into CRLF.
+    err = rest_of_stderr.decode().replace("\r\n", "\n").removeprefix(answer + "\n")
+    return prompt.decode(), subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

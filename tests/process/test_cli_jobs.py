@@ -125,3 +125,14 @@ def test_help_shows_defaults_in_100_columns() -> None:
         assert "--url" in done.stdout, command
     assert "jobs per page (1-1000) (default: 50)" in space.cli("jobs", "--help", env=env).stdout
     assert "(default: 1.0)" in space.cli("stats", "--help", env=env).stdout
+
+
+async def test_enqueue_with_tags_and_meta_then_find_it(redis_space: Space) -> None:  # noqa: F811
+    space = redis_space
+    job_id = (await asyncio.to_thread(space.json, "enqueue", "echo", "--args", '["hi"]', "--tag", "tenant:42",
+                                      "--tag", "import", "--meta", '{"source": "cli"}'))["id"]
+    page = await asyncio.to_thread(space.json, "jobs", "--tag", "tenant:42", "--state", "queued")
+    assert [j["id"] for j in page["jobs"]] == [job_id]
+    info = await asyncio.to_thread(space.json, "job", job_id)
+    assert (info["tags"], info["meta"], info["args"]) == (["tenant:42", "import"], {"source": "cli"}, ["hi"])
+    assert "tag must be" in await asyncio.to_thread(space.usage_error, "enqueue", "echo", "--args", '["x"]', "--tag", " ")

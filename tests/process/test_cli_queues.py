@@ -72,6 +72,24 @@ async def test_stats_watch_refreshes(redis_space: Space) -> None:  # noqa: F811
     assert proc.returncode == 0, err
 
 
+async def test_stats_counts_live_workers(redis_space: Space) -> None:  # noqa: F811
+    space = redis_space
+    worker = subprocess.Popen([sys.executable, "-m", "fastjobs", "worker", APP, "--queues", "idle"], cwd=ROOT,
+                              env=space.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # until it registered (it beats from its start)
+            snap = await asyncio.to_thread(space.json, "stats")
+            if snap["workers"]["alive"]:
+                break
+            await asyncio.sleep(0.2)
+        assert snap["workers"] == {"alive": 1, "gone": 0}
+        text = await asyncio.to_thread(space.cli, "stats")
+        assert "workers: 1 alive, 0 gone" in text.stdout.splitlines()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(worker.wait, 30)
+
+
 async def test_check_exit_status(any_space: Space) -> None:  # noqa: F811
     space = any_space
     healthy = await asyncio.to_thread(space.cli, "check")
