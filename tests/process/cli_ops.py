@@ -92,6 +92,7 @@ class Space:
 async def space_on(url: str) -> AsyncIterator[Space]:
     space = Space(url)
     try:
+        await space.app.backend()  # PostgreSQL: the schema exists before any command runs
         yield space
     finally:
         await space.app.close()
