@@ -94,7 +94,7 @@ class JobActions:
                 job.lease_until = None
                 job.run_at = now
                 self._push(job)
-                self._live_index(job.queue).add((round(job.enqueued_at * 1e6), job_id))
+                self._live_index(job.queue).add(round(job.enqueued_at * 1e6), job_id)
                 if self._eventing:
                     self._emit_job("enqueued", job, now)
                 done.append(True)

@@ -9,12 +9,15 @@ microseconds, id)``:
 * a finished job in the *done* index of its (queue, state), keyed by its
   ``finished_at`` (set once, when it finishes).
 
-So the hot path touches the indexes twice per job: one insert at enqueue (an
-append, enqueue times only grow) and one move at the end (out of the live
-index, near its oldest end since jobs finish roughly in order, and an append
-to a done index). A page seeks each index it needs to the position and merges
-them newest first: its cost depends on the page and on the number of queues,
-never on the number of stored jobs.
+A :class:`KeyIndex` keeps the distinct times in order (a :class:`SortedInts`)
+and, per time, its ids in a dict: the jobs one call stores or finishes share
+their time, so the hot path adds or removes an id in a dict (no tuple, no
+comparison of ids; an id bisection cost ~1 us a job, measured) and touches the
+ordered times once per call. A search sorts one time's ids when it first
+reads them (cached while they do not grow). A page seeks each index it needs
+to the position and merges them newest first: its cost depends on the page,
+the number of queues and the largest set of jobs sharing one time (one
+``enqueue_many`` or ``ack_many``), never on the number of stored jobs.
 
 Filters seeked on: ``queue``, ``since`` / ``until`` and the finished states
 (succeeded, dead, cancelled). Filters checked per candidate, at most
@@ -25,16 +28,16 @@ states cannot have indexes of their own).
 
 Example:
     >>> index = KeyIndex()
-    >>> for key in [(3, "c"), (1, "a"), (2, "b")]:
-    ...     index.add(key)
+    >>> for at, job_id in [(3, "c"), (1, "a"), (2, "b"), (2, "a")]:
+    ...     index.add(at, job_id)
     >>> list(index.below((3, "c")))
-    [(2, 'b'), (1, 'a')]
+    [(2, 'b'), (2, 'a'), (1, 'a')]
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -53,54 +56,53 @@ def micros(seconds: float) -> int:
     return round(seconds * 1e6)
 
 
-class KeyIndex:
-    """An ordered set of ``(at_us, id)`` keys in sorted blocks (the idea of ``sortedcontainers``).
+class SortedInts:
+    """An ordered set of ints in sorted blocks (the idea of ``sortedcontainers``).
 
     ``add`` and ``discard`` cost a bisection over the blocks and one inside a
-    block; ``below`` walks down from any key. No positional index is kept: a
-    search never needs one.
+    block (int comparisons, cheap); ``below`` walks down from any value.
     """
 
     __slots__ = ("_blocks", "_maxes")
 
     def __init__(self) -> None:
-        self._blocks: list[list[Position]] = []
-        self._maxes: list[Position] = []
-
-    def __len__(self) -> int:
-        return sum(len(block) for block in self._blocks)
+        self._blocks: list[list[int]] = []
+        self._maxes: list[int] = []
 
     def __bool__(self) -> bool:
         return bool(self._maxes)
 
-    def add(self, key: Position) -> None:
+    def add(self, value: int) -> None:
         maxes = self._maxes
         if not maxes:
-            self._blocks.append([key])
-            maxes.append(key)
+            self._blocks.append([value])
+            maxes.append(value)
             return
-        if key > maxes[-1]:  # the usual case: times only grow
+        if value > maxes[-1]:  # the usual case: times only grow
             i = len(maxes) - 1
             block = self._blocks[i]
-            block.append(key)
-            maxes[i] = key
+            block.append(value)
+            maxes[i] = value
         else:
-            i = bisect_left(maxes, key)
+            i = bisect_left(maxes, value)
             block = self._blocks[i]
-            insort(block, key)
+            j = bisect_left(block, value)
+            if j < len(block) and block[j] == value:
+                return
+            block.insert(j, value)
         if len(block) > 2 * _LOAD:
             self._blocks.insert(i + 1, block[_LOAD:])
             del block[_LOAD:]
             maxes.insert(i, block[-1])
 
-    def discard(self, key: Position) -> None:
+    def discard(self, value: int) -> None:
         maxes = self._maxes
-        i = bisect_left(maxes, key)
+        i = bisect_left(maxes, value)
         if i == len(maxes):
             return
         block = self._blocks[i]
-        j = bisect_left(block, key)
-        if j == len(block) or block[j] != key:
+        j = bisect_left(block, value)
+        if j == len(block) or block[j] != value:
             return
         del block[j]
         if not block:
@@ -108,21 +110,21 @@ class KeyIndex:
         elif j == len(block):
             maxes[i] = block[-1]
 
-    def below(self, key: Position | None) -> Iterator[Position]:
-        """Keys strictly below ``key`` (None: all), highest first."""
+    def below(self, value: int | None) -> Iterator[int]:
+        """Values strictly below ``value`` (None: all), highest first."""
         blocks = self._blocks
         if not blocks:
             return
-        if key is None:
+        if value is None:
             i = len(blocks) - 1
             j = len(blocks[i])
         else:
-            i = bisect_left(self._maxes, key)
+            i = bisect_left(self._maxes, value)
             if i == len(blocks):
                 i -= 1
                 j = len(blocks[i])
             else:
-                j = bisect_left(blocks[i], key)
+                j = bisect_left(blocks[i], value)
         while True:
             block = blocks[i]
             for k in range(j - 1, -1, -1):
@@ -131,6 +133,75 @@ class KeyIndex:
             if i < 0:
                 return
             j = len(blocks[i])
+
+
+class KeyIndex:
+    """An ordered set of ``(at_us, id)`` keys: the distinct times in a :class:`SortedInts`, and per time
+    the ids in a dict (sorted, and cached, only when a search reads them).
+
+    Jobs stored or finished by one call share their time, so the hot path adds
+    and removes ids in a dict (no tuple, no comparison of ids), and touches the
+    ordered times once per call. A search sorts a time's ids at most once
+    while they do not grow; ids removed since are skipped.
+    """
+
+    __slots__ = ("_times", "_ids", "_sorted")
+
+    def __init__(self) -> None:
+        self._times = SortedInts()
+        self._ids: dict[int, dict[str, None]] = {}
+        self._sorted: dict[int, list[str]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._ids)
+
+    def __len__(self) -> int:
+        return sum(len(ids) for ids in self._ids.values())
+
+    def add(self, at: int, job_id: str) -> None:
+        ids = self._ids.get(at)
+        if ids is None:
+            self._ids[at] = {job_id: None}
+            self._times.add(at)
+            return
+        ids[job_id] = None
+        if self._sorted:
+            self._sorted.pop(at, None)
+
+    def discard(self, at: int, job_id: str) -> None:
+        ids = self._ids.get(at)
+        if ids is None:
+            return
+        ids.pop(job_id, None)
+        if not ids:
+            del self._ids[at]
+            self._times.discard(at)
+            if self._sorted:
+                self._sorted.pop(at, None)
+
+    def _ordered(self, at: int, ids: dict[str, None]) -> list[str]:
+        ordered = self._sorted.get(at)
+        if ordered is None or len(ordered) > 2 * len(ids) + 16:
+            ordered = self._sorted[at] = sorted(ids)
+        return ordered
+
+    def below(self, key: Position | None) -> Iterator[Position]:
+        """Keys strictly below ``key`` (None: all), highest first."""
+        start = None
+        if key is not None:
+            start, below_id = key
+            ids = self._ids.get(start)
+            if ids is not None:
+                ordered = self._ordered(start, ids)
+                for k in range(bisect_left(ordered, below_id) - 1, -1, -1):
+                    if ordered[k] in ids:
+                        yield (start, ordered[k])
+        for at in self._times.below(start):
+            ids = self._ids[at]
+            ordered = self._ordered(at, ids)
+            for k in range(len(ordered) - 1, -1, -1):
+                if ordered[k] in ids:
+                    yield (at, ordered[k])
 
 
 class SearchIndex:
@@ -156,26 +227,29 @@ class SearchIndex:
         return index
 
     def _index_finished(self, job: JobSlot) -> None:
-        """A live job just finished (its state and finished_at are set): move its key."""
-        live = self._live_keys.get(job.queue)
+        """A live job just finished (its state and finished_at are set): move its key.
+
+        On every ack: round() inline rather than micros(), a call less per job."""
+        queue = job.queue
+        live = self._live_keys.get(queue)
         if live is not None:
-            live.discard((micros(job.enqueued_at), job.id))
-        key = (job.queue, job.state)
+            live.discard(round(job.enqueued_at * 1e6), job.id)
+        key = (queue, job.state)
         done = self._done_keys.get(key)
         if done is None:
             done = self._done_keys[key] = KeyIndex()
-        done.add((micros(job.finished_at), job.id))  # type: ignore[arg-type]  # set: it finished
+        done.add(round(job.finished_at * 1e6), job.id)  # type: ignore[operator]  # set: it finished
 
     def _unindex_search(self, job: JobSlot) -> None:
         """Take a job out of whichever index holds it (before it is deleted, retried or moved)."""
         if job.state in _LIVE_STATES:
             index = self._live_keys.get(job.queue)
-            key = (micros(job.enqueued_at), job.id)
+            at = micros(job.enqueued_at)
         else:
             index = self._done_keys.get((job.queue, job.state))
-            key = (micros(job.finished_at), job.id)  # type: ignore[arg-type]  # set: it finished
+            at = micros(job.finished_at)  # type: ignore[arg-type]  # set: it finished
         if index is not None:
-            index.discard(key)
+            index.discard(at, job.id)
 
     def _search_locked(self, where: JobFilter, limit: int, after: Position | None,
                        now: float) -> tuple[list[StoredJob], Position | None]:

@@ -228,7 +228,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
                 if new.queue != live_queue:
                     live_queue = new.queue
                     live = self._live_index(live_queue)
-                live.add((at_us, new.id))  # type: ignore[union-attr]
+                live.add(at_us, new.id)  # type: ignore[union-attr]
                 if self._eventing:
                     self._emit("enqueued", new.id, new.task, new.queue, now)
                 if flow and (new.depends_on or new.limit is not None):
