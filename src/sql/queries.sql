@@ -9,25 +9,32 @@
 -- the backend reads rows by name.
 
 -- name: enqueue
-SELECT {schema}.enqueue($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[])
+-- Every enqueue ends with the jobs' tasks, tag counts and tags (NULL, NULL
+-- without tags) and whether to publish events.
+SELECT {schema}.enqueue($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
+                        $8::integer[], $9::text[], $10::boolean)
 
 -- name: enqueue_unique
 SELECT job_position, holder_id
 FROM {schema}.enqueue_unique($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
-                             $8::float8[])
+                             $8::float8[], $9::text[], $10::integer[], $11::text[], $12::boolean)
 
 -- name: enqueue_flow
 SELECT job_position, holder_id
 FROM {schema}.enqueue_flow($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
                            $8::float8[], $9::smallint[], $10::integer[], $11::text[], $12::integer[], $13::integer[],
-                           $14::float8[], $15::text[], $16::text[])
+                           $14::float8[], $15::text[], $16::text[], $17::text[], $18::integer[], $19::text[],
+                           $20::boolean)
 
 -- name: claim
 SELECT claimed_ids, claimed_tokens, claimed_attempts, claimed_bodies
-FROM {schema}.claim($1::text[], $2::integer, $3::float8, $4::bytea, $5::bytea, $6::bytea)
+FROM {schema}.claim($1::text[], $2::integer, $3::float8, $4::bytea, $5::bytea, $6::bytea, $7::boolean)
 
 -- name: ack
-SELECT {schema}.ack($1::text[], $2::bigint[], $3::smallint[], $4::bytea[], $5::float8[], $6::boolean)
+-- $7: publish events; $8-$15: the flush's history rows (NULL: none) and the retention of minute and hour points.
+SELECT {schema}.ack($1::text[], $2::bigint[], $3::smallint[], $4::bytea[], $5::float8[], $6::boolean, $7::boolean,
+                    $8::text[], $9::text[], $10::smallint[], $11::bigint[], $12::float8[], $13::bigint[], $14::float8,
+                    $15::float8)
 
 -- name: renew
 SELECT {schema}.renew($1::text[], $2::bigint[], $3::float8[], $4::text, $5::text[], $6::float8)
@@ -59,7 +66,7 @@ WHERE last_seen >= now() - (ttl + $1::float8) * interval '1 second'
 ORDER BY started_at, id
 
 -- name: recover
-SELECT {schema}.recover_expired($1::bytea, $2::bytea, $3::bytea, $4::integer)
+SELECT {schema}.recover_expired($1::bytea, $2::bytea, $3::bytea, $4::integer, $5::boolean)
 
 -- name: promote_due
 SELECT {schema}.promote_due($1::integer)
@@ -133,54 +140,24 @@ WHERE state = $1::smallint AND ($2::text IS NULL OR queue = $2::text)
 ORDER BY f.finished_at, f.id
 LIMIT $3::bigint OFFSET $4::bigint
 
--- name: retry_dead
--- Back to its queue with a fresh set of attempts; fails with unique_violation
--- (reported as False) if a live job of its queue holds its unique key, and
--- changes nothing if a job that succeeded holds it still (unique_ttl). Its
--- dependants were settled when it died (cancelled, or released under
--- FINISHED / FAILED): reviving it changes none of them.
-WITH revived AS (
-    DELETE FROM {schema}.finished_jobs f
-    WHERE f.id = $1::text AND f.state = {DEAD}
-      AND (f.unique_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM {schema}.finished_jobs h
-          WHERE h.queue = f.queue AND h.unique_key = f.unique_key AND h.unique_until > now()))
-    RETURNING f.*
-), requeued AS (
-    INSERT INTO {schema}.jobs
-        (id, queue, state, priority, seq, attempt, max_attempts, token, enqueued_at, run_at,
-         started_at, unique_key, unique_ttl, body, errors, progress,
-         parents, dep_mode, pending_parents, failed_parents, limit_key)
-    SELECT r.id, r.queue, {QUEUED}, r.priority, nextval('{schema}.job_seq'), 0, r.max_attempts, r.token,
-           r.enqueued_at, now(), r.started_at, r.unique_key, r.unique_ttl, r.body, r.errors, r.progress,
-           r.parents, r.dep_mode, r.pending_parents, r.failed_parents, r.limit_key
-    FROM revived r
-    RETURNING queue
-)
-SELECT pg_notify({channel}, requeued.queue) FROM requeued
+-- name: cancel_jobs
+SELECT {schema}.cancel_jobs($1::text[], $2::boolean)
 
--- name: unique_held_elsewhere
--- Run by retry_dead after its INSERT, in the same transaction but a fresh
--- snapshot: a job that succeeded while the revive waited on its row, and holds
--- the revived job's key for its unique_ttl, wins; the caller rolls back.
-SELECT EXISTS (
-    SELECT 1 FROM {schema}.jobs j
-    JOIN {schema}.finished_jobs h ON h.queue = j.queue AND h.unique_key = j.unique_key
-    WHERE j.id = $1::text AND h.id <> j.id AND h.unique_until > now()
-)
+-- name: delete_jobs
+SELECT {schema}.delete_jobs($1::text[], $2::boolean)
 
--- name: cancel
--- A function: the cancelled job's dependants are settled in a statement after
--- the one that cancels it (see settle_dependants).
-SELECT {schema}.cancel_job($1::text)
+-- name: retry_jobs
+-- $2-$5: the edit (NULL: none).
+SELECT {schema}.retry_jobs($1::text[], $2::bytea, $3::text, $4::bigint, $5::integer, $6::boolean)
 
--- name: purge
-WITH purged AS (
-    DELETE FROM {schema}.finished_jobs f
-    WHERE f.state = $1::smallint AND ($2::text IS NULL OR f.queue = $2::text)
-    RETURNING 1
-)
-SELECT count(*) FROM purged
+-- name: history
+-- Points of one step ($1: 60 or 3600) with $2 <= at < $3, optionally of one
+-- queue and/or task: the primary key's range, in its order.
+SELECT date_part('epoch', at) AS at, queue, task, outcome::integer AS outcome, runs, runtime_sum, buckets
+FROM {schema}.history
+WHERE step = $1::integer AND at >= to_timestamp($2::float8) AND at < to_timestamp($3::float8)
+  AND ($4::text IS NULL OR queue = $4::text) AND ($5::text IS NULL OR task = $5::text)
+ORDER BY at, queue, task, outcome
 
 -- name: stats
 SELECT queue, {LIVE_STATE}::integer AS state,
@@ -225,12 +202,15 @@ SELECT pg_notify({channel}, resumed.queue) FROM resumed
 -- Only the current lease's worker may report: (state + 0) = {ACTIVE} for a
 -- primary-key look-up, as in ack. The column is not indexed, so the update
 -- can stay on the row's page (HOT) and leaves the indexes alone.
+-- $4: publish a progress event.
 WITH reported AS (
     UPDATE {schema}.jobs j SET progress = $3::bytea
     WHERE j.id = $1::text AND j.token = $2::bigint AND (j.state + 0) = {ACTIVE}
-    RETURNING 1
+    RETURNING j.id, j.task, j.queue
 )
-SELECT count(*) FROM reported
+SELECT (SELECT count(*) FROM reported) AS reported,
+       (SELECT {schema}.publish(2::smallint, array_agg(r.id), array_agg(r.task), array_agg(r.queue))
+        FROM reported r WHERE $4::boolean) AS published
 
 -- name: paused
 SELECT queue FROM {schema}.paused_queues ORDER BY queue

@@ -21,7 +21,7 @@ SET enable_hashjoin = off SET enable_mergejoin = off
 -- statement deleted (RETURNING j.*), followed by the columns set on the way.
 id, queue, priority, attempt, max_attempts, token, enqueued_at, run_at, started_at,
 unique_key, unique_ttl, body, progress,
-parents, dep_mode, pending_parents, failed_parents, limit_key
+parents, dep_mode, pending_parents, failed_parents, limit_key, task, tags
 
 -- name: INSERT_FINISHED
 -- The head of every INSERT of jobs into finished_jobs: the carried columns,
@@ -34,11 +34,16 @@ INSERT INTO {schema}.finished_jobs
 SELECT {FINISHED_CARRIED},
 
 -- name: KEEP_CANCELLED
--- A cancelled job's row in finished_jobs (cancel_job, and resolve_waiting for
+-- A cancelled job's row in finished_jobs (cancel_jobs, and resolve_waiting for
 -- the dependants it cancels), from the rows a CTE cancelled deleted.
 {INSERT_FINISHED}
        {CANCELLED}, now(), NULL, NULL, errors
 FROM cancelled
+
+-- name: JOB_TAGS
+-- An enqueue's tags for the job of its row n (see enqueue): the job's slice of
+-- p_tags, ending at n.tag_end (the running sum of n.tag_count); NULL without tags.
+CASE WHEN coalesce(n.tag_count, 0) > 0 THEN p_tags[(n.tag_end - n.tag_count + 1)::integer:n.tag_end::integer] END
 
 -- name: UNIQUE_HOLDERS
 -- What enqueue_unique and enqueue_flow return: for every job of the batch with
@@ -56,13 +61,14 @@ WHERE n.unique_key IS NOT NULL
 
 -- name: COLLECT_CLAIMED
 -- claim (both ways it claims from one queue): the rows of its CTE claimed
--- into its v_ arrays, in claim order.
+-- into its v_ arrays, in claim order (tasks for the started events).
 SELECT array_agg(c.id ORDER BY c.priority DESC, c.seq),
        array_agg(c.token ORDER BY c.priority DESC, c.seq),
        array_agg(c.attempt ORDER BY c.priority DESC, c.seq),
        array_agg(c.body ORDER BY c.priority DESC, c.seq),
+       array_agg(c.task ORDER BY c.priority DESC, c.seq),
        count(*)
-INTO v_ids, v_tokens, v_attempts, v_bodies, v_got
+INTO v_ids, v_tokens, v_attempts, v_bodies, v_tasks, v_got
 FROM claimed c;
 
 -- name: LIVE_STATE
@@ -78,7 +84,8 @@ priority, attempt, max_attempts, token, body, NULL::bytea AS result, errors,
 date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
 date_part('epoch', started_at) AS started_at, NULL::float8 AS finished_at,
 date_part('epoch', lease_until) AS lease_until, unique_key, progress, parents,
-coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key,
+task, tags
 
 -- name: FINISHED_JOB_FIELDS
 -- A row of finished_jobs as StoredJob's fields (get, list_finished).
@@ -86,4 +93,5 @@ id, queue, state::integer AS state, priority, attempt, max_attempts, token, body
 date_part('epoch', enqueued_at) AS enqueued_at, date_part('epoch', run_at) AS run_at,
 date_part('epoch', started_at) AS started_at, date_part('epoch', finished_at) AS finished_at,
 NULL::float8 AS lease_until, unique_key, progress, parents,
-coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key
+coalesce(pending_parents, 0) AS pending_parents, coalesce(failed_parents, 0) AS failed_parents, limit_key,
+task, tags

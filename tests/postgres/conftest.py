@@ -16,6 +16,9 @@ from tests.postgres.server import ThrowawayPostgres, find_bindir
 
 MakePostgres = Callable[..., Awaitable[PostgresBackend]]
 
+NO_EXTRAS = (False, None, None, None, None, None, None, 86400.0, 86400.0)
+"""The ack query's arguments after keep_results for an ack without events or history."""
+
 
 def fresh_schema() -> str:
     return "pgt_" + uuid.uuid4().hex[:12]

@@ -15,7 +15,7 @@ from fastjobs._core import DEAD, QUEUED, RETRY_PENDING, SUCCEEDED
 from fastjobs.backends import Ack, AckKind, BackendOptions, NewJob, create_backend
 from fastjobs.backends.postgres import PostgresBackend
 from fastjobs.job import error_record
-from tests.postgres.conftest import MakePostgres
+from tests.postgres.conftest import NO_EXTRAS, MakePostgres
 
 
 def jobs(n: int, queue: str = "q", **kw: object) -> list[NewJob]:
@@ -221,7 +221,7 @@ async def test_an_id_enqueued_while_its_job_is_being_acked_is_refused(
     await pg.enqueue_many([NewJob("tick", "q", 0, 0.0, 3, b"", unique_key)])
     (c,) = await pg.claim(["q"], 1, 30.0)
     async with admin.transaction():
-        assert await admin.fetchval(pg._q["ack"], [c.id], [c.token], None, None, None, True) == [1]
+        assert await admin.fetchval(pg._q["ack"], [c.id], [c.token], None, None, None, True, *NO_EXTRAS) == [1]
         racing = asyncio.ensure_future(pg.enqueue_many([NewJob("tick", "q", 0, 0.0, 3, b"", unique_key)]))
         await asyncio.sleep(0.3)
         assert not racing.done()  # waiting on the finishing job's row

@@ -115,7 +115,7 @@ async def test_the_plain_claim_plan_is_unchanged_beside_limited_jobs(
         before = await index_reads(admin, pg.schema, "jobs_claim", "jobs_claim_limited", "limit_keys_pkey")
         for _ in range(7):
             await admin.execute("SAVEPOINT claim")
-            row = await admin.fetchrow(pg._q["claim"], ["q"], 100, 30.0, b"", b"", b"")
+            row = await admin.fetchrow(pg._q["claim"], ["q"], 100, 30.0, b"", b"", b"", False)
             assert list(row[0]) == [f"q-{i}" for i in range(100)]
             await admin.execute("ROLLBACK TO SAVEPOINT claim")
         after = await index_reads(admin, pg.schema, "jobs_claim", "jobs_claim_limited", "limit_keys_pkey")

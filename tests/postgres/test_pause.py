@@ -53,7 +53,7 @@ async def test_the_claim_still_walks_its_partial_index(pg: PostgresBackend, admi
         for _ in range(7):  # past plpgsql's switch to a generic plan
             # Each claim rolled back: none walks the entries its predecessors left behind.
             await admin.execute("SAVEPOINT claim")
-            row = await admin.fetchrow(pg._q["claim"], ["paused", "q"], 100, 30.0, b"", b"", b"")
+            row = await admin.fetchrow(pg._q["claim"], ["paused", "q"], 100, 30.0, b"", b"", b"", False)
             assert list(row[0]) == [f"q-{i}" for i in range(100)]
             await admin.execute("ROLLBACK TO SAVEPOINT claim")
         after = await index_reads(admin, pg.schema, "jobs_claim", "paused_queues_pkey")

@@ -52,7 +52,7 @@ async def test_set_progress_is_a_primary_key_update(pg: PostgresBackend, admin: 
             await admin.execute(f"SET LOCAL {name} = {value}")
         before = await index_reads(admin, pg.schema, "jobs_lease", "jobs_pkey")
         for c in claims[:10]:
-            assert await admin.fetchval(pg._q["set_progress"], c.id, c.token, b"p") == 1
+            assert await admin.fetchval(pg._q["set_progress"], c.id, c.token, b"p", False) == 1
         after = await index_reads(admin, pg.schema, "jobs_lease", "jobs_pkey")
     assert after["jobs_lease"] == before["jobs_lease"]
     assert after["jobs_pkey"][1] - before["jobs_pkey"][1] <= 20

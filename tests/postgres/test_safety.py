@@ -9,6 +9,7 @@ import pytest
 import fastjobs
 from fastjobs._core import ACTIVE, CANCELLED, DEAD, QUEUED, SUCCEEDED
 from fastjobs.backends import Ack, AckKind, BackendOptions, NewJob, create_backend
+from fastjobs.backends.values import HISTOGRAM_BOUNDS, HistoryRow, JobFilter
 from fastjobs.backends.postgres import PostgresBackend, validate_schema
 from fastjobs.job import error_record
 
@@ -69,7 +70,10 @@ def test_ordinary_schema_names_are_accepted(name: str) -> None:
 
 
 async def test_hostile_queue_names_and_ids_are_only_data(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
-    jobs = [NewJob(f"id {s}", s, 0, 0.0, 1, s.encode(), f"key {s}") for s in HOSTILE_STRINGS]
+    jobs = [
+        NewJob(f"id {s}", s, 0, 0.0, 1, s.encode(), f"key {s}", 0.0, (), 0, None, s, (s, "ok"))
+        for s in HOSTILE_STRINGS
+    ]
     assert await pg.enqueue_many(jobs) == [j.id for j in jobs]
     stats = await pg.stats()
     assert {q for q in stats} == set(HOSTILE_STRINGS)
@@ -98,6 +102,14 @@ async def test_hostile_queue_names_and_ids_are_only_data(pg: PostgresBackend, ad
     assert await pg.purge(CANCELLED) == 1
     assert await pg.get("x'); DELETE FROM jobs; --") is None
     assert await pg.cancel("'; TRUNCATE jobs; --") is False
+    # Search filters, history rows and their reads: data too.
+    for s in HOSTILE_STRINGS:
+        for where in (JobFilter(queue=s), JobFilter(task=s), JobFilter(tag=s), JobFilter(states=(DEAD,), queue=s)):
+            await pg.search(where, 10)
+    row = HistoryRow(HOSTILE_STRINGS[0], HOSTILE_STRINGS[1], 0, 1, 0.5, (1,) + (0,) * len(HISTOGRAM_BOUNDS))
+    assert await pg.ack_many([], history=[row]) == []
+    [point] = await pg.history(0, 2e9, 60, HOSTILE_STRINGS[0], HOSTILE_STRINGS[1])
+    assert point.row == row
     for s in HOSTILE_STRINGS:
         await pg.pause(s)
     assert await pg.paused() == sorted(HOSTILE_STRINGS)
@@ -111,7 +123,7 @@ async def test_hostile_queue_names_and_ids_are_only_data(pg: PostgresBackend, ad
     tables = await admin.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", pg.schema)
     assert {r[0] for r in tables} == {
         "jobs", "finished_jobs", "paused_queues", "schema_migrations", "job_deps", "limit_keys", "limit_log",
-            "workers",
+            "workers", "history",
     }
     assert await admin.fetchval("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'public'") == 1
 

@@ -11,7 +11,7 @@ from fastjobs._core import DEAD, SUCCEEDED
 from fastjobs.backends import Ack, AckKind, NewJob
 from fastjobs.backends.postgres import PostgresBackend
 from fastjobs.job import error_record
-from tests.postgres.conftest import MakePostgres
+from tests.postgres.conftest import NO_EXTRAS, MakePostgres
 
 
 def keyed(job_id: str, key: str = "k", ttl: float = 60.0, queue: str = "q", max_attempts: int = 3) -> NewJob:
@@ -25,7 +25,7 @@ async def test_an_enqueue_racing_the_holders_ack_sees_the_hold(pg: PostgresBacke
     async with admin.transaction():
         # The ack has moved the job to finished_jobs but not committed yet: the
         # enqueue's INSERT waits on the unique index for the holder's row.
-        assert await admin.fetchval(ack, [c.id], [c.token], None, None, None, True) == [1]
+        assert await admin.fetchval(ack, [c.id], [c.token], None, None, None, True, *NO_EXTRAS) == [1]
         racing = asyncio.ensure_future(pg.enqueue_many([keyed("second")]))
         await asyncio.sleep(0.3)
         assert not racing.done()
@@ -102,7 +102,7 @@ async def test_a_retry_dead_racing_the_holders_ack_sees_the_hold(pg: PostgresBac
     async with admin.transaction():
         # The holder's ack has run but not committed: the revive waits on the
         # unique index for the holder's row, then must still see its hold.
-        assert await admin.fetchval(pg._q["ack"], [c.id], [c.token], None, None, None, True) == [1]
+        assert await admin.fetchval(pg._q["ack"], [c.id], [c.token], None, None, None, True, *NO_EXTRAS) == [1]
         racing = asyncio.ensure_future(pg.retry_dead("doomed"))
         await asyncio.sleep(0.3)
         assert not racing.done()

@@ -20,8 +20,12 @@ import asyncpg.pool  # type: ignore[import-untyped]
 
 from ..._core import CANCELLED, DEAD, STATE_NAMES, SUCCEEDED
 from ...errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
-from ..base import GONE_KEPT, Ack, Beat, Claim, NewJob, StoredJob, WorkerInfo, check_beat, check_worker, check_worker_id
-from .connection import CONNECTION_ERRORS, PostgresConnection
+from ..base import (
+    GONE_KEPT, HISTOGRAM_BOUNDS, Ack, Beat, Claim, HistoryRow, NewJob, StoredJob, WorkerInfo, check_beat,
+    check_worker, check_worker_id,
+)
+from .connection import CONNECTION_ERRORS
+from .operations import Operations
 from .rows import LEASE_ERROR, stored_job
 
 log = logging.getLogger("fastjobs.postgres")
@@ -47,11 +51,7 @@ def _distinct_leases(entries: Sequence[tuple[str, int]]) -> list[int]:
     return sorted(first.values(), key=lambda i: entries[i][0])
 
 
-class _KeyHeld(Exception):
-    """Rolls back a retry_dead that found its unique key held after all."""
-
-
-class PostgresBackend(PostgresConnection):
+class PostgresBackend(Operations):
     """Jobs in PostgreSQL (see the package docstring, fastjobs.backends.postgres).
 
     Args:
@@ -109,10 +109,18 @@ class PostgresBackend(PostgresConnection):
         if all(j.unique_key is None for j in jobs):
             await self._enqueue(
                 connection, self._q["enqueue"], ids, [j.queue for j in jobs], [j.priority for j in jobs],
-                [j.delay for j in jobs], [j.max_attempts for j in jobs], [j.body for j in jobs],
+                [j.delay for j in jobs], [j.max_attempts for j in jobs], [j.body for j in jobs], *self._labels(jobs),
             )
             return ids
         return await self._enqueue_unique(connection, list(jobs))
+
+    def _labels(self, jobs: Sequence[NewJob]) -> tuple[Any, ...]:
+        """The enqueue functions' last arguments: tasks, tag counts and tags (NULL, NULL without
+        tags: the common batch sends one more array only), and whether to publish events."""
+        tasks = [j.task for j in jobs]
+        if not any(j.tags for j in jobs):
+            return tasks, None, None, self.options.events
+        return tasks, [len(j.tags) for j in jobs], [t for j in jobs for t in j.tags], self.options.events
 
     async def _enqueue(self, connection: Any, query: str, *args: Any) -> list[Any]:
         try:
@@ -166,6 +174,7 @@ class PostgresBackend(PostgresConnection):
                 [None if limit is None else float(limit.per) for limit in limits] if limited else None,
                 [j.id for j, p in zip(batch, parents) for _ in p],
                 [parent for p in parents for parent in p],
+                *self._labels(batch),
             )
 
         return await self._enqueue_unique(connection, jobs, "enqueue_flow", send)
@@ -184,6 +193,7 @@ class PostgresBackend(PostgresConnection):
                     connection, self._q[query], [j.id for j in batch], [j.queue for j in batch],
                     [j.priority for j in batch], [j.delay for j in batch], [j.max_attempts for j in batch],
                     [j.body for j in batch], [j.unique_key for j in batch], [float(j.unique_ttl) for j in batch],
+                    *self._labels(batch),
                 )
             vanished = []
             for row in rows:
@@ -206,7 +216,9 @@ class PostgresBackend(PostgresConnection):
         self._wakeups.pending.difference_update(queues)
         head, mid, tail = LEASE_ERROR
         # Not patient (see .connection): the worker lands its acks before it claims again.
-        claimed = (await self._fetch(self._q["claim"], queues, n, lease, head, mid, tail, patient=False))[0]
+        claimed = (
+            await self._fetch(self._q["claim"], queues, n, lease, head, mid, tail, self.options.events, patient=False)
+        )[0]
         ids = claimed["claimed_ids"]
         if ids and self.vacuum:
             self._claimed_since_check += len(ids)
@@ -215,9 +227,9 @@ class PostgresBackend(PostgresConnection):
                 self._in_background(self._vacuum_quietly())
         return list(map(Claim, ids, claimed["claimed_tokens"], claimed["claimed_attempts"], claimed["claimed_bodies"]))
 
-    async def ack_many(self, acks: Sequence[Ack]) -> list[bool]:
+    async def ack_many(self, acks: Sequence[Ack], history: Sequence[HistoryRow] = ()) -> list[bool]:
         n = len(acks)
-        if not n:
+        if not n and not history:
             return []
         for ack in acks:
             if ack.kind not in _ACK_KINDS:
@@ -234,7 +246,8 @@ class PostgresBackend(PostgresConnection):
             None if not any(kinds) else kinds,
             None if all(p is None for p in payloads) else payloads,
             None if not any(delays) else delays,
-            self._keep_results,
+            self._keep_results, self.options.events, *_history_args(history),
+            self.options.history_minutes, self.options.history_hours,
         )
         applied = [False] * n
         for p in positions or ():
@@ -300,7 +313,7 @@ class PostgresBackend(PostgresConnection):
         head, mid, tail = LEASE_ERROR
         total = 0
         while True:
-            count: int = await self._fetchval(self._q["recover"], head, mid, tail, 10_000)
+            count: int = await self._fetchval(self._q["recover"], head, mid, tail, 10_000, self.options.events)
             total += count
             if count < 10_000:
                 return total
@@ -402,35 +415,8 @@ class PostgresBackend(PostgresConnection):
         query = self._q["list_finished" if state in _FINISHED_STATES else "list_live"]
         return [stored_job(r) for r in await self._fetch(query, state, queue, limit, offset)]
 
-    async def retry_dead(self, job_id: str) -> bool:
-        async def retry(conn: Any) -> bool:
-            try:
-                async with conn.transaction():
-                    if len(await conn.fetch(self._q["retry_dead"], job_id)) != 1:
-                        return False
-                    # The statement's snapshot predates a holder's ack that it may
-                    # have waited for: look again before committing.
-                    if await conn.fetchval(self._q["unique_held_elsewhere"], job_id):
-                        raise _KeyHeld
-                return True
-            except (_KeyHeld, asyncpg.UniqueViolationError):
-                return False  # a live job, or one inside its unique_ttl, holds its key
-
-        return await self._run(retry)
-
-    async def purge(self, state: int, queue: str | None = None) -> int:
-        if state not in _FINISHED_STATES:
-            name = STATE_NAMES[state] if state in range(len(STATE_NAMES)) else state
-            raise ValueError(f"only finished jobs can be purged, not {name!r} ones")
-        count: int = await self._fetchval(self._q["purge"], state, queue)
-        return count
-
-    async def cancel(self, job_id: str) -> bool:
-        count: int = await self._fetchval(self._q["cancel"], job_id)
-        return count > 0
-
     async def set_progress(self, job_id: str, token: int, progress: bytes) -> bool:
-        count: int = await self._fetchval(self._q["set_progress"], job_id, token, progress)
+        count: int = await self._fetchval(self._q["set_progress"], job_id, token, progress, self.options.events)
         return count > 0
 
     async def pause(self, queue: str) -> None:
@@ -450,3 +436,34 @@ class PostgresBackend(PostgresConnection):
                 per_queue = counts[row["queue"]] = dict.fromkeys(STATE_NAMES, 0)
             per_queue[STATE_NAMES[row["state"]]] += row["jobs"]
         return counts
+
+
+_WIDTH = len(HISTOGRAM_BOUNDS) + 1
+
+
+def _history_args(history: Sequence[HistoryRow]) -> tuple[Any, ...]:
+    """ack's history arguments: the rows merged per (queue, task, outcome), in key order (NULLs: none).
+
+    Merged because one upsert may not touch a point twice; ordered so that two
+    flushes lock the points they share in the same order.
+    """
+    if not history:
+        return None, None, None, None, None, None
+    merged: dict[tuple[str, str, int], list[Any]] = {}
+    for row in history:
+        if len(row.buckets) != _WIDTH:
+            raise ValueError(f"a history row has {_WIDTH} buckets, not {len(row.buckets)}")
+        key = (row.queue, row.task, int(row.outcome))
+        cell = merged.get(key)
+        if cell is None:
+            merged[key] = [int(row.runs), float(row.runtime_sum), list(row.buckets)]
+        else:
+            cell[0] += row.runs
+            cell[1] += row.runtime_sum
+            cell[2] = [a + b for a, b in zip(cell[2], row.buckets)]
+    keys = sorted(merged)
+    return (
+        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+        [merged[k][0] for k in keys], [merged[k][1] for k in keys],
+        [int(b) for k in keys for b in merged[k][2]],
+    )

@@ -17,7 +17,7 @@ from ..base import StoredJob
 
 
 def stored_job(row: Any) -> StoredJob:
-    """A ``get`` / ``list_live`` / ``list_finished`` row (columns named as StoredJob's fields)."""
+    """A ``get`` / ``list_live`` / ``list_finished`` / search row (columns named as StoredJob's fields)."""
     # Keyword arguments: a field added to StoredJob out of order cannot shift the others.
     return StoredJob(
         id=row["id"], queue=row["queue"], state=row["state"], priority=row["priority"], attempt=row["attempt"],
@@ -26,6 +26,7 @@ def stored_job(row: Any) -> StoredJob:
         started_at=row["started_at"], finished_at=row["finished_at"], lease_until=row["lease_until"],
         unique_key=row["unique_key"], progress=row["progress"], parents=tuple(row["parents"] or ()),
         pending_parents=row["pending_parents"], failed_parents=row["failed_parents"], limit_key=row["limit_key"],
+        task=row["task"], tags=tuple(row["tags"] or ()),
     )
 
 

@@ -27,9 +27,15 @@
 -- holds one row, whatever its size): 9 to 46 s per ack of 1,000 in the
 -- benchmark. The lock makes a concurrent renewal (a new row version) wait
 -- and be re-checked, not make the ack miss its row.
+--
+-- p_events: publish the batch's succeeded, failed, dead and released events in
+-- one NOTIFY (events.sql). p_h_*: the flush's history rows, added in this same
+-- statement (record_history; NULL p_h_queues: none).
 CREATE OR REPLACE FUNCTION {schema}.ack(
     p_ids text[], p_tokens bigint[], p_kinds smallint[], p_payloads bytea[],
-    p_delays double precision[], p_keep_results boolean
+    p_delays double precision[], p_keep_results boolean, p_events boolean,
+    p_h_queues text[], p_h_tasks text[], p_h_outcomes smallint[], p_h_runs bigint[],
+    p_h_sums double precision[], p_h_buckets bigint[], p_h_minutes double precision, p_h_hours double precision
 ) RETURNS integer[] LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 DECLARE
@@ -43,6 +49,12 @@ DECLARE
     v_failed  boolean[] := '{}';
     v_wake    text[] := '{}';
     v_tids    tid[];
+    v_tasks   text[];
+    v_part_queues text[];
+    v_ev_kinds  smallint[] := '{}';
+    v_ev_ids    text[] := '{}';
+    v_ev_tasks  text[] := '{}';
+    v_ev_queues text[] := '{}';
 BEGIN
     IF p_kinds IS NULL THEN
         p_kinds := array_fill(0::smallint, ARRAY[cardinality(p_ids)]);
@@ -81,8 +93,9 @@ BEGIN
                        payload, errors
                 FROM done
             )
-            SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL)
-            INTO v_part, v_ids, v_limited FROM done;
+            SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL),
+                   array_agg(done.task), array_agg(done.queue)
+            INTO v_part, v_ids, v_limited, v_tasks, v_part_queues FROM done;
         ELSE
             -- Results are not kept, but a job whose unique key is held after
             -- success keeps a row (without its result) to hold it from, until
@@ -101,13 +114,20 @@ BEGIN
                 FROM done
                 WHERE unique_ttl > 0 AND unique_key IS NOT NULL
             )
-            SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL)
-            INTO v_part, v_ids, v_limited FROM done;
+            SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL),
+                   array_agg(done.task), array_agg(done.queue)
+            INTO v_part, v_ids, v_limited, v_tasks, v_part_queues FROM done;
         END IF;
         v_applied := v_applied || coalesce(v_part, '{}');
         v_done := coalesce(v_ids, '{}');
         v_failed := array_fill(false, ARRAY[cardinality(v_done)]);
         v_wake := coalesce(v_limited, '{}');
+        IF p_events AND v_ids IS NOT NULL THEN
+            v_ev_kinds := array_fill(3::smallint, ARRAY[cardinality(v_ids)]);
+            v_ev_ids := v_ids;
+            v_ev_tasks := v_tasks;
+            v_ev_queues := v_part_queues;
+        END IF;
     END IF;
 
     IF 1 = ANY (p_kinds) THEN
@@ -125,11 +145,18 @@ BEGIN
                 seq = nextval('{schema}.job_seq')
             FROM a
             WHERE j.ctid = a.tid
-            RETURNING a.ord, j.queue
+            RETURNING a.ord, j.queue, j.id, j.task
         )
-        SELECT array_agg(retried.ord::integer), array_agg(DISTINCT retried.queue)
-        INTO v_part, v_queues FROM retried;
+        SELECT array_agg(retried.ord::integer), array_agg(DISTINCT retried.queue),
+               array_agg(retried.id), array_agg(retried.task), array_agg(retried.queue)
+        INTO v_part, v_queues, v_ids, v_tasks, v_part_queues FROM retried;
         v_applied := v_applied || coalesce(v_part, '{}');
+        IF p_events AND v_ids IS NOT NULL THEN
+            v_ev_kinds := v_ev_kinds || array_fill(4::smallint, ARRAY[cardinality(v_ids)]);
+            v_ev_ids := v_ev_ids || v_ids;
+            v_ev_tasks := v_ev_tasks || v_tasks;
+            v_ev_queues := v_ev_queues || v_part_queues;
+        END IF;
     END IF;
 
     IF 2 = ANY (p_kinds) THEN
@@ -148,9 +175,16 @@ BEGIN
                    CASE WHEN payload IS NULL THEN errors ELSE array_append(errors, payload) END
             FROM done
         )
-        SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL)
-            INTO v_part, v_ids, v_limited FROM done;
+        SELECT array_agg(done.ord::integer), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL),
+               array_agg(done.task), array_agg(done.queue)
+            INTO v_part, v_ids, v_limited, v_tasks, v_part_queues FROM done;
         v_applied := v_applied || coalesce(v_part, '{}');
+        IF p_events AND v_ids IS NOT NULL THEN
+            v_ev_kinds := v_ev_kinds || array_fill(5::smallint, ARRAY[cardinality(v_ids)]);
+            v_ev_ids := v_ev_ids || v_ids;
+            v_ev_tasks := v_ev_tasks || v_tasks;
+            v_ev_queues := v_ev_queues || v_part_queues;
+        END IF;
         v_done := v_done || coalesce(v_ids, '{}');
         v_failed := v_failed || array_fill(true, ARRAY[cardinality(coalesce(v_ids, '{}'))]);
         v_wake := v_wake || coalesce(v_limited, '{}');
@@ -167,11 +201,18 @@ BEGIN
                 seq = nextval('{schema}.job_seq')
             FROM a
             WHERE j.ctid = a.tid
-            RETURNING a.ord, j.queue
+            RETURNING a.ord, j.queue, j.id, j.task
         )
-        SELECT array_agg(released.ord::integer), coalesce(v_queues, '{}') || array_agg(DISTINCT released.queue)
-        INTO v_part, v_queues FROM released;
+        SELECT array_agg(released.ord::integer), coalesce(v_queues, '{}') || array_agg(DISTINCT released.queue),
+               array_agg(released.id), array_agg(released.task), array_agg(released.queue)
+        INTO v_part, v_queues, v_ids, v_tasks, v_part_queues FROM released;
         v_applied := v_applied || coalesce(v_part, '{}');
+        IF p_events AND v_ids IS NOT NULL THEN
+            v_ev_kinds := v_ev_kinds || array_fill(6::smallint, ARRAY[cardinality(v_ids)]);
+            v_ev_ids := v_ev_ids || v_ids;
+            v_ev_tasks := v_ev_tasks || v_tasks;
+            v_ev_queues := v_ev_queues || v_part_queues;
+        END IF;
     END IF;
 
     -- A limited job that left active frees a slot of its key: wake its queue.
@@ -179,11 +220,67 @@ BEGIN
     IF cardinality(v_queues) > 0 THEN
         PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(v_queues) AS q) AS woken WHERE q IS NOT NULL;
     END IF;
-    -- A statement after the DELETEs above: see settle_dependants.
+    IF cardinality(v_ev_ids) > 0 THEN
+        PERFORM {schema}.publish(v_ev_kinds, v_ev_ids, v_ev_tasks, v_ev_queues);
+    END IF;
+    -- A statement after the DELETEs above: see settle.
     IF cardinality(v_done) > 0 AND EXISTS (SELECT 1 FROM {schema}.job_deps) THEN
-        PERFORM {schema}.settle_dependants(v_done, v_failed);
+        PERFORM {schema}.settle(v_done, v_failed, p_events);
+    END IF;
+    IF p_h_queues IS NOT NULL THEN
+        PERFORM {schema}.record_history(p_h_queues, p_h_tasks, p_h_outcomes, p_h_runs, p_h_sums, p_h_buckets,
+                                        p_h_minutes, p_h_hours);
     END IF;
     RETURN v_applied;
+END
+$$;
+
+-- Add one ack flush's history rows (queue, task, outcome, runs, runtime_sum and
+-- a bucket counts per row, p_buckets holding each row's counts in turn) to the
+-- current minute and the current hour of the server's clock: an upsert per
+-- point. The caller merges rows of one (queue, task, outcome) first (an upsert
+-- may not touch a row twice), and the rows go in key order, so two flushes
+-- lock shared points in the same order. A flush that creates a point (the
+-- first of a minute) deletes at most 100 expired points of each step: the
+-- table stays bounded (points created <= points deleted once it is full)
+-- without a sweeper, and no flush pays more than that.
+CREATE OR REPLACE FUNCTION {schema}.record_history(
+    p_queues text[], p_tasks text[], p_outcomes smallint[], p_runs bigint[], p_sums double precision[],
+    p_buckets bigint[], p_keep_minutes double precision, p_keep_hours double precision
+) RETURNS void LANGUAGE plpgsql
+{PLANNING_PINS} AS $$
+DECLARE
+    v_width   integer := cardinality(p_buckets) / greatest(cardinality(p_queues), 1);
+    v_epoch   double precision := floor(date_part('epoch', now()));
+    v_created boolean;
+BEGIN
+    WITH added AS (
+        INSERT INTO {schema}.history AS h (step, at, queue, task, outcome, runs, runtime_sum, buckets)
+        SELECT s.step, to_timestamp(v_epoch - v_epoch::bigint % s.step), r.queue, r.task, r.outcome, r.runs, r.runtime_sum,
+               p_buckets[((r.ord - 1) * v_width + 1)::integer:(r.ord * v_width)::integer]
+        FROM unnest(p_queues, p_tasks, p_outcomes, p_runs, p_sums) WITH ORDINALITY
+                AS r(queue, task, outcome, runs, runtime_sum, ord)
+        CROSS JOIN (VALUES (60), (3600)) AS s(step)
+        ORDER BY s.step, r.queue, r.task, r.outcome
+        ON CONFLICT (step, at, queue, task, outcome) DO UPDATE
+        SET runs = h.runs + EXCLUDED.runs, runtime_sum = h.runtime_sum + EXCLUDED.runtime_sum,
+            buckets = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+                            FROM unnest(h.buckets, EXCLUDED.buckets) WITH ORDINALITY AS u(a, b, ord) ORDER BY u.ord)
+        RETURNING (h.xmax = 0) AS created
+    )
+    SELECT bool_or(added.created) INTO v_created FROM added;
+    IF v_created THEN
+        DELETE FROM {schema}.history h
+        WHERE h.ctid = ANY (ARRAY(
+            SELECT o.ctid FROM {schema}.history o
+            WHERE o.step = 60 AND o.at < now() - p_keep_minutes * interval '1 second'
+            ORDER BY o.at LIMIT 100));
+        DELETE FROM {schema}.history h
+        WHERE h.ctid = ANY (ARRAY(
+            SELECT o.ctid FROM {schema}.history o
+            WHERE o.step = 3600 AND o.at < now() - p_keep_hours * interval '1 second'
+            ORDER BY o.at LIMIT 100));
+    END IF;
 END
 $$;
 
@@ -239,4 +336,14 @@ $$;
 CREATE OR REPLACE FUNCTION {schema}.renew(p_ids text[], p_tokens bigint[], p_seconds double precision[])
 RETURNS integer[] LANGUAGE sql AS $$
     SELECT {schema}.renew(p_ids, p_tokens, p_seconds, NULL, NULL, NULL)
+$$;
+
+-- The ack of fastjobs before the operations layer (functions revision 3): no
+-- events, no history; for processes of that version during a rolling upgrade.
+CREATE OR REPLACE FUNCTION {schema}.ack(
+    p_ids text[], p_tokens bigint[], p_kinds smallint[], p_payloads bytea[],
+    p_delays double precision[], p_keep_results boolean
+) RETURNS integer[] LANGUAGE sql AS $$
+    SELECT {schema}.ack(p_ids, p_tokens, p_kinds, p_payloads, p_delays, p_keep_results, false,
+                        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
 $$;

@@ -35,9 +35,10 @@
 -- Take back expired leases: back to the queue (at the end of the FIFO), or dead
 -- when the attempts are used up. Returns how many jobs were taken back. A job
 -- killed here settles its dependants, and one with a limit key wakes its queue
--- (a slot of the key is free again).
+-- (a slot of the key is free again). p_events: publish released and dead
+-- events (see events.sql).
 CREATE OR REPLACE FUNCTION {schema}.recover_expired(
-    p_err_head bytea, p_err_mid bytea, p_err_tail bytea, p_limit integer
+    p_err_head bytea, p_err_mid bytea, p_err_tail bytea, p_limit integer, p_events boolean
 ) RETURNS integer LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 DECLARE
@@ -47,6 +48,10 @@ DECLARE
     v_killed   integer;
     v_queues   text[];
     v_dead     text[];
+    v_kinds    smallint[];
+    v_ev_ids   text[];
+    v_ev_tasks text[];
+    v_ev_queues text[];
 BEGIN
     WITH expired AS (
         SELECT e.id FROM {schema}.jobs e
@@ -60,7 +65,7 @@ BEGIN
             errors = array_append(j.errors, p_err_head || int4send(j.attempt) || p_err_mid || v_at || p_err_tail)
         FROM expired
         WHERE j.id = expired.id AND j.attempt < j.max_attempts
-        RETURNING j.queue
+        RETURNING j.id, j.queue, j.task
     ), killed AS (
         DELETE FROM {schema}.jobs j
         USING expired
@@ -77,13 +82,23 @@ BEGIN
                 SELECT r.queue FROM requeued r
                 UNION ALL
                 SELECT k.queue FROM killed k WHERE k.limit_key IS NOT NULL) AS q),
-           (SELECT array_agg(k.id) FROM killed k)
-    INTO v_requeued, v_killed, v_queues, v_dead;
+           (SELECT array_agg(k.id) FROM killed k),
+           (SELECT array_agg(e.kind) FROM (
+                SELECT 6::smallint AS kind, r.id, r.task, r.queue FROM requeued r
+                UNION ALL
+                SELECT 5::smallint, k.id, k.task, k.queue FROM killed k) AS e),
+           (SELECT array_agg(e.id) FROM (SELECT r.id FROM requeued r UNION ALL SELECT k.id FROM killed k) AS e),
+           (SELECT array_agg(e.task) FROM (SELECT r.task FROM requeued r UNION ALL SELECT k.task FROM killed k) AS e),
+           (SELECT array_agg(e.queue) FROM (SELECT r.queue FROM requeued r UNION ALL SELECT k.queue FROM killed k) AS e)
+    INTO v_requeued, v_killed, v_queues, v_dead, v_kinds, v_ev_ids, v_ev_tasks, v_ev_queues;
+    IF p_events AND v_ev_ids IS NOT NULL THEN
+        PERFORM {schema}.publish(v_kinds, v_ev_ids, v_ev_tasks, v_ev_queues);
+    END IF;
     IF v_queues IS NOT NULL THEN
         PERFORM pg_notify({channel}, q) FROM unnest(v_queues) AS q;
     END IF;
     IF v_dead IS NOT NULL AND EXISTS (SELECT 1 FROM {schema}.job_deps) THEN
-        PERFORM {schema}.settle_dependants(v_dead, array_fill(true, ARRAY[cardinality(v_dead)]));
+        PERFORM {schema}.settle(v_dead, array_fill(true, ARRAY[cardinality(v_dead)]), p_events);
     END IF;
     RETURN v_requeued + v_killed;
 END
@@ -139,10 +154,11 @@ $$;
 -- their key's limit stay queued where they are. Claims lock FOR NO KEY UPDATE:
 -- enough against each other, and compatible with enqueue_flow's KEY SHARE on
 -- a parent, which would otherwise hide the parent from claims until that
--- enqueue commits.
+-- enqueue commits. p_events: publish a started event per claimed job (one
+-- NOTIFY for the whole claim; see events.sql).
 CREATE OR REPLACE FUNCTION {schema}.claim(
     p_queues text[], p_limit integer, p_lease double precision,
-    p_err_head bytea, p_err_mid bytea, p_err_tail bytea,
+    p_err_head bytea, p_err_mid bytea, p_err_tail bytea, p_events boolean,
     OUT claimed_ids text[], OUT claimed_tokens bigint[], OUT claimed_attempts integer[], OUT claimed_bodies bytea[]
 ) LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
@@ -155,6 +171,9 @@ DECLARE
     v_tokens   bigint[];
     v_attempts integer[];
     v_bodies   bytea[];
+    v_tasks    text[];
+    v_ev_tasks text[] := '{}';
+    v_ev_queues text[] := '{}';
     v_key      text;
     v_conc     integer;
     v_rate     integer;
@@ -180,7 +199,7 @@ BEGIN
         WHERE NOT EXISTS (SELECT 1 FROM {schema}.paused_queues p WHERE p.queue = w.queue)
         ORDER BY w.ord);
     IF EXISTS (SELECT 1 FROM {schema}.jobs e WHERE e.state = {ACTIVE} AND e.lease_until <= now()) THEN
-        PERFORM {schema}.recover_expired(p_err_head, p_err_mid, p_err_tail, 1000);
+        PERFORM {schema}.recover_expired(p_err_head, p_err_mid, p_err_tail, 1000, p_events);
     END IF;
     IF EXISTS (SELECT 1 FROM {schema}.jobs d WHERE d.state IN ({SCHEDULED}, {RETRY_PENDING}) AND d.run_at <= now()) THEN
         PERFORM {schema}.promote_due(10000);
@@ -198,7 +217,7 @@ BEGIN
                     ORDER BY c.priority DESC, c.seq
                     LIMIT v_left
                     FOR NO KEY UPDATE SKIP LOCKED))
-                RETURNING j.id, j.token, j.attempt, j.body, j.priority, j.seq
+                RETURNING j.id, j.token, j.attempt, j.body, j.priority, j.seq, j.task
             )
             {COLLECT_CLAIMED}
         ELSE
@@ -279,7 +298,7 @@ BEGIN
                         SELECT * FROM unnest(v_tids, v_prios, v_seqs)) AS b(tid, priority, seq)
                     ORDER BY b.priority DESC, b.seq
                     LIMIT v_left))
-                RETURNING j.id, j.token, j.attempt, j.body, j.priority, j.seq, j.limit_key, j.started_at
+                RETURNING j.id, j.token, j.attempt, j.body, j.priority, j.seq, j.task, j.limit_key, j.started_at
             ), logged AS (
                 INSERT INTO {schema}.limit_log (queue, key, leased_at)
                 SELECT v_queue, c.limit_key, c.started_at
@@ -293,9 +312,26 @@ BEGIN
             claimed_tokens := claimed_tokens || v_tokens;
             claimed_attempts := claimed_attempts || v_attempts;
             claimed_bodies := claimed_bodies || v_bodies;
+            IF p_events THEN
+                v_ev_tasks := v_ev_tasks || v_tasks;
+                v_ev_queues := v_ev_queues || array_fill(v_queue, ARRAY[v_got]);
+            END IF;
             v_left := v_left - v_got;
             EXIT WHEN v_left <= 0;
         END IF;
     END LOOP;
+    IF p_events AND cardinality(claimed_ids) > 0 THEN
+        PERFORM {schema}.publish(1::smallint, claimed_ids, v_ev_tasks, v_ev_queues);
+    END IF;
 END
+$$;
+
+-- The claim of fastjobs before the operations layer (functions revision 3),
+-- for processes of that version during a rolling upgrade: no events.
+CREATE OR REPLACE FUNCTION {schema}.claim(
+    p_queues text[], p_limit integer, p_lease double precision,
+    p_err_head bytea, p_err_mid bytea, p_err_tail bytea,
+    OUT claimed_ids text[], OUT claimed_tokens bigint[], OUT claimed_attempts integer[], OUT claimed_bodies bytea[]
+) LANGUAGE sql AS $$
+    SELECT * FROM {schema}.claim(p_queues, p_limit, p_lease, p_err_head, p_err_mid, p_err_tail, false)
 $$;

@@ -1,6 +1,6 @@
 -- fastjobs PostgreSQL functions: dependencies (a waiting job's release or
--- cancellation when its parents finish) and cancel. Placeholders, planning
--- pins and re-application: see claim.sql.
+-- cancellation when its parents finish). Placeholders, planning pins and
+-- re-application: see claim.sql.
 
 -- Take waiting children whose counts are settled out of waiting: released to
 -- queued, or scheduled for their own delay counted from the release (a
@@ -55,7 +55,11 @@ $$;
 -- Callers run this in a statement after the one that finished the parents: a
 -- fresh snapshot, taken after any child enqueue that held the parent's row
 -- (FOR KEY SHARE, see enqueue_flow) committed, so its job_deps row is seen.
-CREATE OR REPLACE FUNCTION {schema}.settle_dependants(p_ids text[], p_failed boolean[]) RETURNS void LANGUAGE plpgsql
+-- p_events: publish a cancelled event for every dependant it cancels.
+-- (settle_dependants, its name before the events, stays in schemas created
+-- earlier for the functions of older processes.)
+CREATE OR REPLACE FUNCTION {schema}.settle(p_ids text[], p_failed boolean[], p_events boolean)
+RETURNS void LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 DECLARE
     v_children text[];
@@ -83,33 +87,10 @@ BEGIN
         WHERE j.id = c.child AND j.state = {WAITING};
         p_ids := {schema}.resolve_waiting(v_children);
         p_failed := array_fill(true, ARRAY[cardinality(p_ids)]);
+        IF p_events AND cardinality(p_ids) > 0 THEN
+            PERFORM {schema}.publish(7::smallint, array_agg(f.id), array_agg(f.task), array_agg(f.queue))
+            FROM {schema}.finished_jobs f WHERE f.id = ANY (p_ids);
+        END IF;
     END LOOP;
-END
-$$;
-
--- Cancel one job that has not finished; its dependants follow (cascade). An
--- active limited job frees a slot of its key: its queue's idle workers wake.
-CREATE OR REPLACE FUNCTION {schema}.cancel_job(p_id text) RETURNS integer LANGUAGE plpgsql
-{PLANNING_PINS} AS $$
-DECLARE
-    v_count integer;
-    v_queue text;
-BEGIN
-    WITH cancelled AS (
-        DELETE FROM {schema}.jobs j WHERE j.id = p_id RETURNING j.*
-    ), kept AS (
-        {KEEP_CANCELLED}
-    )
-    SELECT count(*), max(c.queue) FILTER (WHERE c.limit_key IS NOT NULL AND c.state = {ACTIVE})
-    INTO v_count, v_queue FROM cancelled c;
-    IF v_count > 0 THEN
-        IF v_queue IS NOT NULL THEN
-            PERFORM pg_notify({channel}, v_queue);
-        END IF;
-        IF EXISTS (SELECT 1 FROM {schema}.job_deps) THEN
-            PERFORM {schema}.settle_dependants(ARRAY[p_id], ARRAY[true]);
-        END IF;
-    END IF;
-    RETURN v_count;
 END
 $$;

@@ -23,23 +23,44 @@ $$;
 -- Enqueue a batch without unique keys: one INSERT from the unnested arrays, and
 -- one NOTIFY per queue (delivered at commit: a rolled-back enqueue wakes no
 -- one). Ids are unique across live and finished jobs.
+--
+-- Every enqueue takes each job's task name (p_tasks) and its tags: p_tag_counts
+-- gives each job's number of tags and p_tags lists them in job order (both
+-- NULL when no job of the batch has tags: the common batch pays nothing for
+-- them). p_events: publish an enqueued event per job stored (events.sql).
 CREATE OR REPLACE FUNCTION {schema}.enqueue(
     p_ids text[], p_queues text[], p_priorities bigint[], p_delays double precision[],
-    p_max_attempts integer[], p_bodies bytea[]
+    p_max_attempts integer[], p_bodies bytea[], p_tasks text[], p_tag_counts integer[], p_tags text[],
+    p_events boolean
 ) RETURNS void LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 BEGIN
-    INSERT INTO {schema}.jobs (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, body)
+    INSERT INTO {schema}.jobs (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, body, task, tags)
     SELECT n.id, n.queue, CASE WHEN n.delay > 0 THEN {SCHEDULED} ELSE {QUEUED} END, n.priority,
            nextval('{schema}.job_seq'), n.max_attempts, now(),
            CASE WHEN n.delay > 0 THEN now() + n.delay * interval '1 second' ELSE now() END,
-           n.body
-    FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies)
-        WITH ORDINALITY AS n(id, queue, priority, delay, max_attempts, body, ord)
+           n.body, n.task, {JOB_TAGS}
+    FROM (SELECT u.*, sum(u.tag_count) OVER (ORDER BY u.ord) AS tag_end
+          FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies, p_tasks, p_tag_counts)
+              WITH ORDINALITY AS u(id, queue, priority, delay, max_attempts, body, task, tag_count, ord)) AS n
     ORDER BY n.ord;
     PERFORM {schema}.refuse_finished_id(f.id) FROM {schema}.finished_jobs f WHERE f.id = ANY (p_ids);
     PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(p_queues) AS q) AS woken;
+    IF p_events THEN
+        PERFORM {schema}.publish(0::smallint, p_ids, p_tasks, p_queues);
+    END IF;
 END
+$$;
+
+-- The enqueue of fastjobs before the operations layer (functions revision 3),
+-- for processes of that version during a rolling upgrade: no task, no tags,
+-- no events.
+CREATE OR REPLACE FUNCTION {schema}.enqueue(
+    p_ids text[], p_queues text[], p_priorities bigint[], p_delays double precision[],
+    p_max_attempts integer[], p_bodies bytea[]
+) RETURNS void LANGUAGE sql AS $$
+    SELECT {schema}.enqueue(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies,
+                            array_fill(''::text, ARRAY[cardinality(p_ids)]), NULL, NULL, false)
 $$;
 
 -- Enqueue a batch in which some jobs carry a unique_key. A job whose key is
@@ -57,20 +78,24 @@ $$;
 -- NOT EXISTS of the INSERT already left it out.
 CREATE OR REPLACE FUNCTION {schema}.enqueue_unique(
     p_ids text[], p_queues text[], p_priorities bigint[], p_delays double precision[],
-    p_max_attempts integer[], p_bodies bytea[], p_unique_keys text[], p_unique_ttls double precision[]
+    p_max_attempts integer[], p_bodies bytea[], p_unique_keys text[], p_unique_ttls double precision[],
+    p_tasks text[], p_tag_counts integer[], p_tags text[], p_events boolean
 ) RETURNS TABLE (job_position integer, holder_id text) LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 DECLARE
     v_stored integer;
 BEGIN
     INSERT INTO {schema}.jobs
-        (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, unique_key, unique_ttl, body)
+        (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, unique_key, unique_ttl, body, task, tags)
     SELECT n.id, n.queue, CASE WHEN n.delay > 0 THEN {SCHEDULED} ELSE {QUEUED} END, n.priority,
            nextval('{schema}.job_seq'), n.max_attempts, now(),
            CASE WHEN n.delay > 0 THEN now() + n.delay * interval '1 second' ELSE now() END,
-           n.unique_key, CASE WHEN n.unique_ttl > 0 THEN n.unique_ttl END, n.body
-    FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies, p_unique_keys, p_unique_ttls)
-        WITH ORDINALITY AS n(id, queue, priority, delay, max_attempts, body, unique_key, unique_ttl, ord)
+           n.unique_key, CASE WHEN n.unique_ttl > 0 THEN n.unique_ttl END, n.body, n.task, {JOB_TAGS}
+    FROM (SELECT u.*, sum(u.tag_count) OVER (ORDER BY u.ord) AS tag_end
+          FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies, p_unique_keys, p_unique_ttls,
+                      p_tasks, p_tag_counts)
+              WITH ORDINALITY AS u(id, queue, priority, delay, max_attempts, body, unique_key, unique_ttl, task,
+                                   tag_count, ord)) AS n
     WHERE n.unique_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM {schema}.finished_jobs h
         WHERE h.queue = n.queue AND h.unique_key = n.unique_key AND h.unique_until > now())
@@ -85,6 +110,11 @@ BEGIN
             SELECT 1 FROM {schema}.finished_jobs h
             WHERE h.queue = n.queue AND h.unique_key = n.unique_key AND h.unique_until > now());
         PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(p_queues) AS q) AS woken;
+        IF p_events THEN
+            -- The jobs of the batch that are stored now (not those whose key was held).
+            PERFORM {schema}.publish(0::smallint, array_agg(j.id), array_agg(j.task), array_agg(j.queue))
+            FROM {schema}.jobs j WHERE j.id = ANY (p_ids);
+        END IF;
     END IF;
     RETURN QUERY
         {UNIQUE_HOLDERS};
@@ -111,7 +141,8 @@ CREATE OR REPLACE FUNCTION {schema}.enqueue_flow(
     p_ids text[], p_queues text[], p_priorities bigint[], p_delays double precision[],
     p_max_attempts integer[], p_bodies bytea[], p_unique_keys text[], p_unique_ttls double precision[],
     p_modes smallint[], p_dep_counts integer[], p_limit_keys text[], p_limit_concurrency integer[],
-    p_limit_rates integer[], p_limit_pers double precision[], p_dep_children text[], p_dep_parents text[]
+    p_limit_rates integer[], p_limit_pers double precision[], p_dep_children text[], p_dep_parents text[],
+    p_tasks text[], p_tag_counts integer[], p_tags text[], p_events boolean
 ) RETURNS TABLE (job_position integer, holder_id text) LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 DECLARE
@@ -144,15 +175,16 @@ BEGIN
     END IF;
 
     WITH n AS (
-        SELECT u.*, (sum(u.dep_count) OVER (ORDER BY u.ord))::integer AS dep_end
+        SELECT u.*, (sum(u.dep_count) OVER (ORDER BY u.ord))::integer AS dep_end,
+               sum(u.tag_count) OVER (ORDER BY u.ord) AS tag_end
         FROM unnest(p_ids, p_queues, p_priorities, p_delays, p_max_attempts, p_bodies, p_unique_keys,
-                    p_unique_ttls, p_modes, p_dep_counts, p_limit_keys)
+                    p_unique_ttls, p_modes, p_dep_counts, p_limit_keys, p_tasks, p_tag_counts)
             WITH ORDINALITY AS u(id, queue, priority, delay, max_attempts, body, unique_key, unique_ttl,
-                                 mode, dep_count, limit_key, ord)
+                                 mode, dep_count, limit_key, task, tag_count, ord)
     ), stored AS (
         INSERT INTO {schema}.jobs
             (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, unique_key, unique_ttl, body,
-             parents, dep_mode, pending_parents, failed_parents, limit_key)
+             parents, dep_mode, pending_parents, failed_parents, limit_key, task, tags)
         SELECT n.id, n.queue, CASE WHEN n.dep_count > 0 THEN {WAITING} WHEN n.delay > 0 THEN {SCHEDULED} ELSE {QUEUED} END, n.priority,
                nextval('{schema}.job_seq'), n.max_attempts, now(),
                CASE WHEN n.delay > 0 THEN now() + n.delay * interval '1 second' ELSE now() END,
@@ -161,7 +193,7 @@ BEGIN
                CASE WHEN n.dep_count > 0 THEN n.mode END,
                CASE WHEN n.dep_count > 0 THEN n.dep_count END,
                CASE WHEN n.dep_count > 0 THEN 0 END,
-               n.limit_key
+               n.limit_key, n.task, {JOB_TAGS}
         FROM n
         WHERE n.unique_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM {schema}.finished_jobs h
@@ -231,13 +263,27 @@ BEGIN
             GROUP BY d.child
         ) AS c
         WHERE j.id = c.child AND (j.pending_parents <> c.pending OR c.failed > 0);
-        v_cancelled := {schema}.resolve_waiting(v_stored);
-        IF cardinality(v_cancelled) > 0 THEN
-            PERFORM {schema}.settle_dependants(v_cancelled, array_fill(true, ARRAY[cardinality(v_cancelled)]));
-        END IF;
     END IF;
     IF cardinality(v_stored) > 0 THEN
         PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(p_queues) AS q) AS woken;
+        IF p_events THEN
+            PERFORM {schema}.publish(0::smallint, array_agg(n.id ORDER BY n.ord), array_agg(n.task ORDER BY n.ord),
+                                     array_agg(n.queue ORDER BY n.ord))
+            FROM unnest(p_ids, p_tasks, p_queues) WITH ORDINALITY AS n(id, task, queue, ord)
+            WHERE n.id = ANY (v_stored);
+        END IF;
+    END IF;
+    IF cardinality(p_dep_children) > 0 AND cardinality(v_stored) > 0 THEN
+        -- Children resolved at once (their parents had finished): after their
+        -- enqueued events, the cancelled ones publish theirs.
+        v_cancelled := {schema}.resolve_waiting(v_stored);
+        IF cardinality(v_cancelled) > 0 THEN
+            IF p_events THEN
+                PERFORM {schema}.publish(7::smallint, array_agg(f.id), array_agg(f.task), array_agg(f.queue))
+                FROM {schema}.finished_jobs f WHERE f.id = ANY (v_cancelled);
+            END IF;
+            PERFORM {schema}.settle(v_cancelled, array_fill(true, ARRAY[cardinality(v_cancelled)]), p_events);
+        END IF;
     END IF;
     IF p_unique_keys IS NOT NULL THEN
         RETURN QUERY
