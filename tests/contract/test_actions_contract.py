@@ -147,7 +147,7 @@ async def test_cancel_many(backend: Backend) -> None:
 
 @pytest.mark.parametrize("state", [QUEUED, SCHEDULED, RETRY_PENDING, WAITING, SUCCEEDED, DEAD, CANCELLED])
 async def test_delete_removes_a_job_in_any_state_but_active(backend: Backend, state: int) -> None:
-    parent = new(queue="parents")
+    parent = new(delay=FAR)  # never claimed; on Redis a parent shares its child's queue
     j = new(delay=FAR if state == SCHEDULED else 0.0, depends_on=(parent.id,) if state == WAITING else ())
     await backend.enqueue_many([parent, j])
     if state == RETRY_PENDING:
@@ -162,13 +162,13 @@ async def test_delete_removes_a_job_in_any_state_but_active(backend: Backend, st
     assert got is not None and got.state == state
     assert await backend.delete_jobs([j.id]) == [True]
     assert await backend.get(j.id) is None
-    assert await search_all(backend, JobFilter(queue="q"), 10) == []
+    assert [found.id for found in await search_all(backend, JobFilter(queue="q"), 10)] == [parent.id]
     assert await backend.delete_jobs([j.id]) == [False]
     assert await backend.claim(["q"], 10, LEASE) == []
     stats = await backend.stats()
-    assert sum(n for n in stats.get("q", {}).values() if isinstance(n, int)) == 0
-    if state == WAITING:  # its parent finishing later finds nothing to release
-        await finish(backend, "parents", 1)
+    assert sum(n for n in stats.get("q", {}).values() if isinstance(n, int)) == 1  # the parent
+    if state == WAITING:  # its parent finishing later finds nothing to cancel
+        assert await backend.cancel_jobs([parent.id]) == [True]
         assert await backend.get(j.id) is None
 
 
@@ -201,7 +201,7 @@ async def test_delete_frees_a_unique_key_within_its_window(backend: Backend) -> 
 
 @pytest.mark.parametrize("parent_state", [QUEUED, SCHEDULED])
 async def test_deleting_a_parent_settles_its_dependants_as_a_cancel_would(backend: Backend, parent_state: int) -> None:
-    parent = new(queue="p", delay=FAR if parent_state == SCHEDULED else 0.0)
+    parent = new(delay=FAR if parent_state == SCHEDULED else 0.0)
     strict = new(depends_on=(parent.id,), after=int(DependencyMode.SUCCEEDED))
     lenient = new(depends_on=(parent.id,), after=int(DependencyMode.FINISHED))
     on_failure = new(depends_on=(parent.id,), after=int(DependencyMode.FAILED))

@@ -128,9 +128,10 @@ async def test_a_full_last_page_is_followed_by_nothing(backend: Backend) -> None
 
 
 async def one_of_each_state(backend: Backend) -> dict[int, str]:
-    """A job in each of the 8 states, in queue "q": state -> job id."""
-    queued, scheduled, parent = new(), new(delay=FAR), new(queue="other")
-    waiting = new(depends_on=(parent.id,))
+    """A job in each of the 8 states: state -> job id (the waiting one's parent is scheduled too)."""
+    queued, parent = new(), new(queue="w", delay=FAR)
+    scheduled = new(delay=FAR)
+    waiting = new(queue="w", depends_on=(parent.id,))  # on Redis, parents share their child's queue
     active, retried, succeeded, dead, cancelled = (new(queue=name) for name in ("a", "r", "s", "d", "c"))
     await backend.enqueue_many([queued, scheduled, parent, waiting, active, retried, succeeded, dead, cancelled])
     await claim_all(backend, "a", 1)
@@ -148,14 +149,15 @@ async def one_of_each_state(backend: Backend) -> dict[int, str]:
 
 async def test_the_state_filter(backend: Backend) -> None:
     ids = await one_of_each_state(backend)
-    parent = {j.id for j in await search_all(backend, JobFilter(queue="other"), 10)}
+    parent = {j.id for j in await search_all(backend, JobFilter(queue="w", states=(SCHEDULED,)), 10)}
+    assert len(parent) == 1
     for state in ALL_STATES:
         page, position = await backend.search(JobFilter(states=(state,)), 10)
-        expected = {ids[state]} | (parent if state == QUEUED else set())
+        expected = {ids[state]} | (parent if state == SCHEDULED else set())
         assert {j.id for j in page} == expected, STATE_NAMES[state]
         assert all(j.state == state for j in page)
         assert position is None
-    some = (DEAD, CANCELLED, QUEUED, WAITING)
+    some = (DEAD, CANCELLED, SCHEDULED, WAITING)
     found = await search_all(backend, JobFilter(states=some), 10)
     assert {j.id for j in found} == {ids[s] for s in some} | parent
     everything = await search_all(backend, JobFilter(states=ALL_STATES), 3)
