@@ -178,6 +178,13 @@ async def snapshot(app: App) -> Snapshot:
     return Snapshot(now, queues, paused, rates, alive, len(workers) - alive)
 
 
+def rate(per_second: float) -> str:
+    """A jobs/s figure in at most 9 columns, with the digits that matter (0.04, 12.5, 48,210)."""
+    if per_second < 10:
+        return f"{per_second:.2f}"
+    return f"{per_second:.1f}" if per_second < 1000 else f"{per_second:,.0f}"
+
+
 def format_stats(snap: Snapshot, title: str) -> list[str]:
     """The ``stats`` table in 100 columns: one row per queue (``*`` marks a paused one)."""
     labels = [SHORT.get(s, s) for s in STATE_NAMES]
@@ -192,11 +199,11 @@ def format_stats(snap: Snapshot, title: str) -> list[str]:
             continue
         for s in STATE_NAMES:
             totals[s] += int(row.get(s, 0))
-        lines.append(f"{name:<20}" + "".join(f"{row.get(s, 0):>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
-                     + f"{snap.rates.get(queue, 0.0):>9.1f}")
+        counts = "".join(f"{row.get(s, 0):>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
+        lines.append(f"{name:<20}{counts}{rate(snap.rates.get(queue, 0.0)):>9}")
     if len(snap.queues) > 1:
-        lines.append(f"{'(all)':<20}" + "".join(f"{totals[s]:>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
-                     + f"{sum(snap.rates.values()):>9.1f}")
+        counts = "".join(f"{totals[s]:>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
+        lines.append(f"{'(all)':<20}{counts}{rate(sum(snap.rates.values())):>9}")
     lines.append(f"workers: {snap.alive} alive, {snap.gone} gone")
     if snap.paused:
         lines.append("* paused: " + fit(", ".join(snap.paused), WIDTH - 10))
@@ -226,9 +233,9 @@ def rich_stats(snap: Snapshot, title: str) -> Any:
             totals[s] += int(row.get(s, 0))
         paused = queue in snap.paused
         table.add_row(queue + ("*" if paused else ""), *(f"{row.get(s, 0):,}" for s in STATE_NAMES),
-                      f"{snap.rates.get(queue, 0.0):.1f}", style="yellow" if paused else None)
+                      rate(snap.rates.get(queue, 0.0)), style="yellow" if paused else None)
     if len(snap.queues) > 1:
-        table.add_row("(all)", *(f"{totals[s]:,}" for s in STATE_NAMES), f"{sum(snap.rates.values()):.1f}",
+        table.add_row("(all)", *(f"{totals[s]:,}" for s in STATE_NAMES), rate(sum(snap.rates.values())),
                       style="bold", end_section=True)
     return table
 
