@@ -114,6 +114,12 @@ async def test_url_overrides_the_apps_own(redis_space: Space) -> None:  # noqa: 
     assert "memory://, which lives inside one process" in refused.stderr
     page = await asyncio.to_thread(space.cli, "jobs", "--url", space.url, "--json", env=env)
     assert '"id": "' + dead[0] + '"' in page.stdout
+    # Every command takes it: enqueue, then a burst worker, both at --url.
+    job_id = (await asyncio.to_thread(space.cli, "enqueue", "echo", "--args", '["via url"]', "--url", space.url,
+                                      env=env)).stdout.strip()
+    await asyncio.to_thread(space.cli, "worker", "--burst", "--url", space.url, env=env)
+    info = await space.app.get_job(job_id)
+    assert info is not None and (info.state, info.result) == ("succeeded", "via url")
 
 
 def test_help_shows_defaults_in_100_columns() -> None:
