@@ -8,9 +8,9 @@ when asked, else after ``ack_interval`` seconds, so the ack of one batch
 overlaps the claim of the next. A flush that fails keeps its acks, in order,
 and retries with a backoff while the backend is down.
 
-Each outcome of a run also notes a :data:`~fastjobs.history.Run` (queue, task,
-outcome, seconds), kept beside its ack; a flush sums them into history rows sent
-in the same ``ack_many`` call (see :mod:`fastjobs.history`).
+Each outcome of a run is also added to a :class:`~fastjobs.history.Tally` (queue,
+task, outcome, seconds); a flush sends the tally as history rows in the same
+``ack_many`` call (see :mod:`fastjobs.history`).
 
 Example:
     >>> from fastjobs.acks import AckBuffer
@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left
 from collections import Counter
 
 from typing import TYPE_CHECKING, Any
 
 from ._core import PayloadTooLargeError, UnencodableError, encode_value
-from .backends.base import Ack, AckKind, Backend, Claim, HistoryRow, Outcome
-from .history import Run, tally
+from .backends.base import HISTOGRAM_BOUNDS, Ack, AckKind, Backend, Claim, HistoryRow, Outcome
+from .history import Tally
 from .job import error_record, exception_record
 from .retries import RetryPolicy
 
@@ -41,6 +42,7 @@ log = logging.getLogger("fastjobs.worker")
 
 SUCCEED, RETRY, DEAD, RELEASE = AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE
 SUCCEEDED, RETRIED, DIED = Outcome.SUCCEEDED, Outcome.RETRIED, Outcome.DEAD
+_FIRST_BOUND = HISTOGRAM_BOUNDS[0]
 
 MAX_RETRY_DELAY = 1.0
 """Longest wait between two attempts to send acks while the backend is down. Short, because
@@ -68,13 +70,16 @@ class AckBuffer:
         self._failed = 0
         self.pending: list[Ack] = []
         """Not sent yet, in outcome order. Replaced (not cleared) by each flush: hold no reference."""
-        self.runs: list[Run | None] = []
-        """Beside :attr:`pending`, one per ack: the run it reports, None for a give-back or a job
-        that could not be read (no queue or task to count it under)."""
-        self._unsure = 0
-        """How many of the first :attr:`pending` acks went out in a call that failed (see :meth:`_flush`)."""
+        self.tally = Tally()
+        """The runs of the acks added to :attr:`pending` since the last flush took its rows."""
+        self._last: tuple[str, str, list[float]] = ("", "", [])
+        """The queue, task and tally cell of the last success: consecutive jobs of one task
+        skip the dict lookup (two string compares instead of hashing a fresh key)."""
+        self._unsure: list[tuple[int, list[HistoryRow]]] = []
+        """The first acks of :attr:`pending` went out in calls that failed: per call, how many
+        acks and the rows it carried for them (see :meth:`_flush`)."""
         self._carry: list[HistoryRow] = []
-        """History rows still to send: those of acks whose first call failed, once they applied."""
+        """History rows still to send: those of a failed call, once its acks turned out not applied."""
         self.acked = 0
         """Acknowledgements the backend applied (stale ones excluded)."""
         self.stale = 0
@@ -100,8 +105,15 @@ class AckBuffer:
             self.dead_letter(claim, type(exc).__name__, f"the result cannot be stored: {exc}", record, seconds)
             return
         self.pending.append(Ack(claim.id, claim.token, SUCCEED, payload))
-        self.runs.append((record.queue, record.task, SUCCEEDED, seconds))
         self._succeeded += 1
+        # The hot path: the cell of the previous success if the job is of the same task, then
+        # one compare for the (most common) first bucket, a bisect only past it.
+        queue, task, cell = self._last
+        if record.task != task or record.queue != queue:
+            cell = self.tally.cell(record.queue, record.task, SUCCEEDED)
+            self._last = (record.queue, record.task, cell)
+        cell[0] += seconds
+        cell[1 if seconds <= _FIRST_BOUND else bisect_left(HISTOGRAM_BOUNDS, seconds) + 1] += 1
 
     def fail(self, claim: Claim, record: JobRecord, exc: BaseException, seconds: float) -> None:
         """An attempt raised ``exc`` after running ``seconds``: retry it after its backoff, or dead-letter it."""
@@ -110,7 +122,7 @@ class AckBuffer:
         # The start, from the wall clock now and the monotonic run time: no clock read per job.
         payload = exception_record(attempt, exc, self.worker, time.time() - seconds)
         retry, delay = self.retries.decide(claim.id, record, attempt, exc)
-        self.runs.append((record.queue, record.task, RETRIED if retry else DIED, seconds))
+        self.tally.add(record.queue, record.task, RETRIED if retry else DIED, seconds)
         if retry:
             self.pending.append(Ack(claim.id, claim.token, RETRY, payload, delay))
             log.warning(
@@ -133,12 +145,12 @@ class AckBuffer:
         log.error("job %s dead-lettered: %s: %s", claim.id, kind, message)
         payload = error_record(claim.attempt, kind, message, worker=self.worker, started_at=time.time() - seconds)
         self.pending.append(Ack(claim.id, claim.token, DEAD, payload))
-        self.runs.append(None if record is None else (record.queue, record.task, DIED, seconds))
+        if record is not None:
+            self.tally.add(record.queue, record.task, DIED, seconds)
 
     def release(self, claim: Claim) -> None:
         """Give back a job that did not start (or was interrupted by shutdown), its attempt unused."""
         self.pending.append(Ack(claim.id, claim.token, RELEASE))
-        self.runs.append(None)
 
     @property
     def succeeded(self) -> int:
@@ -184,12 +196,12 @@ class AckBuffer:
         """Send pending acks in batches until none are left; retry while the backend is down.
 
         History is counted once per run, even when a call fails after the backend applied it
-        (the reply was lost): a retried ack that applied then comes back stale, its token used.
-        So the runs of acks whose call failed are not sent again with the retry; once the retry
-        says which of them applied (True: the failed call had not), their rows go in the next
-        call. The price: a job whose lease was lost during the outage is not counted (its
-        outcome was discarded, and its next run is counted); rows carried this way are sent
-        again if that next call fails too.
+        (its reply was lost). The rows of a failed call are not sent again with the retry:
+        once the retry answers, if any of that call's acks applied, the failed call did not
+        apply (a call's acks and history apply together) and its rows go in the next call;
+        if none did, it had applied (each ack's token was used), rows included. The price: if
+        every ack of the failed call lost its lease during the outage, its runs go uncounted;
+        rows carried this way are sent again should their own call fail.
         """
         backend = self._backend
         assert backend is not None
@@ -197,18 +209,14 @@ class AckBuffer:
         try:
             while self.pending or self._carry:
                 batch, self.pending = self.pending, []
-                runs, self.runs = self.runs, []
-                unsure, self._unsure = self._unsure, 0
+                rows = self._take_rows()  # the runs of the acks new in this batch
+                unsure, self._unsure = self._unsure, []
                 carry, self._carry = self._carry, []
-                history = tally(runs[unsure:] if unsure else runs)
-                if carry:
-                    history += carry
                 try:
-                    applied = await backend.ack_many(batch, history=history)
+                    applied = await backend.ack_many(batch, history=rows + carry if carry else rows)
                 except Exception as exc:
                     self.pending[:0] = batch  # keep them, in order, for the next try
-                    self.runs[:0] = runs
-                    self._unsure = len(batch)
+                    self._unsure = [*unsure, (len(batch) - sum(n for n, _ in unsure), rows)]
                     self._carry[:0] = carry
                     self.failing = True
                     failures += 1
@@ -218,8 +226,11 @@ class AckBuffer:
                     continue
                 failures = 0
                 self.failing = False
-                if unsure:
-                    self._carry = tally(run for run, ok in zip(runs[:unsure], applied) if ok)
+                start = 0
+                for n, unsure_rows in unsure:
+                    if any(applied[start:start + n]):
+                        self._carry += unsure_rows
+                    start += n
                 stale = applied.count(False)
                 self.acked += len(applied) - stale
                 if self._waiters:
@@ -234,6 +245,12 @@ class AckBuffer:
             self.flushing = None
             if self.pending or self._carry:
                 self.schedule()
+
+    def _take_rows(self) -> list[HistoryRow]:
+        rows = self.tally.rows()
+        self.tally = Tally()
+        self._last = ("", "", [])
+        return rows
 
     async def wait_acked(self, count: int) -> None:
         """Return once the backend has applied ``count`` acknowledgements from this buffer."""

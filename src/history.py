@@ -1,12 +1,11 @@
 """Throughput and run-time history: what workers tally per ack flush, what :meth:`App.history` returns.
 
-Write side: the worker notes one :data:`Run` per finished attempt (queue, task,
-:class:`~fastjobs.backends.Outcome`, seconds its handler ran); each ack flush
-sums its runs with :func:`tally` into one :class:`~fastjobs.backends.HistoryRow`
-per (queue, task, outcome), which the backend adds to the current minute and
-hour in the same round trip as the acks. A run costs the worker one tuple; the
-bucketing (a bisect into :data:`~fastjobs.backends.HISTOGRAM_BOUNDS`) happens
-once per run, at the flush.
+Write side: the worker adds each finished attempt (queue, task,
+:class:`~fastjobs.backends.Outcome`, seconds its handler ran) to a :class:`Tally`
+as it acks it: a cell per (queue, task, outcome) holding the run-time sum and a
+fixed-bucket histogram over :data:`~fastjobs.backends.HISTOGRAM_BOUNDS`. Each ack
+flush sends the tally as :class:`~fastjobs.backends.HistoryRow` values in the
+same round trip as the acks; the backend adds them to the current minute and hour.
 
 Read side: :func:`read_history` merges the stored points' outcomes into one
 :class:`HistoryBucket` per (minute or hour, queue, task), with counts per outcome
@@ -59,26 +58,49 @@ def bucket_of(seconds: float) -> int:
     return bisect_left(HISTOGRAM_BOUNDS, seconds)
 
 
-def tally(runs: Iterable[Run | None]) -> list[HistoryRow]:
-    """Sum ``runs`` (None entries skipped: acks that are no run, such as a give-back) into one
-    :class:`HistoryRow` per (queue, task, outcome), in order of first appearance."""
-    cells: dict[tuple[str, str, int], list[float]] = {}
-    bounds = HISTOGRAM_BOUNDS
-    for run in runs:
-        if run is None:
-            continue
-        queue, task, outcome, seconds = run
+class Tally:
+    """Run-time totals per (queue, task, outcome): what an ack flush sends as history rows.
+
+    A cell is ``[seconds summed, count per bucket...]``; the worker's hot path keeps a reference
+    to the cell it used last and adds to it in place (see :class:`~fastjobs.acks.AckBuffer`).
+    """
+
+    __slots__ = ("cells",)
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, str, int], list[float]] = {}
+
+    def cell(self, queue: str, task: str, outcome: int) -> list[float]:
+        """The cell of (queue, task, outcome), made empty on first use."""
         key = (queue, task, outcome)
-        cell = cells.get(key)
+        cell = self.cells.get(key)
         if cell is None:
-            cell = cells[key] = [0.0] * (SLOTS + 1)
+            cell = self.cells[key] = [0.0] + [0] * SLOTS
+        return cell
+
+    def add(self, queue: str, task: str, outcome: int, seconds: float) -> None:
+        """Count one run of ``seconds``."""
+        cell = self.cell(queue, task, outcome)
         cell[0] += seconds
-        cell[bisect_left(bounds, seconds) + 1] += 1
-    rows = []
-    for (queue, task, outcome), cell in cells.items():
-        buckets = tuple(int(n) for n in cell[1:])
-        rows.append(HistoryRow(queue, task, outcome, sum(buckets), cell[0], buckets))
-    return rows
+        cell[bisect_left(HISTOGRAM_BOUNDS, seconds) + 1] += 1
+
+    def rows(self) -> list[HistoryRow]:
+        """One :class:`HistoryRow` per cell, in order of first use."""
+        rows = []
+        for (queue, task, outcome), cell in self.cells.items():
+            buckets = tuple(int(n) for n in cell[1:])
+            rows.append(HistoryRow(queue, task, outcome, sum(buckets), cell[0], buckets))
+        return rows
+
+
+def tally(runs: Iterable[Run | None]) -> list[HistoryRow]:
+    """Sum ``runs`` (None entries skipped) into one :class:`HistoryRow` per (queue, task, outcome),
+    in order of first appearance."""
+    totals = Tally()
+    for run in runs:
+        if run is not None:
+            totals.add(*run)
+    return totals.rows()
 
 
 def percentile(buckets: Sequence[int], q: float) -> float | None:
