@@ -74,6 +74,7 @@ _SESSION_SETTINGS = {
     "enable_bitmapscan": "off",
     "enable_hashjoin": "off",
     "enable_mergejoin": "off",
+    "enable_sort": "off",
     "jit": "off",
 }
 
@@ -135,6 +136,11 @@ class PostgresConnection(Backend):
         # Our own connections plan like the functions do (see the header of
         # sql/functions/claim.sql): every query here has an index
         # made for it, and a queue table's statistics are nearly always wrong.
+        # No sort where an index walks in order (a penalty, not a ban: a sort
+        # with no alternative stays): a search part of scheduled jobs was
+        # planned on jobs_due_by_queue plus a sort of every scheduled job of
+        # the queue, instead of a walk of jobs_search_queue from the position,
+        # while the statistics said the queue was empty.
         # No JIT: it only ever slows these short statements.
         settings = dict(_SESSION_SETTINGS)
         if not synchronous_commit:

@@ -1,0 +1,226 @@
+"""PostgreSQL's operations layer beyond the contract: migration 003 over a version-2 schema,
+search plans that seek, events chunked under NOTIFY's payload limit and sent once per
+statement, history kept bounded by the writes themselves, and the bookkeeping that
+delete and edit-and-retry carry along (dependency rows, limit settings)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+
+from fastjobs._core import DEAD, QUEUED, SUCCEEDED
+from fastjobs.backends import Ack, AckKind, BackendOptions, Limit, NewJob
+from fastjobs.backends.postgres import PostgresBackend
+from fastjobs.backends.postgres.operations import _statement
+from fastjobs.backends.postgres.search import search_args, shape_of
+from fastjobs.backends.postgres.sql import MIGRATIONS, events_channel, render
+from fastjobs.backends.values import HISTOGRAM_BOUNDS, SEARCH_SCAN, HistoryRow, JobEdit, JobFilter
+from tests.postgres.conftest import MakePostgres
+
+
+def job(jid: str, queue: str = "q", task: str = "t", tags: tuple[str, ...] = (), **kw: Any) -> NewJob:
+    fields: dict[str, Any] = dict(priority=0, delay=0.0, max_attempts=1, body=jid.encode(), unique_key=None,
+                                  unique_ttl=0.0, depends_on=(), after=0, limit=None)
+    fields.update(kw)
+    return NewJob(jid, queue, fields["priority"], fields["delay"], fields["max_attempts"], fields["body"],
+                  fields["unique_key"], fields["unique_ttl"], fields["depends_on"], fields["after"], fields["limit"],
+                  task, tags)
+
+
+async def test_migration_003_upgrades_a_version_2_schema_with_jobs_in_it(
+    make_pg: MakePostgres, admin: asyncpg.Connection, schema: str
+) -> None:
+    quoted = f'"{schema}"'
+    await admin.execute(f"CREATE SCHEMA {quoted}; CREATE TABLE {quoted}.schema_migrations ("
+                        " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    for version, name, sql in MIGRATIONS[:2]:
+        await admin.execute(render(sql, schema))
+        await admin.execute(f"INSERT INTO {quoted}.schema_migrations (version, name) VALUES ($1, $2)", version, name)
+    # Jobs stored by version 2: one queued, one dead.
+    await admin.execute(
+        f"INSERT INTO {quoted}.jobs (id, queue, state, priority, seq, max_attempts, enqueued_at, run_at, body)"
+        f" VALUES ('old-live', 'q', {QUEUED}, 0, 1, 3, now() - interval '1 hour', now() - interval '1 hour', 'x')")
+    await admin.execute(
+        f"INSERT INTO {quoted}.finished_jobs (id, queue, state, priority, attempt, max_attempts, token,"
+        f" enqueued_at, run_at, finished_at, body)"
+        f" VALUES ('old-dead', 'q', {DEAD}, 0, 3, 3, 3, now() - interval '2 hours', now() - interval '2 hours',"
+        f" now() - interval '90 minutes', 'y')")
+    pg = await make_pg()
+    assert pg.applied_migrations == ["003_operations"]
+    old = await pg.get("old-live")
+    assert old is not None and old.task == "" and old.tags == ()
+    # Old and new jobs are found, newest first, through the new indexes.
+    await pg.enqueue_many([job("new", tags=("a",))])
+    page, _ = await pg.search(JobFilter(), 10)
+    assert [j.id for j in page] == ["new", "old-live", "old-dead"]
+    assert await pg.retry_jobs(["old-dead"]) == [True]
+    claims = await pg.claim(["q"], 10, 30.0)
+    assert sorted(c.id for c in claims) == ["new", "old-dead", "old-live"]
+    assert await pg.ack_many([Ack(c.id, c.token, AckKind.SUCCEED) for c in claims]) == [True] * 3
+    page, _ = await pg.search(JobFilter(states=(SUCCEEDED,), tag="a"), 10)
+    assert [j.id for j in page] == ["new"]
+
+
+async def plan_of(pg: PostgresBackend, where: JobFilter, limit: int, after: Any = None) -> dict[str, Any]:
+    shape = shape_of(where, after)
+    sql = "EXPLAIN (ANALYZE, FORMAT JSON) " + _statement(shape, pg.schema)
+    args = search_args(shape, where, limit, after)
+    plan = await pg._run(lambda conn: conn.fetchval(sql, *args))
+    result: dict[str, Any] = json.loads(plan)[0]["Plan"]
+    return result
+
+
+def scans(node: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [node] if "Scan" in node["Node Type"] else []
+    for child in node.get("Plans", ()):
+        found += scans(child)
+    return found
+
+
+@pytest.mark.parametrize("where", [
+    JobFilter(),
+    JobFilter(states=(DEAD,)),
+    JobFilter(states=(QUEUED,), queue="q1"),
+    JobFilter(queue="q2"),
+    JobFilter(states=(SUCCEEDED, DEAD), since=0.0, until=4e9),
+], ids=["none", "state", "state+queue", "queue", "states+since+until"])
+async def test_a_search_page_seeks_every_part_and_reads_no_more_than_the_page(
+    pg: PostgresBackend, where: JobFilter
+) -> None:
+    # 600 jobs over 3 queues and both tables; pages of 10, the second from a position.
+    await pg.enqueue_many([job(f"j{i:04d}", queue=f"q{i % 3}") for i in range(600)])
+    claims = await pg.claim(["q0", "q1", "q2"], 300, 30.0)
+    await pg.ack_many([Ack(c.id, c.token, AckKind.SUCCEED if i % 2 else AckKind.DEAD) for i, c in enumerate(claims)])
+    first, after = await pg.search(where, 10)
+    assert len(first) == 10 and after is not None
+    plan = await plan_of(pg, where, 10, after)
+    for scan in scans(plan):
+        if scan["Node Type"] in ("Subquery Scan", "CTE Scan", "Function Scan", "Result"):
+            continue
+        # An index walked from the position: never a table scan, never a row read to be thrown away.
+        assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), scan
+        name = scan["Index Name"]
+        if name == "jobs_lease":
+            continue  # the active part: every active job (none here), sorted
+        assert name.startswith(("jobs_search", "finished_jobs_search")) or name in ("jobs_pkey", "finished_jobs_pkey"), name
+        assert scan.get("Rows Removed by Filter", 0) == 0, scan
+        if name.endswith("_search") or name.endswith("_search_queue"):
+            assert "<" in scan["Index Cond"] and scan["Actual Rows"] <= 10, scan
+
+
+async def test_active_jobs_are_sorted_not_sought(pg: PostgresBackend) -> None:
+    await pg.enqueue_many([job(f"a{i}") for i in range(30)])
+    await pg.claim(["q"], 30, 30.0)
+    page, after = await pg.search(JobFilter(states=(2,)), 20)  # ACTIVE
+    assert len(page) == 20 and after is not None
+    rest, end = await pg.search(JobFilter(states=(2,)), 20, after)
+    assert len(rest) == 10 and end is None
+    assert {j.id for j in page + rest} == {f"a{i}" for i in range(30)}
+
+
+async def test_a_task_filter_examines_at_most_the_scan_budget(pg: PostgresBackend) -> None:
+    await pg.enqueue_many([job(f"n{i:05d}", task="noise") for i in range(2500)] + [job("needle", task="needle")])
+    where = JobFilter(states=(QUEUED,), task="needle")
+    found, calls, after = [], 0, None
+    while True:
+        page, after = await pg.search(where, 50, after)
+        calls += 1
+        found += [j.id for j in page]
+        if after is None:
+            break
+    # Each call examined at most SEARCH_SCAN candidates, shared by its three parts
+    # (scheduled, queued, retry-pending): more calls than the 2,501 jobs / 1,000.
+    assert found == ["needle"] and calls > 2501 // SEARCH_SCAN
+
+
+async def listen(admin: asyncpg.Connection, channel: str) -> list[str]:
+    got: list[str] = []
+    await admin.add_listener(channel, lambda *args: got.append(args[3]))
+    return got
+
+
+async def test_events_are_chunked_under_the_payload_limit_and_sent_once_per_statement(
+    pg: PostgresBackend, admin: asyncpg.Connection
+) -> None:
+    got = await listen(admin, events_channel(pg.schema))
+    long = "x" * 150
+    jobs = [job(f"{long}-{i:04d}", queue="q", task="t" * 50) for i in range(300)]
+    await pg.enqueue_many(jobs)
+    for _ in range(50):
+        if sum(len(json.loads(p)) - 1 for p in got) >= 300:
+            break
+        await asyncio.sleep(0.05)
+    sizes = [len(p.encode()) for p in got]
+    assert len(got) > 1 and max(sizes) < 8000, sizes
+    assert len(got) <= sum(sizes) // 5000 + 1  # about full chunks: not one NOTIFY per job
+    events = [e for p in got for e in json.loads(p)[1:]]
+    assert [e[1] for e in events] == [j.id for j in jobs] and {e[0] for e in events} == {0}
+    # One claim of many jobs: one (chunked) publish, not one per job.
+    got.clear()
+    claims = await pg.claim(["q"], 300, 30.0)
+    await asyncio.sleep(0.2)
+    assert sum(len(json.loads(p)) - 1 for p in got) == len(claims) and len(got) < len(claims) // 10
+
+
+async def test_no_events_when_they_are_off(make_pg: MakePostgres, admin: asyncpg.Connection) -> None:
+    pg = await make_pg()
+    quiet = PostgresBackend(pg.url, BackendOptions(prefix=pg.schema, events=False))
+    try:
+        got = await listen(admin, events_channel(pg.schema))
+        await quiet.enqueue_many([job("j1")])
+        [c] = await quiet.claim(["q"], 1, 30.0)
+        await quiet.ack_many([Ack(c.id, c.token, AckKind.SUCCEED)])
+        await asyncio.sleep(0.2)
+        assert got == []
+    finally:
+        await quiet.close()
+
+
+def row(queue: str, runs: int) -> HistoryRow:
+    return HistoryRow(queue, "t", 0, runs, 0.001 * runs, (runs,) + (0,) * len(HISTOGRAM_BOUNDS))
+
+
+async def test_history_rows_are_merged_and_expired_points_trimmed_a_bounded_amount_per_write(
+    pg: PostgresBackend, admin: asyncpg.Connection
+) -> None:
+    table = f'"{pg.schema}".history'
+    # 250 expired minute points (older than a day), as a long-stopped fleet would leave.
+    await admin.execute(
+        f"INSERT INTO {table} SELECT 60, now() - interval '2 days' - g * interval '1 minute', 'old', 't', 0, 1, 0,"
+        f" array_fill(0::bigint, ARRAY[{len(HISTOGRAM_BOUNDS) + 1}]) FROM generate_series(1, 250) g")
+    await pg.ack_many([], history=[row("q", 2), row("q", 3), row("r", 1)])
+    points = await pg.history(0, 4e9, 60, "q")
+    assert len(points) == 1 and points[0].row.runs == 5 and points[0].row.buckets[0] == 5
+    assert len(await pg.history(0, 4e9, 3600, "r")) == 1
+    # The write that created the points deleted at most 100 expired ones per step.
+    assert await admin.fetchval(f"SELECT count(*) FROM {table} WHERE queue = 'old'") == 150
+    # Adding to existing points deletes nothing more; a later new point goes on.
+    await pg.ack_many([], history=[row("q", 1)])
+    assert await admin.fetchval(f"SELECT count(*) FROM {table} WHERE queue = 'old'") == 150
+    await pg.ack_many([], history=[row("s", 1)])
+    assert await admin.fetchval(f"SELECT count(*) FROM {table} WHERE queue = 'old'") == 50
+
+
+async def test_deleting_a_waiting_child_removes_its_registrations(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
+    await pg.enqueue_many([job("parent"), job("child", depends_on=("parent",))])
+    deps = f'"{pg.schema}".job_deps'
+    assert await admin.fetchval(f"SELECT count(*) FROM {deps}") == 1
+    assert await pg.delete_jobs(["child", "nope"]) == [True, False]
+    assert await admin.fetchval(f"SELECT count(*) FROM {deps}") == 0
+    [c] = await pg.claim(["q"], 1, 30.0)
+    assert await pg.ack_many([Ack(c.id, c.token, AckKind.SUCCEED)]) == [True]
+
+
+async def test_a_limited_job_retried_into_another_queue_takes_its_limit_along(pg: PostgresBackend) -> None:
+    await pg.enqueue_many([job("lim", limit=Limit("k", concurrency=1))])
+    [c] = await pg.claim(["q"], 1, 30.0)
+    await pg.ack_many([Ack(c.id, c.token, AckKind.DEAD)])
+    assert await pg.retry_jobs(["lim"], JobEdit(b"new", "elsewhere", 5, 2)) == [True]
+    [c] = await pg.claim(["elsewhere"], 1, 30.0)
+    assert c.id == "lim" and c.body == b"new"
+    stored = await pg.get("lim")
+    assert stored is not None and stored.queue == "elsewhere" and stored.priority == 5 and stored.max_attempts == 2
