@@ -119,3 +119,18 @@ def test_exception_records_carry_the_worker_and_start() -> None:
         record = decode_error(exception_record(3, exc, worker="w:1:x", started_at=10.5))
     assert (record.attempt, record.type, record.worker, record.started_at) == (3, "KeyError", "w:1:x", 10.5)
     assert "KeyError" in record.traceback
+
+
+async def test_a_worker_records_its_id_and_the_start_in_each_failed_attempt(app: fastjobs.App) -> None:
+    @app.task(name="ops.always_fails", queue="ops", max_attempts=2, backoff=None)
+    async def always_fails() -> None:
+        raise ValueError("nope")
+
+    job = await always_fails.options(tags=["w"], meta={"by": "test"}).enqueue()
+    worker = app.worker(["ops"], burst=True)
+    await worker.run()
+    info = await app.get_job(job.id)
+    assert info is not None and info.state == "dead" and (info.tags, info.meta) == (("w",), {"by": "test"})
+    assert [(e.attempt, e.type, e.worker) for e in info.errors] == [(1, "ValueError", worker.id), (2, "ValueError", worker.id)]
+    assert all(e.started_at is not None and e.started_at <= e.at for e in info.errors)
+    assert "nope" in info.errors[-1].traceback
