@@ -12,11 +12,34 @@
   one GET at a time (task_of) by the rare paths (cascades).
 ]]
 
-local EVENTS = {on = false, now = 0, lists = {}, order = {}}
+local EVENTS = {on = false, everywhere = false, now = 0, lists = {}, order = {}, heard = {}}
 
+-- flag: '1' publish when someone listens on this server, 'c' (Cluster)
+-- always publish (a listener may be on another node), '' never.
 local function events_on(flag, now)
-  EVENTS.on = flag == '1' or flag == 'e' or flag == true
+  EVENTS.on = flag == '1' or flag == 'c' or flag == true
+  EVENTS.everywhere = flag == 'c'
   EVENTS.now = now
+end
+
+local function channel_of(base)
+  local prefix, queue = string.match(base, '^([^{]*):{(.*)}:$')
+  return prefix .. ':events:' .. queue, queue
+end
+
+-- Whether events of the queue at `base` go out in this call: on, and (outside
+-- Cluster) someone subscribed to its channel or to any pattern. Nobody
+-- listening is the usual case, and then the events cost one PUBSUB call per
+-- queue and call, not their per-job work (reading tasks, packing).
+local function events_for(base)
+  if not EVENTS.on then return false end
+  local heard = EVENTS.heard[base]
+  if heard == nil then
+    heard = EVENTS.everywhere or redis.call('PUBSUB', 'NUMPAT') > 0
+      or redis.call('PUBSUB', 'NUMSUB', (channel_of(base)))[2] > 0
+    EVENTS.heard[base] = heard
+  end
+  return heard
 end
 
 -- The task of a job's meta value (t:<id>): the text before the first tab.
@@ -28,30 +51,31 @@ local function task_in(meta)
 end
 
 local function task_of(base, id)
-  if not EVENTS.on then return '' end
+  if not events_for(base) then return '' end
   return task_in(redis.call('GET', base .. 't:' .. id))
 end
 
+-- Note an event; its payload array is {queue, at, kind, id, task, kind, id, task, ...}.
 local function event(base, kind, id, task)
-  if not EVENTS.on then return end
+  if not events_for(base) then return end
   local list = EVENTS.lists[base]
   if not list then
-    list = {}
+    list = {false, EVENTS.now}
     EVENTS.lists[base] = list
     EVENTS.order[#EVENTS.order + 1] = base
   end
-  list[#list + 1] = {kind, id, task or '', false, EVENTS.now}
+  local n = #list
+  list[n + 1], list[n + 2], list[n + 3] = kind, id, task or ''
 end
 
 local function events_publish()
-  if not EVENTS.on then return end
   for i = 1, #EVENTS.order do
     local base = EVENTS.order[i]
-    local prefix, queue = string.match(base, '^([^{]*):{(.*)}:$')
     local list = EVENTS.lists[base]
-    if #list > 0 then
-      for j = 1, #list do list[j][4] = queue end
-      redis.call('PUBLISH', prefix .. ':events:' .. queue, cmsgpack.pack(list))
+    if #list > 2 then
+      local channel, queue = channel_of(base)
+      list[1] = queue
+      redis.call('PUBLISH', channel, cmsgpack.pack(list))
     end
   end
   EVENTS.lists, EVENTS.order = {}, {}

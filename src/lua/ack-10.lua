@@ -22,7 +22,7 @@
       it applied marked with it and reports them applied again.
     2 result_ttl: seconds to keep succeeded jobs (0: delete at ack)
     3 dead_ttl: seconds to keep dead jobs (0: delete at once)
-    4 events: '1' to publish succeeded / failed / dead / released events (see _events)
+    4 events: '1' ('c' in Cluster) to publish succeeded / failed / dead / released events (see _events)
     5 history: '' or the flush's history rows (outside Cluster only), added to
       the current minute and hour (see _history)
     5 + g: the acks of group g, msgpack: an array of Ack arrays
@@ -63,7 +63,7 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
   for i = 1, c do keys[i] = base .. 'j:' .. acks[i][1] end
   local records = mget(keys)
   local metas = nil
-  if EVENTS.on then
+  if events_for(base) then
     local tkeys = {}
     for i = 1, c do tkeys[i] = base .. 't:' .. acks[i][1] end
     metas = mget(tkeys)

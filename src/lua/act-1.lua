@@ -28,7 +28,7 @@
     1 op: 'retry', 'cancel', 'delete', or 'moved' (a delete of a dead or
       cancelled job that was retried into another queue: no event)
     2 result_ttl: seconds to keep a cancelled job (0: delete it now)
-    3 events: '1' to publish enqueued / cancelled / deleted events (see _events)
+    3 events: '1' ('c' in Cluster) to publish enqueued / cancelled / deleted events (see _events)
     4 edit: '' or msgpack {body, priority, max_attempts} (retry of one id)
     4 + g: the job ids of group g, msgpack array
 

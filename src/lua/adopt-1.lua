@@ -12,7 +12,7 @@
     1 job id
     2 the job, msgpack {body, priority, max_attempts, meta (t:<id>, or ''), {error record, ...},
       progress or '', unique key or '', enqueued_at (seconds), token}
-    3 events: '1' to publish an `enqueued` event (see _events)
+    3 events: '1' ('c' in Cluster) to publish an `enqueued` event (see _events)
 
   Returns: 1 if stored; 0 if the id exists in that queue or a live job there
     (or a succeeded one inside its window) holds the unique key.

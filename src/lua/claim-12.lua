@@ -17,8 +17,8 @@
     3 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
     4 lease_expired: the message of the error recorded for an expired lease
       taken back here (fastjobs.job.LEASE_EXPIRED_MESSAGE)
-    5 events: '1' to publish events (`started` per job leased, and those of the
-      leases recovered here), '' not to (see _events)
+    5 events: '1' or 'c' (Cluster) to publish events (`started` per job leased, and
+      those of the leases recovered here), '' not to (see _events)
 
   Returns: a flat array: first `more`, then one count per group (jobs leased
     from that queue), then {id, token, attempt, body} per job, in claim order.
@@ -67,7 +67,6 @@ local now = now_time()
 local nows = fmt_time(now)
 local deadline = fmt_time(now + lease)
 events_on(ARGV[5], now)
-local with_tasks = EVENTS.on
 
 local groups = math.floor(#KEYS / GROUP)
 local out = {0}
@@ -118,7 +117,7 @@ local function claim_queue(g)
     end
     local values = mget(keys)
     local metas = nil
-    if with_tasks and #ids > 0 then
+    if #ids > 0 and events_for(base) then
       local tkeys = {}
       for i = 1, #ids do tkeys[i] = base .. 't:' .. ids[i] end
       metas = mget(tkeys)

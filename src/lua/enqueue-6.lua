@@ -16,8 +16,8 @@
         depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED), limit or nil
         ({key, concurrency, rate, per}), task (name), tags (array of strings)}
     2 + groups (optional, only when some job has them): the features to read, 'd'
-       (depends_on) and/or 'l' (limit), and 'e' to publish an `enqueued` event per
-       job stored (see _events). Without it those fields are not looked at.
+       (depends_on) and/or 'l' (limit), and 'e' ('E' in Cluster) to publish an
+       `enqueued` event per job stored (see _events). Without it those fields are not looked at.
 
   Every stored job is indexed in `live` (search) and its task and tags go in
   t:<id> (one more MSET pair per job).
@@ -134,7 +134,7 @@ end
 -- Pass 2: store.
 local now = now_time()
 local nows = fmt_time(now)
-events_on(string.find(features, 'e', 1, true) ~= nil, now)
+events_on(string.find(features, 'E', 1, true) and 'c' or (string.find(features, 'e', 1, true) and '1' or ''), now)
 for g = 1, groups do
   local k = (g - 1) * GROUP
   local prio, sched, unique, seqkey, wakekey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]

@@ -12,7 +12,7 @@
     1 dead_ttl: seconds to keep jobs that go dead here (0: delete them)
     2 lease_expired: the message of the error recorded for each expired lease
       (fastjobs.job.LEASE_EXPIRED_MESSAGE)
-    3 events: '1' to publish `released` / `dead` events (see _events)
+    3 events: '1' ('c' in Cluster) to publish `released` / `dead` events (see _events)
 
   Returns: how many jobs were taken back (from at most 20 lease batches per queue per call).
 ]]

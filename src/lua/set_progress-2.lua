@@ -11,7 +11,7 @@
   ARGV:
     1 token: the lease token of the claim reporting progress
     2 progress: opaque bytes
-    3 events: '1' to publish a `progress` event (see _events)
+    3 events: '1' ('c' in Cluster) to publish a `progress` event (see _events)
 
   Returns: 1 if stored, 0 if the job is unknown, not active or the token is stale.
 ]]
@@ -27,9 +27,9 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
       finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(rec)
     if state ~= ACTIVE or token ~= lease_token then return 0 end
     redis.call('SET', KEYS[g * GROUP + 2], ARGV[2])
-    if ARGV[3] == '1' then
+    if ARGV[3] and ARGV[3] ~= '' then
       local base = base_of(jk)
-      events_on('1', now_time())
+      events_on(ARGV[3], now_time())
       event(base, 'progress', string.sub(jk, #base + 3), task_of(base, string.sub(jk, #base + 3)))
       events_publish()
     end

@@ -219,6 +219,9 @@ class RedisConnection(Backend):
                     client = RedisCluster.from_url(self.url, **options)
                     await client.initialize()
                 self.cluster = bool(cluster)
+                if self.cluster and self.options.events:
+                    # A listener may be on another node: publish without asking (see lua/_events.lua).
+                    self._events_arg, self._events_flag = b"c", "E"
                 await load_into(client)
             except BaseException:
                 await client.aclose()

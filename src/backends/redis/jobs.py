@@ -257,13 +257,13 @@ class JobOperations(RedisConnection):
                 if message is None or message.get("type") not in ("message", "pmessage"):
                     continue
                 try:
-                    items = unpack(message["data"])
+                    # {queue, at, kind, id, task, kind, id, task, ...} (see lua/_events.lua)
+                    name, at, *flat = unpack(message["data"])
+                    when, queue = float(at), str(name)
                 except Exception:
                     continue  # not ours: best effort
-                for item in items if isinstance(items, list) else ():
-                    if isinstance(item, list) and len(item) == 5:
-                        kind, job_id, task, queue, at = item
-                        yield Event(str(kind), str(job_id), str(task), str(queue), float(at))
+                for k in range(0, len(flat) - 2, 3):
+                    yield Event(str(flat[k]), str(flat[k + 1]), str(flat[k + 2]), queue, when)
         finally:
             if pubsub is not None:
                 await _close_quietly(pubsub)
