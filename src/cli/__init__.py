@@ -12,9 +12,14 @@ Examples::
     fastjobs migrate myproject.jobs:app     # PostgreSQL: create or upgrade the schema
 
 Every command takes ``--url`` (the backend, overriding the App's own) and, but ``worker``,
-``--json``. Exit status: 0 done, 1 not done (a bulk action declined, a job in a state that
-does not allow the action, an unhealthy ``check``, the backend failing), 2 bad input (one line
-on stderr: an unknown module, task, state or id, bad JSON, a bad cursor...).
+``--json``. Only ``worker``, ``enqueue`` and ``migrate`` create or upgrade a PostgreSQL
+schema; the others say "run `fastjobs migrate`" on an empty database.
+
+Exit status: 0 done; 1 not (all) done with good input (a bulk action declined at the prompt,
+some of the ids named not acted on, an unhealthy ``check``, the backend failing); 2 bad input,
+one line on stderr (an unknown module, task, state or id, bad JSON, a bad cursor, an action on
+one job in a state that does not allow it, a bulk action over 1,000 jobs without ``--yes`` and
+no terminal to ask on).
 
 The commands live one concern a module: :mod:`.worker`, :mod:`.admin` (enqueue, migrate),
 :mod:`.jobs` (find and inspect), :mod:`.actions` (retry, cancel, delete, purge, clear),
@@ -32,8 +37,8 @@ from ..errors import BackendError, FastjobsError
 from . import actions, admin, jobs, queues, worker, workers
 from ._common import (
     WIDTH,
-    Declined,
     Formatter,
+    NotDone,
     Parser,
     UsageError,
     load_app,
@@ -69,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
-    except Declined as exc:
+    except NotDone as exc:
         print(f"fastjobs: {exc}", file=sys.stderr)
         return 1
     except BackendError as exc:  # the backend failed: not the input's fault

@@ -41,8 +41,9 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line, exit status 2."""
 
 
-class Declined(Exception):
-    """The action was not done (refused at the prompt, unhealthy): one line, exit status 1."""
+class NotDone(Exception):
+    """Not (all) done, though the input was good: declined at the prompt, some of the jobs named
+    not acted on, an unhealthy ``check``. One line on stderr, exit status 1."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -142,11 +143,10 @@ def read_only_backend(app: App, url: str | None) -> Backend:
 
 
 def point_app(app: App, url: str | None, command: str, *, read_only: bool = True) -> App:
-    """Aim ``app`` at ``url`` (``--url``, else the App's own) before it opens any connection;
-    ``read_only``: its backend never creates or migrates a schema (the App's methods then
-    find an empty PostgreSQL database unprepared, and :func:`open_app` says so).
-
-    The App's own methods (``app.jobs``, ``app.retry``...) then run against that backend.
+    """Aim ``app`` at ``url`` (``--url``, else the App's own) before it opens any connection,
+    so that its own methods (``app.jobs``, ``app.retry``...) run there. ``read_only``: its
+    backend never creates or upgrades a schema; :func:`open_app` then says "run `fastjobs
+    migrate`" on an empty PostgreSQL database instead. Refuses ``memory://``.
     """
     url = url or app.url
     cls = backend_class(url)  # a bad URL fails here, as a ConfigurationError
@@ -327,7 +327,7 @@ def confirm(action: str, count: int, yes: bool) -> None:
 
     Raises:
         UsageError: no terminal to ask on and no ``--yes`` (exit 2).
-        Declined: the person at the terminal said no (exit 1).
+        NotDone: the person at the terminal said no (exit 1).
     """
     if yes or count <= CONFIRM_ABOVE:
         return
@@ -338,7 +338,7 @@ def confirm(action: str, count: int, yes: bool) -> None:
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
-        raise Declined(f"{action}: nothing done")
+        raise NotDone(f"{action}: nothing done")
 
 
 def states_arg(values: Sequence[str] | None) -> Any:

@@ -24,8 +24,8 @@ from ..app import App
 from ..backends import BROKEN
 from ._common import (
     Commands,
-    Declined,
     Formatter,
+    NotDone,
     UsageError,
     add_common,
     add_filter,
@@ -156,7 +156,7 @@ def _report(args: argparse.Namespace, action: str, done: int, asked: int | None,
     else:
         print(f"{PAST[action]} {done:,} of {_jobs(asked)}")
     if asked is not None and done < asked:
-        raise Declined(f"{asked - done:,} of the jobs named were not {PAST[action]}: unknown, or in a state "
+        raise NotDone(f"{asked - done:,} of the jobs named were not {PAST[action]}: unknown, or in a state "
                        f"that does not allow it (see `fastjobs job {args.app} ID`)")
     return 0
 
@@ -204,7 +204,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
             # app.retry raises, saying why, for an unknown id or a state retry does not apply to.
             if await app.retry(ids[0], **edits):
                 return 1
-            raise Declined(f"job {ids[0]} was not retried: a live job of its queue holds its unique key, "
+            raise NotDone(f"job {ids[0]} was not retried: a live job of its queue holds its unique key, "
                            "or it changed state meanwhile")
         return _report(args, "retry", run_with(app, one()), 1)
     return _report(args, "retry", run_with(app, app.retry_many(ids)), len(ids))

@@ -27,8 +27,8 @@ from ..job import JobInfo
 from ._common import (
     WIDTH,
     Commands,
-    Declined,
     Formatter,
+    NotDone,
     UsageError,
     add_common,
     fit,
@@ -185,58 +185,62 @@ def rate(per_second: float) -> str:
     return f"{per_second:.1f}" if per_second < 1000 else f"{per_second:,.0f}"
 
 
+def _rows(snap: Snapshot) -> list[tuple[str, QueueStats, float]]:
+    """Each queue with jobs or runs: its counts (or ``{BROKEN: reason}``) and its jobs/s."""
+    queues = sorted(set(snap.queues) | {q for q, r in snap.rates.items() if r})
+    return [(queue, snap.queues.get(queue, {}), snap.rates.get(queue, 0.0)) for queue in queues]
+
+
+def _totals(snap: Snapshot) -> list[int]:
+    rows = [row for row in snap.queues.values() if BROKEN not in row]
+    return [sum(int(row.get(s, 0)) for row in rows) for s in STATE_NAMES]
+
+
+def _footer(snap: Snapshot) -> list[str]:
+    paused = ["* paused: " + fit(", ".join(snap.paused), WIDTH - 10)] if snap.paused else []
+    return [f"workers: {snap.alive} alive, {snap.gone} gone", *paused]
+
+
 def format_stats(snap: Snapshot, title: str) -> list[str]:
-    """The ``stats`` table in 100 columns: one row per queue (``*`` marks a paused one)."""
-    labels = [SHORT.get(s, s) for s in STATE_NAMES]
-    lines = [fit(f"{title} at {when(snap.now)}", WIDTH),
-             f"{'queue':<20}" + "".join(f"{label:>{len(label) + 2}}" for label in labels) + f"{'jobs/s':>9}"]
-    totals = dict.fromkeys(STATE_NAMES, 0)
-    for queue in sorted(set(snap.queues) | {q for q, r in snap.rates.items() if r}):
-        row = snap.queues.get(queue, {})
+    """The ``stats`` table in 100 columns: one row per queue (``*`` marks a paused one), the
+    totals, then the workers and the paused queues."""
+    widths = [len(SHORT.get(s, s)) + 2 for s in STATE_NAMES]
+
+    def line(name: str, counts: list[Any], per_second: str) -> str:
+        return f"{name:<20}" + "".join(f"{c:>{w}}" for c, w in zip(counts, widths)) + f"{per_second:>9}"
+
+    lines = [fit(f"{title} at {when(snap.now)}", WIDTH), line("queue", [SHORT.get(s, s) for s in STATE_NAMES], "jobs/s")]
+    for queue, row, per_second in _rows(snap):
         name = fit(queue, 18) + ("*" if queue in snap.paused else "")
-        if BROKEN in row:
+        if BROKEN in row:  # no counts: its storage could not be read
             lines.append(fit(f"{name:<20}  damaged: {row[BROKEN]}", WIDTH))
-            continue
-        for s in STATE_NAMES:
-            totals[s] += int(row.get(s, 0))
-        counts = "".join(f"{row.get(s, 0):>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
-        lines.append(f"{name:<20}{counts}{rate(snap.rates.get(queue, 0.0)):>9}")
+        else:
+            lines.append(line(name, [row.get(s, 0) for s in STATE_NAMES], rate(per_second)))
     if len(snap.queues) > 1:
-        counts = "".join(f"{totals[s]:>{len(label) + 2}}" for s, label in zip(STATE_NAMES, labels))
-        lines.append(f"{'(all)':<20}{counts}{rate(sum(snap.rates.values())):>9}")
-    lines.append(f"workers: {snap.alive} alive, {snap.gone} gone")
-    if snap.paused:
-        lines.append("* paused: " + fit(", ".join(snap.paused), WIDTH - 10))
-    return lines
+        lines.append(line("(all)", _totals(snap), rate(sum(snap.rates.values()))))
+    return lines + _footer(snap)
 
 
 def rich_stats(snap: Snapshot, title: str) -> Any:
-    """The ``stats`` table as a rich renderable (``--watch`` on a terminal): the same rows as
+    """The ``stats`` table as a rich renderable (``--watch`` on a terminal): the rows of
     :func:`format_stats`, paused queues in yellow, damaged ones in red."""
     from rich.table import Table
 
-    lines = format_stats(snap, title)
-    caption = f"{lines[-2] if snap.paused else lines[-1]}; * paused; Ctrl-C to stop"
-    table = Table(title=lines[0], caption=caption, title_justify="left",
-                  caption_justify="left", pad_edge=False, expand=False)
+    table = Table(title=fit(f"{title} at {when(snap.now)}", WIDTH), title_justify="left", caption_justify="left",
+                  caption="\n".join([*_footer(snap), "Ctrl-C to stop"]), pad_edge=False)
     table.add_column("queue", max_width=20, no_wrap=True, overflow="ellipsis")
     for s in STATE_NAMES:
         table.add_column(SHORT.get(s, s), justify="right")
     table.add_column("jobs/s", justify="right")
-    totals = dict.fromkeys(STATE_NAMES, 0)
-    for queue in sorted(set(snap.queues) | {q for q, r in snap.rates.items() if r}):
-        row = snap.queues.get(queue, {})
+    for queue, row, per_second in _rows(snap):
+        paused = queue in snap.paused
         if BROKEN in row:
             table.add_row(queue, f"damaged: {row[BROKEN]}", style="red")
-            continue
-        for s in STATE_NAMES:
-            totals[s] += int(row.get(s, 0))
-        paused = queue in snap.paused
-        table.add_row(queue + ("*" if paused else ""), *(f"{row.get(s, 0):,}" for s in STATE_NAMES),
-                      rate(snap.rates.get(queue, 0.0)), style="yellow" if paused else None)
+        else:
+            table.add_row(queue + ("*" if paused else ""), *(f"{row.get(s, 0):,}" for s in STATE_NAMES),
+                          rate(per_second), style="yellow" if paused else None)
     if len(snap.queues) > 1:
-        table.add_row("(all)", *(f"{totals[s]:,}" for s in STATE_NAMES), rate(sum(snap.rates.values())),
-                      style="bold", end_section=True)
+        table.add_row("(all)", *(f"{n:,}" for n in _totals(snap)), rate(sum(snap.rates.values())), style="bold")
     return table
 
 
@@ -316,12 +320,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         ok, reason, oldest = bool(health.ok), str(health.reason), health.oldest_age
     except (BackendError, ConfigurationError) as exc:  # down, or no schema: unhealthy, not bad usage
         ok, reason, oldest = False, str(exc), None
-    except TimeoutError:
+    except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11 on
         ok, reason, oldest = False, f"the backend did not answer within {args.timeout} s", None
     if args.json:
         print_json({"ok": ok, "reason": reason, "oldest_age": oldest})
     elif ok:
         print(f"ok: {reason}" if reason else "ok")
     if not ok:
-        raise Declined(f"unhealthy: {reason}")
+        raise NotDone(f"unhealthy: {reason}")
     return 0
