@@ -200,7 +200,8 @@ def add_common(p: argparse.ArgumentParser, *, json_output: bool = True) -> None:
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
-def add_filter(p: argparse._ActionsContainer, *, state_help: str = "only jobs in this state (repeatable)") -> None:
+def add_filter(p: argparse._ActionsContainer, *,
+               state_help: str = "only jobs in this state (repeatable, or comma-separated)") -> None:
     """The options that select jobs: state, queue, task, tag and a time range."""
     p.add_argument("--state", action="append", default=None, metavar="S", help=state_help)
     p.add_argument("--queue", default=None, metavar="Q", help="only jobs of this queue")
@@ -342,7 +343,14 @@ def confirm(action: str, count: int, yes: bool) -> None:
 
 
 def states_arg(values: Sequence[str] | None) -> Any:
-    """One state name, several (a tuple), or None, as the App's ``state=`` takes them."""
-    if not values:
+    """One state name, several (a tuple), or None, as the App's ``state=`` takes them, from
+    ``--state`` given once or more, each maybe a comma-separated list.
+
+    Example:
+        >>> states_arg(["dead"]), states_arg(["dead,cancelled", "queued"]), states_arg(None)
+        ('dead', ('dead', 'cancelled', 'queued'), None)
+    """
+    names = [name.strip() for value in values or () for name in value.split(",")]
+    if not names:
         return None
-    return values[0] if len(values) == 1 else tuple(values)
+    return names[0] if len(names) == 1 else tuple(names)

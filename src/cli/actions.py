@@ -60,7 +60,7 @@ def add_parsers(sub: Commands) -> None:
         "may be edited as it is retried (--args, --kwargs, --to-queue, --priority, --max-attempts), "
         "checked as at enqueue.",
     )
-    _ids_and_filter(r, "retry", "only jobs in this state (repeatable; with no ids, default: dead)")
+    _ids_and_filter(r, "retry", "only jobs in this state (repeatable, or comma-separated; default: dead)")
     edit = r.add_argument_group("edit one job as it is retried")
     edit.add_argument("--args", default=None, metavar="JSON", help="new positional arguments, a JSON array")
     edit.add_argument("--kwargs", default=None, metavar="JSON", help="new keyword arguments, a JSON object")
@@ -74,7 +74,7 @@ def add_parsers(sub: Commands) -> None:
         description="Cancel jobs that have not finished (scheduled, queued, retry_pending, waiting, active: "
         "a running job's worker finds its lease voided). Their dependants are cancelled too.",
     )
-    _ids_and_filter(c, "cancel", "only jobs in this state (repeatable; default: any unfinished)")
+    _ids_and_filter(c, "cancel", "only jobs in this state (repeatable, or comma-separated; default: any unfinished)")
     c.set_defaults(func=cmd_cancel)
 
     d = sub.add_parser(
@@ -83,7 +83,7 @@ def add_parsers(sub: Commands) -> None:
         description="Delete jobs (any state but active): gone, their unique keys freed, their waiting "
         "dependants treated as if they had been cancelled.",
     )
-    _ids_and_filter(d, "delete", "only jobs in this state (repeatable; default: any but active)")
+    _ids_and_filter(d, "delete", "only jobs in this state (repeatable, or comma-separated; default: any but active)")
     d.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("purge", help="delete finished jobs of one state (and queue)", formatter_class=Formatter,
