@@ -34,6 +34,9 @@ from ._common import (
 
 FINISHED = ("succeeded", "dead", "cancelled")
 
+VALUE_LINES = 20
+"""Most lines one value (arguments, meta, result) takes in the text of ``fastjobs job``."""
+
 
 def add_parsers(sub: Commands) -> None:
     j = sub.add_parser(
@@ -120,6 +123,8 @@ def format_job(info: JobInfo) -> list[str]:
 
     def field(name: str, value: str) -> None:
         first, *rest = wrap(value, width=WIDTH - 14) or [""]
+        if len(rest) > VALUE_LINES:  # a large argument or result: the start says what it is
+            rest = [*rest[: VALUE_LINES - 1], f"... ({len(rest) - VALUE_LINES + 1} more lines: --json shows all)"]
         out.append(f"  {name + ':':<12}{first}".rstrip())
         out.extend(" " * 14 + line for line in rest)
 
