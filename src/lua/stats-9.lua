@@ -44,6 +44,8 @@ local function counts_of(k)
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 7])
   out[#out + 1] = redis.call('ZCARD', KEYS[k + 8])
   out[#out + 1] = redis.call('ZCARD', base .. 'waiting')
+  -- Not a count: a damaged search index is reported with the rest.
+  redis.call('ZCARD', base .. 'live')
   return out
 end
 

@@ -19,6 +19,10 @@ from tests.contract.conftest import backend, make_app, make_backend  # noqa: F40
 from tests.contract.test_backend_contract import *  # noqa: F403
 from tests.contract.test_worker_contract import *  # noqa: F403
 from tests.contract.test_workers_contract import *  # noqa: F403
+from tests.contract.test_search_contract import *  # noqa: F403
+from tests.contract.test_actions_contract import *  # noqa: F403
+from tests.contract.test_history_contract import *  # noqa: F403
+from tests.contract.test_events_contract import *  # noqa: F403
 
 pytestmark = pytest.mark.slow
 

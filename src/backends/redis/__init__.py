@@ -30,7 +30,7 @@ Why the data is laid out as it is (the full layout is in ``lua/_common.lua``):
   indexes, so memory stays bounded even if :meth:`cleanup` never runs (a key
   expiry per job would cost one more Redis call per job).
 
-Finding a job by id alone (``get``, ``cancel``, ``retry_dead``): a per-prefix
+Finding a job by id alone (``get``, ``retry_jobs``, ``cancel_jobs``, ``delete_jobs``): a per-prefix
 registry SET (``<prefix>:queues``) lists every queue ever enqueued to, and the
 job is looked up in each queue's slot (one script call outside Cluster, one
 concurrent call per queue in Cluster). An id -> queue index was the
@@ -86,6 +86,14 @@ the idle workers); claim first moves as many parked jobs as the key has room
 for back into ``ready``. The idle-wait script counts a parked key only by that
 time, so a worker does not spin on held jobs.
 
+Search, history and events (details in :mod:`.jobs`): every queue keeps a
+``live`` ZSET (not-finished jobs by enqueue time) beside the ``done``,
+``dead`` and ``cancelled`` ZSETs (by finish time), written in the same
+scripts that move the jobs, and a page seeks them by position in O(log N).
+A job's task and tags sit in a small ``t:<id>`` key written with its record.
+History rows ride in the ack call; events are one PUBLISH per script call and
+queue, and only when someone listens.
+
 Optional features stay off the hot path: an enqueue batch names them in one
 trailing argument only when some job has them, and claim and ack test a
 record flag that is empty for a plain job.
@@ -114,6 +122,8 @@ The package, one concern per module (module imports run top to bottom, no cycles
 * :mod:`.records`: the job record string read into named fields, and into a StoredJob;
 * :mod:`.wakeup`: the blocking wake-up of idle workers;
 * :mod:`.connection`: the client, and the fan-out of script calls over queues and Cluster slots;
+* :mod:`.jobs`: the operations layer: search (its indexes and what it seeks on), acting on jobs by
+  id, history and events;
 * :mod:`.backend`: :class:`RedisBackend`, the Backend contract's operations.
 
 Example:
