@@ -8,9 +8,11 @@ cursors live in :mod:`fastjobs.search`, actions in :mod:`fastjobs.actions`, heal
 Example:
     >>> import fastjobs
     >>> app = fastjobs.App("memory://")
-    >>> page = app.run_sync(app.jobs(state="dead"))  # doctest: +SKIP
-    >>> page.jobs, page.cursor  # doctest: +SKIP
+    >>> page = app.run_sync(app.jobs(state="dead"))
+    >>> page.jobs, page.cursor
     ([], None)
+    >>> app.run_sync(app.check()).ok
+    True
 """
 
 from __future__ import annotations
