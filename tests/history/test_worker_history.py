@@ -169,3 +169,23 @@ async def test_history_rejects_bad_options(app: fastjobs.App) -> None:
             await app.history(**kwargs)
     assert await app.history(queue="nothing-here") == []
     assert await app.history(task=new_job_id()) == []
+
+
+async def test_timed_out_attempts_count_the_time_they_were_given(app: fastjobs.App) -> None:
+    @app.task(name="stuck", queue="hist", timeout=0.2, max_attempts=1)
+    async def stuck() -> None:
+        await asyncio.sleep(30)
+
+    @app.task(name="stuck_sync", queue="hist", timeout=0.2, max_attempts=1)
+    def stuck_sync() -> None:
+        time.sleep(1.0)  # a thread cannot be stopped: the attempt fails at its timeout, the thread runs on
+
+    await app.enqueue_many([stuck.call(), stuck_sync.call()])
+    worker = app.worker(["hist"], burst=True, handle_signals=False)
+    await asyncio.wait_for(worker.run(), 30)
+    got = totals(await app.history())
+    for name in ("stuck", "stuck_sync"):
+        b = got[("hist", name)]
+        assert (b.succeeded, b.dead, b.runs) == (0, 1, 1)
+        # About the timeout (counted from when the worker took the job; the run from its first step).
+        assert 0.1 < b.runtime_sum < 1.0
