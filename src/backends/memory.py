@@ -19,6 +19,12 @@ per (queue, key), off the plain claim path, so a capped key never blocks its
 queue and an idle ``wait`` does not wake for jobs it could not claim; a key's
 limit values are those of its most recently enqueued job. Dependencies and
 limits are kept by ``FlowControl`` (``_memory_flow.py``), which this backend inherits.
+So are the search indexes (``SearchIndex``, ``_memory_search.py``: which filters
+seek and which scan), history points and event listeners (``LiveFeed``,
+``_memory_live.py``: events fan out in-process, a bounded buffer per listener)
+and the actions by id (``JobActions``, ``_memory_actions.py``). A retried job
+keeps its ``enqueued_at`` (its search time while it lives again); its claim
+position is new.
 
 Example:
     >>> import fastjobs
