@@ -60,73 +60,75 @@ local function seek(key)
   return math.max(start, lo)
 end
 
--- Each source's window: its next entries (at most `want`), and whether it
--- may hold more past them.
-local want = checks and budget or math.min(limit, budget)
+local floor = since ~= '' and tonumber(since) or nil
+
+-- Each source: where its next entries start (a rank), the entries fetched and
+-- not yet merged, and whether it may hold more past them. Windows are
+-- refilled as the merge needs them, `need` entries at a time, so a page that
+-- matches at once reads no more than it returns.
 local heads = {}
 for s = 1, #sources do
   local key = base .. sources[s]
-  local r = seek(key)
-  local got = redis.call('ZREVRANGE', key, r, r + want - 1, 'WITHSCORES')
-  local entries, more = {}, #got == 2 * want
-  local floor = since ~= '' and tonumber(since) or nil
+  heads[s] = {key = key, rank = seek(key), entries = {}, at = 1, more = true, index = sources[s]}
+end
+
+local function refill(head, need)
+  local got = redis.call('ZREVRANGE', head.key, head.rank, head.rank + need - 1, 'WITHSCORES')
+  head.rank = head.rank + need
+  head.entries, head.at = {}, 1
+  head.more = #got == 2 * need
   for i = 1, #got, 2 do
     if floor and tonumber(got[i + 1]) < floor then
-      more = false
+      head.more = false
       break
     end
-    entries[#entries + 1] = {got[i], got[i + 1], sources[s]}
+    head.entries[#head.entries + 1] = {got[i], got[i + 1], head.index, tonumber(got[i + 1])}
   end
-  heads[#heads + 1] = {entries = entries, at = 1, more = more}
 end
 
--- Merge: candidates in (score, member) descending order, until one window
--- runs out while its source may hold more (what follows is unknown).
-local order = {}
-local stopped = false
-while #order < want do
-  local best, best_score
-  for h = 1, #heads do
-    local head = heads[h]
-    local e = head.entries[head.at]
-    if e then
-      local sc = tonumber(e[2])
-      if not best or sc > best_score or (sc == best_score and e[1] > best.entries[best.at][1]) then
-        best, best_score = head, sc
+-- The next `n` candidates in (score, member) descending order, merged from
+-- the sources; fewer when every source ran out.
+local function next_candidates(n)
+  local out = {}
+  while #out < n do
+    local best
+    for h = 1, #heads do
+      local head = heads[h]
+      if head.at > #head.entries and head.more then refill(head, n - #out) end
+      local e = head.entries[head.at]
+      if e then
+        local b = best and best.entries[best.at]
+        if not b or e[4] > b[4] or (e[4] == b[4] and e[1] > b[1]) then best = head end
       end
-    elseif head.more then
-      stopped = true
     end
+    if not best then break end
+    out[#out + 1] = best.entries[best.at]
+    best.at = best.at + 1
   end
-  if stopped or not best then break end
-  order[#order + 1] = best.entries[best.at]
-  best.at = best.at + 1
-end
-local more = stopped or #order == want
-if not more then
-  for h = 1, #heads do
-    if heads[h].more or heads[h].entries[heads[h].at] then more = true end
-  end
+  return out
 end
 
--- Examine the candidates in order, a chunk at a time.
+-- Examine candidates a batch at a time until the page is full or the budget spent.
 local out = {0, '', '', fmt_time(now)}
-local matches = 0
+local matches, examined = 0, 0
 local last = nil
-local CHUNK_EXAMINE = 200
-local i = 1
-while i <= #order and matches < limit do
-  local j = math.min(i + CHUNK_EXAMINE - 1, #order)
+local exhausted = false
+while matches < limit and examined < budget do
+  local n = math.min(budget - examined, math.max(limit - matches, checks and 100 or 1))
+  local batch = next_candidates(n)
+  if #batch < n then exhausted = true end
+  if #batch == 0 then break end
   local keys = {}
-  for c = i, j do
-    keys[#keys + 1] = base .. 'j:' .. order[c][1]
-    keys[#keys + 1] = base .. 't:' .. order[c][1]
+  for c = 1, #batch do
+    keys[#keys + 1] = base .. 'j:' .. batch[c][1]
+    keys[#keys + 1] = base .. 't:' .. batch[c][1]
   end
   local values = mget(keys)
-  for c = i, j do
-    local e = order[c]
+  for c = 1, #batch do
+    local e = batch[c]
     last = e
-    local rec, meta = values[2 * (c - i) + 1], values[2 * (c - i) + 2]
+    examined = examined + 1
+    local rec, meta = values[2 * c - 1], values[2 * c]
     local f = {parse(rec)}
     local state = f[R_STATE]
     local ok = state ~= nil
@@ -160,15 +162,16 @@ while i <= #order and matches < limit do
       if not okl then errors = {} end
       out[#out + 1] = {id, e[2], rec, v[1], v[2], errors, v[3], v[4], v[5], v[6], meta}
       matches = matches + 1
-      if matches >= limit then break end
+      if matches >= limit then
+        -- Stopped inside the batch: what follows this match is still to examine.
+        if c < #batch then exhausted = false end
+        break
+      end
     end
   end
-  i = j + 1
+  if exhausted then break end
 end
-if last then
-  out[2], out[3] = last[2], last[1]
-  -- Stopped before the end of what was merged: more may follow.
-  if last ~= order[#order] then more = true end
-end
+local more = not exhausted
+if last then out[2], out[3] = last[2], last[1] end
 out[1] = more and 1 or 0
 return out
