@@ -152,12 +152,34 @@ SELECT {schema}.retry_jobs($1::text[], $2::bytea, $3::text, $4::bigint, $5::inte
 
 -- name: history
 -- Points of one step ($1: 60 or 3600) with $2 <= at < $3, optionally of one
--- queue and/or task: the primary key's range, in its order.
+-- queue and/or task: the primary key's range, in its order (the backend sums
+-- the shards of each point).
 SELECT date_part('epoch', at) AS at, queue, task, outcome::integer AS outcome, runs, runtime_sum, buckets
 FROM {schema}.history
 WHERE step = $1::integer AND at >= to_timestamp($2::float8) AND at < to_timestamp($3::float8)
   AND ($4::text IS NULL OR queue = $4::text) AND ($5::text IS NULL OR task = $5::text)
 ORDER BY at, queue, task, outcome
+
+-- name: listen_events
+-- An events() iterator's LISTEN connection announces itself (after its LISTEN),
+-- and forgets the rows of listeners whose sessions are gone.
+WITH gone AS (
+    DELETE FROM {schema}.event_listeners l
+    WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid)
+)
+INSERT INTO {schema}.event_listeners (pid) VALUES (pg_backend_pid()) ON CONFLICT (pid) DO NOTHING
+
+-- name: unlisten_events
+DELETE FROM {schema}.event_listeners WHERE pid = pg_backend_pid()
+
+-- name: forget_listeners
+-- cleanup: listeners whose sessions are gone (killed without unlistening).
+WITH gone AS (
+    DELETE FROM {schema}.event_listeners l
+    WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid)
+    RETURNING 1
+)
+SELECT count(*) FROM gone
 
 -- name: stats
 SELECT queue, {LIVE_STATE}::integer AS state,

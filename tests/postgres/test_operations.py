@@ -137,16 +137,18 @@ async def test_a_task_filter_examines_at_most_the_scan_budget(pg: PostgresBacken
     assert found == ["needle"] and calls > 2501 // SEARCH_SCAN
 
 
-async def listen(admin: asyncpg.Connection, channel: str) -> list[str]:
+async def listen(pg: PostgresBackend, admin: asyncpg.Connection) -> list[str]:
+    """Payloads on the events channel, as an events() iterator LISTENs (with its listener row)."""
     got: list[str] = []
-    await admin.add_listener(channel, lambda *args: got.append(args[3]))
+    await admin.add_listener(events_channel(pg.schema), lambda *args: got.append(args[3]))
+    await admin.execute(pg._q["listen_events"])
     return got
 
 
 async def test_events_are_chunked_under_the_payload_limit_and_sent_once_per_statement(
     pg: PostgresBackend, admin: asyncpg.Connection
 ) -> None:
-    got = await listen(admin, events_channel(pg.schema))
+    got = await listen(pg, admin)
     long = "x" * 150
     jobs = [job(f"{long}-{i:04d}", queue="q", task="t" * 50) for i in range(300)]
     await pg.enqueue_many(jobs)
@@ -166,11 +168,48 @@ async def test_events_are_chunked_under_the_payload_limit_and_sent_once_per_stat
     assert sum(len(json.loads(p)) - 1 for p in got) == len(claims) and len(got) < len(claims) // 10
 
 
+async def test_nothing_is_published_while_nobody_listens(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
+    got: list[str] = []
+    await admin.add_listener(events_channel(pg.schema), lambda *args: got.append(args[3]))
+    await pg.enqueue_many([job("j1")])
+    await asyncio.sleep(0.2)
+    assert got == []  # a bare LISTEN without a listener row: nobody is known to listen
+    await admin.execute(pg._q["listen_events"])
+    await pg.enqueue_many([job("j2")])
+    for _ in range(50):
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    assert [json.loads(p)[1][1] for p in got] == ["j2"]
+    await admin.execute(pg._q["unlisten_events"])
+    # A listener killed without unlistening is forgotten by cleanup.
+    other = await asyncpg.connect(pg.url)
+    await other.execute(pg._q["listen_events"])
+    await other.close()
+    await asyncio.sleep(0.2)
+    await pg.cleanup()
+    assert await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners') == 0
+
+
+async def test_an_events_iterator_registers_while_it_runs(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
+    events = pg.events()
+    first = asyncio.ensure_future(events.__anext__())
+    for _ in range(100):
+        if await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners'):
+            break
+        await asyncio.sleep(0.02)
+    await pg.enqueue_many([job("j1")])
+    event = await asyncio.wait_for(first, 5)
+    assert (event.kind, event.job_id, event.queue, event.task) == ("enqueued", "j1", "q", "t")
+    await events.aclose()
+    assert await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners') == 0
+
+
 async def test_no_events_when_they_are_off(make_pg: MakePostgres, admin: asyncpg.Connection) -> None:
     pg = await make_pg()
     quiet = PostgresBackend(pg.url, BackendOptions(prefix=pg.schema, events=False))
     try:
-        got = await listen(admin, events_channel(pg.schema))
+        got = await listen(pg, admin)
         await quiet.enqueue_many([job("j1")])
         [c] = await quiet.claim(["q"], 1, 30.0)
         await quiet.ack_many([Ack(c.id, c.token, AckKind.SUCCEED)])
@@ -190,11 +229,17 @@ async def test_history_rows_are_merged_and_expired_points_trimmed_a_bounded_amou
     table = f'"{pg.schema}".history'
     # 250 expired minute points (older than a day), as a long-stopped fleet would leave.
     await admin.execute(
-        f"INSERT INTO {table} SELECT 60, now() - interval '2 days' - g * interval '1 minute', 'old', 't', 0, 1, 0,"
+        f"INSERT INTO {table} SELECT 60, now() - interval '2 days' - g * interval '1 minute', 'old', 't', 0, 0, 1, 0,"
         f" array_fill(0::bigint, ARRAY[{len(HISTOGRAM_BOUNDS) + 1}]) FROM generate_series(1, 250) g")
     await pg.ack_many([], history=[row("q", 2), row("q", 3), row("r", 1)])
     points = await pg.history(0, 4e9, 60, "q")
     assert len(points) == 1 and points[0].row.runs == 5 and points[0].row.buckets[0] == 5
+    # Another session's shard of the same point (each session writes its own): read as one point.
+    await admin.execute(f"INSERT INTO {table} SELECT step, at, queue, task, outcome, (shard + 1) % 8, 4, 0.5, buckets"
+                        f" FROM {table} WHERE queue = 'q' AND step = 60")
+    [point] = await pg.history(0, 4e9, 60, "q")
+    assert point == points[0]._replace(row=points[0].row._replace(
+        runs=9, runtime_sum=points[0].row.runtime_sum + 0.5, buckets=(10,) + (0,) * len(HISTOGRAM_BOUNDS)))
     assert len(await pg.history(0, 4e9, 3600, "r")) == 1
     # The write that created the points deleted at most 100 expired ones per step.
     assert await admin.fetchval(f"SELECT count(*) FROM {table} WHERE queue = 'old'") == 150

@@ -41,6 +41,24 @@ How it stores jobs:
 * Enqueues ``NOTIFY`` the schema's channel (at commit); one LISTEN connection
   per backend wakes idle workers, and is re-established with backoff when it is
   lost, idle workers polling slowly meanwhile.
+* Search (:mod:`.search`): every job carries its ``task`` and ``tags``
+  (migration 003); a page is one statement that seeks, per stored state, an
+  index on (state, at, id) or (queue, state, at, id) from the position, and
+  merges the parts: filters on states, queue, since and until seek; ``task``
+  and ``tag`` are checked on at most ``SEARCH_SCAN`` candidates per call (not
+  indexed: a GIN index on tags cost enqueues about 10% in a measurement, and
+  an index on task one more entry per enqueue; see :mod:`.search`).
+* Retry, cancel and delete by ids are one set-based function call per batch
+  (``sql/functions/actions.sql``); ``cancel``, ``retry_dead`` and ``purge``
+  are the base class's, built on them.
+* History: ``ack`` upserts the flush's rows into the current minute and hour
+  points of ``history`` in the same statement, and trims at most 100 expired
+  points per step whenever it creates one.
+* Events (``BackendOptions.events``): the functions that move jobs publish one
+  NOTIFY per statement on ``<schema>_evts`` (chunked JSON under the 8,000-byte
+  limit; ``sql/functions/events.sql``); each ``events()`` iterator LISTENs on a
+  connection of its own (:mod:`.events`). Best effort: a listener that falls
+  behind or reconnects misses events.
 * Outages: an operation keeps trying to reach a server that is down for
   ``connect_timeout`` seconds (an App option, 5 s by default), then raises
   :class:`~fastjobs.BackendUnavailableError`; so does a connection lost
@@ -58,7 +76,9 @@ Example:
     >>> import fastjobs
     >>> app = fastjobs.App("postgresql://postgres@127.0.0.1:5432/app", prefix="jobs")  # doctest: +SKIP
 
-The modules: :mod:`.backend` (the class: the operations), :mod:`.connection`
+The modules: :mod:`.backend` (the class: the operations), :mod:`.operations`
+(search, actions by ids, history, events), :mod:`.search` (the search statement),
+:mod:`.events` (reading events), :mod:`.connection`
 (the pool, connection failures and outages, migrating at connect), :mod:`.sql`
 (the SQL files, loaded and rendered), :mod:`.schema` (migrations and functions),
 :mod:`.rows` (rows read by name, the lease-expired record), :mod:`.listen` (wake-ups).

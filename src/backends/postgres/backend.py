@@ -335,6 +335,7 @@ class PostgresBackend(Operations):
                 removed += count
                 if count < batch:
                     break
+        await self._fetchval(self._q["forget_listeners"])
         if self.vacuum:
             await self.vacuum_hot_table()
             # The statistics learn of our deletes only when this session next

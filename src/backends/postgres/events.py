@@ -3,7 +3,10 @@
 The functions that move jobs publish their statement's events on the schema's
 events channel (``<schema>_evts``; ``sql/functions/events.sql``), one NOTIFY
 per statement, chunked under PostgreSQL's 8,000-byte payload limit, as the
-JSON text ``[at, [kind, id, task, queue], ...]``. Each ``events()`` iterator
+JSON text ``[at, [kind, id, task, queue], ...]``, and only while some session
+listens: each iterator's connection adds a row to ``event_listeners`` once it
+LISTENs and deletes it when it stops (a NOTIFY serializes the commits of
+every notifying transaction; see migration 003). Each ``events()`` iterator
 LISTENs on a connection of its own (not the pool's: a pooled connection goes
 back to others between statements, and the wake-up connection of
 :mod:`.listen` serves waits), filters the queues it was asked for on this
@@ -92,6 +95,8 @@ async def listen_events(
                 await arrived.wait()
     finally:
         with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.execute(backend._q["unlisten_events"]), 1.0)
+        with contextlib.suppress(Exception):
             conn.terminate()
 
 
@@ -105,6 +110,8 @@ async def _connect(backend: PostgresConnection, channel: str, on_notify: Any, on
             conn = await backend._connect_listener()
             conn.add_termination_listener(on_lost)
             await conn.add_listener(channel, on_notify)
+            # Publishers NOTIFY only while some listener has a row (see migration 003).
+            await conn.execute(backend._q["listen_events"])
             return conn
         except asyncio.CancelledError:
             if conn is not None:

@@ -98,12 +98,19 @@ class Operations(PostgresConnection):
         if step not in (60, 3600):
             raise ValueError(f"step is 60 (minutes) or 3600 (hours), not {step!r}")
         rows = await self._fetch(self._q["history"], step, float(since), float(until), queue, task)
-        return [
-            HistoryPoint(r["at"], HistoryRow(r["queue"], r["task"], r["outcome"], r["runs"], r["runtime_sum"],
-                                             tuple(r["buckets"])))
-            for r in rows
-        ]
+        points: list[HistoryPoint] = []
+        for r in rows:  # in key order: a point's shards are consecutive
+            row = HistoryRow(r["queue"], r["task"], r["outcome"], r["runs"], r["runtime_sum"], tuple(r["buckets"]))
+            last = points[-1] if points else None
+            if last is not None and last.at == r["at"] and last.row[:3] == row[:3]:
+                merged = last.row._replace(
+                    runs=last.row.runs + row.runs, runtime_sum=last.row.runtime_sum + row.runtime_sum,
+                    buckets=tuple(a + b for a, b in zip(last.row.buckets, row.buckets)))
+                points[-1] = HistoryPoint(last.at, merged)
+            else:
+                points.append(HistoryPoint(r["at"], row))
+        return points
 
-    async def events(self, queues: Sequence[str] | None = None) -> AsyncIterator[Event]:
-        async for event in listen_events(self, events_channel(self.schema), queues):
-            yield event
+    def events(self, queues: Sequence[str] | None = None) -> AsyncIterator[Event]:
+        # The async generator itself, so that its aclose() reaches the LISTEN connection at once.
+        return listen_events(self, events_channel(self.schema), queues)

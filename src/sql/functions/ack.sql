@@ -238,7 +238,7 @@ $$;
 -- Add one ack flush's history rows (queue, task, outcome, runs, runtime_sum and
 -- a bucket counts per row, p_buckets holding each row's counts in turn) to the
 -- current minute and the current hour of the server's clock: an upsert per
--- point. The caller merges rows of one (queue, task, outcome) first (an upsert
+-- point, into this session's shard of it (see migration 003). The caller merges rows of one (queue, task, outcome) first (an upsert
 -- may not touch a row twice), and the rows go in key order, so two flushes
 -- lock shared points in the same order. A flush that creates a point (the
 -- first of a minute) deletes at most 100 expired points of each step: the
@@ -253,16 +253,18 @@ DECLARE
     v_width   integer := cardinality(p_buckets) / greatest(cardinality(p_queues), 1);
     v_epoch   double precision := floor(date_part('epoch', now()));
     v_created boolean;
+    v_shard   smallint := pg_backend_pid() % 8;
 BEGIN
     WITH added AS (
-        INSERT INTO {schema}.history AS h (step, at, queue, task, outcome, runs, runtime_sum, buckets)
-        SELECT s.step, to_timestamp(v_epoch - v_epoch::bigint % s.step), r.queue, r.task, r.outcome, r.runs, r.runtime_sum,
+        INSERT INTO {schema}.history AS h (step, at, queue, task, outcome, shard, runs, runtime_sum, buckets)
+        SELECT s.step, to_timestamp(v_epoch - v_epoch::bigint % s.step), r.queue, r.task, r.outcome, v_shard, r.runs,
+               r.runtime_sum,
                p_buckets[((r.ord - 1) * v_width + 1)::integer:(r.ord * v_width)::integer]
         FROM unnest(p_queues, p_tasks, p_outcomes, p_runs, p_sums) WITH ORDINALITY
                 AS r(queue, task, outcome, runs, runtime_sum, ord)
         CROSS JOIN (VALUES (60), (3600)) AS s(step)
         ORDER BY s.step, r.queue, r.task, r.outcome
-        ON CONFLICT (step, at, queue, task, outcome) DO UPDATE
+        ON CONFLICT (step, at, queue, task, outcome, shard) DO UPDATE
         SET runs = h.runs + EXCLUDED.runs, runtime_sum = h.runtime_sum + EXCLUDED.runtime_sum,
             buckets = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
                             FROM unnest(h.buckets, EXCLUDED.buckets) WITH ORDINALITY AS u(a, b, ord) ORDER BY u.ord)

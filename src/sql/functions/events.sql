@@ -13,16 +13,18 @@
 -- left out: events are best effort, and the statement must not fail for them.
 --
 -- Every NOTIFY takes PostgreSQL's global notification queue lock at commit,
--- which serializes the commits of all sessions that notify: the reason for one
--- per statement. The callers call this only when the backend publishes events
--- (BackendOptions.events; their p_events argument).
+-- which serializes the commits of all sessions that notify (through their WAL
+-- flushes): the reason for one per statement, and for publishing nothing while
+-- no session listens (event_listeners: see migration 003). The callers call
+-- this only when the backend publishes events (BackendOptions.events; their
+-- p_events argument).
 CREATE OR REPLACE FUNCTION {schema}.publish(p_kinds smallint[], p_ids text[], p_tasks text[], p_queues text[])
 RETURNS void LANGUAGE plpgsql
 {PLANNING_PINS} AS $$
 DECLARE
     v_at text := date_part('epoch', now())::text;
 BEGIN
-    IF coalesce(cardinality(p_ids), 0) = 0 THEN
+    IF coalesce(cardinality(p_ids), 0) = 0 OR NOT EXISTS (SELECT 1 FROM {schema}.event_listeners) THEN
         RETURN;
     END IF;
     PERFORM pg_notify({events}, '[' || v_at || ',' || string_agg(e.item, ',' ORDER BY e.ord) || ']')
