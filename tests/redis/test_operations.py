@@ -263,3 +263,24 @@ async def test_search_over_queues_merges_pages_exactly(redis_url: str, open_back
     assert await page_all(backend, JobFilter(), 7) == expected
     only_b = [i for i in expected if next(j for j in jobs if j.id == i).task == "b"]
     assert await page_all(backend, JobFilter(task="b"), 5) == only_b
+
+
+async def test_cleanup_moves_succeeded_jobs_listed_the_old_way_into_the_search_index(
+    redis_url: str, open_backend: Any
+) -> None:
+    """A store written before issue 13 listed succeeded jobs in a LIST: cleanup adopts them."""
+    backend: RedisBackend = await open_backend(redis_url)
+    j = job()
+    await backend.enqueue_many([j])
+    (c,) = await backend.claim(["q"], 1, LEASE)
+    await backend.ack_many([Ack(c.id, c.token, AckKind.SUCCEED)])
+    client = await backend._redis()
+    k = backend._queue("q")
+    finished = await client.zscore(k.finished[SUCCEEDED], j.id)
+    await client.zrem(k.finished[SUCCEEDED], j.id)
+    await client.rpush(k.base + b"succeeded", f"{finished:.6f}|r|{j.id}", f"{finished:.6f}||gone-job")
+    assert await backend.search(JobFilter(states=(SUCCEEDED,)), 10) == ([], None)
+    assert await backend.cleanup() == 0
+    assert await client.exists(k.base + b"succeeded") == 0
+    found, _ = await backend.search(JobFilter(states=(SUCCEEDED,)), 10)
+    assert [f.id for f in found] == [j.id]
