@@ -50,34 +50,6 @@ if sys.version_info < (3, 12):
         return loop.create_task(coro)
 
 
-_monotonic = time.monotonic
-
-
-async def timed(running: Running, coro: Coroutine[Any, Any, Any]) -> Any:
-    """Await a handler's coroutine inside its Task, noting in ``running.ran`` the seconds it ran.
-
-    Timed from inside the Task because from outside the wait would count: before 3.12 a Task's
-    first step waits its turn in the loop (behind the rest of its batch), and a done callback
-    always does. Costs one coroutine frame and two clock reads per job (~0.2 us).
-    """
-    started = _monotonic()
-    try:
-        return await coro
-    finally:
-        running.ran = _monotonic() - started
-
-
-_TIMED = timed.__code__
-
-
-def handler_error(exc: BaseException) -> BaseException:
-    """``exc`` as its handler raised it: the frame of :func:`timed` dropped from the top of its traceback."""
-    tb = exc.__traceback__
-    if tb is not None and tb.tb_frame.f_code is _TIMED:
-        exc.__traceback__ = tb.tb_next
-    return exc
-
-
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
 
 LEASE_SAFETY = 0.5
@@ -112,10 +84,10 @@ class Running:
         self.lost = False
         self.thread_state = _WAITING
         self.started: float | None = None
-        """Sync jobs: ``time.monotonic()`` when a thread took the job (a timeout counts from there)."""
+        """``time.monotonic()`` when its handler was called (async jobs), or when a thread took it
+        (sync jobs: a timeout counts from there)."""
         self.ran = 0.0
-        """Seconds the handler ran (the history's run time): measured inside the job's Task by
-        :func:`timed`, or by the thread that ran it."""
+        """Sync jobs: seconds the handler ran, measured by its thread (the history's run time)."""
         self.ctx: Context | None = None
         self.start_by = float("inf")
         """Sync jobs: ``time.monotonic()`` after which a thread must not start it (see :data:`LEASE_SAFETY`)."""

@@ -47,7 +47,7 @@ from .backends.base import Backend, Claim
 from .constants import BATCH, PIPE
 from .context import Context
 from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
-from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, handler_error, start_task, timed
+from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
 from .options import validate_queue
 from .periodic import run_schedules
 from .registry import Membership
@@ -378,9 +378,14 @@ class Worker:
         ctx = self._context(claim, record, task) if task.context else None
         running = Running(claim, record, task, None, lease)
         running.ctx = ctx
+        # Its run time counts from here to its outcome (_settle): exact when it finishes in its
+        # eager first step (3.12+); else it includes the loop's turns before its first step
+        # (before 3.12) and before its done callback. Timing inside the Task would be exact but
+        # costs a coroutine per job (~0.7 us measured, 7% of a no-op job); this, two clock reads.
+        running.started = time.monotonic()
         try:
             args = record.args if ctx is None else (ctx, *record.args)
-            job_task = running.future = start_task(self._loop, timed(running, task.fn(*args, **record.kwargs)))
+            job_task = running.future = start_task(self._loop, task.fn(*args, **record.kwargs))
         except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
             self._ackbuf.fail(claim, record, exc, 0.0)
             return
@@ -506,7 +511,7 @@ class Worker:
     def _settle(self, running: Running, fut: asyncio.Future[Any]) -> None:
         """Turn a finished handler Task into its ack."""
         claim, record = running.claim, running.record
-        seconds = running.ran
+        seconds = time.monotonic() - running.started  # type: ignore[operator]  # set for every async job
         if fut.cancelled():
             if running.timed_out:
                 self._ackbuf.fail(claim, record, self._timeout_error(running), seconds)
@@ -517,7 +522,7 @@ class Worker:
         if exc is None:
             self._ackbuf.succeed(claim, record, fut.result(), seconds)
         else:
-            self._ackbuf.fail(claim, record, handler_error(exc), seconds)
+            self._ackbuf.fail(claim, record, exc, seconds)
 
     def _sync_done(self, outcomes: list[tuple[Running, Any, BaseException | None]]) -> None:
         for running, value, exc in outcomes:

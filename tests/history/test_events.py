@@ -74,6 +74,9 @@ async def test_a_listener_sees_each_job_move_during_a_worker_run(app: fastjobs.A
     @app.task(name="probe", queue="probe")
     async def probe() -> None: ...
 
+    # Connected first: App.backend() hands a second concurrent first caller the backend while
+    # the first still connects (migrates), and PostgreSQL's listener needs the schema.
+    await app.backend()
     everything = Listener(app)
     only_other = Listener(app, ["other"])
     try:

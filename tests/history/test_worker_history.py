@@ -87,9 +87,10 @@ def check_totals(got: dict[tuple[str, str], HistoryBucket]) -> None:
         assert b.buckets[bucket_of(SLOW)] == b.runs, b.buckets  # every run in (0.1, 0.25]
         assert b.p50 is not None and b.p95 is not None
         assert 0.1 < b.p50 <= b.p95 <= 0.25
-    # A no-op handler runs in microseconds: most runs land in the first bucket (<= 1 ms).
-    assert fast.p50 is not None and fast.p50 <= 0.001
-    assert fast.runtime_sum < SLOW
+    # A no-op handler runs in microseconds; its run time also counts the worker loop's turns
+    # before its first step (before Python 3.12) and before its outcome is seen: well under SLOW.
+    assert fast.p50 is not None and fast.p95 is not None and fast.p50 <= fast.p95 < SLOW / 2
+    assert fast.runtime_sum < 40 * SLOW / 2
 
 
 async def test_burst_worker_history_counts_each_outcome(app: fastjobs.App) -> None:
