@@ -215,7 +215,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
             index = None
             index_queue = None
             live_queue = None
-            live = None
+            live: dict[str, None] = {}
             new_of = self._new
             at_us = micros(now)
             for pos, new in enumerate(jobs):
@@ -233,14 +233,15 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
                 new_of[new.id] = new
                 if new.queue != live_queue:
                     live_queue = new.queue
-                    live = self._live_index(live_queue)
-                live.add(at_us, new.id)  # type: ignore[union-attr]
+                    live = self._live_index(live_queue).bucket(at_us)
+                live[new.id] = None
                 if self._eventing:
                     self._emit("enqueued", new.id, new.task, new.queue, now)
                 if flow and (new.depends_on or new.limit is not None):
                     unique.update(staged)
                     staged.clear()
                     self._enqueue_flow(new, job, now)
+                    live_queue = None  # it may have finished at once, and its time's ids gone with it
                     continue
                 if new.queue != index_queue:
                     index_queue = new.queue
