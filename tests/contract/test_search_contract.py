@@ -278,3 +278,20 @@ async def test_search_is_read_only(backend: Backend) -> None:
     got = await backend.get(soon.id)
     assert got is not None and got.state == QUEUED and got.attempt == 0
     assert len(await backend.claim(["q"], 10, LEASE)) == 2
+
+
+async def test_jobs_that_stay_put_are_seen_once_while_others_move(backend: Backend) -> None:
+    # A job moving state between two pages may be seen twice or missed; one that stays never is.
+    jobs = [new() for _ in range(60)]
+    await backend.enqueue_many(jobs)
+    seen: list[str] = []
+    page, position = await backend.search(JobFilter(), 10)
+    seen += [j.id for j in page]
+    moved = set(await finish(backend, "q", 15))  # finished now: the newest by search time
+    dead = set(await finish(backend, "q", 5, AckKind.DEAD))
+    while position is not None:
+        page, position = await backend.search(JobFilter(), 10, position)
+        seen += [j.id for j in page]
+    stayed = {j.id for j in jobs} - moved - dead
+    assert all(seen.count(job_id) == 1 for job_id in stayed)
+    assert stayed <= set(seen)
