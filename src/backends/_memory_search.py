@@ -21,7 +21,8 @@ the number of queues and the largest set of jobs sharing one time (one
 ``enqueue_many`` or ``ack_many``), never on the number of stored jobs.
 
 Filters seeked on: ``queue``, ``since`` / ``until`` and the finished states
-(succeeded, dead, cancelled). Filters checked per candidate, at most
+(succeeded, dead, cancelled), and ``active`` alone (the running jobs, sorted
+per call: there are few). Filters checked per candidate, at most
 :data:`SEARCH_SCAN` candidates per call: ``task``, ``tag``, and a live state
 when not every live state is wanted (a scheduled or retry-pending job whose
 time has come reports ``queued`` without any operation moving it, so live
@@ -50,6 +51,7 @@ _LOAD = 512
 
 _LIVE_STATES = frozenset((SCHEDULED, QUEUED, ACTIVE, RETRY_PENDING, WAITING))
 _DONE_STATES = (SUCCEEDED, DEAD, CANCELLED)
+_ACTIVE_ONLY = frozenset((ACTIVE,))
 
 
 def micros(seconds: float) -> int:
@@ -220,6 +222,7 @@ class SearchIndex:
     """The ordered indexes over a :class:`MemoryBackend`'s store (a mixin; see the module docstring)."""
 
     _jobs: dict[str, JobSlot]
+    _active: dict[str, JobSlot]
 
     if TYPE_CHECKING:
         def _snap(self, job: JobSlot, now: float) -> StoredJob: ...
@@ -290,6 +293,16 @@ class SearchIndex:
                 start = bound
         floor = None if where.since is None else micros(where.since)
         sources: list[Iterator[Position]] = []
+        if live_states == _ACTIVE_ONLY:
+            # The running jobs: few (the workers' concurrency), so sorted here rather than
+            # scanned for among every live one.
+            live_states = frozenset()
+            running = [
+                (round(job.enqueued_at * 1e6), job.id) for job in self._active.values()
+                if where.queue is None or job.queue == where.queue
+            ]
+            running = sorted((key for key in running if start is None or key < start), reverse=True)
+            sources.append(iter(running))
         for queue in queues:
             if live_states:
                 live = self._live_keys.get(queue)

@@ -295,3 +295,13 @@ async def test_jobs_that_stay_put_are_seen_once_while_others_move(backend: Backe
     stayed = {j.id for j in jobs} - moved - dead
     assert all(seen.count(job_id) == 1 for job_id in stayed)
     assert stayed <= set(seen)
+
+
+async def test_the_running_jobs_among_many_waiting_ones(backend: Backend) -> None:
+    await backend.enqueue_many([new() for _ in range(SEARCH_SCAN + 200)])
+    early = set(await claim_all(backend, "q", 5))
+    await backend.enqueue_many([new() for _ in range(SEARCH_SCAN + 200)])
+    running = await search_all(backend, JobFilter(states=(ACTIVE,), queue="q"), 3)
+    assert {j.id for j in running} == early and len(running) == 5
+    assert [j.id for j in running] == newest_first(running)
+    assert {j.id for j in await search_all(backend, JobFilter(states=(ACTIVE,)), 100)} == early
