@@ -32,9 +32,16 @@ Cluster the queues are two slots.
 
 **History** is written by the ack script itself outside Cluster (its keys lead
 the call's keys) and by ``history-2.lua`` beside the ack calls in Cluster: one
-round trip either way. **Events** are published by the scripts (one PUBLISH
-per call and queue) and read here through redis-py's PubSub on a connection of
-its own.
+round trip either way (an ack call retried after a lost reply adds its rows
+again: history is a statistic, not a ledger). **Events** are published by the
+scripts (one PUBLISH per call and queue, and only when someone subscribed on
+that server: PUBSUB NUMSUB/NUMPAT; always in Cluster) and read here through
+redis-py's PubSub on a connection of its own.
+
+Upgrading a store written before issue 13: its succeeded jobs are moved from
+the old LIST into ``done`` by :meth:`cleanup`, a chunk per call; jobs that
+were live then are not in ``live`` (search finds them once they finish), and
+have no ``t:<id>`` (no task or tags).
 """
 
 from __future__ import annotations
