@@ -135,9 +135,13 @@ class HistoryBucket:
     """Throughput and run times of one task in one queue over one minute or hour.
 
     Counts are attempts: a job that failed twice, then succeeded, counts 2 ``retried``
-    and 1 ``succeeded`` (3 ``runs``). Run times are the seconds handlers ran (the
-    worker's monotonic clock); ``p50`` / ``p95`` are estimated from a fixed-bucket
-    histogram (exact to the bucket, linear inside it), None when nothing ran.
+    and 1 ``succeeded`` (3 ``runs``). Run times are the seconds from the worker calling
+    the handler to its outcome (the worker's monotonic clock): exact for a handler that
+    finishes without awaiting on Python 3.12+; otherwise they include the worker loop's
+    turns before the handler's first step (before 3.12) and before its outcome is seen,
+    so on a busy worker a no-op handler reads about a millisecond. A timed-out attempt
+    counts its timeout. ``p50`` / ``p95`` are estimated from a fixed-bucket histogram
+    (exact to the bucket, linear inside it), None when nothing ran.
 
     Example:
         >>> for b in await app.history(queue="emails", step="1m"):  # doctest: +SKIP
