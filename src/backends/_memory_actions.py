@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, WAITING, JobSlot
-from .values import MAX_IDS, JobEdit, Limit, NewJob
+from .values import MAX_IDS, JobEdit, Limit
 
 if TYPE_CHECKING:
     from ._memory_search import KeyIndex
@@ -47,7 +47,6 @@ class JobActions:
     _limit_of: dict[str, tuple[str, str]]
     _key_limit: dict[tuple[str, str], Limit]
     _dependants: dict[str, list[str]]
-    _new: dict[str, NewJob]
     _woken: bool
     _eventing: bool
 

@@ -74,7 +74,7 @@ _FINISH_EVENTS = {SUCCEEDED: "succeeded", DEAD: "dead", CANCELLED: "cancelled"}
 
 
 def _snapshot(job: JobSlot, now: float, progress: bytes | None = None, deps: _Deps | None = None,
-              limit_key: str | None = None, new: NewJob | None = None) -> StoredJob:
+              limit_key: str | None = None, task: str = "", tags: tuple[str, ...] = ()) -> StoredJob:
     state = job.state
     if state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now:
         state = QUEUED
@@ -86,8 +86,7 @@ def _snapshot(job: JobSlot, now: float, progress: bytes | None = None, deps: _De
     if deps is not None:
         stored.parents, stored.pending_parents, stored.failed_parents = deps.parents, deps.pending, deps.failed
     stored.limit_key = limit_key
-    if new is not None:
-        stored.task, stored.tags = new.task, tuple(new.tags)
+    stored.task, stored.tags = task, tags
     return stored
 
 
@@ -216,7 +215,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
             index_queue = None
             live_queue = None
             live: dict[str, None] = {}
-            new_of = self._new
+            task_of, tags_of = self._task, self._tags
             at_us = micros(now)
             for pos, new in enumerate(jobs):
                 if new.unique_key is not None:
@@ -230,7 +229,9 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
                         self._unique_ttl[new.id] = float(new.unique_ttl)
                 job = JobSlot(new, now)
                 store[new.id] = job
-                new_of[new.id] = new
+                task_of[new.id] = new.task
+                if new.tags:
+                    tags_of[new.id] = tuple(new.tags)
                 if new.queue != live_queue:
                     live_queue = new.queue
                     live = self._live_index(live_queue).bucket(at_us)
@@ -536,7 +537,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
         key = self._limit_of.get(job.id)
         return _snapshot(
             job, now, self._progress.get(job.id), self._deps.get(job.id), None if key is None else key[1],
-            self._new.get(job.id),
+            self._task.get(job.id, ""), self._tags.get(job.id, ()),
         )
 
     async def list_jobs(
@@ -555,7 +556,9 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
     def _forget(self, job_id: str) -> None:
         """Delete a job (not active, out of its claim index) and everything kept beside it."""
         self._unindex_search(self._jobs.pop(job_id))
-        self._new.pop(job_id, None)
+        self._task.pop(job_id, None)
+        if self._tags:
+            self._tags.pop(job_id, None)
         self._progress.pop(job_id, None)
         self._unique_ttl.pop(job_id, None)
         if self._deps:
@@ -575,8 +578,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
             return self._history_locked(since, until, step, queue, task)
 
     def _emit_job(self, kind: str, job: JobSlot, now: float) -> None:
-        new = self._new.get(job.id)
-        self._emit(kind, job.id, "" if new is None else new.task, job.queue, now)
+        self._emit(kind, job.id, self._task.get(job.id, ""), job.queue, now)
 
     async def pause(self, queue: str) -> None:
         with self._lock:
