@@ -10,6 +10,7 @@ Examples::
     fastjobs stats myproject.jobs:app --watch
     fastjobs check myproject.jobs:app --queue emails --max-age 300    # a Kubernetes probe
     fastjobs migrate myproject.jobs:app     # PostgreSQL: create or upgrade the schema
+    fastjobs web myproject.jobs:app --port 8080   # the dashboard (pip install "fastjobs[web]")
 
 Every command takes ``--url`` (the backend, overriding the App's own) and, but ``worker``,
 ``--json``. Only ``worker``, ``enqueue`` and ``migrate`` create or upgrade a PostgreSQL
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import BackendError, FastjobsError
-from . import actions, admin, jobs, queues, worker, workers
+from . import actions, admin, jobs, queues, web, worker, workers
 from ._common import (
     WIDTH,
     Formatter,
@@ -61,6 +62,7 @@ def build_parser() -> Parser:
     actions.add_parsers(sub)
     queues.add_parsers(sub)
     workers.add_parser(sub)
+    web.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,111 @@
+"""Live updates: ONE backend event subscription per dashboard process, fanned out to WebSocket clients.
+
+The :class:`Hub` starts its subscription (:meth:`App.events <fastjobs.App.events>`, every
+queue) when the first client connects and ends it when the last one leaves, so an idle
+dashboard costs the backend nothing and a busy one costs one subscription however many
+browsers watch. Each client has a bounded queue (:data:`CLIENT_QUEUE`): a client that
+does not keep up loses events (counted in the next message's ``dropped``), never slows
+the others or the subscription. A client gets at most :data:`MAX_RATE` messages a second,
+each ``{"events": [{"kind", "job_id", "task", "queue", "at"}, ...], "dropped": n}`` with
+what arrived since the last one. If the backend's stream fails, the hub subscribes again
+after a pause while clients remain. Events are best effort: the page refreshes its data
+from the API when one arrives; it never builds state from events alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..app import App
+
+log = logging.getLogger("fastjobs.web")
+
+CLIENT_QUEUE = 1000
+"""Events buffered per client; more are dropped (and counted)."""
+
+MAX_RATE = 10
+"""Messages a second at most per client: events arriving faster are sent together."""
+
+BATCH_MAX = 500
+"""Events in one message at most (the rest wait for the next)."""
+
+RESUBSCRIBE_DELAY = 1.0
+
+
+class Client:
+    """One WebSocket's view of the hub: a bounded queue of event dicts."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(CLIENT_QUEUE)
+        self.dropped = 0
+
+    def offer(self, event: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def next_batch(self) -> dict[str, Any]:
+        """Wait for an event, then take whatever else is waiting (up to :data:`BATCH_MAX`)."""
+        events = [await self.queue.get()]
+        while len(events) < BATCH_MAX:
+            try:
+                events.append(self.queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        dropped, self.dropped = self.dropped, 0
+        return {"events": events, "dropped": dropped}
+
+
+class Hub:
+    """The one event subscription of a dashboard, shared by its WebSocket clients."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.clients: set[Client] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.subscriptions = 0
+        """How many times the backend was subscribed to (tests: one per busy period, not per client)."""
+
+    def join(self) -> Client:
+        client = Client()
+        self.clients.add(client)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._pump(), name="fastjobs-web-events")
+        return client
+
+    async def leave(self, client: Client) -> None:
+        self.clients.discard(client)
+        if not self.clients and self.task is not None:
+            task, self.task = self.task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def close(self) -> None:
+        self.clients.clear()
+        if self.task is not None:
+            task, self.task = self.task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _pump(self) -> None:
+        while self.clients:
+            self.subscriptions += 1
+            try:
+                async for event in self.app.events():
+                    data = {"kind": event.kind, "job_id": event.job_id, "task": event.task,
+                            "queue": event.queue, "at": event.at}
+                    for client in tuple(self.clients):
+                        client.offer(data)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the backend failed: try again while someone watches
+                log.warning("dashboard events: the backend's stream failed (%s: %s); subscribing again in %.0f s",
+                            type(exc).__name__, exc, RESUBSCRIBE_DELAY)
+            await asyncio.sleep(RESUBSCRIBE_DELAY)
