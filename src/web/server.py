@@ -83,6 +83,7 @@ class Dashboard:
         self.app, self.guard, self.static = app, guard, static
         self.api = Api(app)
         self.hub = Hub(app) if live else None
+        self.known: list[Route] = []
 
     # -- auth ------------------------------------------------------------------------
 
@@ -178,6 +179,11 @@ class Dashboard:
         return response
 
     async def not_found(self, request: Request) -> Response:
+        path = request.scope["path"]
+        allowed = sorted({m for route in self.known for m in route.methods or () if route.path_regex.match(path)})
+        if allowed:
+            return error_response(405, "method_not_allowed", f"{request.method} is not allowed here: use "
+                                  f"{', '.join(allowed)}", {"Allow": ", ".join(allowed)})
         return error_response(404, "not_found", f"no such API path: {request.url.path}")
 
     # -- live events ---------------------------------------------------------------------
@@ -229,6 +235,7 @@ class Dashboard:
                 routes.append(Route(e.path, handler, methods=[e.method]))
             else:
                 routes.append(Route(e.path, self.endpoint(handler, e.write), methods=[e.method]))
+        self.known = [r for r in routes if isinstance(r, Route)]
         routes.append(WebSocketRoute("/api/events", self.events))
         routes.append(Route("/api/{rest:path}", self.not_found, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]))
         if os.path.isdir(self.static):

@@ -1,0 +1,50 @@
+"""Fixtures of the dashboard tests: an App on each backend (the contract suite's fixtures),
+its dashboard, and httpx clients on the ASGI app (admin, read-only, anonymous)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+pytest.importorskip("starlette", reason='the dashboard tests need the web extra: pip install -e ".[test]"')
+httpx = pytest.importorskip("httpx", reason='the dashboard tests need httpx: pip install -e ".[test]"')
+
+import fastjobs  # noqa: E402
+from fastjobs.web import create_app  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from tests.contract.conftest import app, backend_kind, make_app  # noqa: E402
+
+__all__ = ["app", "backend_kind", "make_app"]
+
+TOKEN = "admin-token-for-tests"
+READ_TOKEN = "read-only-token-for-tests"
+BASE = "http://testserver"
+
+
+@pytest.fixture
+def web(app: fastjobs.App) -> Starlette:
+    return create_app(app, token=TOKEN, read_only_token=READ_TOKEN)
+
+
+def client_for(web: Starlette, token: str | None = TOKEN) -> httpx.AsyncClient:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=web), base_url=BASE, headers=headers)
+
+
+@pytest.fixture
+async def client(web: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(web) as c:
+        yield c
+
+
+@pytest.fixture
+async def reader(web: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(web, READ_TOKEN) as c:
+        yield c
+
+
+@pytest.fixture
+async def anonymous(web: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(web, None) as c:
+        yield c
