@@ -185,10 +185,12 @@ export function ageCell(t) {
 }
 
 // A value as pretty JSON text for a <pre> (never evaluated, never parsed as HTML).
+// Short values stay on one line ([1, "two"]); longer ones are indented.
 export function prettyJson(value) {
   if (value === undefined) return "";
   try {
-    return JSON.stringify(value, null, 2);
+    const flat = JSON.stringify(value);
+    return flat.length <= 72 ? flat : JSON.stringify(value, null, 2);
   } catch (err) {
     return String(value);
   }

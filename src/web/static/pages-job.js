@@ -3,7 +3,7 @@
 
 import { api, act, notice, ApiError } from "./api.js";
 import {
-  h, replace, route, fields, pre, prettyJson, stateBadge, jobLink, timeCell, fmtDuration, toSeconds,
+  h, replace, route, fields, pre, stateBadge, jobLink, timeCell, fmtDuration, toSeconds,
   UNFINISHED, RETRYABLE,
 } from "./dom.js";
 
@@ -75,9 +75,9 @@ export function jobPage(root, params, ctx, refreshNow) {
   // Edit and retry: args and kwargs as JSON, queue, priority, max_attempts.
   function openEdit() {
     const args = h("textarea", { name: "args", rows: 6, spellcheck: "false", "data-testid": "edit-args" });
-    args.value = prettyJson(job.args || []);
+    args.value = JSON.stringify(job.args || [], null, 2);
     const kwargs = h("textarea", { name: "kwargs", rows: 6, spellcheck: "false", "data-testid": "edit-kwargs" });
-    kwargs.value = prettyJson(job.kwargs || {});
+    kwargs.value = JSON.stringify(job.kwargs || {}, null, 2);
     const queue = h("input", { name: "queue", value: job.queue, required: true, "data-testid": "edit-queue" });
     const priority = h("input", { name: "priority", type: "number", step: 1, value: job.priority, "data-testid": "edit-priority" });
     const maxAttempts = h("input", {
@@ -162,8 +162,8 @@ export function jobPage(root, params, ctx, refreshNow) {
             ["Unique key", j.unique_key === null || j.unique_key === undefined ? null : h("span.mono", null, j.unique_key)],
             ["Limit key", j.limit_key === null || j.limit_key === undefined ? null : h("span.mono", null, j.limit_key)],
             ["Batch", j.batch_id ? h("span.mono", { "data-testid": "job-batch" }, j.batch_id) : null],
-          ]),
-          progress(j.progress)),
+            ["Progress", progress(j.progress)],
+          ])),
         section("Timeline", timeline(j))),
       parents.length ? section("Depends on",
         h("p", null, `${parents.length} job(s); ${j.pending_parents || 0} not finished yet, ${j.failed_parents || 0} dead or cancelled.`),
@@ -201,9 +201,9 @@ function progress(p) {
   const fraction = Math.max(0, Math.min(1, Number(p.fraction) || 0));
   return h("div.progress", { "data-testid": "job-progress" },
     h("progress", { max: 1, value: fraction }, `${Math.round(fraction * 100)} %`),
-    h("span", null, ` ${Math.round(fraction * 100)} %`),
-    p.message ? h("span", null, " · ", p.message) : null,
-    h("span.muted", null, " · ", timeCell(p.at)));
+    h("span", null, `${Math.round(fraction * 100)} %`),
+    p.message ? h("span", null, "· ", p.message) : null,
+    h("span.muted", null, "· ", timeCell(p.at)));
 }
 
 // What happened when, oldest first: enqueued, scheduled, each attempt's start and failure, the end.
