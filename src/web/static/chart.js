@@ -6,11 +6,12 @@ import { svg, fmtCount, toSeconds } from "./dom.js";
 const RANGES = { "1h": 3600, "24h": 86400, "30d": 30 * 86400 };
 const DEFAULT_STEP = { "1h": 60, "24h": 3600, "30d": 86400 };
 
-const WIDTH = 800;
 const HEIGHT = 220;
 const PAD = { left: 48, right: 12, top: 12, bottom: 26 };
 
-export function throughputChart(points, range) {
+// width: the chart's width in CSS pixels (the box it goes in), so its text is not scaled.
+export function throughputChart(points, range, width = 800) {
+  const WIDTH = Math.max(320, Math.round(width));
   const span = RANGES[range] || 3600;
   const rows = (points || [])
     .map((p) => ({ at: toSeconds(p.at), ok: num(p.succeeded), failed: num(p.failed) }))
@@ -38,10 +39,11 @@ export function throughputChart(points, range) {
     chart.appendChild(svg("line", { class: "grid", x1: PAD.left, x2: WIDTH - PAD.right, y1: y(v), y2: y(v) }));
     chart.appendChild(svg("text", { class: "axis", x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, fmtShort(v)));
   }
-  // Time labels.
-  for (let i = 0; i <= 4; i++) {
-    const t = start + (span / 4) * i;
-    const anchor = i === 0 ? "start" : i === 4 ? "end" : "middle";
+  // Time labels (fewer on a narrow chart).
+  const ticks = WIDTH < 560 ? 2 : 4;
+  for (let i = 0; i <= ticks; i++) {
+    const t = start + (span / ticks) * i;
+    const anchor = i === 0 ? "start" : i === ticks ? "end" : "middle";
     chart.appendChild(svg("text", { class: "axis", x: x(t), y: HEIGHT - 8, "text-anchor": anchor }, timeLabel(t, range)));
   }
   // Bars.

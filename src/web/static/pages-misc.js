@@ -38,7 +38,9 @@ export function deadPage(root, params, ctx, refreshNow) {
       const groups = Array.isArray(data) ? data : data.groups || [];
       const scanned = Array.isArray(data) ? null : data.scanned;
       note.textContent = "Dead jobs grouped by exception type and message"
-        + (typeof scanned === "number" ? `, from the newest ${fmtCount(scanned)} dead jobs.` : ".");
+        + (typeof scanned !== "number" ? "."
+          : data.complete === false ? `, from the newest ${fmtCount(scanned)} dead jobs (there are more).`
+            : `: all ${fmtCount(scanned)} dead jobs.`);
       const headers = ["Error", "Jobs", "Queues", "Latest", "Examples", ""];
       const rows = groups.map((g, i) => h("tr", { "data-testid": "dead-group-" + i },
         h("td.error-cell", null, g.type ? h("strong.error-type", null, g.type) : h("span.muted", null, "no error recorded"),
@@ -80,6 +82,7 @@ export function periodicPage(root, params, ctx) {
 
 export function workersPage(root, params, ctx) {
   const body = h("div");
+  const opened = new Set(); // workers whose running jobs the user opened (kept across refreshes)
   replace(root, h("h1", null, "Workers"), body);
   return {
     async refresh() {
@@ -97,7 +100,10 @@ export function workersPage(root, params, ctx) {
           h("td", null, (w.queues || []).map((q) => h("a.tag", { href: route("jobs", { queue: q }) }, q))),
           h("td.num", null, String(w.concurrency)),
           h("td", null, running.length
-            ? h("details", null, h("summary", null, `${running.length} job(s)`),
+            ? h("details", {
+              open: opened.has(w.id),
+              ontoggle: (e) => { if (e.currentTarget.open) opened.add(w.id); else opened.delete(w.id); },
+            }, h("summary", null, `${running.length} job(s)`),
               h("ul.links", null, running.map((id) => h("li", null, jobLink(id)))))
             : h("span.muted", null, "0")),
           h("td", null, started === null ? "–" : w.alive ? fmtDuration(now - started) : h("span.muted", null, "–")),

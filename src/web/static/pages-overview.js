@@ -65,7 +65,7 @@ export function overviewPage(root, params, ctx) {
     const wanted = range;
     const points = await api("history/series", { query: { range: wanted } });
     if (!ctx.current() || wanted !== range) return;
-    const { chart, step } = throughputChart(points, wanted);
+    const { chart, step } = throughputChart(points, wanted, chartBox.clientWidth || 800);
     replace(chartBox, chart);
     const total = (points || []).reduce((sum, p) => sum + (p.succeeded || 0) + (p.failed || 0), 0);
     replace(legend,
