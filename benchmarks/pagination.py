@@ -77,7 +77,9 @@ async def fill(backend: Backend, total: int, progress: bool) -> tuple[float, flo
     between = await backend.now()
     acked = 0
     while acked < finished:
-        claims = await backend.claim(list(QUEUES), min(1000, finished - acked), 600.0)
+        # Rotate the queue order so that every queue has finished jobs on both sides of the middle.
+        turn = (acked // 1000) % len(QUEUES)
+        claims = await backend.claim([*QUEUES[turn:], *QUEUES[:turn]], min(1000, finished - acked), 600.0)
         if not claims:
             break
         kinds = [AckKind.SUCCEED if (acked + i) % 2 == 0 else AckKind.DEAD for i in range(len(claims))]
