@@ -143,10 +143,18 @@ function connect() {
     scheduleRefresh(); // catch up on what happened while disconnected
   });
   socket.addEventListener("message", () => scheduleRefresh());
-  socket.addEventListener("close", () => {
+  socket.addEventListener("close", (event) => {
     if (live.socket !== socket) return;
     live.socket = null;
-    if (live.on) reconnectLater();
+    if (!live.on) return;
+    if (event.code === 1008) {
+      // Refused: a lost session (the session check sends the user to the login form),
+      // or live updates turned off on the server (create_app(live=False)): then stop
+      // trying and fall back on the slow refresh.
+      api("session").then(() => setStatus("off"), () => reconnectLater());
+      return;
+    }
+    reconnectLater();
   });
   socket.addEventListener("error", () => { /* "close" follows and reconnects */ });
 }
@@ -190,7 +198,10 @@ function setLive(on) {
 function setStatus(status) {
   live.status = status;
   const toggle = document.getElementById("live-toggle");
-  const labels = { live: "Live", connecting: "Live (connecting…)", reconnecting: "Live (reconnecting…)", paused: "Paused" };
+  const labels = {
+    live: "Live", connecting: "Live (connecting…)", reconnecting: "Live (reconnecting…)", paused: "Paused",
+    off: "Live updates off: refreshing every 15 s",
+  };
   toggle.querySelector(".live-label").textContent = labels[status];
   toggle.dataset.status = status;
   toggle.setAttribute("aria-pressed", live.on ? "true" : "false");
