@@ -9,22 +9,21 @@
 -- the backend reads rows by name.
 
 -- name: enqueue
--- Every enqueue ends with the jobs' tasks, tag counts and tags (NULL, NULL
--- without tags) and whether to publish events.
+-- Every enqueue ends with the jobs' tasks, their tags (each job's joined by
+-- U+001F; NULL without tags) and whether to publish events.
 SELECT {schema}.enqueue($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
-                        $8::integer[], $9::text[], $10::boolean)
+                        $8::text[], $9::boolean)
 
 -- name: enqueue_unique
 SELECT job_position, holder_id
 FROM {schema}.enqueue_unique($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
-                             $8::float8[], $9::text[], $10::integer[], $11::text[], $12::boolean)
+                             $8::float8[], $9::text[], $10::text[], $11::boolean)
 
 -- name: enqueue_flow
 SELECT job_position, holder_id
 FROM {schema}.enqueue_flow($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[], $7::text[],
                            $8::float8[], $9::smallint[], $10::integer[], $11::text[], $12::integer[], $13::integer[],
-                           $14::float8[], $15::text[], $16::text[], $17::text[], $18::integer[], $19::text[],
-                           $20::boolean)
+                           $14::float8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::boolean)
 
 -- name: claim
 SELECT claimed_ids, claimed_tokens, claimed_attempts, claimed_bodies

@@ -41,9 +41,9 @@ SELECT {FINISHED_CARRIED},
 FROM cancelled
 
 -- name: JOB_TAGS
--- An enqueue's tags for the job of its row n (see enqueue): the job's slice of
--- p_tags, ending at n.tag_end (the running sum of n.tag_count); NULL without tags.
-CASE WHEN coalesce(n.tag_count, 0) > 0 THEN p_tags[(n.tag_end - n.tag_count + 1)::integer:n.tag_end::integer] END
+-- An enqueue's tags for the job of its row n: n.tags, the job's tags joined by
+-- U+001F (see enqueue), split; NULL without tags.
+string_to_array(n.tags, U&'\001F')
 
 -- name: UNIQUE_HOLDERS
 -- What enqueue_unique and enqueue_flow return: for every job of the batch with

@@ -33,6 +33,8 @@ log = logging.getLogger("fastjobs.postgres")
 _FINISHED_STATES = frozenset((SUCCEEDED, DEAD, CANCELLED))
 VACUUM_CHECK_ROWS = 50_000
 _ACK_KINDS = frozenset((0, 1, 2, 3))
+_TAG_SEPARATOR = "\x1f"
+"""Joins a job's tags into one string for the enqueue functions (the App refuses control characters in tags)."""
 
 
 def _distinct_leases(entries: Sequence[tuple[str, int]]) -> list[int]:
@@ -115,12 +117,18 @@ class PostgresBackend(Operations):
         return await self._enqueue_unique(connection, list(jobs))
 
     def _labels(self, jobs: Sequence[NewJob]) -> tuple[Any, ...]:
-        """The enqueue functions' last arguments: tasks, tag counts and tags (NULL, NULL without
-        tags: the common batch sends one more array only), and whether to publish events."""
+        """The enqueue functions' last arguments: tasks, tags (each job's joined by U+001F, NULL
+        without tags; NULL for a batch without tags: it sends one more array only), and
+        whether to publish events."""
         tasks = [j.task for j in jobs]
         if not any(j.tags for j in jobs):
-            return tasks, None, None, self.options.events
-        return tasks, [len(j.tags) for j in jobs], [t for j in jobs for t in j.tags], self.options.events
+            return tasks, None, self.options.events
+        tags = []
+        for j in jobs:
+            if any(_TAG_SEPARATOR in t for t in j.tags):
+                raise ValueError(f"a tag may not contain U+001F (job {j.id!r}: {j.tags!r})")
+            tags.append(_TAG_SEPARATOR.join(j.tags) if j.tags else None)
+        return tasks, tags, self.options.events
 
     async def _enqueue(self, connection: Any, query: str, *args: Any) -> list[Any]:
         try:
