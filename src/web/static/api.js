@@ -93,7 +93,7 @@ export function showError(err, source = "action") {
   bannerSource = source;
   replace(banner,
     h("span.banner-text", null, text),
-    h("button.link", { type: "button", title: "Dismiss", "aria-label": "Dismiss", onclick: clearError }, "×"));
+    h("button.link.close", { type: "button", title: "Dismiss", "aria-label": "Dismiss", onclick: () => clearError() }));
   banner.hidden = false;
 }
 

@@ -109,12 +109,30 @@ function scheduleRefresh() {
   }, wait);
 }
 
+// The toggle's choice is remembered in this browser (localStorage may be unavailable).
+function remembered() {
+  try {
+    return localStorage.getItem("fastjobs.live") !== "off";
+  } catch (err) {
+    return true;
+  }
+}
+
+function remember(on) {
+  try {
+    localStorage.setItem("fastjobs.live", on ? "on" : "off");
+  } catch (err) {
+    /* not kept: fine */
+  }
+}
+
 const live = {
-  on: localStorage.getItem("fastjobs.live") !== "off",
+  on: remembered(),
   socket: null,
   retryDelay: 1000,
   retryTimer: null,
   pollTimer: null,
+  failures: 0, // connections in a row that failed
   status: "connecting",
 };
 
@@ -128,7 +146,6 @@ function eventsUrl() {
 
 function connect() {
   if (!live.on || live.socket) return;
-  setStatus("connecting");
   let socket;
   try {
     socket = new WebSocket(eventsUrl());
@@ -137,8 +154,10 @@ function connect() {
     return;
   }
   live.socket = socket;
+  if (live.failures < 3) setStatus("connecting");
   socket.addEventListener("open", () => {
     live.retryDelay = 1000;
+    live.failures = 0;
     setStatus("live");
     scheduleRefresh(); // catch up on what happened while disconnected
   });
@@ -146,21 +165,18 @@ function connect() {
   socket.addEventListener("close", (event) => {
     if (live.socket !== socket) return;
     live.socket = null;
-    if (!live.on) return;
-    if (event.code === 1008) {
-      // Refused: a lost session (the session check sends the user to the login form),
-      // or live updates turned off on the server (create_app(live=False)): then stop
-      // trying and fall back on the slow refresh.
-      api("session").then(() => setStatus("off"), () => reconnectLater());
-      return;
-    }
-    reconnectLater();
+    if (live.on) reconnectLater();
   });
   socket.addEventListener("error", () => { /* "close" follows and reconnects */ });
 }
 
+// Tries again after 1 s, 2 s, 4 s... up to 30 s. A lost session sends the user to the login
+// form (the session check before each try answers 401). If the server answers but keeps
+// refusing the WebSocket (live updates off: create_app(live=False), or a proxy without
+// WebSockets), the toggle says so; the page still refreshes every 15 s.
 function reconnectLater() {
-  setStatus("reconnecting");
+  live.failures += 1;
+  setStatus(live.failures >= 3 ? "off" : "reconnecting");
   clearTimeout(live.retryTimer);
   const delay = live.retryDelay * (0.75 + Math.random() * 0.5);
   live.retryDelay = Math.min(live.retryDelay * 2, 30000);
@@ -182,9 +198,10 @@ function disconnect() {
 
 function setLive(on) {
   live.on = on;
-  localStorage.setItem("fastjobs.live", on ? "on" : "off");
+  remember(on);
   if (on) {
     live.retryDelay = 1000;
+    live.failures = 0;
     connect();
     scheduleRefresh();
   } else {
@@ -200,7 +217,7 @@ function setStatus(status) {
   const toggle = document.getElementById("live-toggle");
   const labels = {
     live: "Live", connecting: "Live (connecting…)", reconnecting: "Live (reconnecting…)", paused: "Paused",
-    off: "Live updates off: refreshing every 15 s",
+    off: "Live unavailable: refreshing every 15 s",
   };
   toggle.querySelector(".live-label").textContent = labels[status];
   toggle.dataset.status = status;
