@@ -3,7 +3,7 @@
 
 import { api, act, notice, ApiError } from "./api.js";
 import {
-  h, replace, route, fields, pre, stateBadge, jobLink, timeCell, fmtDuration, toSeconds,
+  h, replace, route, fields, pre, stateBadge, jobLink, jobHref, timeCell, fmtDuration, toSeconds,
   UNFINISHED, RETRYABLE,
 } from "./dom.js";
 
@@ -161,7 +161,10 @@ export function jobPage(root, params, ctx, refreshNow) {
             ["Ran for", finished !== null && started !== null ? fmtDuration(finished - started) : null],
             ["Unique key", j.unique_key === null || j.unique_key === undefined ? null : h("span.mono", null, j.unique_key)],
             ["Limit key", j.limit_key === null || j.limit_key === undefined ? null : h("span.mono", null, j.limit_key)],
-            ["Batch", j.batch_id ? h("span.mono", { "data-testid": "job-batch" }, j.batch_id) : null],
+            // A batch's id is its tracking job's: that job lists the members under "Depends on".
+            ["Batch", !j.batch_id ? null : j.batch_id === j.id
+              ? h("span", { "data-testid": "job-batch" }, "this job tracks the batch (its members are below)")
+              : h("a.mono", { href: jobHref(j.batch_id), "data-testid": "job-batch" }, j.batch_id)],
             ["Progress", progress(j.progress)],
           ])),
         section("Timeline", timeline(j))),
