@@ -269,3 +269,10 @@ async def test_a_limited_job_retried_into_another_queue_takes_its_limit_along(pg
     assert c.id == "lim" and c.body == b"new"
     stored = await pg.get("lim")
     assert stored is not None and stored.queue == "elsewhere" and stored.priority == 5 and stored.max_attempts == 2
+
+
+async def test_tags_keep_their_order_and_a_separator_in_one_is_refused(pg: PostgresBackend) -> None:
+    await pg.enqueue_many([job("a", tags=("z", "tenant:42", "a b")), job("b"), job("c", tags=("x",))])
+    assert [(await pg.get(i)).tags for i in "abc"] == [("z", "tenant:42", "a b"), (), ("x",)]  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="U\\+001F"):
+        await pg.enqueue_many([job("d", tags=("bad\x1ftag",))])
