@@ -21,7 +21,7 @@ export function jobsPage(root, params, ctx, refreshNow) {
   const selected = new Set();
 
   // Filters form: submitting it changes the hash, which renders the page anew.
-  const form = filterForm(filter, limit);
+  const form = filterForm(filter, limit, () => { cursors.length = 1; refreshNow(); });
   const queueList = h("datalist", { id: "queue-names" });
   api("queues").then((queues) => {
     replace(queueList, queues.map((q) => h("option", { value: q.name })));
@@ -189,7 +189,9 @@ function fromLocalInput(value) {
   return isNaN(ms) ? "" : String(Math.floor(ms / 1000));
 }
 
-function filterForm(filter, limit) {
+// The filters form; submitting it sets the hash (the router renders the page anew), or
+// calls `again` when the filters did not change (no hashchange then).
+function filterForm(filter, limit, again) {
   const state = h("select", { name: "state", "data-testid": "filter-state" },
     h("option", { value: "" }, "any state"),
     STATES.map((s) => h("option", { value: s }, s.replace("_", " "))));
@@ -214,7 +216,9 @@ function filterForm(filter, limit) {
       next.since = fromLocalInput(String(data.get("since") || ""));
       next.until = fromLocalInput(String(data.get("until") || ""));
       if (Number(data.get("limit")) !== 50) next.limit = data.get("limit");
-      window.location.hash = route("jobs", next);
+      const hash = route("jobs", next);
+      if (window.location.hash === hash) again();
+      else window.location.hash = hash;
     },
   },
   label("State", state),
