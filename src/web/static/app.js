@@ -100,7 +100,22 @@ async function refresh(token) {
 let lastRefresh = 0;
 let timer = null;
 
+// A hidden tab (another tab in front, a minimised window) asks nothing of the server:
+// it catches up when shown again.
+let missed = false;
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && missed) {
+    missed = false;
+    scheduleRefresh();
+  }
+});
+
 function scheduleRefresh() {
+  if (document.hidden) {
+    missed = true;
+    return;
+  }
   if (timer || !current) return;
   const wait = Math.max(150, 1000 - (Date.now() - lastRefresh));
   timer = setTimeout(() => {
