@@ -204,7 +204,7 @@ export function pre(value, attrs) {
 export function table(headers, rows, attrs) {
   return h("div.table-wrap", null,
     h("table", attrs,
-      h("thead", null, h("tr", null, headers.map((x) => (x instanceof Node ? h("th", null, x) : h("th", null, x))))),
+      h("thead", null, h("tr", null, headers.map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", null, rows)));
 }
 
