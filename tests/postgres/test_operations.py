@@ -276,3 +276,18 @@ async def test_tags_keep_their_order_and_a_separator_in_one_is_refused(pg: Postg
     assert [(await pg.get(i)).tags for i in "abc"] == [("z", "tenant:42", "a b"), (), ("x",)]  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="U\\+001F"):
         await pg.enqueue_many([job("d", tags=("bad\x1ftag",))])
+
+
+async def test_the_revision_3_enqueue_claim_and_ack_still_work_for_older_processes(
+    pg: PostgresBackend, admin: asyncpg.Connection
+) -> None:
+    # What a process of the previous release sends during a rolling upgrade (its prepared statements).
+    s = f'"{pg.schema}"'
+    await admin.execute(f"SELECT {s}.enqueue($1::text[], $2::text[], $3::bigint[], $4::float8[], $5::integer[], $6::bytea[])",
+                        ["old"], ["q"], [0], [0.0], [1], [b"x"])
+    row = await admin.fetchrow(f"SELECT * FROM {s}.claim($1::text[], 1, 30.0, ''::bytea, ''::bytea, ''::bytea)", ["q"])
+    assert row["claimed_ids"] == ["old"]
+    assert await admin.fetchval(f"SELECT {s}.ack($1::text[], $2::bigint[], NULL, NULL, NULL, true)",
+                                ["old"], row["claimed_tokens"]) == [1]
+    stored = await pg.get("old")
+    assert stored is not None and stored.state == SUCCEEDED and stored.task == ""
