@@ -68,6 +68,8 @@ class Hub:
         self.app = app
         self.clients: set[Client] = set()
         self.task: asyncio.Task[None] | None = None
+        self.stopping: set[asyncio.Task[None]] = set()
+        """Subscriptions cancelled and still closing their connection."""
         self.subscriptions = 0
         """How many times the backend was subscribed to (tests: one per busy period, not per client)."""
 
@@ -82,17 +84,31 @@ class Hub:
         self.clients.discard(client)
         if not self.clients and self.task is not None:
             task, self.task = self.task, None
-            task.cancel()
+            await self._stop(task)
+
+    async def _stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel the subscription and wait until it has let go of its connection (see :meth:`close`)."""
+        self.stopping.add(task)
+        task.cancel()
+        try:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.shield(task)
+        finally:
+            if task.done():
+                self.stopping.discard(task)
 
     async def close(self) -> None:
+        """End the subscription, and wait for every one still ending (a server's shutdown: no
+        connection is left behind when the loop closes)."""
         self.clients.clear()
         if self.task is not None:
             task, self.task = self.task, None
+            self.stopping.add(task)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        pending = list(self.stopping)
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+        self.stopping = {t for t in self.stopping if not t.done()}
 
     async def _pump(self) -> None:
         while self.clients:
