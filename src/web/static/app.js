@@ -242,6 +242,11 @@ function setStatus(status) {
 
 async function logout(event) {
   event.preventDefault();
+  // Nothing more asks the server for data: it would answer 401 once the session ended.
+  current = null;
+  clearTimeout(timer);
+  clearInterval(live.pollTimer);
+  window.removeEventListener("hashchange", render);
   disconnect();
   try {
     await fetch("logout", {
