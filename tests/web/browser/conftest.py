@@ -35,15 +35,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import fastjobs
 import pytest
 import pytest_asyncio
 
-import fastjobs
 from tests.backends import unique_prefix, wipe_namespace
 from tests.web.browser.tasks import Tasks, register
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Error, Page, Playwright
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        ConsoleMessage,
+        Error,
+        Page,
+        Playwright,
+    )
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -64,9 +71,16 @@ TIMEOUT_MS = 20_000
 pytestmark = pytest.mark.slow
 
 
+def playwright_installed() -> bool:
+    try:
+        return importlib.util.find_spec("playwright") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def browser_missing() -> str | None:
     """Why the browser tests cannot run here, or None if they can."""
-    if importlib.util.find_spec("playwright") is None:
+    if not playwright_installed():
         return "the playwright package is not installed"
     if not os.access(CHROMIUM, os.X_OK):
         return f"no Chromium at {CHROMIUM}"
@@ -77,7 +91,7 @@ def playwright_expect() -> Any:
     """Playwright's ``expect``, for a test module to import at its top: skips the module (fails it
     with FASTJOBS_REQUIRE_BROWSER=1) when Playwright is not installed."""
     missing = browser_missing()
-    if missing is not None and importlib.util.find_spec("playwright") is None:
+    if missing is not None and not playwright_installed():
         if REQUIRED:
             pytest.fail(f"FASTJOBS_REQUIRE_BROWSER=1 but {missing}: {HOW}", pytrace=False)
         pytest.skip(f"browser tests skipped, {missing}: {HOW}", allow_module_level=True)
@@ -120,10 +134,9 @@ class Stack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, *args: str) -> None:
-        log = open(self.logs / f"{name}.log", "wb")
-        self.procs[name] = subprocess.Popen([sys.executable, "-m", "fastjobs", *args], cwd=ROOT, env=self.env,
-                                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.logs / f"{name}.log", "wb") as log:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "fastjobs", *args], cwd=ROOT, env=self.env,
+                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
@@ -151,7 +164,7 @@ class Stack:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in self.procs.items():
+        for proc in self.procs.values():
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -44,10 +46,10 @@ class Frames:
         return any(e.get("job_id") == job_id for e in self.events)
 
 
-async def until(check: object, what: str, timeout: float = 20.0) -> None:
+async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     """Wait (polling) until ``check()`` is true."""
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
@@ -63,7 +65,7 @@ async def test_a_job_enqueued_by_another_process_appears_without_reload(page: Pa
     for _ in range(100):
         warm = await stack.tasks.send_email.options(queue="warmup").enqueue("warm@example.com")
         try:
-            await until(lambda: frames.heard(warm.id), "the warm-up event", timeout=0.5)
+            await until(lambda warm=warm: frames.heard(warm.id), "the warm-up event", timeout=0.5)
             break
         except AssertionError:
             continue
@@ -98,7 +100,7 @@ async def test_retry_a_dead_job_from_its_detail_page(page: Page, stack: Stack) -
     await expect(page.get_by_test_id("job-errors")).to_contain_text("report input missing")
     await expect(page.get_by_test_id("job-cancel")).to_be_disabled()
 
-    open(flag, "w").close()  # the next attempt finds its input
+    Path(flag).touch()  # the next attempt finds its input
     await page.get_by_test_id("job-retry").click()
     await expect(page.get_by_test_id("notice")).to_have_text("Retried")
     # The worker process runs it; the page updates by itself.
