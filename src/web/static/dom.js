@@ -185,12 +185,16 @@ export function ageCell(t) {
 }
 
 // A value as pretty JSON text for a <pre> (never evaluated, never parsed as HTML).
-// Short values stay on one line ([1, "two"]); longer ones are indented.
+// Short values stay on one line, spaced as Python's json.dumps does ({"to": "x", "n": [1, 2]});
+// longer ones are indented by 2. (A newline in JSON text only ever separates tokens: inside
+// strings it is escaped, so joining the lines never changes a value.)
 export function prettyJson(value) {
   if (value === undefined) return "";
   try {
-    const flat = JSON.stringify(value);
-    return flat.length <= 72 ? flat : JSON.stringify(value, null, 2);
+    const indented = JSON.stringify(value, null, 2);
+    if (indented === undefined) return String(value);
+    const flat = indented.replace(/([[{])\n\s*/g, "$1").replace(/\n\s*([\]}])/g, "$1").replace(/\n\s*/g, " ");
+    return flat.length <= 72 ? flat : indented;
   } catch (err) {
     return String(value);
   }

@@ -223,8 +223,10 @@ function timeline(j) {
     add(e.started_at, `attempt ${e.attempt} started`, e.worker ? `on ${e.worker}` : null);
     add(e.at, `attempt ${e.attempt} failed`, `${e.type}: ${e.message}`, "state-dead");
   }
-  const lastFailed = (j.errors || []).find((e) => e.attempt === j.attempt);
-  if (j.started_at && !lastFailed) add(j.started_at, `attempt ${j.attempt} started`, null);
+  // The current run's start, unless it is a failed attempt's already listed (a retried job
+  // starts again from attempt 1: compare times, not attempt numbers).
+  const lastFailure = Math.max(0, ...(j.errors || []).map((e) => toSeconds(e.at) || 0));
+  if (j.started_at && toSeconds(j.started_at) > lastFailure) add(j.started_at, `attempt ${j.attempt} started`, null);
   if (j.finished_at) add(j.finished_at, j.state, null, "state-" + j.state);
   else if (j.state !== "active") add(Date.now() / 1000, `now ${j.state}`, null, "state-" + j.state);
   events.sort((a, b) => a.t - b.t);
