@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 APP = "tests.web.browser.tasks:app"
 TOKEN = "browser-test-admin-token"
+READ_TOKEN = "browser-test-read-only-token"
 WORKER_QUEUES = ("default", "emails", "reports", "images", "live", "pausable")
 """What the worker process serves ("parked" is left alone: its jobs stay queued)."""
 
@@ -188,7 +189,8 @@ class Stack:
 async def stack(browser_available: None, redis_url: str) -> AsyncIterator[Stack]:
     """``fastjobs web`` and ``fastjobs worker`` processes on a fresh Redis prefix, and the test's App."""
     s = Stack(redis_url)
-    s.start("web", "web", APP, "--port", str(s.port), "--token", TOKEN, "--log-level", "WARNING")
+    s.start("web", "web", APP, "--port", str(s.port), "--token", TOKEN, "--read-only-token", READ_TOKEN,
+            "--log-level", "WARNING")
     s.start("worker", "worker", APP, "--queues", ",".join(WORKER_QUEUES), "--concurrency", "20",
             "--log-level", "WARNING")
     try:

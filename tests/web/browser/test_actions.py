@@ -1,7 +1,7 @@
 """The dashboard at work in a real browser, against real processes: a job enqueued by another
 process appears in the jobs list without a reload (pushed over the WebSocket); a dead job retried
-from its detail page succeeds on the worker; a queue paused from the Queues page is left alone
-by the running worker until it is resumed."""
+from its detail page (as it was, or edited) succeeds on the worker; a queue paused from the
+Queues page is left alone by the running worker until it is resumed."""
 
 from __future__ import annotations
 
@@ -110,6 +110,26 @@ async def test_retry_a_dead_job_from_its_detail_page(page: Page, stack: Stack) -
     await expect(page.get_by_test_id("job-errors")).to_contain_text("Attempt 1")  # the failure is kept
     info = await stack.wait_state(job.id, "succeeded", timeout=5)
     assert info.result == "report built" and len(info.errors) == 1
+
+
+async def test_edit_and_retry_a_dead_job(page: Page, stack: Stack) -> None:
+    folder = tempfile.mkdtemp(prefix="fastjobs-browser-")
+    job = await stack.tasks.build_report.options(queue="reports").enqueue(os.path.join(folder, "missing"))
+    await stack.wait_state(job.id, "dead")
+    fixed = os.path.join(folder, "present")
+    Path(fixed).touch()
+
+    await login(page)
+    await page.goto(f"/#/jobs/{job.id}")
+    await expect(page.get_by_test_id("job-state")).to_have_text("dead")
+    await page.get_by_test_id("job-edit").click()
+    await page.get_by_test_id("edit-args").fill(json.dumps([fixed]))
+    await page.get_by_test_id("edit-max-attempts").fill("2")
+    await page.get_by_test_id("edit-submit").click()
+    await expect(page.get_by_test_id("job-state")).to_have_text("succeeded")
+    await expect(page.get_by_test_id("job-args")).to_contain_text(json.dumps(fixed))
+    info = await stack.wait_state(job.id, "succeeded", timeout=5)
+    assert info.args == (fixed,) and info.max_attempts == 2
 
 
 async def test_pause_a_queue_and_workers_leave_its_jobs(page: Page, stack: Stack) -> None:

@@ -1,6 +1,6 @@
 """Logging in to the dashboard in a real browser: the token through the form gives an HttpOnly,
 SameSite=Strict session; a wrong token is refused with the error shown and no session; logging
-out ends the session."""
+out ends the session; the read-only token sees the pages without their buttons."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.web.browser.conftest import TOKEN, Stack, login, playwright_expect
+from tests.web.browser.conftest import (
+    READ_TOKEN,
+    TOKEN,
+    Stack,
+    login,
+    playwright_expect,
+)
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -53,3 +59,19 @@ async def test_logout_ends_the_session(page: Page, stack: Stack) -> None:
     await expect(page.get_by_test_id("login-token")).to_be_visible()
     assert await session_cookies(page) == []
     assert (await page.request.get("api/stats")).status == 401
+
+
+async def test_the_read_only_token_sees_no_buttons(page: Page, stack: Stack) -> None:
+    job = await stack.tasks.send_email.options(queue="parked").enqueue("reader@example.com")
+    await login(page, READ_TOKEN)
+    await expect(page.locator("#role")).to_have_text("read-only")
+    await page.goto(f"/#/jobs/{job.id}")
+    await expect(page.get_by_test_id("job-state")).to_have_text("queued")
+    await expect(page.get_by_test_id("job-cancel")).to_be_hidden()
+    await page.goto("/#/queues")
+    await expect(page.get_by_test_id("queue-row-parked")).to_contain_text("read-only")
+    await expect(page.get_by_test_id("queue-pause-parked")).to_have_count(0)
+    # The API refuses a change even if asked directly (with the session's CSRF token).
+    csrf = (await (await page.request.get("api/session")).json())["csrf"]
+    refused = await page.request.post("api/queues/parked/pause", headers={"X-CSRF-Token": csrf})
+    assert refused.status == 403 and (await refused.json())["error"] == "read_only"
