@@ -15,7 +15,6 @@ from the API when one arrives; it never builds state from events alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,11 @@ BATCH_MAX = 500
 """Events in one message at most (the rest wait for the next)."""
 
 RESUBSCRIBE_DELAY = 1.0
+
+SETTLE = 1.0
+"""Seconds a new subscription is left to connect before it may be stopped: a client library
+cancelled while it connects may leave that connection open (asyncpg does); a page reloaded
+at once also keeps the subscription."""
 
 
 class Client:
@@ -68,6 +72,7 @@ class Hub:
         self.app = app
         self.clients: set[Client] = set()
         self.task: asyncio.Task[None] | None = None
+        self.started = 0.0
         self.stopping: set[asyncio.Task[None]] = set()
         """Subscriptions cancelled and still closing their connection."""
         self.subscriptions = 0
@@ -77,22 +82,30 @@ class Hub:
         client = Client()
         self.clients.add(client)
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._pump(), name="fastjobs-web-events")
+            loop = asyncio.get_running_loop()
+            self.started = loop.time()
+            self.task = loop.create_task(self._pump(), name="fastjobs-web-events")
         return client
+
+    async def _settle(self) -> None:
+        wait = self.started + SETTLE - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def leave(self, client: Client) -> None:
         self.clients.discard(client)
-        if not self.clients and self.task is not None:
+        if self.clients or self.task is None:
+            return
+        await self._settle()
+        if not self.clients and self.task is not None:  # nobody joined meanwhile
             task, self.task = self.task, None
             await self._stop(task)
 
     async def _stop(self, task: asyncio.Task[None]) -> None:
         """Cancel the subscription and wait until it has let go of its connection (see :meth:`close`)."""
         self.stopping.add(task)
-        task.cancel()
         try:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(task)
+            await asyncio.shield(_cancel(task))
         finally:
             if task.done():
                 self.stopping.discard(task)
@@ -102,12 +115,11 @@ class Hub:
         connection is left behind when the loop closes)."""
         self.clients.clear()
         if self.task is not None:
+            await self._settle()
+        if self.task is not None:
             task, self.task = self.task, None
             self.stopping.add(task)
-            task.cancel()
-        pending = list(self.stopping)
-        if pending:
-            await asyncio.wait(pending, timeout=10)
+        await asyncio.gather(*(_cancel(t) for t in list(self.stopping)))
         self.stopping = {t for t in self.stopping if not t.done()}
 
     async def _pump(self) -> None:
@@ -125,3 +137,15 @@ class Hub:
                 log.warning("dashboard events: the backend's stream failed (%s: %s); subscribing again in %.0f s",
                             type(exc).__name__, exc, RESUBSCRIBE_DELAY)
             await asyncio.sleep(RESUBSCRIBE_DELAY)
+
+
+async def _cancel(task: asyncio.Task[None], every: float = 0.2, tries: int = 50) -> None:
+    """Cancel ``task`` until it ends: a client library may swallow one cancellation (say while
+    it connects) and go on waiting; another one reaches it."""
+    for _ in range(tries):
+        if task.done():
+            break
+        task.cancel()
+        await asyncio.wait([task], timeout=every)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: never "exception was never retrieved"
