@@ -130,3 +130,16 @@ async def test_live_off_refuses_the_websocket(app: fastjobs.App) -> None:
         with pytest.raises(ws_exceptions.InvalidStatus):
             async with connect(port):
                 pass
+
+
+async def test_a_slow_client_loses_events_and_is_told_how_many() -> None:
+    from fastjobs.web.live import CLIENT_QUEUE, Client
+
+    client = Client()
+    for i in range(CLIENT_QUEUE + 7):
+        client.offer({"kind": "enqueued", "job_id": str(i), "task": "t", "queue": "q", "at": 1.0})
+    first = await client.next_batch()
+    assert first["dropped"] == 7 and len(first["events"]) == 500
+    assert first["events"][0]["job_id"] == "0"
+    second = await client.next_batch()
+    assert second["dropped"] == 0 and len(second["events"]) == 500
