@@ -30,7 +30,8 @@ def add_parser(sub: Commands) -> None:
     w.add_argument("--host", default="127.0.0.1", help="the address to bind")
     w.add_argument("--port", type=int, default=8080, help="the port to bind")
     w.add_argument("--token", default=None, metavar="T",
-                   help=f"the admin token (default: {TOKEN_ENV}, else a generated one, printed)")
+                   help=f"the admin token (default: {TOKEN_ENV}, else a generated one, printed); a command "
+                   f"line shows in ps: prefer {TOKEN_ENV}")
     w.add_argument("--read-only-token", default=None, metavar="T",
                    help="a token that sees everything and changes nothing")
     w.set_defaults(func=cmd_web)

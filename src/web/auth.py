@@ -15,6 +15,11 @@
   :data:`FAILURE_WINDOW` seconds per client address; then 429 with ``Retry-After``.
 - Tokens are compared with :func:`hmac.compare_digest`.
 
+Behind a reverse proxy, the proxy must pass the browser's ``Host`` on (nginx:
+``proxy_set_header Host $host;``), or every write fails the Origin check; and the client
+address the rate limit counts is the proxy's unless the server is told to trust
+``X-Forwarded-For`` (uvicorn ``--proxy-headers``; ``fastjobs web`` does not).
+
 Example:
     >>> guard = Guard("s3cret", None)
     >>> guard.role_of_token("s3cret"), guard.role_of_token("nope")
