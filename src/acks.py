@@ -58,13 +58,17 @@ class AckBuffer:
         ack_interval: otherwise flush this many seconds after the first one.
         max_payload: the largest result that can be stored, in bytes.
         worker: the worker's id, written in the error record of each failed attempt.
+        history: send the runs as history rows with the acks (False: count nothing).
     """
 
-    def __init__(self, ack_batch: int, ack_interval: float, max_payload: int, worker: str | None = None) -> None:
+    def __init__(self, ack_batch: int, ack_interval: float, max_payload: int, worker: str | None = None,
+                 history: bool = True) -> None:
         self.ack_batch = ack_batch
         self.ack_interval = ack_interval
         self.max_payload = max_payload
         self.worker = worker
+        self.history = history
+        """False: runs are not sent as history rows (App(history=False))."""
         self.retries = RetryPolicy()
         self._succeeded = 0
         self._failed = 0
@@ -247,7 +251,7 @@ class AckBuffer:
                 self.schedule()
 
     def _take_rows(self) -> list[HistoryRow]:
-        rows = self.tally.rows()
+        rows = self.tally.rows() if self.history else []
         self.tally = Tally()
         self._last = ("", "", [])
         return rows

@@ -99,6 +99,12 @@ class App(JobOperations):
         connect_timeout: seconds an operation keeps trying to reach an unreachable
             Redis or PostgreSQL (connecting again, with backoff) before it raises
             :class:`~fastjobs.BackendUnavailableError`; a shorter outage is ridden out.
+        history: whether workers record per-minute throughput and run times
+            (:meth:`history`), in the same round trip as their acks. False spares those writes.
+        history_minutes: seconds to keep per-minute history (default 24 h).
+        history_hours: seconds to keep per-hour history (default 30 days).
+        events: whether job lifecycle events are published for :meth:`events` and the
+            dashboard's live view (only while someone listens, where the backend can tell).
 
     Example:
         >>> import fastjobs
@@ -117,6 +123,10 @@ class App(JobOperations):
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         prefix: str = "fastjobs",
         connect_timeout: float = 5.0,
+        history: bool = True,
+        history_minutes: float = 86400.0,
+        history_hours: float = 30 * 86400.0,
+        events: bool = True,
         **backend_options: Any,
     ) -> None:
         self.url = url or os.environ.get(DEFAULT_URL_ENV) or "memory://"
@@ -130,7 +140,12 @@ class App(JobOperations):
             dead_ttl=check_seconds("dead_ttl", dead_ttl),
             prefix=prefix,
             connect_timeout=check_seconds("connect_timeout", connect_timeout, allow_zero=False),
+            history_minutes=check_seconds("history_minutes", history_minutes, allow_zero=False),
+            history_hours=check_seconds("history_hours", history_hours, allow_zero=False),
+            events=bool(events),
         )
+        self.history_enabled = bool(history)
+        """Whether workers of this App write throughput history (see :meth:`history`)."""
         self._backend_extra = backend_options
         self.tasks: dict[str, Task[..., Any]] = {}
         self.schedules: dict[str, Schedule] = {}
@@ -138,6 +153,7 @@ class App(JobOperations):
         self._shared: Backend | None = None
         self._shared_lock = threading.Lock()
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
+        self._connecting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._bridge: _SyncBridge | None = None
         self._bridge_lock = threading.Lock()
         self.builtin_tasks: dict[str, Task[..., Any]] = {
@@ -295,14 +311,19 @@ class App(JobOperations):
             return self._shared
         loop = asyncio.get_running_loop()
         backend = self._per_loop.get(loop)
-        if backend is None:
-            backend = self._backend_cls(self.url, self.options, **self._backend_extra)
-            self._per_loop[loop] = backend
-            try:
+        if backend is not None:
+            return backend
+        # Published only once connected (and migrated): a second task of this loop asking
+        # meanwhile waits for the first's connection instead of using it half-made.
+        lock = self._connecting.get(loop)
+        if lock is None:
+            lock = self._connecting[loop] = asyncio.Lock()
+        async with lock:
+            backend = self._per_loop.get(loop)
+            if backend is None:
+                backend = self._backend_cls(self.url, self.options, **self._backend_extra)
                 await backend.connect()
-            except BaseException:
-                del self._per_loop[loop]
-                raise
+                self._per_loop[loop] = backend
         return backend
 
     async def close(self) -> None:

@@ -150,7 +150,7 @@ class Worker:
         self._membership = Membership(self.queues, concurrency, leases)
         self.id = self._membership.id
         """This worker in the backend's registry (:meth:`~fastjobs.App.workers`)."""
-        self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload, self.id)
+        self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload, self.id, history=app.history_enabled)
 
     # -- control ---------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pytest
 import fastjobs
 from fastjobs.history import HistoryBucket, bucket_of, percentile
 from fastjobs.job import new_job_id
+from tests.contract.conftest import MakeApp
 
 SLOW = 0.12
 """Seconds a slow handler sleeps: its runs land in (0.1, 0.25], with 130 ms of slack for a busy machine."""
@@ -190,3 +191,16 @@ async def test_timed_out_attempts_count_the_time_they_were_given(app: fastjobs.A
         assert (b.succeeded, b.dead, b.runs) == (0, 1, 1)
         # About the timeout (counted from when the worker took the job; the run from its first step).
         assert 0.1 < b.runtime_sum < 1.0
+
+
+async def test_an_app_with_history_off_writes_none_and_still_acks(make_app: MakeApp) -> None:
+    app = make_app(lease=5.0, history=False)
+    tasks = register(app)
+    await enqueue_all(tasks)
+    worker = app.worker(burst=True, handle_signals=False)
+    await asyncio.wait_for(worker.run(), 60)
+    assert worker.succeeded == 55 and worker.failed == 11
+    assert await app.history() == []
+    assert await app.history(step="1h") == []
+    dead = await app.jobs(state="dead")
+    assert len(dead.jobs) == 3
