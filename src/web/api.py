@@ -266,13 +266,15 @@ class Api:
         now = await self.now()
         minute = math.floor(now / 60) * 60
         queues, paused, workers, hist = await asyncio.gather(
-            app.stats(), app.paused(), app.workers(), app.history(since=minute - 3600, until=minute, step="1m"),
+            app.stats(), app.paused(), app.workers(), app.history(since=minute - 3600, until=minute + 60, step="1m"),
         )
         totals: dict[str, int] = {}
         for counts in queues.values():
             if BROKEN not in counts:
                 for state, n in counts.items():
                     totals[state] = totals.get(state, 0) + int(n)
+        # jobs/s: the last full minute; failure rate: the last hour, this minute included (a
+        # failure a moment ago counts, and one failed run in the previous minute is not 100 %).
         last = sum(b.runs for b in hist if b.at == minute - 60)
         runs = sum(b.runs for b in hist)
         failed = sum(b.dead + b.retried for b in hist)

@@ -53,7 +53,12 @@ if TYPE_CHECKING:
     )
 
 ROOT = Path(__file__).resolve().parents[3]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots" if os.environ.get("FASTJOBS_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "fastjobs-screenshots"
+)
+"""Where the README's screenshots go: docs/screenshots with FASTJOBS_SCREENSHOTS=1 (to update them),
+else a temporary folder (the pictures are still taken, the checkout stays clean)."""
 APP = "tests.web.browser.tasks:app"
 TOKEN = "browser-test-admin-token"
 READ_TOKEN = "browser-test-read-only-token"
