@@ -63,6 +63,8 @@ URLS = {
     "postgres": lambda: os.environ.get("FASTJOBS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
 }
 ENQUEUE_BATCH = 1000
+APP_OPTIONS: dict[str, Any] = {}
+"""Extra App arguments every run uses (``--no-history``: history=False, events=False)."""
 IDLE_SAMPLES = 100
 FEATURE_JOBS = 20_000
 RATE_WINDOWS = 4
@@ -101,7 +103,7 @@ class Bench:
         self.concurrency = concurrency
         self.progress = progress
         self.latencies: list[float] = []
-        self.app = fastjobs.App(URLS[backend](), prefix="bench" + uuid.uuid4().hex[:8], result_ttl=3600)
+        self.app = fastjobs.App(URLS[backend](), prefix="bench" + uuid.uuid4().hex[:8], result_ttl=3600, **APP_OPTIONS)
         self.queue = "bench"
 
         @self.app.task(name="noop_async", queue=self.queue)
@@ -262,7 +264,7 @@ class FeatureBench:
         self.concurrency = concurrency
 
     def _app(self) -> fastjobs.App:
-        return fastjobs.App(URLS[self.backend](), prefix="bench" + uuid.uuid4().hex[:8], result_ttl=3600)
+        return fastjobs.App(URLS[self.backend](), prefix="bench" + uuid.uuid4().hex[:8], result_ttl=3600, **APP_OPTIONS)
 
     async def _drain(self, app: fastjobs.App, queue: str) -> float:
         worker = app.worker([queue], concurrency=self.concurrency, burst=True, handle_signals=False, poll_interval=0.01)
@@ -454,9 +456,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the fault-injection suite instead (see python -m benchmarks --faults --help)")
     parser.add_argument("--pagination", action="store_true",
                         help="time search pages at 10k and 1M stored jobs instead (see --pagination --help)")
+    parser.add_argument("--no-history", action="store_true",
+                        help="run with App(history=False, events=False): what history and events cost")
     parser.add_argument("--no-features", dest="features", action="store_false",
                         help="skip the unique / rate-limited / batch rows")
     args = parser.parse_args(argv)
+    if args.no_history:
+        APP_OPTIONS.update(history=False, events=False)
     if args.micro:
         return run_micro()
     if args.processes != 1:

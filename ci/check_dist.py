@@ -1,7 +1,7 @@
 """Check what the wheel and the sdist hold against the source tree, file by file.
 
-The wheel must hold exactly: every module of the three packages, the ``.pyi``
-stubs and ``py.typed``, the Lua and SQL files, one compiled module per ``.pyx``,
+The wheel must hold exactly: every module of the packages, the ``.pyi``
+stubs and ``py.typed``, the Lua and SQL files, the dashboard's static files, one compiled module per ``.pyx``,
 and its ``.dist-info``; nothing else (no ``.c``, ``.pyx``, ``.html``, build
 leftovers). The sdist must hold what a build from it needs: the ``.pyx`` sources
 beside everything the wheel ships from ``src/``, and no generated or compiled file.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-PACKAGES = {"fastjobs": "", "fastjobs._core": "_core", "fastjobs.backends": "backends", "fastjobs.backends.redis": "backends/redis", "fastjobs.backends.postgres": "backends/postgres"}
+PACKAGES = {"fastjobs": "", "fastjobs._core": "_core", "fastjobs.backends": "backends", "fastjobs.backends.redis": "backends/redis", "fastjobs.backends.postgres": "backends/postgres", "fastjobs.cli": "cli", "fastjobs.web": "web"}
 """Import name -> folder under src/ (pyproject's package-dir maps fastjobs to src)."""
-DATA = ("py.typed", "_core/*.pyi", "lua/*.lua", "sql/*.sql", "sql/migrations/*.sql", "sql/functions/*.sql")
+DATA = ("py.typed", "_core/*.pyi", "lua/*.lua", "sql/*.sql", "sql/migrations/*.sql", "sql/functions/*.sql", "web/static/*")
 """pyproject's package-data, as paths under src/."""
 GENERATED = (".c", ".so", ".pyd", ".html", ".pyc", ".o")
 
@@ -73,7 +73,8 @@ def check_sdist(path: Path) -> list[str]:
     for rel in sorted(required - names):
         problems.append(f"sdist lacks {rel}")
     for name in sorted(names):
-        if name.endswith(GENERATED) or "__pycache__" in name or name.startswith("build/"):
+        shipped = name in required  # the dashboard's pages are HTML, Cython's annotations are too
+        if (name.endswith(GENERATED) and not shipped) or "__pycache__" in name or name.startswith("build/"):
             problems.append(f"sdist holds a generated file: {name}")
     return problems
 
