@@ -155,6 +155,8 @@ def decode_error(data: bytes) -> AttemptError:
     """
     try:
         rec = decode_value(data)
+        if not isinstance(rec, dict):
+            raise TypeError(f"a {type(rec).__name__}, not a map")
         worker = rec.get("worker")
         started_at = rec.get("started_at")
         return AttemptError(

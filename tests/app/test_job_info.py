@@ -112,6 +112,28 @@ def test_error_records_without_worker_or_start_decode_with_none() -> None:
     assert (decode_error(odd).worker, decode_error(odd).started_at) == (None, None)
 
 
+def test_error_records_that_are_not_maps_read_as_unreadable_not_raised() -> None:
+    for data in (encode_value(None), encode_value([1, 2]), encode_value("text"), b"\xc1"):
+        error = decode_error(data)
+        assert error.type == "CorruptJobError" and "unreadable error record" in error.message
+
+
+async def test_a_job_with_damaged_error_records_and_body_is_still_listed(app: fastjobs.App) -> None:
+    """What a backend holds may be damaged (another writer, a bug): search and get_job show it."""
+    from fastjobs.backends.base import Ack, AckKind, NewJob
+
+    backend = await app.backend()
+    job_id = fastjobs.new_job_id()
+    await backend.enqueue_many([NewJob(job_id, "ops", 0, 0.0, 1, b"\x80", None, 0.0, (), 0, None, "ops.x", ())])
+    (claim,) = await backend.claim(["ops"], 1, 30.0)
+    assert await backend.ack_many([Ack(claim.id, claim.token, AckKind.DEAD, encode_value(None))]) == [True]
+    info = await app.get_job(job_id)
+    assert info is not None and info.state == "dead" and info.task.startswith("<unreadable")
+    assert info.errors[0].type == "CorruptJobError"
+    page = await app.jobs(state="dead", queue="ops")
+    assert [j.id for j in page.jobs] == [job_id]
+
+
 def test_exception_records_carry_the_worker_and_start() -> None:
     try:
         raise KeyError("k")
