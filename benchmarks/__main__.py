@@ -32,6 +32,7 @@ Examples::
     python -m benchmarks --micro              # pytest-benchmark micro-benchmarks of the core
     python -m benchmarks --faults --quick     # the fault-injection suite (benchmarks/faults)
     python -m benchmarks --pagination         # a search page's cost at 10k and 1M stored jobs
+    python -m benchmarks --dashboard          # the dashboard API's response times at 10k and 1M
 
 URLs come from ``FASTJOBS_REDIS_URL`` and ``FASTJOBS_DATABASE_URL`` (default: the
 local servers).
@@ -443,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         from .pagination import main as pagination_main
 
         return pagination_main([a for a in argv if a != "--pagination"])
+    if "--dashboard" in argv:  # and the dashboard API's response times
+        from .dashboard import main as dashboard_main
+
+        return dashboard_main([a for a in argv if a != "--dashboard"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=[*TARGETS, "all"], default="memory")
     parser.add_argument("--handler", choices=["async", "sync", "both"], default="both")
@@ -456,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the fault-injection suite instead (see python -m benchmarks --faults --help)")
     parser.add_argument("--pagination", action="store_true",
                         help="time search pages at 10k and 1M stored jobs instead (see --pagination --help)")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="time the dashboard's API at 10k and 1M stored jobs instead (see --dashboard --help)")
     parser.add_argument("--no-history", action="store_true",
                         help="run with App(history=False, events=False): what history and events cost")
     parser.add_argument("--no-features", dest="features", action="store_false",
