@@ -100,9 +100,12 @@ class RedisFaultServer:
         return damaged
 
     def corrupt_job(self, prefix: str, queue: str, job_id: str, marker: bytes, garbage: bytes) -> str:
-        """Overwrite the stored body of one job (the string key holding ``marker``) with ``garbage``."""
+        """Overwrite the stored body of one job (its ``b:<id>`` string, which holds ``marker``) with ``garbage``.
+
+        The body key by name: the job's ``t:<id>`` key holds the task name too, and damaging
+        it instead leaves the job runnable (search and events would show the garbage)."""
         with self.client() as c:
-            for key in c.scan_iter(match=f"{prefix}:{{{queue}}}:*{job_id}", count=1000):
+            for key in c.scan_iter(match=f"{prefix}:{{{queue}}}:b:{job_id}", count=1000):
                 if c.type(key) == b"string" and marker in (c.get(key) or b""):
                     c.set(key, garbage)
                     return str(key.decode())
