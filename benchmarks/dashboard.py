@@ -14,9 +14,9 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
+import math
 import statistics
 import time
 import uuid
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import fastjobs
 
-from .pagination import fill
+from .pagination import fill, size_args, wipe
 
 ENDPOINTS = (
     "api/stats",
@@ -77,26 +77,17 @@ async def bench(kind: str, url: str, sizes: list[int], repeat: int) -> list[Endp
                         status = response.status_code
                     times.sort()
                     results.append(EndpointResult(kind, size, endpoint, round(statistics.median(times), 2),
-                                                  round(times[int(len(times) * 0.9) - 1], 2), status))
+                                                  round(times[math.ceil(len(times) * 0.9) - 1], 2), status))
         finally:
             await app.close()
-            from tests.backends import wipe_namespace  # the test suite's wiper knows every backend's layout
-
-            await wipe_namespace(url, prefix)
+            await wipe(url, prefix)
     return results
 
 
 def main(argv: list[str]) -> int:
     from .__main__ import URLS
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks --dashboard", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=[*URLS, "all"], default="memory")
-    parser.add_argument("--sizes", default="10000,1000000", help="store sizes, comma-separated (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=10, help="calls per endpoint; the median is shown (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    kinds = list(URLS) if args.backend == "all" else [args.backend]
+    args, sizes, kinds = size_args("python -m benchmarks --dashboard", __doc__ or "", argv, 10, "calls per endpoint")
     results: list[EndpointResult] = []
     for kind in kinds:
         results.extend(asyncio.run(bench(kind, URLS[kind](), sizes, args.repeat)))

@@ -135,13 +135,14 @@ async def bench(kind: str, url: str, sizes: list[int], repeat: int, progress: bo
                 found = min(found, deep_found)
                 results.append(PageResult(kind, size, name, round(first_ms, 3), round(deep_ms, 3), found))
         finally:
-            await _drop(kind, backend, url, prefix)
+            await backend.close()
+            await wipe(url, prefix)
     return results
 
 
-async def _drop(kind: str, backend: Backend, url: str, prefix: str) -> None:
-    await backend.close()
-    from tests.backends import wipe_namespace  # the test suite's wiper knows every backend's layout
+async def wipe(url: str, prefix: str) -> None:
+    """Delete a benchmark's namespace (the test suite's wiper knows every backend's layout)."""
+    from tests.backends import wipe_namespace
 
     await wipe_namespace(url, prefix)
 
@@ -152,17 +153,23 @@ def render(results: list[PageResult]) -> None:
         print(f"{r.backend:<10}{r.stored:>12,}  {r.query:<22}{r.first_ms:>10.2f}{r.deep_ms:>10.2f}{r.jobs_on_page:>6}")
 
 
+def size_args(prog: str, doc: str, argv: list[str], repeat: int, what: str) -> tuple[argparse.Namespace, list[int], list[str]]:
+    """The options --pagination and --dashboard share: parsed args, store sizes, backend kinds."""
+    from .__main__ import URLS
+
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("--backend", choices=[*URLS, "all"], default="memory")
+    parser.add_argument("--sizes", default="10000,1000000", help="store sizes, comma-separated (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=repeat, help=f"{what}; the median is shown (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args(argv)
+    return args, [int(s) for s in args.sizes.split(",")], list(URLS) if args.backend == "all" else [args.backend]
+
+
 def main(argv: list[str]) -> int:
     from .__main__ import URLS
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks --pagination", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=[*URLS, "all"], default="memory")
-    parser.add_argument("--sizes", default="10000,1000000", help="store sizes, comma-separated (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=20, help="calls per timing; the median is shown (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    kinds = list(URLS) if args.backend == "all" else [args.backend]
+    args, sizes, kinds = size_args("python -m benchmarks --pagination", __doc__ or "", argv, 20, "calls per timing")
     results: list[PageResult] = []
     for kind in kinds:
         results.extend(asyncio.run(bench(kind, URLS[kind](), sizes, args.repeat, not args.json)))
