@@ -62,6 +62,7 @@ class JobActions:
         def _forget(self, job_id: str) -> None: ...
         def _emit_job(self, kind: str, job: JobSlot, now: float) -> None: ...
         def _publish(self) -> None: ...
+        def _close_batch(self) -> bool: ...
         def _wake(self) -> None: ...
 
     async def retry_jobs(self, job_ids: Sequence[str], edit: JobEdit | None = None) -> list[bool]:
@@ -138,9 +139,7 @@ class JobActions:
                 self._finish(job, now)
                 self._finished.append((now, job_id))
                 done.append(True)
-            woken, self._woken = self._woken, False
-            if self._eventing:
-                self._publish()
+            woken = self._close_batch()
         if woken:
             self._wake()
         return done
@@ -168,9 +167,7 @@ class JobActions:
                 if job_id in self._dependants:  # a live parent: its dependants see it cancelled
                     self._settle(job_id, True, now)
                 done.append(True)
-            woken, self._woken = self._woken, False
-            if self._eventing:
-                self._publish()
+            woken = self._close_batch()
         if woken:
             self._wake()
         return done

@@ -54,6 +54,8 @@ class LiveFeed:
 
     _lock: threading.Lock
     options: BackendOptions
+    _woken: bool
+    """Set by an operation that made a job ready: idle waiters are woken after the lock is released."""
 
     def _init_live(self) -> None:
         self._minutes: dict[_HistoryKey, list[float]] = {}
@@ -108,6 +110,13 @@ class LiveFeed:
     def _emit(self, kind: str, job_id: str, task: str, queue: str, at: float) -> None:
         """Collect one event for this call's publish (callers check ``_eventing`` first)."""
         self._outbox.append(Event(kind, job_id, task, queue, at))
+
+    def _close_batch(self) -> bool:
+        """The end of an operation, under the lock: publish its events; whether idle waiters need waking."""
+        woken, self._woken = self._woken, False
+        if self._eventing:
+            self._publish()
+        return woken
 
     def _publish(self) -> None:
         """Hand this call's events to the listeners (under the lock): one wake-up each."""

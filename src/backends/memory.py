@@ -467,9 +467,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
     async def recover(self) -> int:
         with self._lock:
             recovered = self._recover_locked(time.time())
-            woken, self._woken = self._woken, False
-            if self._eventing:
-                self._publish()
+            woken = self._close_batch()
         if recovered or woken:
             self._wake()
         return recovered
