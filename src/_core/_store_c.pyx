@@ -71,3 +71,50 @@ cdef class JobSlot:
         else:
             self.state = _QUEUED
             self.run_at = now
+
+
+cdef int _RETRY_PENDING = 4
+cdef int _STATES = 8
+
+
+def tally(slots, double now):
+    """Jobs per queue and state: ``{queue: [count of state 0, ..., count of state 7]}``.
+
+    A scheduled or retry-pending job whose ``run_at`` has come counts as queued
+    (what a worker would see). The memory backend's ``stats()`` over every
+    stored job: one C loop, where the Python one took ~170 ms per million.
+
+    Example:
+        >>> a = JobSlot(("a", "q", 0, 0.0, 1, b"", None), 10.0)
+        >>> b = JobSlot(("b", "q", 0, 5.0, 1, b"", None), 10.0)
+        >>> tally([a, b], 12.0), tally([a, b], 20.0)
+        ({'q': [1, 1, 0, 0, 0, 0, 0, 0]}, {'q': [0, 2, 0, 0, 0, 0, 0, 0]})
+    """
+    cdef dict rows = {}
+    cdef list row = None
+    cdef object last_queue = None
+    cdef JobSlot job
+    cdef int state
+    cdef long[8] counts
+    # Counts for the current queue run in a C array; flushed into its row when the queue changes.
+    for item in slots:
+        job = <JobSlot?>item
+        if job.queue is not last_queue:
+            if row is not None:
+                for state in range(_STATES):
+                    row[state] += counts[state]
+            last_queue = job.queue
+            row = rows.get(last_queue)
+            if row is None:
+                row = rows[last_queue] = [0] * _STATES
+            for state in range(_STATES):
+                counts[state] = 0
+        state = job.state
+        if (state == _SCHEDULED or state == _RETRY_PENDING) and <double>job.run_at <= now:
+            state = _QUEUED
+        if 0 <= state < _STATES:
+            counts[state] += 1
+    if row is not None:
+        for state in range(_STATES):
+            row[state] += counts[state]
+    return rows

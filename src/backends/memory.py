@@ -53,6 +53,7 @@ from .._core import (
     WAITING,
     JobSlot,
     PriorityIndex,
+    tally,
 )
 from ..errors import ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
@@ -595,14 +596,5 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
 
     async def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            now = time.time()
-            counts: dict[str, dict[str, int]] = {}
-            for job in self._jobs.values():
-                state = job.state
-                if state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now:
-                    state = QUEUED
-                per_queue = counts.get(job.queue)
-                if per_queue is None:
-                    per_queue = counts[job.queue] = dict.fromkeys(STATE_NAMES, 0)
-                per_queue[STATE_NAMES[state]] += 1
-        return counts
+            rows = tally(self._jobs.values(), time.time())
+        return {queue: dict(zip(STATE_NAMES, row)) for queue, row in rows.items()}
