@@ -160,13 +160,28 @@ WHERE step = $1::integer AND at >= to_timestamp($2::float8) AND at < to_timestam
 ORDER BY at, queue, task, outcome
 
 -- name: listen_events
--- An events() iterator's LISTEN connection announces itself (after its LISTEN),
--- and forgets the rows of listeners whose sessions are gone.
+-- An events() iterator's connection announces itself (publishers write events
+-- only while a listener has a row), forgets the rows of listeners whose
+-- sessions are gone, and learns where the events table ends: it reads what
+-- comes after.
 WITH gone AS (
     DELETE FROM {schema}.event_listeners l
     WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid)
+), me AS (
+    INSERT INTO {schema}.event_listeners (pid) VALUES (pg_backend_pid()) ON CONFLICT (pid) DO NOTHING
 )
-INSERT INTO {schema}.event_listeners (pid) VALUES (pg_backend_pid()) ON CONFLICT (pid) DO NOTHING
+SELECT coalesce(max(seq), 0) FROM {schema}.events
+
+-- name: read_events
+-- The events after the last one a listener saw ($1), and those it is still
+-- waiting for below it ($2: numbers skipped by a transaction not yet committed).
+SELECT seq, payload FROM {schema}.events
+WHERE seq > $1 OR seq = ANY ($2::bigint[])
+ORDER BY seq LIMIT $3
+
+-- name: trim_events
+-- Events older than $1 seconds: every listener has read them long ago.
+DELETE FROM {schema}.events WHERE at < now() - $1::float8 * interval '1 second'
 
 -- name: unlisten_events
 DELETE FROM {schema}.event_listeners WHERE pid = pg_backend_pid()

@@ -17,7 +17,7 @@ from fastjobs.backends import Ack, AckKind, BackendOptions, Limit, NewJob
 from fastjobs.backends.postgres import PostgresBackend
 from fastjobs.backends.postgres.operations import _statement
 from fastjobs.backends.postgres.search import search_args, shape_of
-from fastjobs.backends.postgres.sql import MIGRATIONS, events_channel, render
+from fastjobs.backends.postgres.sql import MIGRATIONS, render
 from fastjobs.backends.values import HISTOGRAM_BOUNDS, SEARCH_SCAN, HistoryRow, JobEdit, JobFilter
 from tests.postgres.conftest import MakePostgres
 
@@ -50,7 +50,7 @@ async def test_migration_003_upgrades_a_version_2_schema_with_jobs_in_it(
         f" VALUES ('old-dead', 'q', {DEAD}, 0, 3, 3, 3, now() - interval '2 hours', now() - interval '2 hours',"
         f" now() - interval '90 minutes', 'y')")
     pg = await make_pg()
-    assert pg.applied_migrations == ["003_operations"]
+    assert pg.applied_migrations == ["003_operations", "004_event_log"]
     old = await pg.get("old-live")
     assert old is not None and old.task == "" and old.tags == ()
     # Old and new jobs are found, newest first, through the new indexes.
@@ -137,58 +137,83 @@ async def test_a_task_filter_examines_at_most_the_scan_budget(pg: PostgresBacken
     assert found == ["needle"] and calls > 2501 // SEARCH_SCAN
 
 
-async def listen(pg: PostgresBackend, admin: asyncpg.Connection) -> list[str]:
-    """Payloads on the events channel, as an events() iterator LISTENs (with its listener row)."""
-    got: list[str] = []
-    await admin.add_listener(events_channel(pg.schema), lambda *args: got.append(args[3]))
-    await admin.execute(pg._q["listen_events"])
-    return got
+class Published:
+    """The payloads of the event rows written since :func:`listen` registered its connection."""
+
+    def __init__(self, pg: PostgresBackend, admin: asyncpg.Connection, top: int) -> None:
+        self.pg, self.admin, self.top = pg, admin, top
+        self.got: list[str] = []
+
+    async def read(self) -> list[str]:
+        rows = await self.admin.fetch(
+            f'SELECT seq, payload FROM "{self.pg.schema}".events WHERE seq > $1 ORDER BY seq', self.top)
+        if rows:
+            self.top = rows[-1]["seq"]
+        self.got.extend(r["payload"] for r in rows)
+        return self.got
 
 
-async def test_events_are_chunked_under_the_payload_limit_and_sent_once_per_statement(
-    pg: PostgresBackend, admin: asyncpg.Connection
-) -> None:
-    got = await listen(pg, admin)
+async def listen(pg: PostgresBackend, admin: asyncpg.Connection) -> Published:
+    """Registers ``admin`` as a listener, as an events() iterator's connection does."""
+    return Published(pg, admin, await admin.fetchval(pg._q["listen_events"]))
+
+
+async def test_events_are_one_row_per_statement(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
+    rows = await listen(pg, admin)
     long = "x" * 150
     jobs = [job(f"{long}-{i:04d}", queue="q", task="t" * 50) for i in range(300)]
     await pg.enqueue_many(jobs)
-    for _ in range(50):
-        if sum(len(json.loads(p)) - 1 for p in got) >= 300:
-            break
-        await asyncio.sleep(0.05)
-    sizes = [len(p.encode()) for p in got]
-    assert len(got) > 1 and max(sizes) < 8000, sizes
-    assert len(got) <= sum(sizes) // 5000 + 1  # about full chunks: not one NOTIFY per job
-    events = [e for p in got for e in json.loads(p)[1:]]
+    got = await rows.read()
+    assert len(got) == 1  # one statement, one row: not one per job
+    events = json.loads(got[0])[1:]
     assert [e[1] for e in events] == [j.id for j in jobs] and {e[0] for e in events} == {0}
-    # One claim of many jobs: one (chunked) publish, not one per job.
+    # One claim of many jobs: one row, not one per job.
     got.clear()
     claims = await pg.claim(["q"], 300, 30.0)
-    await asyncio.sleep(0.2)
-    assert sum(len(json.loads(p)) - 1 for p in got) == len(claims) and len(got) < len(claims) // 10
+    await rows.read()
+    assert len(got) == 1 and len(json.loads(got[0])) - 1 == len(claims) == 300
 
 
 async def test_nothing_is_published_while_nobody_listens(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
-    got: list[str] = []
-    await admin.add_listener(events_channel(pg.schema), lambda *args: got.append(args[3]))
+    table = f'"{pg.schema}".events'
     await pg.enqueue_many([job("j1")])
-    await asyncio.sleep(0.2)
-    assert got == []  # a bare LISTEN without a listener row: nobody is known to listen
-    await admin.execute(pg._q["listen_events"])
+    assert await admin.fetchval(f"SELECT count(*) FROM {table}") == 0  # nobody is known to listen
+    rows = await listen(pg, admin)
     await pg.enqueue_many([job("j2")])
-    for _ in range(50):
-        if got:
-            break
-        await asyncio.sleep(0.02)
-    assert [json.loads(p)[1][1] for p in got] == ["j2"]
+    assert [json.loads(p)[1][1] for p in await rows.read()] == ["j2"]
     await admin.execute(pg._q["unlisten_events"])
+    await pg.enqueue_many([job("j3")])
+    assert len(await rows.read()) == 1
     # A listener killed without unlistening is forgotten by cleanup.
     other = await asyncpg.connect(pg.url)
-    await other.execute(pg._q["listen_events"])
+    await other.fetchval(pg._q["listen_events"])
     await other.close()
     await asyncio.sleep(0.2)
     await pg.cleanup()
     assert await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners') == 0
+
+
+async def test_an_event_committed_after_a_later_one_is_still_delivered(
+    pg: PostgresBackend, admin: asyncpg.Connection
+) -> None:
+    """A row's number is taken when its statement runs, and shows when its transaction commits:
+    the iterator asks again for the numbers it skipped."""
+    events = pg.events()
+    first = asyncio.ensure_future(events.__anext__())
+    for _ in range(100):
+        if await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners'):
+            break
+        await asyncio.sleep(0.02)
+    async with admin.transaction():
+        # The earlier number, held by an open transaction...
+        await admin.execute(f'SELECT "{pg.schema}".publish(0::smallint, ARRAY[\'early\'], ARRAY[\'t\'], ARRAY[\'q\'])')
+        await pg.enqueue_many([job("late")])  # ...while a later one commits first.
+        assert (await asyncio.wait_for(first, 5)).job_id == "late"
+        second = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0.3)
+        assert not second.done()
+    assert (await asyncio.wait_for(second, 5)).job_id == "early"
+    await events.aclose()
 
 
 async def test_an_events_iterator_registers_while_it_runs(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
@@ -209,12 +234,11 @@ async def test_no_events_when_they_are_off(make_pg: MakePostgres, admin: asyncpg
     pg = await make_pg()
     quiet = PostgresBackend(pg.url, BackendOptions(prefix=pg.schema, events=False))
     try:
-        got = await listen(pg, admin)
+        rows = await listen(pg, admin)
         await quiet.enqueue_many([job("j1")])
         [c] = await quiet.claim(["q"], 1, 30.0)
         await quiet.ack_many([Ack(c.id, c.token, AckKind.SUCCEED)])
-        await asyncio.sleep(0.2)
-        assert got == []
+        assert await rows.read() == []
     finally:
         await quiet.close()
 

@@ -123,7 +123,7 @@ async def test_hostile_queue_names_and_ids_are_only_data(pg: PostgresBackend, ad
     tables = await admin.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", pg.schema)
     assert {r[0] for r in tables} == {
         "jobs", "finished_jobs", "paused_queues", "schema_migrations", "job_deps", "limit_keys", "limit_log",
-            "workers", "history", "event_listeners",
+            "workers", "history", "event_listeners", "events",
     }
     assert await admin.fetchval("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'public'") == 1
 

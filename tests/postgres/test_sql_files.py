@@ -76,4 +76,4 @@ def test_placeholders_are_the_core_constants() -> None:
 def test_every_placeholder_is_filled_in() -> None:
     texts = [*QUERIES.values(), *(sql for _, _, sql in MIGRATIONS), *(sql for _, sql in FUNCTIONS)]
     left = {m for text in texts for m in re.findall(r"\{[A-Za-z_]+\}", text)}
-    assert left <= {"{schema}", "{channel}", "{events}"}
+    assert left <= {"{schema}", "{channel}"}

@@ -54,11 +54,12 @@ How it stores jobs:
 * History: ``ack`` upserts the flush's rows into the current minute and hour
   points of ``history`` in the same statement, and trims at most 100 expired
   points per step whenever it creates one.
-* Events (``BackendOptions.events``): the functions that move jobs publish one
-  NOTIFY per statement on ``<schema>_evts`` (chunked JSON under the 8,000-byte
-  limit; ``sql/functions/events.sql``); each ``events()`` iterator LISTENs on a
-  connection of its own (:mod:`.events`). Best effort: a listener that falls
-  behind or reconnects misses events.
+* Events (``BackendOptions.events``): the functions that move jobs append one
+  row per statement to the unlogged ``events`` table while someone listens
+  (``sql/functions/events.sql``; not NOTIFY, whose commit lock serializes the
+  publishers); each ``events()`` iterator reads the new rows a few times a
+  second on a connection of its own (:mod:`.events`). Best effort: a listener
+  that falls behind or reconnects misses events.
 * Outages: an operation keeps trying to reach a server that is down for
   ``connect_timeout`` seconds (an App option, 5 s by default), then raises
   :class:`~fastjobs.BackendUnavailableError`; so does a connection lost

@@ -25,6 +25,7 @@ from ..base import (
     check_worker, check_worker_id,
 )
 from .connection import CONNECTION_ERRORS
+from .events import RETAIN
 from .operations import Operations
 from .rows import LEASE_ERROR, stored_job
 
@@ -344,6 +345,7 @@ class PostgresBackend(Operations):
                 if count < batch:
                     break
         await self._fetchval(self._q["forget_listeners"])
+        await self._fetchval(self._q["trim_events"], RETAIN)
         if self.vacuum:
             await self.vacuum_hot_table()
             # The statistics learn of our deletes only when this session next

@@ -1,19 +1,25 @@
 """Reading job lifecycle events: ``Backend.events()`` on PostgreSQL.
 
-The functions that move jobs publish their statement's events on the schema's
-events channel (``<schema>_evts``; ``sql/functions/events.sql``), one NOTIFY
-per statement, chunked under PostgreSQL's 8,000-byte payload limit, as the
-JSON text ``[at, [kind, id, task, queue], ...]``, and only while some session
-listens: each iterator's connection adds a row to ``event_listeners`` once it
-LISTENs and deletes it when it stops (a NOTIFY serializes the commits of
-every notifying transaction; see migration 003). Each ``events()`` iterator
-LISTENs on a connection of its own (not the pool's: a pooled connection goes
-back to others between statements, and the wake-up connection of
-:mod:`.listen` serves waits), filters the queues it was asked for on this
-side (one channel per schema: a publish per statement, not per queue) and
-buffers at most :data:`BUFFER` events, dropping the oldest for a listener that
-falls behind. A lost connection is re-established with backoff within
-``connect_timeout`` (events sent meanwhile are missed: best effort), else
+The functions that move jobs append one row per statement to the schema's
+``events`` table (``sql/functions/events.sql``, migration 004): the JSON text
+``[at, [kind, id, task, queue], ...]``, and only while some session listens
+(each iterator's connection has a row in ``event_listeners`` while it runs).
+Not NOTIFY: a NOTIFY serializes the commits of every notifying transaction,
+and cost the benchmark a quarter of its end-to-end rate with one dashboard
+open; an insert into an unlogged table costs the publisher little and no lock
+another session waits for.
+
+Each ``events()`` iterator reads on a connection of its own (its row in
+``event_listeners`` is keyed by that session) every :data:`POLL` seconds: the
+rows after the last it saw, plus the numbers it skipped. A row's number is
+taken when the publishing statement runs and becomes visible when its
+transaction commits, so a later number may show first: the skipped ones are
+asked for again for :data:`HOLE_WAIT` seconds (a rolled-back statement's
+number never shows). It filters the queues it was asked for on this side,
+buffers at most :data:`BUFFER` events (dropping the oldest for a consumer that
+falls behind), and deletes rows older than :data:`RETAIN` seconds now and
+then. A lost connection is re-established with backoff within
+``connect_timeout`` (events of the meantime are missed: best effort), else
 :class:`~fastjobs.BackendUnavailableError`.
 
 Example:
@@ -24,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -43,7 +48,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("fastjobs.postgres")
 
 BUFFER = 10_000
-"""Most events one iterator holds for its consumer; older ones are dropped first."""
+"""Most events one read hands its consumer; older ones are dropped first."""
+
+POLL = 0.1
+"""Seconds between two reads of the events table when the last one found less than :data:`READ_MAX` rows."""
+
+READ_MAX = 200
+"""Rows one read takes at most (a row holds one statement's events: up to a claim's or an ack's batch)."""
+
+HOLE_WAIT = 2.0
+"""Seconds a skipped event number is asked for again: a publisher's transaction commits well within it."""
+
+MAX_HOLES = 10_000
+
+RETAIN = 60.0
+"""Seconds an event row is kept: listeners delete older ones."""
+
+TRIM_EVERY = 10.0
 
 
 def decode(payload: str, queues: set[str] | frozenset[str] | None) -> list[Event]:
@@ -60,39 +81,46 @@ def decode(payload: str, queues: set[str] | frozenset[str] | None) -> list[Event
         return []
 
 
-async def listen_events(
-    backend: PostgresConnection, channel: str, queues: Sequence[str] | None
-) -> AsyncIterator[Event]:
-    """Events on ``channel`` of ``queues`` from now on (see the module docstring)."""
+async def listen_events(backend: PostgresConnection, queues: Sequence[str] | None) -> AsyncIterator[Event]:
+    """Events of ``queues`` from now on (see the module docstring)."""
     wanted = None if queues is None else frozenset(queues)
-    buffer: collections.deque[Event] = collections.deque(maxlen=BUFFER)
-    arrived = asyncio.Event()
-    lost = asyncio.Event()
-
-    def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        events = decode(payload, wanted)
-        if events:
-            buffer.extend(events)
-            arrived.set()
-
-    def on_lost(_conn: Any) -> None:
-        lost.set()
-        arrived.set()
-
-    conn = await _connect(backend, channel, on_notify, on_lost)
+    conn, top = await _connect(backend)
+    holes: dict[int, float] = {}
+    """Numbers skipped below ``top``, and until when to ask for them again."""
+    trim_at = time.monotonic() + TRIM_EVERY
     try:
         while True:
-            while buffer:
-                yield buffer.popleft()
-            if lost.is_set():
+            try:
+                rows = await conn.fetch(backend._q["read_events"], top, list(holes), READ_MAX)
+                if time.monotonic() >= trim_at:
+                    trim_at = time.monotonic() + TRIM_EVERY
+                    await conn.execute(backend._q["trim_events"], RETAIN)
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, ConnectionError, OSError) as exc:
+                log.warning("events: the connection failed (%s: %s); reconnecting (events of the meantime are "
+                            "missed)", type(exc).__name__, exc)
                 conn.terminate()
-                lost.clear()
-                log.warning("LISTEN %s lost; reconnecting (events sent meanwhile are missed)", channel)
-                conn = await _connect(backend, channel, on_notify, on_lost)
+                conn, top = await _connect(backend)
+                holes.clear()
                 continue
-            arrived.clear()
-            if not buffer and not lost.is_set():
-                await arrived.wait()
+            now = time.monotonic()
+            events: list[Event] = []
+            for seq, payload in rows:
+                if seq > top:
+                    if seq - top <= MAX_HOLES:
+                        holes.update(dict.fromkeys(range(top + 1, seq), now + HOLE_WAIT))
+                    top = seq
+                elif holes.pop(seq, None) is None:
+                    continue  # read already
+                events.extend(decode(payload, wanted))
+            for seq in [seq for seq, until in holes.items() if until <= now]:
+                del holes[seq]
+            if len(holes) > MAX_HOLES:  # never, but for a flood of rolled-back publishers: forget the oldest
+                for seq in sorted(holes)[: len(holes) - MAX_HOLES]:
+                    del holes[seq]
+            for event in events[-BUFFER:]:
+                yield event
+            if len(rows) < READ_MAX:
+                await asyncio.sleep(POLL)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(conn.execute(backend._q["unlisten_events"]), 1.0)
@@ -100,19 +128,17 @@ async def listen_events(
             conn.terminate()
 
 
-async def _connect(backend: PostgresConnection, channel: str, on_notify: Any, on_lost: Any) -> Any:
-    """A connection listening on ``channel``, tried with backoff for ``connect_timeout`` seconds."""
+async def _connect(backend: PostgresConnection) -> tuple[Any, int]:
+    """A connection registered as a listener, and the last event number written so far; tried
+    with backoff for ``connect_timeout`` seconds."""
     give_up = time.monotonic() + backend.connect_timeout
     delay = 0.05
     while True:
         conn = None
         try:
             conn = await backend._connect_listener()
-            conn.add_termination_listener(on_lost)
-            await conn.add_listener(channel, on_notify)
-            # Publishers NOTIFY only while some listener has a row (see migration 003).
-            await conn.execute(backend._q["listen_events"])
-            return conn
+            top: int = await conn.fetchval(backend._q["listen_events"])
+            return conn, top
         except asyncio.CancelledError:
             if conn is not None:
                 conn.terminate()
@@ -128,7 +154,7 @@ async def _connect(backend: PostgresConnection, channel: str, on_notify: Any, on
             left = give_up - time.monotonic()
             if left <= 0:
                 raise BackendUnavailableError(
-                    f"cannot LISTEN for events on PostgreSQL ({type(exc).__name__}: {exc}), tried for "
+                    f"cannot listen for events on PostgreSQL ({type(exc).__name__}: {exc}), tried for "
                     f"{backend.connect_timeout:g} s (connect_timeout)"
                 ) from exc
             await asyncio.sleep(min(delay, left))

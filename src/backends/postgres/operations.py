@@ -22,7 +22,7 @@ from .connection import PostgresConnection
 from .events import listen_events
 from .rows import stored_job
 from .search import Shape, build_search, search_args, shape_of
-from .sql import events_channel, render
+from .sql import render
 
 
 def _check_ids(job_ids: Sequence[str]) -> list[str]:
@@ -113,4 +113,4 @@ class Operations(PostgresConnection):
 
     def events(self, queues: Sequence[str] | None = None) -> AsyncIterator[Event]:
         # The async generator itself, so that its aclose() reaches the LISTEN connection at once.
-        return listen_events(self, events_channel(self.schema), queues)
+        return listen_events(self, queues)

@@ -8,7 +8,7 @@ so no state number is written twice (a test checks that no bare one is left).
 A snippet's name (``{FINISHED_CARRIED}``: see ``snippets.sql``) becomes its
 text, here too, so SQL that several statements share is written once; the
 text is pasted before anything is hashed or prepared, so it costs nothing when
-the SQL runs. ``{schema}``, ``{channel}`` and ``{events}`` become one backend's
+the SQL runs. ``{schema}`` and ``{channel}`` become one backend's
 quoted schema, wake-up channel and events channel in :func:`render`. Any other ``{Name}`` is an error at import, not
 a statement that fails later.
 
@@ -28,7 +28,7 @@ from ...errors import ConfigurationError
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,57}\Z")
 """Schema names: a lower-case identifier of at most 58 characters, so that the
-NOTIFY channels ``<schema>_wake`` and ``<schema>_evts`` fit PostgreSQL's 63-character names."""
+NOTIFY channel ``<schema>_wake`` fits PostgreSQL's 63-character names."""
 
 RESERVED_SCHEMAS = frozenset(("public", "information_schema", "pg_catalog"))
 """Schemas fastjobs never takes over (nor any ``pg_*`` one): they belong to the
@@ -110,18 +110,12 @@ def render(sql: str, schema: str) -> str:
     return (
         sql.replace("{schema}", f'"{schema}"')
         .replace("{channel}", f"'{wake_channel(schema)}'")
-        .replace("{events}", f"'{events_channel(schema)}'")
     )
 
 
 def wake_channel(schema: str) -> str:
     """The channel enqueues NOTIFY (with the queue's name) to wake idle workers."""
     return f"{schema}_wake"
-
-
-def events_channel(schema: str) -> str:
-    """The channel job lifecycle events are published on (see ``functions/events.sql``)."""
-    return f"{schema}_evts"
 
 
 def parse_named_queries(text: str) -> dict[str, str]:
@@ -201,7 +195,7 @@ MIGRATIONS = load_migrations()
 FUNCTIONS = load_functions()
 FUNCTIONS_HASH = functions_hash(FUNCTIONS)
 
-FUNCTIONS_REVISION = 4
+FUNCTIONS_REVISION = 5
 """The revision of the files in ``fastjobs/sql/functions/``: bump it (by one) with
 every change to them (or to a snippet of ``snippets.sql`` they use), and pin the new hash beside it in
 ``tests/postgres/test_migrations.py`` (a test fails until both are done).
