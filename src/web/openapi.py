@@ -198,7 +198,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/login", "login_page", "The login form (no authentication needed)", None, errors=(),
              tag="pages", extra={"security": []}),
     Endpoint("POST", "/login", "login", "Log in with a token (form field token): sets the session cookie and "
-             "redirects (303) to the dashboard", None, errors=(401, 429), tag="pages",
+             "redirects (303) to the dashboard (at the route in form field next, if one)", None, errors=(401, 429), tag="pages",
              extra={"security": []}),
     Endpoint("POST", "/logout", "logout", "End the session (clears the cookie; 303 to the login form)", None,
              errors=(), tag="pages", extra={"security": []}),
@@ -247,7 +247,9 @@ def _operation(e: Endpoint) -> dict[str, Any]:
                              "content": {"application/json": {"schema": ref(e.body)}}}
     elif e.path == "/login" and e.method == "POST":
         op["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {
-            "schema": {"type": "object", "properties": {"token": STRING}, "required": ["token"]}}}}
+            "schema": {"type": "object", "required": ["token"], "properties": {"token": STRING, "next": {
+                "type": "string", "description": "the page route to return to (#/jobs/<id>...); anything "
+                "else is ignored"}}}}}}
     op.update(e.extra)
     return op
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -44,6 +45,16 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 LOGIN_BODY = 4096
+
+NEXT_ROUTE = re.compile(r"#/[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]{0,2000}")
+"""What the login form's ``next`` field may name: a route of the page (a ``#/...`` fragment of
+URL characters), never a URL or a path: the dashboard returns there after logging in."""
+
+
+def next_route(value: str) -> str:
+    """``value`` if it is a page route (``#/jobs/<id>``...), else '' (the overview): the login's
+    redirect stays on the dashboard whatever the form says (no open redirect)."""
+    return value if NEXT_ROUTE.fullmatch(value) else ""
 
 
 class SecurityHeaders:
@@ -145,6 +156,7 @@ class Dashboard:
     async def login(self, request: Request) -> Response:
         html = "text/html" in request.headers.get("accept", "")
         root = root_of(request)
+        route = ""
         try:
             check_origin(request)
             body = b""
@@ -154,15 +166,16 @@ class Dashboard:
                     raise Denied(413, "too_large", "the login form is too large")
             fields = parse_qs(body.decode("utf-8", "replace"))
             token = (fields.get("token") or [""])[0].strip()
+            route = next_route((fields.get("next") or [""])[0])
             if self.guard is None:
-                return RedirectResponse(f"{root}/", 303)
+                return RedirectResponse(f"{root}/{route}", 303)
             role = self.guard.login(request, token)
         except Denied as exc:
-            if html:
-                return RedirectResponse(f"{root}/login?error={exc.code}", 303)
+            if html:  # the form again, still knowing where to go after
+                return RedirectResponse(f"{root}/login?error={exc.code}{route}", 303)
             headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
             return error_response(exc.status, exc.code, exc.detail, headers)
-        response = RedirectResponse(f"{root}/", 303)
+        response = RedirectResponse(f"{root}/{route}", 303)
         response.set_cookie(COOKIE, self.guard.new_cookie(role), max_age=SESSION_SECONDS, path=root or "/",
                             httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response

@@ -142,6 +142,25 @@ async def test_a_browser_form_with_a_wrong_token_goes_back_to_the_form(browser: 
     assert COOKIE not in browser.cookies
 
 
+async def test_login_returns_to_the_page_route_it_was_given(browser: httpx.AsyncClient) -> None:
+    r = await browser.post("/login", data={"token": TOKEN, "next": "#/jobs/01abc?tab=errors"})
+    assert r.status_code == 303 and r.headers["location"] == "/#/jobs/01abc?tab=errors"
+    html = {"accept": "text/html"}
+    r = await browser.post("/login", data={"token": "wrong", "next": "#/dead"}, headers=html)
+    assert r.headers["location"] == "/login?error=unauthorized#/dead"  # the form keeps it for the next try
+
+
+@pytest.mark.parametrize("target", [
+    "https://evil.example/", "//evil.example", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
+    "/api/stats", "#//evil.example\r\nSet-Cookie: x=1", "#/jobs/<script>", "#jobs", " #/jobs", "#/" + "a" * 3000,
+])
+async def test_a_foreign_or_absolute_next_is_ignored(browser: httpx.AsyncClient, target: str) -> None:
+    r = await browser.post("/login", data={"token": TOKEN, "next": target})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    r = await browser.post("/login", data={"token": "wrong", "next": target}, headers={"accept": "text/html"})
+    assert r.headers["location"] == "/login?error=unauthorized"
+
+
 async def test_every_response_carries_the_security_headers(site: Starlette, browser: httpx.AsyncClient) -> None:
     async with client_for(site) as c:
         responses = [await c.get("/api/stats"), await c.get("/api/jobs/nope%20x"), await c.get("/api/openapi.json")]
@@ -164,8 +183,10 @@ async def test_pages_and_static_files_under_a_mount_point(tmp_path: Path, mem_ap
         assert r.status_code == 303 and r.headers["location"] == "/jobs/login"
         assert "login" in (await c.get("/jobs/login")).text
         assert (await c.get("/jobs/app.js")).text == "console.log(1)"
-        r = await c.post("/jobs/login", data={"token": TOKEN})
+        r = await c.post("/jobs/login", data={"token": TOKEN, "next": "https://evil.example/"})
         assert r.headers["location"] == "/jobs/" and "Path=/jobs" in r.headers["set-cookie"]
+        r = await c.post("/jobs/login", data={"token": TOKEN, "next": "#/jobs/abc"})
+        assert r.headers["location"] == "/jobs/#/jobs/abc"
         r = await c.get("/jobs/")
         assert r.status_code == 200 and "index" in r.text and r.headers["content-security-policy"] == CSP
         assert (await c.get("/jobs/api/session")).json()["role"] == "admin"

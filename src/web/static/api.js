@@ -48,8 +48,8 @@ export async function api(path, { method = "GET", query, body } = {}) {
     throw new ApiError(0, "network", "cannot reach the dashboard server (" + err.message + ")");
   }
   if (response.status === 401) {
-    // The session expired or was never made: back to the login form.
-    window.location.assign("login");
+    // The session expired or was never made: back to the login form, which returns to this page.
+    window.location.assign("login" + window.location.hash);
     throw new ApiError(401, "unauthorized", "log in again");
   }
   let data = null;

@@ -1,6 +1,6 @@
 """Logging in to the dashboard in a real browser: the token through the form gives an HttpOnly,
-SameSite=Strict session; a wrong token is refused with the error shown and no session; logging
-out ends the session; the read-only token sees the pages without their buttons."""
+SameSite=Strict session; a wrong token is refused with the error shown and no session; a deep link
+opened logged out is where the login lands; logging out ends the session; the read-only token sees the pages without their buttons."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ async def test_a_wrong_token_is_refused(page: Page, stack: Stack) -> None:
     assert response.status == 401 and (await response.json())["error"] == "unauthorized"
     await page.goto("/#/jobs")
     await expect(page).to_have_url(re.compile(r"/login(#/jobs)?$"))  # the browser keeps the fragment
+
+
+async def test_a_deep_link_survives_the_login(page: Page, stack: Stack) -> None:
+    job = await stack.tasks.send_email.options(queue="parked").enqueue("deep@example.com")
+    await page.goto(f"/#/jobs/{job.id}")
+    await expect(page).to_have_url(re.compile(rf"/login#/jobs/{job.id}$"))
+    await page.get_by_test_id("login-token").fill(TOKEN + "-wrong")  # a typo first: the route is kept
+    await page.get_by_test_id("login-submit").click()
+    await expect(page.get_by_test_id("login-error")).to_be_visible()
+    await page.get_by_test_id("login-token").fill(TOKEN)
+    await page.get_by_test_id("login-submit").click()
+    await expect(page).to_have_url(re.compile(rf"127\.0\.0\.1:{stack.port}/#/jobs/{job.id}$"))
+    await expect(page.get_by_test_id("job-state")).to_have_text("queued")
+    await expect(page.locator("nav.main-nav a[aria-current=page]")).to_have_attribute("data-page", "jobs")
 
 
 async def test_logout_ends_the_session(page: Page, stack: Stack) -> None:
