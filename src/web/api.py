@@ -27,7 +27,9 @@ Choices within the team spec (issue 14):
   name is a 400, never a 404.
 - ``GET api/dead/groups`` answers ``{"groups": [...], "scanned": n, "complete": bool}``: the
   spec asks for the list *and* the number of dead jobs scanned in one payload, which a bare
-  JSON array cannot carry. ``complete`` is False when more than 10,000 dead jobs exist.
+  JSON array cannot carry. It groups the newest dead jobs it can read in :data:`DEAD_BUDGET`
+  (at most :data:`DEAD_SAMPLE`): ``complete`` is False when there are more. Its retry and
+  delete act on the group's jobs among the newest :data:`DEAD_SCAN`.
 - Bulk actions by ``ids`` also need ``"confirm": true`` above 1,000 ids.
 - ``POST api/dead/groups/retry|delete`` take ``"confirm"`` too (same rule).
 - ``GET api/queues``: ``oldest_age`` is null on Redis and memory for a queue with more than
@@ -43,6 +45,7 @@ import asyncio
 import datetime as _dt
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -72,8 +75,18 @@ if TYPE_CHECKING:
 CONFIRM_ABOVE = 1000
 """A bulk action on more jobs than this needs ``"confirm": true``."""
 
+DEAD_SAMPLE = 1000
+"""Dead jobs ``GET api/dead/groups`` groups at most (the newest)."""
+
+DEAD_BUDGET = 0.05
+"""Seconds ``GET api/dead/groups`` spends reading dead jobs: it groups as many of the newest as
+it read by then (it says how many, and that there are more)."""
+
+DEAD_PAGE = 100
+
 DEAD_SCAN = 10_000
-"""Dead jobs ``api/dead/groups`` reads at most (the newest)."""
+"""Dead jobs a group's retry or delete reads at most (the newest): one click acts on the
+group's jobs among them (the page says how many it did; click again for more)."""
 
 OLDEST_SCAN_MAX = 1000
 """On Redis and memory, finding a queue's oldest ready job reads all its ready jobs: above this
@@ -459,11 +472,16 @@ class Api:
 
     # -- dead letters -----------------------------------------------------------------
 
-    async def _dead(self, queue: str | None) -> tuple[dict[tuple[str, str], dict[str, Any]], int, bool]:
+    async def _dead(self, queue: str | None, most: int,
+                    budget: float | None) -> tuple[dict[tuple[str, str], dict[str, Any]], int, bool]:
+        """The newest dead jobs (at most ``most``; with ``budget``, only as many as that many
+        seconds read) grouped by error; how many were read; whether that was all of them."""
         groups: dict[tuple[str, str], dict[str, Any]] = {}
         scanned, cursor = 0, None
-        while scanned < DEAD_SCAN:
-            page = await self.app.jobs(state="dead", queue=queue, limit=min(1000, DEAD_SCAN - scanned), cursor=cursor)
+        size = DEAD_PAGE
+        started = time.perf_counter()
+        while scanned < most:
+            page = await self.app.jobs(state="dead", queue=queue, limit=min(size, most - scanned), cursor=cursor)
             for info in page:
                 scanned += 1
                 error = info.error
@@ -481,10 +499,20 @@ class Api:
             cursor = page.cursor
             if cursor is None:
                 return groups, scanned, True
+            if budget is None:
+                size = 1000
+                continue
+            # The next page as large as the time left allows at the pace so far (reads cost
+            # 0.02 ms a job on PostgreSQL, ten times that on Redis): stop when none fits.
+            elapsed = time.perf_counter() - started
+            size = int((budget - elapsed) / max(elapsed / scanned, 1e-6))
+            if size < DEAD_PAGE // 2:
+                break
         return groups, scanned, False
 
     async def dead_groups(self, request: Request) -> Any:
-        groups, scanned, complete = await self._dead(text_or_none(request.query_params.get("queue"), "queue"))
+        groups, scanned, complete = await self._dead(text_or_none(request.query_params.get("queue"), "queue"),
+                                                     DEAD_SAMPLE, DEAD_BUDGET)
         rows = []
         for group in sorted(groups.values(), key=lambda g: (-g["count"], g["type"], g["message"])):
             ids = group.pop("ids")
@@ -498,7 +526,7 @@ class Api:
         kind, message = body.get("type"), body.get("message")
         if not isinstance(kind, str) or not isinstance(message, str):
             raise bad("type and message (strings, as api/dead/groups lists them) are required")
-        groups, _, _ = await self._dead(text_or_none(body.get("queue"), "queue"))
+        groups, _, _ = await self._dead(text_or_none(body.get("queue"), "queue"), DEAD_SCAN, None)
         ids = groups.get((kind, message), {}).get("ids", [])
         confirm_needed(len(ids), body)
         act = self.app.retry_many if request.url.path.endswith("/retry") else self.app.delete_many

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 import fastjobs
 from tests.app.helpers import failing_task, make_dead
@@ -239,6 +240,28 @@ async def test_dead_letter_groups_and_their_actions(app: fastjobs.App, client: h
     assert r.json() == {"done": 1}
     assert (await client.post("/api/dead/groups/delete", json={"type": "X", "message": "y"})).json() == {"done": 0}
     assert_error(await client.post("/api/dead/groups/retry", json={"type": "X"}), 400, "bad_request")
+
+
+async def test_dead_letter_groups_read_a_bounded_sample(app: fastjobs.App, client: httpx.AsyncClient,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """GET groups the newest dead jobs it can read in its time budget (at most DEAD_SAMPLE) and
+    says there are more; a group's action reads further (DEAD_SCAN)."""
+    from fastjobs.web import api
+
+    task = failing_task(app)
+    await make_dead(app, task, 7)
+    monkeypatch.setattr(api, "DEAD_PAGE", 2)
+    monkeypatch.setattr(api, "DEAD_SAMPLE", 5)
+    body = (await client.get("/api/dead/groups")).json()
+    assert body["scanned"] == 5 and body["complete"] is False and sum(g["count"] for g in body["groups"]) == 5
+    monkeypatch.setattr(api, "DEAD_BUDGET", 0.0)  # no time left after the first page: that page only
+    body = (await client.get("/api/dead/groups")).json()
+    assert body["scanned"] == 2 and body["complete"] is False
+    monkeypatch.setattr(api, "DEAD_SCAN", 6)
+    oldest = (await app.jobs(state="dead", limit=7)).jobs[-1]
+    assert oldest.error is not None
+    r = await client.post("/api/dead/groups/retry", json={"type": oldest.error.type, "message": oldest.error.message})
+    assert r.json() == {"done": 0}  # the 7th newest is past the 6 an action reads
 
 
 async def test_periodic_tasks(app: fastjobs.App, client: httpx.AsyncClient) -> None:
