@@ -132,6 +132,22 @@ WHERE {LIVE_STATE} = $1::integer
 ORDER BY j.enqueued_at, j.id
 LIMIT $3::bigint OFFSET $4::bigint
 
+-- name: list_queued_first
+-- list_jobs(QUEUED, queue) from its start (health checks and the dashboard ask
+-- for the oldest ready job): list_live's state expression reads the whole
+-- table; this reads the queued jobs of the queue from jobs_search_queue and
+-- its due delayed ones from jobs_due_by_queue, each in order, and merges them.
+SELECT * FROM (
+    (SELECT {LIVE_JOB_FIELDS}, j.enqueued_at AS o_at, j.id AS o_id FROM {schema}.jobs j
+     WHERE j.queue = $1::text AND j.state = {QUEUED}
+       AND j.state IN ({SCHEDULED}, {QUEUED}, {RETRY_PENDING}, {WAITING})
+     ORDER BY j.enqueued_at, j.id LIMIT $2::bigint)
+    UNION ALL
+    (SELECT {LIVE_JOB_FIELDS}, j.enqueued_at, j.id FROM {schema}.jobs j
+     WHERE j.queue = $1::text AND j.state IN ({SCHEDULED}, {RETRY_PENDING}) AND j.run_at <= now()
+     ORDER BY j.enqueued_at, j.id LIMIT $2::bigint)
+) AS first ORDER BY o_at, o_id LIMIT $2::bigint
+
 -- name: list_finished
 SELECT {FINISHED_JOB_FIELDS}
 FROM {schema}.finished_jobs f

@@ -531,3 +531,18 @@ async def test_unique_ttl_zero_releases_at_success(backend: Backend) -> None:
     assert await backend.ack_many([Ack(c.id, c.token, AckKind.SUCCEED, b"r")]) == [True]
     again = job(unique_key="k")
     assert await backend.enqueue_many([again]) == [again.id]
+
+
+async def test_listing_a_queue_s_ready_jobs_counts_due_delayed_ones_oldest_first(backend: Backend) -> None:
+    """list_jobs(QUEUED, queue): what health checks and the dashboard read the oldest ready job from."""
+    first = job("ready", delay=0.3)
+    await backend.enqueue_many([first])
+    await asyncio.sleep(0.01)
+    later = [job("ready"), job("ready", delay=3600.0), job("other")]
+    await backend.enqueue_many(later)
+    assert [j.id for j in await backend.list_jobs(QUEUED, "ready", limit=5)] == [later[0].id]
+    await asyncio.sleep(0.4)  # the first one is due now: it counts as queued, and it is the oldest
+    listed = await backend.list_jobs(QUEUED, "ready", limit=5)
+    assert [j.id for j in listed] == [first.id, later[0].id] and listed[0].state == QUEUED
+    assert [j.id for j in await backend.list_jobs(QUEUED, "ready", limit=1)] == [first.id]
+    assert [j.id for j in await backend.list_jobs(QUEUED, "ready", limit=5, offset=1)] == [later[0].id]

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import asyncpg  # type: ignore[import-untyped]
 import asyncpg.pool  # type: ignore[import-untyped]
 
-from ..._core import CANCELLED, DEAD, STATE_NAMES, SUCCEEDED
+from ..._core import CANCELLED, DEAD, QUEUED, STATE_NAMES, SUCCEEDED
 from ...errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
 from ..base import (
     GONE_KEPT, HISTOGRAM_BOUNDS, Ack, Beat, Claim, HistoryRow, NewJob, StoredJob, WorkerInfo, check_beat,
@@ -423,6 +423,8 @@ class PostgresBackend(Operations):
     ) -> list[StoredJob]:
         if state not in range(len(STATE_NAMES)):
             raise ValueError(f"unknown state {state!r}")
+        if state == QUEUED and queue is not None and offset == 0:
+            return [stored_job(r) for r in await self._fetch(self._q["list_queued_first"], queue, limit)]
         query = self._q["list_finished" if state in _FINISHED_STATES else "list_live"]
         return [stored_job(r) for r in await self._fetch(query, state, queue, limit, offset)]
 
