@@ -66,6 +66,9 @@ URLS = {
 ENQUEUE_BATCH = 1000
 APP_OPTIONS: dict[str, Any] = {}
 """Extra App arguments every run uses (``--no-history``: history=False, events=False)."""
+DASHBOARD_OPEN: list[bool] = [False]
+"""``--dashboard-open``: each Redis and PostgreSQL run has a dashboard open on its namespace
+(:mod:`benchmarks.dashboard_watch`, in a process of its own)."""
 IDLE_SAMPLES = 100
 FEATURE_JOBS = 20_000
 RATE_WINDOWS = 4
@@ -152,11 +155,32 @@ class Bench:
         self.progress(stage, total, total)
 
     async def run(self) -> Result:
+        watcher = await self.open_dashboard() if DASHBOARD_OPEN[0] and self.backend != "memory" else None
         try:
             return await self._run()
         finally:
+            if watcher is not None:
+                await self.close_dashboard(watcher)
             await self.cleanup()
             await self.app.close()
+
+    async def open_dashboard(self) -> asyncio.subprocess.Process:
+        """Start the dashboard watcher on this run's namespace; return once its live subscription runs."""
+        watcher = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "benchmarks.dashboard_watch", self.app.url, self.app.options.prefix,
+            stdout=asyncio.subprocess.PIPE)
+        assert watcher.stdout is not None
+        line = await asyncio.wait_for(watcher.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"the dashboard watcher did not start (it printed {line!r})")
+        return watcher
+
+    async def close_dashboard(self, watcher: asyncio.subprocess.Process) -> None:
+        watcher.terminate()
+        assert watcher.stdout is not None
+        summary = (await watcher.stdout.read()).decode().strip()
+        await watcher.wait()
+        print(f"dashboard open on {self.backend}/{self.handler}: {summary}", file=sys.stderr)
 
     async def _run(self) -> Result:
         # 1. enqueue, 2. drain what was enqueued
@@ -465,11 +489,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="time the dashboard's API at 10k and 1M stored jobs instead (see --dashboard --help)")
     parser.add_argument("--no-history", action="store_true",
                         help="run with App(history=False, events=False): what history and events cost")
+    parser.add_argument("--dashboard-open", action="store_true",
+                        help="keep a dashboard open (live, refreshing) on each Redis and PostgreSQL run: what it costs")
     parser.add_argument("--no-features", dest="features", action="store_false",
                         help="skip the unique / rate-limited / batch rows")
     args = parser.parse_args(argv)
     if args.no_history:
         APP_OPTIONS.update(history=False, events=False)
+    DASHBOARD_OPEN[0] = args.dashboard_open
     if args.micro:
         return run_micro()
     if args.processes != 1:
