@@ -6,12 +6,21 @@
 
 or mount it in your own ASGI app (paths are relative to the mount point)::
 
+    import contextlib, os
+    from collections.abc import AsyncIterator
     from fastapi import FastAPI
     import fastjobs.web
     from myproject.jobs import app as jobs_app
 
-    api = FastAPI()
-    api.mount("/jobs", fastjobs.web.create_app(jobs_app, token=os.environ["FASTJOBS_WEB_TOKEN"]))
+    dashboard = fastjobs.web.create_app(jobs_app, token=os.environ["FASTJOBS_WEB_TOKEN"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await fastjobs.web.close(dashboard)  # a mounted app's own lifespan never runs
+
+    api = FastAPI(lifespan=lifespan)
+    api.mount("/jobs", dashboard)
 
 Behind your own authentication, opt out of the dashboard's with ``auth=None`` (then
 everyone who reaches it is an admin: put it behind something that checks)::
@@ -39,7 +48,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from ..errors import ConfigurationError
 from .auth import Guard
-from .server import build
+from .server import Dashboard, build
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -48,7 +57,7 @@ if TYPE_CHECKING:
 
 TOKEN_ENV = "FASTJOBS_WEB_TOKEN"
 
-__all__ = ["TOKEN_ENV", "create_app"]
+__all__ = ["TOKEN_ENV", "close", "create_app"]
 
 
 def create_app(app: App, *, token: str | None = None, read_only_token: str | None = None,
@@ -62,6 +71,13 @@ def create_app(app: App, *, token: str | None = None, read_only_token: str | Non
         auth: ``"token"`` (default) or None: no authentication at all, for apps that put their
             own in front (the Origin check stays).
         live: push job events to open pages over a WebSocket (one backend subscription per process).
+
+    Served as the server's app, the dashboard's lifespan closes its events subscription at
+    shutdown. Mounted in another app (``Mount("/jobs", dashboard)``, FastAPI's ``api.mount``),
+    its lifespan never runs (Starlette runs only the outer app's): call :func:`close` from the
+    outer app's lifespan, after its ``yield``, or the subscription (a Redis / PostgreSQL
+    connection) may outlive the server, for one whose WebSockets were cut short by a graceful
+    shutdown timeout or a forced exit.
 
     Example:
         >>> import fastjobs, fastjobs.web
@@ -84,3 +100,19 @@ def create_app(app: App, *, token: str | None = None, read_only_token: str | Non
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
     return build(app, guard, live)
+
+
+async def close(dashboard: Starlette) -> None:
+    """End the live-events subscription of a dashboard made by :func:`create_app`, and wait until
+    it has let go of its backend connection: for a mounted dashboard, from the outer app's lifespan
+    (see :func:`create_app`). Harmless to call twice, or with ``live=False``.
+
+    Example:
+        >>> import asyncio, fastjobs, fastjobs.web
+        >>> web = fastjobs.web.create_app(fastjobs.App("memory://"), token="s3cret")
+        >>> asyncio.run(fastjobs.web.close(web))
+    """
+    handlers = getattr(dashboard.state, "dashboard", None)
+    if not isinstance(handlers, Dashboard):
+        raise TypeError("close() takes the app fastjobs.web.create_app returned (not a wrapper around it)")
+    await handlers.close()

@@ -238,6 +238,11 @@ class Dashboard:
             with contextlib.suppress(Exception):
                 await websocket.close()
 
+    async def close(self) -> None:
+        """End the live-events subscription and wait until its connection is let go (shutdown)."""
+        if self.hub is not None:
+            await self.hub.close()
+
     # -- assembly ----------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
@@ -271,8 +276,7 @@ def build(app: App, guard: Guard | None, live: bool, static: str = STATIC) -> St
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
-        if dashboard.hub is not None:
-            await dashboard.hub.close()
+        await dashboard.close()
 
     web = Starlette(routes=dashboard.routes(), middleware=[Middleware(SecurityHeaders)],
                     exception_handlers={HTTPException: http_error}, lifespan=lifespan)
