@@ -252,6 +252,10 @@ from .values import (  # re-exported: the contract's values
 
 T = TypeVar("T")
 
+ESTIMATE_ABOVE = 10_000
+"""The largest count :meth:`Backend.stats_estimated` always reports exactly; above it,
+a count may be an estimate."""
+
 class Backend(abc.ABC):
     """Where jobs live. Subclasses implement every abstract method with the rules above."""
 
@@ -437,7 +441,27 @@ class Backend(abc.ABC):
         """Counts per queue and state name: ``{"emails": {"queued": 3, "active": 1, ...}}``.
 
         A damaged queue (see "Damaged queues" above) is ``{"broken": "<what is wrong>"}``.
+        Exact, at whatever cost (PostgreSQL counts every stored job): a dashboard
+        refreshing often calls :meth:`stats_estimated`.
         """
+
+    async def stats_estimated(self) -> tuple[Mapping[str, QueueStats], dict[str, frozenset[str]]]:
+        """:meth:`stats`, fast however many jobs are stored: large counts may be estimates.
+
+        Returns ``(counts, estimated)``: ``counts`` as :meth:`stats` returns them
+        (the same queues, the same state names); ``estimated`` maps a queue to the
+        state names whose counts are estimates (a queue without any is left out,
+        so ``{}`` means every count is exact). The rule: a count under
+        :data:`ESTIMATE_ABOVE` is always exact; a larger one may be an estimate,
+        itself larger than ``ESTIMATE_ABOVE`` and within a few percent of the
+        truth on a freshly analyzed table (PostgreSQL's sample reads the table
+        as it is, analyzed or not: see ``SAMPLE_PAGES`` there). Read-only.
+
+        The default is :meth:`stats` with no estimates: memory and Redis count
+        exactly and fast at any size. PostgreSQL caps its exact counts and
+        samples the tables for the rest (see its ``stats_estimated`` query).
+        """
+        return await self.stats(), {}
 
     @abc.abstractmethod
     async def cleanup(self) -> int:

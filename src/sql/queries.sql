@@ -218,6 +218,126 @@ FROM {schema}.jobs GROUP BY 1, 2
 UNION ALL
 SELECT queue, state::integer, count(*) FROM {schema}.finished_jobs GROUP BY 1, 2
 
+-- name: stats_estimated
+-- stats, fast at any size (Backend.stats_estimated): every count exact up to
+-- $1 (ESTIMATE_ABOVE), larger ones estimated from a sample of $2 heap pages.
+-- One row per queue and reported state: jobs, the exact count, or at least $1 + 1
+-- when capped; estimate, for a capped count, the sample's (NULL: none seen).
+--
+-- 1. The queues, exactly: a loose index scan (one descent per queue) of
+--    jobs_search_queue (every live state but active) and of
+--    finished_jobs_search_queue, plus the queues of the active jobs, read
+--    through jobs_lease (as many as run at once; at most $1 + 1 of them).
+-- 2. Per queue and state, a count that stops at $1 + 1 index entries (LIMIT):
+--    a small count is exact, a large one costs $1 + 1 entries, whatever the
+--    table holds. A scheduled or retry-pending job whose run_at has come is
+--    queued, as in {LIVE_STATE}: counted through jobs_due_by_queue.
+-- 3. Only if a count of a table was capped: that table's sample. $2 pages
+--    spread evenly over the table (page (2i + 1) * pages / 2$2 for i < $2:
+--    one page in the middle of each of $2 equal stretches), each read by a
+--    TID range scan; a count is the sample's rows of that queue and state
+--    times pages / pages sampled. Evenly spread pages stratify the sample by
+--    position in the table, which is by time of insert: a queue that filled a
+--    stretch of the table is neither missed nor counted twice, as a random
+--    page sample (TABLESAMPLE) would risk. It reads the table as it is now, so
+--    dead tuples and stale statistics (reltuples, n_live_tup: the planner's
+--    estimates, off by half on a bloated, unvacuumed jobs table) do not skew
+--    it; the same pages every time, so a dashboard's numbers do not flicker.
+WITH RECURSIVE live_queues(queue) AS (
+    (SELECT j.queue FROM {schema}.jobs j
+     WHERE j.state IN ({SCHEDULED}, {QUEUED}, {RETRY_PENDING}, {WAITING})
+     ORDER BY j.queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.queue FROM {schema}.jobs j
+            WHERE j.state IN ({SCHEDULED}, {QUEUED}, {RETRY_PENDING}, {WAITING}) AND j.queue > l.queue
+            ORDER BY j.queue LIMIT 1)
+    FROM live_queues l WHERE l.queue IS NOT NULL
+), finished_queues(queue) AS (
+    (SELECT f.queue FROM {schema}.finished_jobs f ORDER BY f.queue LIMIT 1)
+    UNION ALL
+    SELECT (SELECT f.queue FROM {schema}.finished_jobs f WHERE f.queue > l.queue ORDER BY f.queue LIMIT 1)
+    FROM finished_queues l WHERE l.queue IS NOT NULL
+), active AS MATERIALIZED (
+    SELECT j.queue FROM {schema}.jobs j WHERE j.state = {ACTIVE} LIMIT $1::integer + 1
+), queues AS MATERIALIZED (
+    SELECT queue FROM live_queues WHERE queue IS NOT NULL
+    UNION SELECT queue FROM finished_queues WHERE queue IS NOT NULL
+    UNION SELECT queue FROM active
+), counts AS MATERIALIZED (
+    SELECT q.queue,
+           (SELECT count(*) FROM (SELECT FROM {schema}.jobs j
+                                  WHERE j.queue = q.queue AND j.state = {SCHEDULED} AND j.run_at > now()
+                                  LIMIT $1::integer + 1) x) AS scheduled,
+           (SELECT count(*) FROM (SELECT FROM {schema}.jobs j
+                                  WHERE j.queue = q.queue AND j.state = {QUEUED} LIMIT $1::integer + 1) x) AS queued,
+           (SELECT count(*) FROM (SELECT FROM {schema}.jobs j
+                                  WHERE j.queue = q.queue AND j.state IN ({SCHEDULED}, {RETRY_PENDING})
+                                    AND j.run_at <= now()
+                                  LIMIT $1::integer + 1) x) AS due,
+           (SELECT count(*) FROM active a WHERE a.queue = q.queue) AS active,
+           (SELECT count(*) FROM (SELECT FROM {schema}.jobs j
+                                  WHERE j.queue = q.queue AND j.state = {RETRY_PENDING} AND j.run_at > now()
+                                  LIMIT $1::integer + 1) x) AS retry_pending,
+           (SELECT count(*) FROM (SELECT FROM {schema}.jobs j
+                                  WHERE j.queue = q.queue AND j.state = {WAITING} LIMIT $1::integer + 1) x) AS waiting,
+           (SELECT count(*) FROM (SELECT FROM {schema}.finished_jobs f
+                                  WHERE f.queue = q.queue AND f.state = {SUCCEEDED} LIMIT $1::integer + 1) x) AS succeeded,
+           (SELECT count(*) FROM (SELECT FROM {schema}.finished_jobs f
+                                  WHERE f.queue = q.queue AND f.state = {DEAD} LIMIT $1::integer + 1) x) AS dead,
+           (SELECT count(*) FROM (SELECT FROM {schema}.finished_jobs f
+                                  WHERE f.queue = q.queue AND f.state = {CANCELLED} LIMIT $1::integer + 1) x) AS cancelled
+    FROM queues q
+), exact AS MATERIALIZED (
+    -- capped: the count stopped at $1 + 1 (active: more than $1 jobs run, and
+    -- those read were $1 + 1 of them).
+    SELECT c.queue, v.state, v.live, v.jobs, v.capped
+    FROM counts c CROSS JOIN LATERAL (VALUES
+        ({SCHEDULED}, true, c.scheduled, c.scheduled > $1::integer),
+        ({QUEUED}, true, c.queued + c.due, c.queued > $1::integer OR c.due > $1::integer),
+        ({ACTIVE}, true, c.active, (SELECT count(*) FROM active) > $1::integer),
+        ({RETRY_PENDING}, true, c.retry_pending, c.retry_pending > $1::integer),
+        ({WAITING}, true, c.waiting, c.waiting > $1::integer),
+        ({SUCCEEDED}, false, c.succeeded, c.succeeded > $1::integer),
+        ({DEAD}, false, c.dead, c.dead > $1::integer),
+        ({CANCELLED}, false, c.cancelled, c.cancelled > $1::integer)) AS v(state, live, jobs, capped)
+), jobs_pages AS (
+    SELECT pg_relation_size('{schema}.jobs') / current_setting('block_size')::bigint AS pages
+    WHERE EXISTS (SELECT FROM exact e WHERE e.capped AND e.live)
+), finished_pages AS (
+    SELECT pg_relation_size('{schema}.finished_jobs') / current_setting('block_size')::bigint AS pages
+    WHERE EXISTS (SELECT FROM exact e WHERE e.capped AND NOT e.live)
+), sample AS MATERIALIZED (
+    SELECT s.queue, s.state, count(*)::float8 * min(p.pages) / least($2::bigint, min(p.pages)) AS estimate
+    FROM jobs_pages p
+    CROSS JOIN generate_series(0, least($2::bigint, p.pages) - 1) AS i
+    CROSS JOIN LATERAL (
+        SELECT j.queue, {LIVE_STATE}::integer AS state
+        FROM {schema}.jobs j
+        WHERE j.ctid >= format('(%s,0)', (2 * i + 1) * p.pages / (2 * least($2::bigint, p.pages)))::tid
+          AND j.ctid < format('(%s,0)', (2 * i + 1) * p.pages / (2 * least($2::bigint, p.pages)) + 1)::tid
+        OFFSET 0) AS s  -- OFFSET 0: planned apart, so that i is a parameter of its TID range scan
+    GROUP BY s.queue, s.state
+    UNION ALL
+    SELECT s.queue, s.state, count(*)::float8 * min(p.pages) / least($2::bigint, min(p.pages))
+    FROM finished_pages p
+    CROSS JOIN generate_series(0, least($2::bigint, p.pages) - 1) AS i
+    CROSS JOIN LATERAL (
+        SELECT f.queue, f.state::integer AS state
+        FROM {schema}.finished_jobs f
+        WHERE f.ctid >= format('(%s,0)', (2 * i + 1) * p.pages / (2 * least($2::bigint, p.pages)))::tid
+          AND f.ctid < format('(%s,0)', (2 * i + 1) * p.pages / (2 * least($2::bigint, p.pages)) + 1)::tid
+        OFFSET 0) AS s
+    GROUP BY s.queue, s.state
+)
+SELECT e.queue, e.state, e.jobs, e.capped,
+       CASE WHEN e.capped THEN (SELECT s.estimate FROM sample s WHERE s.queue = e.queue AND s.state = e.state) END
+       AS estimate
+FROM exact e
+UNION ALL
+-- More than $1 jobs active: a queue with active jobs only, none of them read.
+SELECT s.queue, s.state, 0, true, s.estimate FROM sample s
+WHERE s.state = {ACTIVE} AND NOT EXISTS (SELECT FROM queues q WHERE q.queue = s.queue)
+
 -- name: delete_expired
 -- One batch of finished jobs past their retention. A succeeded job whose
 -- unique key is still held (unique_ttl longer than result_ttl) stays until its

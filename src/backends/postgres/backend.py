@@ -21,7 +21,7 @@ import asyncpg.pool  # type: ignore[import-untyped]
 from ..._core import CANCELLED, DEAD, QUEUED, STATE_NAMES, SUCCEEDED
 from ...errors import BackendUnavailableError, ConfigurationError, DependencyError, DuplicateJobError
 from ..base import (
-    GONE_KEPT, HISTOGRAM_BOUNDS, Ack, Beat, Claim, HistoryRow, NewJob, StoredJob, WorkerInfo, check_beat,
+    ESTIMATE_ABOVE, GONE_KEPT, HISTOGRAM_BOUNDS, Ack, Beat, Claim, HistoryRow, NewJob, StoredJob, WorkerInfo, check_beat,
     check_worker, check_worker_id,
 )
 from .connection import CONNECTION_ERRORS
@@ -33,6 +33,15 @@ log = logging.getLogger("fastjobs.postgres")
 
 _FINISHED_STATES = frozenset((SUCCEEDED, DEAD, CANCELLED))
 VACUUM_CHECK_ROWS = 50_000
+SAMPLE_PAGES = 1000
+"""stats_estimated: the heap pages of a table read to estimate its counts above
+ESTIMATE_ABOVE (spread evenly over the table; a table this small is read whole).
+About 10 ms a table (1000 pages from shared buffers). Measured on 1M jobs
+(500k queued in 23.6k pages, 500k finished in 12.3k): a count whose jobs are
+spread over the table's pages (queued: four queues enqueued in turn) within
+0.1%; one whose jobs sit in pages of their own (succeeded and dead, one eighth
+of finished_jobs each) within 8%. The error falls as the square root of the
+pages read."""
 _ACK_KINDS = frozenset((0, 1, 2, 3))
 _TAG_SEPARATOR = "\x1f"
 """Joins a job's tags into one string for the enqueue functions (the App refuses control characters in tags)."""
@@ -449,6 +458,29 @@ class PostgresBackend(Operations):
                 per_queue = counts[row["queue"]] = dict.fromkeys(STATE_NAMES, 0)
             per_queue[STATE_NAMES[row["state"]]] += row["jobs"]
         return counts
+
+    async def stats_estimated(self) -> tuple[dict[str, dict[str, int]], dict[str, frozenset[str]]]:
+        # One statement (see the stats_estimated query): exact counts capped at
+        # ESTIMATE_ABOVE + 1 through the indexes, and for a capped count the
+        # estimate of a sample of SAMPLE_PAGES pages of its table. Module
+        # globals read per call, so a test may lower them.
+        cap = ESTIMATE_ABOVE
+        counts: dict[str, dict[str, int]] = {}
+        estimated: dict[str, set[str]] = {}
+        for row in await self._fetch(self._q["stats_estimated"], cap, SAMPLE_PAGES):
+            queue, name, jobs = row["queue"], STATE_NAMES[row["state"]], int(row["jobs"])
+            if row["capped"]:
+                # At least what the capped count saw (more than cap): the sample
+                # may have missed a count that is large only just.
+                jobs = max(jobs, cap + 1, round(row["estimate"] or 0))
+                estimated.setdefault(queue, set()).add(name)
+            counts.setdefault(queue, dict.fromkeys(STATE_NAMES, 0))[name] += jobs
+        # A queue whose jobs all went between the queue scan and the counts is
+        # no longer one stats() lists.
+        gone = [queue for queue, per_queue in counts.items() if not any(per_queue.values())]
+        for queue in gone:
+            del counts[queue]
+        return counts, {queue: frozenset(names) for queue, names in estimated.items() if queue in counts}
 
 
 _WIDTH = len(HISTOGRAM_BOUNDS) + 1
