@@ -46,7 +46,7 @@ import datetime as _dt
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -274,12 +274,18 @@ class Api:
 
     # -- overview --------------------------------------------------------------------
 
+    async def counts(self) -> tuple[Mapping[str, Mapping[str, Any]], Mapping[str, frozenset[str]]]:
+        """Jobs per queue and state, and per queue the states whose counts are estimates (large
+        counts on PostgreSQL: see ``Backend.stats_estimated``)."""
+        backend = await self.app.backend()
+        return await backend.stats_estimated()
+
     async def stats(self, request: Request) -> Any:
         app = self.app
         now = await self.now()
         minute = math.floor(now / 60) * 60
-        queues, paused, workers, hist = await asyncio.gather(
-            app.stats(), app.paused(), app.workers(), app.history(since=minute - 3600, until=minute + 60, step="1m"),
+        (queues, estimated), paused, workers, hist = await asyncio.gather(
+            self.counts(), app.paused(), app.workers(), app.history(since=minute - 3600, until=minute + 60, step="1m"),
         )
         totals: dict[str, int] = {}
         for counts in queues.values():
@@ -294,6 +300,7 @@ class Api:
         alive = sum(1 for w in workers if w.alive)
         return {
             "queues": {q: dict(c) for q, c in sorted(queues.items())}, "paused": list(paused), "totals": totals,
+            "estimated": {q: sorted(states) for q, states in sorted(estimated.items()) if states},
             "workers": {"alive": alive, "gone": len(workers) - alive},
             "throughput": {"jobs_per_s": last / 60.0, "failure_rate": failed / runs if runs else None},
         }
@@ -303,7 +310,8 @@ class Api:
         backend = await app.backend()
         now = await backend.now()
         since = now - 300
-        stats, paused, hist = await asyncio.gather(app.stats(), app.paused(), app.history(since=since, step="1m"))
+        (stats, estimated), paused, hist = await asyncio.gather(self.counts(), app.paused(),
+                                                                 app.history(since=since, step="1m"))
         elapsed = max(now - math.floor(since / 60) * 60, 1.0)
         runs: dict[str, int] = {}
         merged: dict[str, list[int]] = {}
@@ -331,6 +339,7 @@ class Api:
             merged_runs = merged.get(name)
             rows.append({
                 "name": name, "counts": {} if broken is not None else {s: int(n) for s, n in counts.items()},
+                "estimated": sorted(estimated.get(name, ())),
                 "paused": name in paused, "oldest_age": age, "jobs_per_s": runs.get(name, 0) / elapsed,
                 "p50": percentile(merged_runs, 0.5) if merged_runs else None,
                 "p95": percentile(merged_runs, 0.95) if merged_runs else None,

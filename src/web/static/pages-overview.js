@@ -40,10 +40,14 @@ export function overviewPage(root, params, ctx) {
     if (!ctx.current()) return;
     const totals = stats.totals || {};
     const states = STATES.concat(Object.keys(totals).filter((s) => !STATES.includes(s)));
+    // Large counts may be estimates (PostgreSQL: see Backend.stats_estimated): shown with "~".
+    const estimated = new Set(Object.values(stats.estimated || {}).flat());
     replace(cards, states.map((state) =>
-      h("a.card.state-card.state-" + state.replace(/[^a-z_]/g, ""), { href: route("jobs", { state }) },
+      h("a.card.state-card.state-" + state.replace(/[^a-z_]/g, ""),
+        { href: route("jobs", { state }), title: estimated.has(state) ? "an estimate: large counts are estimated" : null },
         h("span.card-label", null, state.replace("_", " ")),
-        h("span.card-value", { "data-testid": "stat-" + state }, fmtCount(totals[state] || 0)))));
+        h("span.card-value", { "data-testid": "stat-" + state },
+          (estimated.has(state) ? "~" : "") + fmtCount(totals[state] || 0)))));
     const t = stats.throughput || {};
     const w = stats.workers || {};
     const paused = stats.paused || [];
@@ -139,7 +143,9 @@ export function queuesPage(root, params, ctx, refreshNow) {
         return h("tr", { "data-testid": "queue-row-" + q.name, class: q.paused ? "paused" : null },
           h("th", { scope: "row" }, h("a", { href: route("jobs", { queue: q.name }) }, q.name)),
           QUEUE_STATES.map((s) => h("td.num", null, q.counts[s]
-            ? h("a", { href: route("jobs", { queue: q.name, state: s }) }, fmtCount(q.counts[s]))
+            ? h("a", { href: route("jobs", { queue: q.name, state: s }),
+              title: (q.estimated || []).includes(s) ? "an estimate: large counts are estimated" : null },
+            ((q.estimated || []).includes(s) ? "~" : "") + fmtCount(q.counts[s]))
             : h("span.muted", null, "0"))),
           h("td.num", null, q.oldest_age === null || q.oldest_age === undefined ? "–" : fmtDuration(q.oldest_age)),
           h("td.num", null, fmtRate(q.jobs_per_s)),
