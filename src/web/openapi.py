@@ -106,7 +106,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                      "next_run": NUMBER, "last_run": nullable("number"), "last_state": nullable("string"),
                      "last_job_id": nullable("string")}),
     "Events": obj({"events": array(obj({"kind": STRING, "job_id": STRING, "task": STRING, "queue": STRING,
-                                        "at": NUMBER})), "dropped": INTEGER}),
+                                        "at": NUMBER})), "dropped": INTEGER, "gap": BOOLEAN}),
 }
 
 

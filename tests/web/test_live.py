@@ -52,7 +52,7 @@ async def receive_events(ws: Any, job_ids: set[str], kinds: set[str], timeout: f
     deadline = time.monotonic() + timeout
     while not job_ids <= {e["job_id"] for e in seen if e["kind"] in kinds}:
         message = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
-        assert set(message) == {"events", "dropped"}
+        assert set(message) == {"events", "dropped", "gap"}
         seen += message["events"]
     return seen
 
@@ -143,3 +143,32 @@ async def test_a_slow_client_loses_events_and_is_told_how_many() -> None:
     assert first["events"][0]["job_id"] == "0"
     second = await client.next_batch()
     assert second["dropped"] == 0 and len(second["events"]) == 500
+
+
+async def test_a_busy_hub_pauses_its_subscription_and_tells_clients_to_refresh(
+    app: fastjobs.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past BUSY events in a WINDOW the hub stops listening (the backend stops publishing) until
+    the window ends, then subscribes again and sends "gap": true (the page refreshes)."""
+    from fastjobs.web import live
+
+    monkeypatch.setattr(live, "BUSY", 5)
+
+    @app.task(name="web.busy", queue="busy")
+    async def work(i: int) -> None: ...
+
+    web = create_app(app, token=TOKEN)
+    hub = web.state.dashboard.hub
+    async with serve(web) as port, connect(port) as ws:
+        await enqueue_until_heard(work, ws)
+        await app.enqueue_many([work.call(i) for i in range(40)])
+        forwarded, gap = 0, False
+        deadline = time.monotonic() + 10
+        while not gap:
+            message = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
+            forwarded += len(message["events"])
+            gap = message["gap"]
+        assert forwarded < 40, "the hub forwarded every event of the burst"
+        assert hub.subscriptions >= 2
+        # Subscribed again: a later job is announced as usual.
+        await enqueue_until_heard(work, ws)
