@@ -315,3 +315,10 @@ async def test_the_revision_3_enqueue_claim_and_ack_still_work_for_older_process
                                 ["old"], row["claimed_tokens"]) == [1]
     stored = await pg.get("old")
     assert stored is not None and stored.state == SUCCEEDED and stored.task == ""
+
+
+async def test_event_rows_older_than_a_minute_are_deleted_by_cleanup(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
+    table = f'"{pg.schema}".events'
+    await admin.execute(f"INSERT INTO {table} (at, payload) VALUES (now() - interval '2 minutes', '[0]'), (now(), '[1]')")
+    await pg.cleanup()
+    assert [r["payload"] for r in await admin.fetch(f"SELECT payload FROM {table}")] == ["[1]"]
