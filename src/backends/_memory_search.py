@@ -138,6 +138,12 @@ class SortedInts:
             j = len(blocks[i])
 
 
+    def ascending(self) -> Iterator[int]:
+        """All values, lowest first."""
+        for block in self._blocks:
+            yield from block
+
+
 class KeyIndex:
     """An ordered set of ``(at_us, id)`` keys: the distinct times in a :class:`SortedInts`, and per time
     the ids in a dict (sorted, and cached, only when a search reads them).
@@ -198,6 +204,15 @@ class KeyIndex:
         if ordered is None or len(ordered) > 2 * len(ids) + 16:
             ordered = self.sorted_ids[at] = sorted(ids)
         return ordered
+
+    def ascending(self) -> Iterator[Position]:
+        """All keys, lowest first (``list_jobs`` of live states: the oldest)."""
+        for at in self._times.ascending():
+            ids = self.ids.get(at)
+            if ids:
+                for job_id in self._ordered(at, ids):
+                    if job_id in ids:
+                        yield (at, job_id)
 
     def below(self, key: Position | None) -> Iterator[Position]:
         """Keys strictly below ``key`` (None: all), highest first."""

@@ -544,6 +544,18 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
     ) -> list[StoredJob]:
         with self._lock:
             now = time.time()
+            if state == QUEUED and queue is not None:
+                # The queue's live jobs oldest first, until the page is full (health checks and
+                # the dashboard ask for the oldest ready job): not a snapshot of every job.
+                page: list[StoredJob] = []
+                index = self._live_keys.get(queue)
+                for _, job_id in index.ascending() if index is not None else ():
+                    job = self._jobs[job_id]
+                    if job.state == QUEUED or (job.state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now):
+                        page.append(self._snap(job, now))
+                        if len(page) == offset + limit:
+                            break
+                return page[offset:]
             found = [
                 snap
                 for job in self._jobs.values()

@@ -32,9 +32,9 @@ Choices within the team spec (issue 14):
   delete act on the group's jobs among the newest :data:`DEAD_SCAN`.
 - Bulk actions by ``ids`` also need ``"confirm": true`` above 1,000 ids.
 - ``POST api/dead/groups/retry|delete`` take ``"confirm"`` too (same rule).
-- ``GET api/queues``: ``oldest_age`` is null on Redis and memory for a queue with more than
-  :data:`OLDEST_SCAN_MAX` ready jobs: their ``list_jobs`` (what ``app.check`` uses) reads every
-  ready job of the queue (2.8 s for 20,000 on Redis); PostgreSQL answers from an index.
+- ``GET api/queues``: ``oldest_age`` is the age of the queue's oldest ready job (by enqueue
+  time; a delayed job counts from its run time), read as ``app.check`` reads it: from an
+  index on every backend (``list_jobs(QUEUED, queue, limit=1)``).
 - ``GET api/history/series?range=30d`` has one point per day (the other ranges one per minute
   / hour); every range lists steps where nothing ran, as zeros.
 """
@@ -87,10 +87,6 @@ DEAD_PAGE = 100
 DEAD_SCAN = 10_000
 """Dead jobs a group's retry or delete reads at most (the newest): one click acts on the
 group's jobs among them (the page says how many it did; click again for more)."""
-
-OLDEST_SCAN_MAX = 1000
-"""On Redis and memory, finding a queue's oldest ready job reads all its ready jobs: above this
-many, ``oldest_age`` is null rather than a load on the server (PostgreSQL reads one index entry)."""
 
 MAX_BODY = 8 * 1024 * 1024
 SAMPLE_IDS = 20
@@ -322,11 +318,9 @@ class Api:
                 histogram[i] += n
         names = sorted({*stats, *paused, *runs})
 
-        indexed = type(backend).__module__.startswith("fastjobs.backends.postgres")
-
         async def oldest(queue: str) -> float | None:
             counts = stats.get(queue, {})
-            if BROKEN in counts or (not indexed and int(counts.get("queued", 0)) > OLDEST_SCAN_MAX):
+            if BROKEN in counts or not counts.get("queued"):
                 return None
             jobs = await backend.list_jobs(QUEUED, queue, limit=1)
             return max(0.0, now - (jobs[0].run_at or jobs[0].enqueued_at)) if jobs else None

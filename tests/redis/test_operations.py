@@ -284,3 +284,26 @@ async def test_cleanup_moves_succeeded_jobs_listed_the_old_way_into_the_search_i
     assert await client.exists(k.base + b"succeeded") == 0
     found, _ = await backend.search(JobFilter(states=(SUCCEEDED,)), 10)
     assert [f.id for f in found] == [j.id]
+
+
+async def test_the_oldest_ready_jobs_come_from_the_live_index_or_else_the_ready_structures(
+    redis_url: str, open_backend: Any, monkeypatch: Any
+) -> None:
+    """list_jobs(QUEUED, queue) from its start reads the queue's live index from its low end
+    (oldest-1.lua); when its budget runs out on jobs that are not ready (running ones), it
+    reads the ready structures instead: the same answer either way."""
+    from fastjobs.backends.redis import backend as module
+
+    backend: RedisBackend = await open_backend(redis_url)
+    first = [job() for _ in range(3)]
+    await backend.enqueue_many(first)
+    await asyncio.sleep(0.01)
+    later = [job() for _ in range(3)]
+    await backend.enqueue_many(later)
+    claimed = {c.id for c in await backend.claim(["q"], 3, 30.0)}
+    assert claimed == {j.id for j in first}
+    expected = [j.id for j in sorted(later, key=lambda j: j.id)]
+    for budget in (10_000, 2):  # 2: the three running jobs come first in the index
+        monkeypatch.setattr(module, "OLDEST_BUDGET", budget)
+        assert [j.id for j in await backend.list_jobs(QUEUED, "q", limit=2)] == expected[:2]
+        assert {j.id for j in await backend.list_jobs(QUEUED, "q", limit=10)} == {j.id for j in later}

@@ -33,6 +33,11 @@ from .records import stored_job
 from .scripts import SCRIPTS, Script, pack, unpack
 
 _CHUNK = 1000
+OLDEST_MAX = 100
+"""``list_jobs(QUEUED, queue)`` pages up to this far read the queue's oldest ready jobs from its
+live index (``lua/oldest-1.lua``)."""
+OLDEST_BUDGET = 10_000
+"""Live entries that read examines at most (older ones may be running or waiting)."""
 """Entries a cleanup call handles per set, so one call never blocks Redis long."""
 _new_claim = functools.partial(tuple.__new__, Claim)
 """Claim((id, token, attempt, body)) without NamedTuple's Python-level __new__ (a hot path)."""
@@ -434,6 +439,13 @@ class RedisBackend(JobOperations):
     async def list_jobs(
         self, state: int, queue: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[StoredJob]:
+        if state == QUEUED and queue is not None and 0 < offset + limit <= OLDEST_MAX:
+            # The oldest ready jobs from the queue's live index (health checks, the dashboard):
+            # not every ready job of the queue read and sorted. Falls through when its budget ran out.
+            reply = await self._eval(SCRIPTS["oldest"], (self._queue(queue).live,), (offset + limit, OLDEST_BUDGET))
+            if int(reply[0]) == 1:
+                jobs = await self._fetch([(m.decode(), queue) for m in reply[1:]], await self.now())
+                return [job for job in jobs if job.state == QUEUED][offset:]
         client = await self._redis()
         queues = [queue] if queue is not None else await self._queues()
         if not queues or limit <= 0:
