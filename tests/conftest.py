@@ -19,6 +19,11 @@ import pytest
 from hypothesis import settings
 
 import fastjobs._core as active_core
+import fastjobs.backends.memory
+
+# Every stats() of the memory backend (counted from its indexes) is checked against a count
+# of every stored job.
+fastjobs.backends.memory.CHECK_STATS = True
 from tests.backends import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, reachable, tmpdir
 
 # No per-example deadline: speed is shown by the benchmarks, never asserted by

@@ -73,7 +73,6 @@ else:
 
 PriorityIndex = _heap.PriorityIndex
 JobSlot = _store.JobSlot
-tally = _store.tally
 
 JobRecord = _codec.JobRecord
 encode_job = _codec.encode_job
@@ -122,5 +121,5 @@ __all__ = [
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
     "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",
-    "encode_job", "encode_value", "implementation", "tally",
+    "encode_job", "encode_value", "implementation",
 ]

@@ -514,6 +514,21 @@ cdef class PriorityIndex:
         """How many entries wait for their due time."""
         return self._delayed.size
 
+    def delayed_ids(self):
+        """The ids of the entries waiting for their due time, in no particular order.
+
+        Example:
+            >>> index = PriorityIndex()
+            >>> index.push("now"); index.push("later", due=100.0)
+            >>> index.delayed_ids()
+            ['later']
+        """
+        cdef Py_ssize_t i
+        cdef list out = []
+        for i in range(self._delayed.size):
+            out.append(<object>self._entries[self._delayed.nodes[i].slot].job_id)
+        return out
+
     def clear(self):
         """Remove every entry."""
         cdef _Entry* entries = self._entries

@@ -346,6 +346,17 @@ class PriorityIndex:
         """How many entries wait for their due time."""
         return len(self._delayed)
 
+    def delayed_ids(self) -> list[Hashable]:
+        """The ids of the entries waiting for their due time, in no particular order.
+
+        Example:
+            >>> index = PriorityIndex()
+            >>> index.push("now"); index.push("later", due=100.0)
+            >>> index.delayed_ids()
+            ['later']
+        """
+        return [entry[2] for entry in self._delayed]
+
     def clear(self) -> None:
         """Remove every entry."""
         if self._calls_out:

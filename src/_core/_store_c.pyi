@@ -1,6 +1,5 @@
 """Type stub for the compiled job record (``_store_c``); mirrors ``_store_py``."""
 
-from collections.abc import Iterable
 from typing import Any
 
 class JobSlot:
@@ -21,5 +20,3 @@ class JobSlot:
     lease_until: float | None
     unique_key: str | None
     def __init__(self, new: tuple[Any, ...], now: float) -> None: ...
-
-def tally(slots: Iterable[JobSlot], now: float) -> dict[str, list[int]]: ...

@@ -6,10 +6,9 @@ in C and is not tracked by the cyclic GC (see ``_store_c`` for why).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from ._states_py import QUEUED, RETRY_PENDING, SCHEDULED, STATE_NAMES
+from ._states_py import QUEUED, SCHEDULED
 
 
 class JobSlot:
@@ -53,30 +52,3 @@ class JobSlot:
         else:
             self.state = QUEUED
             self.run_at = float(now)
-
-
-def tally(slots: Iterable[JobSlot], now: float) -> dict[str, list[int]]:
-    """Jobs per queue and state: ``{queue: [count of state 0, ..., count of state 7]}``.
-
-    A scheduled or retry-pending job whose ``run_at`` has come counts as queued
-    (what a worker would see). The memory backend's ``stats()`` over every
-    stored job (the compiled twin is one C loop).
-
-    Example:
-        >>> a = JobSlot(("a", "q", 0, 0.0, 1, b"", None), 10.0)
-        >>> b = JobSlot(("b", "q", 0, 5.0, 1, b"", None), 10.0)
-        >>> tally([a, b], 12.0), tally([a, b], 20.0)
-        ({'q': [1, 1, 0, 0, 0, 0, 0, 0]}, {'q': [0, 2, 0, 0, 0, 0, 0, 0]})
-    """
-    rows: dict[str, list[int]] = {}
-    states = len(STATE_NAMES)
-    for job in slots:
-        row = rows.get(job.queue)
-        if row is None:
-            row = rows[job.queue] = [0] * states
-        state = job.state
-        if (state == SCHEDULED or state == RETRY_PENDING) and job.run_at <= now:
-            state = QUEUED
-        if 0 <= state < states:
-            row[state] += 1
-    return rows

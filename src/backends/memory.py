@@ -39,7 +39,8 @@ import dataclasses
 import threading
 import weakref
 import time
-from typing import Any, Sequence
+from collections.abc import Iterable
+from typing import Any, Sequence, cast
 
 from .._core import (
     ACTIVE,
@@ -53,7 +54,6 @@ from .._core import (
     WAITING,
     JobSlot,
     PriorityIndex,
-    tally,
 )
 from ..errors import ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
@@ -89,6 +89,19 @@ def _snapshot(job: JobSlot, now: float, progress: bytes | None = None, deps: _De
     stored.limit_key = limit_key
     stored.task, stored.tags = task, tags
     return stored
+
+
+CHECK_STATS = False
+"""Tests: check every ``stats()`` against a count of every stored job."""
+
+
+def _count_every_job(jobs: Iterable[JobSlot], now: float) -> dict[str, list[int]]:
+    """What ``stats()`` counts from the indexes, counted job by job (:data:`CHECK_STATS`)."""
+    rows: dict[str, list[int]] = {}
+    for job in jobs:
+        state = QUEUED if job.state in (SCHEDULED, RETRY_PENDING) and job.run_at <= now else job.state
+        rows.setdefault(job.queue, [0] * len(STATE_NAMES))[state] += 1
+    return rows
 
 
 class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
@@ -608,5 +621,42 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
 
     async def stats(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            rows = tally(self._jobs.values(), time.time())
+            now = time.time()
+            rows = self._count_from_indexes(now)
+            if CHECK_STATS and rows != (every := _count_every_job(self._jobs.values(), now)):
+                raise AssertionError(f"stats from the indexes {rows} != a count of every job {every}")
         return {queue: dict(zip(STATE_NAMES, row)) for queue, row in rows.items()}
+
+    def _count_from_indexes(self, now: float) -> dict[str, list[int]]:
+        """Jobs per queue and state from the indexes the store keeps anyway, not from every job:
+        finished ones by the sizes of their search indexes, running ones from ``_active``, ready
+        and delayed ones from the claim indexes (a delayed job looked at one by one), waiting
+        ones as the queue's live jobs that are none of those."""
+        rows: dict[str, list[int]] = {}
+
+        def row(queue: str) -> list[int]:
+            counts = rows.get(queue)
+            if counts is None:
+                counts = rows[queue] = [0] * len(STATE_NAMES)
+            return counts
+
+        for (queue, state), index in self._done_keys.items():
+            if index:
+                row(queue)[state] += len(index)
+        for job in self._active.values():
+            row(job.queue)[ACTIVE] += 1
+        jobs = self._jobs
+        for queue, live in self._live_keys.items():
+            total = len(live)
+            if not total:
+                continue
+            counts = row(queue)
+            plain = self._indexes.get(queue)
+            claimable = [*([plain] if plain is not None else []), *self._limited.get(queue, {}).values()]
+            for claim_index in claimable:
+                counts[QUEUED] += claim_index.ready_count
+                for job_id in claim_index.delayed_ids():
+                    job = jobs[cast(str, job_id)]
+                    counts[QUEUED if job.run_at <= now else job.state] += 1
+            counts[WAITING] = total - counts[QUEUED] - counts[SCHEDULED] - counts[RETRY_PENDING] - counts[ACTIVE]
+        return {queue: counts for queue, counts in rows.items() if any(counts)}

@@ -937,3 +937,19 @@ def test_a_million_entries(core: types.SimpleNamespace) -> None:
     assert idx.pop(n, cutoff) == expected(promoted)
     assert idx.pop(n, math.inf) == expected([i for i in alive if due[i] > cutoff])
     assert len(idx) == 0 and idx.peek_due() is None
+
+
+@given(st.lists(st.tuples(st.integers(-5, 5), st.floats(0.0, 10.0)), max_size=40), st.floats(0.0, 10.0))
+def test_delayed_ids_are_the_entries_not_yet_due(core: types.SimpleNamespace, entries: list[tuple[int, float]],
+                                                now: float) -> None:
+    """What the memory backend's stats() reads the scheduled and retry-pending jobs from."""
+    idx = core.heap.PriorityIndex()
+    for i, (priority, due) in enumerate(entries):
+        idx.push(i, priority, due)
+    assert sorted(idx.delayed_ids()) == [i for i, (_, due) in enumerate(entries) if due > 0.0]
+    idx.promote(now)
+    assert sorted(idx.delayed_ids()) == [i for i, (_, due) in enumerate(entries) if due > now]
+    assert len(idx.delayed_ids()) == idx.delayed_count
+    for i in idx.delayed_ids():
+        idx.remove(i)
+    assert idx.delayed_ids() == [] and idx.ready_count == len(idx)

@@ -74,29 +74,3 @@ def test_compiled_record_is_not_tracked_by_the_gc() -> None:
     slot = compiled.JobSlot(("a", "q", 0, 0.0, 1, b"", None), 1.0)
     slot.errors = [b"e"]
     assert not gc.is_tracked(slot)
-
-
-@given(
-    jobs=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 7), st.floats(0, 100, allow_nan=False)),
-                  max_size=60),
-    now=st.floats(0, 100, allow_nan=False),
-)
-def test_tally_counts_jobs_per_queue_and_state(core: types.SimpleNamespace, jobs: list[tuple[str, int, float]],
-                                               now: float) -> None:
-    slots = []
-    for i, (queue, state, run_at) in enumerate(jobs):
-        slot = core.store.JobSlot((f"j{i}", queue, 0, 0.0, 1, b"", None), 0.0)
-        slot.state, slot.run_at = state, run_at
-        slots.append(slot)
-    expected: dict[str, list[int]] = {}
-    for queue, state, run_at in jobs:
-        due = state in (core.states.SCHEDULED, core.states.RETRY_PENDING) and run_at <= now
-        expected.setdefault(queue, [0] * len(core.states.STATE_NAMES))[core.states.QUEUED if due else state] += 1
-    assert core.store.tally(slots, now) == expected
-    assert core.store.tally(iter(slots), now) == expected
-
-
-def test_tally_refuses_what_is_not_a_job_record() -> None:
-    compiled = import_compiled("store")
-    with pytest.raises(TypeError):
-        compiled.tally([object()], 0.0)
