@@ -193,17 +193,23 @@ async def test_nothing_is_published_while_nobody_listens(pg: PostgresBackend, ad
     assert await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners') == 0
 
 
-async def test_an_event_committed_after_a_later_one_is_still_delivered(
-    pg: PostgresBackend, admin: asyncpg.Connection
-) -> None:
-    """A row's number is taken when its statement runs, and shows when its transaction commits:
-    the iterator asks again for the numbers it skipped."""
+async def listening(pg: PostgresBackend, admin: asyncpg.Connection) -> tuple[Any, asyncio.Future[Any]]:
+    """An events() iterator waiting for its first event, once its listener row is in."""
     events = pg.events()
     first = asyncio.ensure_future(events.__anext__())
     for _ in range(100):
         if await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners'):
             break
         await asyncio.sleep(0.02)
+    return events, first
+
+
+async def test_an_event_committed_after_a_later_one_is_still_delivered(
+    pg: PostgresBackend, admin: asyncpg.Connection
+) -> None:
+    """A row's number is taken when its statement runs, and shows when its transaction commits:
+    the iterator asks again for the numbers it skipped."""
+    events, first = await listening(pg, admin)
     async with admin.transaction():
         # The earlier number, held by an open transaction...
         await admin.execute(f'SELECT "{pg.schema}".publish(0::smallint, ARRAY[\'early\'], ARRAY[\'t\'], ARRAY[\'q\'])')
@@ -217,12 +223,7 @@ async def test_an_event_committed_after_a_later_one_is_still_delivered(
 
 
 async def test_an_events_iterator_registers_while_it_runs(pg: PostgresBackend, admin: asyncpg.Connection) -> None:
-    events = pg.events()
-    first = asyncio.ensure_future(events.__anext__())
-    for _ in range(100):
-        if await admin.fetchval(f'SELECT count(*) FROM "{pg.schema}".event_listeners'):
-            break
-        await asyncio.sleep(0.02)
+    events, first = await listening(pg, admin)
     await pg.enqueue_many([job("j1")])
     event = await asyncio.wait_for(first, 5)
     assert (event.kind, event.job_id, event.queue, event.task) == ("enqueued", "j1", "q", "t")
