@@ -25,6 +25,7 @@ from .errors import (
     DuplicateJobError,
     Fail,
     FastjobsError,
+    HookError,
     InvalidCursorError,
     InvalidOptionError,
     InvalidTransition,
@@ -44,6 +45,7 @@ from .context import Context
 from .handles import Batch, BatchProgress, JobHandle, JobHandles
 from .health import Health
 from .history import HistoryBucket
+from .hooks import Enqueuing, JobOutcome, WorkerState, worker_state
 from .job import AttemptError, JobInfo, Progress, new_job_id
 from .search import JobPage
 from .task import Call, Task
@@ -52,10 +54,11 @@ from .worker import Worker
 
 __all__ = [
     "App", "AttemptError", "BackendError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
-    "CorruptJobError", "DependencyError", "DuplicateJobError", "Event", "Exponential", "Fail", "FastjobsError", "Fixed", "Health", "HistoryBucket",
+    "Enqueuing",
+    "CorruptJobError", "DependencyError", "DuplicateJobError", "Event", "Exponential", "Fail", "FastjobsError", "Fixed", "Health", "HistoryBucket", "HookError",
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo",
-    "JobNotFoundError", "JobPage", "JobStateError", "JobTimeoutError",
+    "JobNotFoundError", "JobOutcome", "JobPage", "JobStateError", "JobTimeoutError",
     "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "Task", "UnencodableError",
-    "UnknownTaskError", "Worker", "WorkerInfo", "WorkerShutdown", "__version__", "core_implementation",
-    "new_job_id",
+    "UnknownTaskError", "Worker", "WorkerInfo", "WorkerShutdown", "WorkerState", "__version__", "core_implementation",
+    "new_job_id", "worker_state",
 ]

@@ -33,6 +33,8 @@ from ._core import PayloadTooLargeError, UnencodableError, encode_value
 from .backends.base import HISTOGRAM_BOUNDS, Ack, AckKind, Backend, Claim, HistoryRow, Outcome
 from .history import Tally
 from .job import error_record, exception_record
+from .logs import job_fields
+from .metrics import WorkerMetrics
 from .retries import RetryPolicy
 
 if TYPE_CHECKING:
@@ -58,17 +60,19 @@ class AckBuffer:
         ack_interval: otherwise flush this many seconds after the first one.
         max_payload: the largest result that can be stored, in bytes.
         worker: the worker's id, written in the error record of each failed attempt.
-        history: send the runs as history rows with the acks (False: count nothing).
+        history: send the runs as history rows with the acks (False: send none).
+        metrics: add each flush's runs to these monitoring counters (None: count nothing).
     """
 
     def __init__(self, ack_batch: int, ack_interval: float, max_payload: int, worker: str | None = None,
-                 history: bool = True) -> None:
+                 history: bool = True, metrics: WorkerMetrics | None = None) -> None:
         self.ack_batch = ack_batch
         self.ack_interval = ack_interval
         self.max_payload = max_payload
         self.worker = worker
         self.history = history
         """False: runs are not sent as history rows (App(history=False))."""
+        self.metrics = metrics
         self.retries = RetryPolicy()
         self._succeeded = 0
         self._failed = 0
@@ -100,14 +104,14 @@ class AckBuffer:
 
     # -- outcomes -------------------------------------------------------------------
 
-    def succeed(self, claim: Claim, record: JobRecord, value: Any, seconds: float) -> None:
-        """An attempt returned ``value`` after running ``seconds``."""
+    def succeed(self, claim: Claim, record: JobRecord, value: Any, seconds: float) -> Exception | None:
+        """An attempt returned ``value`` after running ``seconds``; the error if the result cannot
+        be stored (the job is dead-lettered: running it again would return the same)."""
         try:
             payload = None if value is None else encode_value(value, self.max_payload)
         except (UnencodableError, PayloadTooLargeError) as exc:
-            # Running it again would return the same value: dead-letter it.
             self.dead_letter(claim, type(exc).__name__, f"the result cannot be stored: {exc}", record, seconds)
-            return
+            return exc
         self.pending.append(Ack(claim.id, claim.token, SUCCEED, payload))
         self._succeeded += 1
         # The hot path: the cell of the previous success if the job is of the same task, then
@@ -118,27 +122,33 @@ class AckBuffer:
             self._last = (record.queue, record.task, cell)
         cell[0] += seconds
         cell[1 if seconds <= _FIRST_BOUND else bisect_left(HISTOGRAM_BOUNDS, seconds) + 1] += 1
+        return None
 
-    def fail(self, claim: Claim, record: JobRecord, exc: BaseException, seconds: float) -> None:
-        """An attempt raised ``exc`` after running ``seconds``: retry it after its backoff, or dead-letter it."""
+    def fail(self, claim: Claim, record: JobRecord, exc: BaseException, seconds: float, timed_out: bool = False) -> bool:
+        """An attempt raised ``exc`` (or ran past its timeout) after running ``seconds``: retry it
+        after its backoff (True), or dead-letter it (False)."""
         self._failed += 1
         attempt = claim.attempt
         # The start, from the wall clock now and the monotonic run time: no clock read per job.
         payload = exception_record(attempt, exc, self.worker, time.time() - seconds)
         retry, delay = self.retries.decide(claim.id, record, attempt, exc)
         self.tally.add(record.queue, record.task, RETRIED if retry else DIED, seconds)
+        if timed_out and retry and self.metrics is not None:
+            self.metrics.add_timed_out(record.queue, record.task)
+        extra = job_fields(claim.id, record.task, record.queue, attempt, self.worker)
         if retry:
             self.pending.append(Ack(claim.id, claim.token, RETRY, payload, delay))
             log.warning(
                 "job %s (%s) attempt %d/%d failed: %s: %s; retrying in %.3g s",
-                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc, delay,
+                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc, delay, extra=extra,
             )
         else:
             self.pending.append(Ack(claim.id, claim.token, DEAD, payload))
             log.error(
                 "job %s (%s) attempt %d/%d failed: %s: %s; dead-lettered",
-                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc,
+                claim.id, record.task, attempt, record.max_attempts, type(exc).__name__, exc, extra=extra,
             )
+        return retry
 
     def dead_letter(self, claim: Claim, kind: str, message: str, record: JobRecord | None = None,
                     seconds: float = 0.0) -> None:
@@ -146,7 +156,9 @@ class AckBuffer:
 
         Counted in the history as dead under its queue and task when ``record`` is known."""
         self._failed += 1
-        log.error("job %s dead-lettered: %s: %s", claim.id, kind, message)
+        extra = job_fields(claim.id, None if record is None else record.task, None if record is None else record.queue,
+                           claim.attempt, self.worker)
+        log.error("job %s dead-lettered: %s: %s", claim.id, kind, message, extra=extra)
         payload = error_record(claim.attempt, kind, message, worker=self.worker, started_at=time.time() - seconds)
         self.pending.append(Ack(claim.id, claim.token, DEAD, payload))
         if record is not None:
@@ -217,7 +229,10 @@ class AckBuffer:
                 unsure, self._unsure = self._unsure, []
                 carry, self._carry = self._carry, []
                 try:
+                    sent = time.perf_counter()
                     applied = await backend.ack_many(batch, history=rows + carry if carry else rows)
+                    if self.metrics is not None:
+                        self.metrics.add_round_trip("ack", time.perf_counter() - sent)
                 except Exception as exc:
                     self.pending[:0] = batch  # keep them, in order, for the next try
                     self._unsure = [*unsure, (len(batch) - sum(n for n, _ in unsure), rows)]
@@ -251,7 +266,11 @@ class AckBuffer:
                 self.schedule()
 
     def _take_rows(self) -> list[HistoryRow]:
-        rows = self.tally.rows() if self.history else []
+        rows = self.tally.rows() if self.history or self.metrics is not None else []
+        if self.metrics is not None:
+            self.metrics.add_rows(rows)
+            if not self.history:
+                rows = []
         self.tally = Tally()
         self._last = ("", "", [])
         return rows

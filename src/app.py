@@ -20,12 +20,13 @@ import sys
 import threading
 import time
 import weakref
+from dataclasses import replace
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from ._core import DEFAULT_MAX_PAYLOAD, Backoff
 from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, WorkerInfo, backend_class, redact_url
-from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
+from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE, RESERVED_META_PREFIXES
 from .errors import ConfigurationError, InvalidOptionError
 from .handles import Batch, JobHandles
 from .job import JobInfo, new_job_ids
@@ -34,6 +35,8 @@ from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
 from .backends.base import Event
 from .events import listen, parse_queues
 from .history import HistoryBucket, read_history
+from .hooks import Enqueuing, HookRegistration, Hooks, check_hook
+from . import metrics
 from .search import Instant
 from .operations import JobOperations
 from .task import Call, Task
@@ -84,7 +87,7 @@ class _SyncBridge:
             self.loop.close()  # else its self-pipe sockets leak (ResourceWarning)
 
 
-class App(JobOperations):
+class App(JobOperations, HookRegistration):
     """A fastjobs application: the backend URL, the task registry and defaults.
 
     Args:
@@ -148,6 +151,8 @@ class App(JobOperations):
         """Whether workers of this App write throughput history (see :meth:`history`)."""
         self._backend_extra = backend_options
         self.tasks: dict[str, Task[..., Any]] = {}
+        self.hooks = Hooks()
+        """The hooks registered with :meth:`before_job`, :meth:`on_worker_start` and the like (:mod:`fastjobs.hooks`)."""
         self.schedules: dict[str, Schedule] = {}
         """Periodic tasks by name: what :meth:`periodic` registered."""
         self._shared: Backend | None = None
@@ -184,6 +189,7 @@ class App(JobOperations):
         lease: float | None = None,
         context: bool = False,
         limit: Limit | None = None,
+        on_dead: Callable[..., Any] | None = None,
     ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
 
     def task(
@@ -200,6 +206,7 @@ class App(JobOperations):
         lease: float | None = None,
         context: bool = False,
         limit: Limit | None = None,
+        on_dead: Callable[..., Any] | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function (``async def`` or plain ``def``) as a task.
 
@@ -222,6 +229,8 @@ class App(JobOperations):
             >>> send_email.name.endswith("send_email")
             True
         """
+        if on_dead is not None:
+            check_hook("on_dead", on_dead)
         options = TaskOptions(
             queue, priority, max_attempts,
             Backoff() if backoff is UNSET else backoff,
@@ -243,6 +252,7 @@ class App(JobOperations):
                 task_options = TaskOptions(queue, priority, max_attempts, options.backoff, timeout, lease,
                                            check_limit(limit, task_name))
             task: Task[P, R] = Task(self, func, task_name, task_options, context)
+            task.on_dead = on_dead
             self.tasks[task_name] = task
             return task
 
@@ -380,6 +390,18 @@ class App(JobOperations):
             >>> await app.enqueue_many([send_email.call("a@b.c"), resize.call("x.png")])  # doctest: +SKIP
         """
         calls = list(calls)
+        if self.hooks.before_enqueue:
+            calls = self._before_enqueue(calls)
+        return await self._enqueue(calls, connection)
+
+    def enqueue_many_sync(self, calls: Iterable[Call[Any]]) -> JobHandles:
+        """:meth:`enqueue_many` for synchronous code."""
+        new_calls = list(calls)
+        if self.hooks.before_enqueue:  # here, in the caller's thread and context (its current trace span)
+            new_calls = self._before_enqueue(new_calls)
+        return self.run_sync(self._enqueue(new_calls, None))
+
+    async def _enqueue(self, calls: list[Call[Any]], connection: Any) -> JobHandles:
         if not calls:
             return JobHandles(self, [])
         max_payload = self.max_payload
@@ -388,13 +410,40 @@ class App(JobOperations):
         if any(call.depends_on for call in calls):
             check_dependencies(new_jobs)
         backend = await self.backend()
-        ids = await backend.enqueue_many(new_jobs, connection=connection)
+        counter = metrics.PROCESS
+        if counter is None:
+            ids = await backend.enqueue_many(new_jobs, connection=connection)
+        else:
+            sent = time.perf_counter()
+            ids = await backend.enqueue_many(new_jobs, connection=connection)
+            counter.add_round_trip("enqueue", time.perf_counter() - sent)
         return JobHandles(self, ids)
 
-    def enqueue_many_sync(self, calls: Iterable[Call[Any]]) -> JobHandles:
-        """:meth:`enqueue_many` for synchronous code."""
-        new_calls = list(calls)
-        return self.run_sync(self.enqueue_many(new_calls))
+    def _before_enqueue(self, calls: list[Call[Any]]) -> list[Call[Any]]:
+        """Run the before_enqueue hooks on each call: the calls, their ids fixed and their meta as the hooks left it.
+
+        A hook that raises fails the enqueue (nothing is stored): a job missing what a hook
+        adds (a tenant, a trace) should not run as if it had it.
+        """
+        hooks = self.hooks.before_enqueue
+        hooked = []
+        for call, job_id in zip(calls, new_job_ids(len(calls))):
+            job_id = call.job_id or job_id
+            before = call.meta or {}
+            job = Enqueuing(job_id, call.task.name, call.options.queue, call.args, call.kwargs, dict(before))
+            for hook in hooks:
+                hook(job)
+            meta = job.meta
+            if not isinstance(meta, dict):
+                raise InvalidOptionError(f"a before_enqueue hook replaced job.meta with {meta!r}: add keys to it instead")
+            for key in meta:
+                if key not in before and (not isinstance(key, str) or key.startswith(RESERVED_META_PREFIXES)):
+                    raise InvalidOptionError(
+                        f"a before_enqueue hook added the meta key {key!r}: keys are str, and those starting "
+                        f"with {' or '.join(map(repr, RESERVED_META_PREFIXES))} are fastjobs' own; rename it"
+                    )
+            hooked.append(replace(call, job_id=job_id, meta=meta or None))
+        return hooked
 
     async def chain(self, *calls: Call[Any], pass_results: bool = True, connection: Any = None) -> JobHandles:
         """Enqueue calls that run one after another, atomically: each starts once the one before succeeded.

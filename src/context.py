@@ -32,6 +32,10 @@ class Context:
             it ran (seen at the next lease renewal, every lease/3 seconds). Async
             handlers are also cancelled at their next ``await``; plain ``def``
             handlers cannot be interrupted and should check this flag.
+        args, kwargs, meta: the job's arguments and its meta (``options(meta=)``, what
+            ``before_enqueue`` hooks added, and fastjobs' own ``fastjobs.`` keys).
+        state: the worker's :class:`~fastjobs.WorkerState` (what its start hooks opened).
+        worker_id: the id of the worker running it.
 
     Example:
         >>> @app.task(context=True)  # doctest: +SKIP
@@ -46,7 +50,7 @@ class Context:
     """
 
     __slots__ = ("job_id", "task", "queue", "attempt", "max_attempts", "cancelled", "lease_until", "batch_id",
-                 "_token", "_backend", "_loop")
+                 "args", "kwargs", "meta", "state", "worker_id", "_token", "_backend", "_loop")
 
     def __init__(self, job_id: str, task: str, queue: str, attempt: int, max_attempts: int, token: int,
                  backend: Any, loop: Any, lease_until: float) -> None:
@@ -60,6 +64,12 @@ class Context:
         """When the lease runs out unless renewed (the worker's clock, epoch seconds); renewed while the job runs."""
         self.batch_id: str | None = None
         """For a batch callback (``then``/``catch``/``finally_``): the batch's id, for ``app.get_batch``."""
+        self.args: tuple[Any, ...] = ()
+        self.kwargs: dict[str, Any] = {}
+        self.meta: dict[str, Any] = {}
+        self.state: Any = None
+        """The worker's :class:`~fastjobs.WorkerState`."""
+        self.worker_id = ""
         self._token = token
         self._backend = backend
         self._loop = loop

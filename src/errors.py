@@ -156,6 +156,11 @@ class LeaseExpiredError(FastjobsError):
     """A job's lease ran out (its worker died or stalled) and it was taken back."""
 
 
+class HookError(FastjobsError):
+    """An ``on_worker_start`` hook raised: the worker stopped before claiming (``fastjobs worker``
+    exits with status 3). The hook's exception is the ``__cause__``; fix the hook or what it opens."""
+
+
 class WorkerShutdown(FastjobsError):
     """A running job was interrupted because its worker shut down."""
 

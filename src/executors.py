@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 import sys
 import threading
@@ -25,29 +26,39 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .hooks import STATE
+
 if TYPE_CHECKING:
     from ._core import JobRecord
+    from .hooks import WorkerState
     from .backends.base import Claim
     from .context import Context
     from .task import Task
 
 
-def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
+               context: contextvars.Context | None = None) -> asyncio.Task[Any]:
     """Wrap a handler's coroutine in its own Task, started eagerly where Python can.
 
     Every handler gets a real Task, so ``asyncio.current_task()``, ``asyncio.timeout``,
     ``wait_for`` and context variables see the job, never the worker. On Python 3.12+
     the Task runs its first step at once (``eager_start``): a handler that finishes
     without suspending is done before this returns and never touches the scheduler.
-    On 3.10 and 3.11 the first step waits one loop iteration.
+    On 3.10 and 3.11 the first step waits one loop iteration. ``context``: the
+    contextvars context the Task runs in (default: a copy of the current one).
     """
-    return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    return asyncio.Task(coro, loop=loop, eager_start=True, context=context)  # type: ignore[call-arg]
 
 
 if sys.version_info < (3, 12):
 
-    def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:  # noqa: F811
-        return loop.create_task(coro)
+    def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],  # noqa: F811
+                   context: contextvars.Context | None = None) -> asyncio.Task[Any]:
+        if context is None:
+            return loop.create_task(coro)
+        if sys.version_info >= (3, 11):
+            return loop.create_task(coro, context=context)
+        return context.run(loop.create_task, coro)  # 3.10: the Task copies the context it is made in
 
 
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
@@ -71,7 +82,7 @@ class Running:
     """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
 
     __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx",
-                 "start_by", "ran")
+                 "start_by", "ran", "jctx")
 
     def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
         self.claim = claim
@@ -89,6 +100,9 @@ class Running:
         self.ran = 0.0
         """Sync jobs: seconds the handler ran, measured by its thread (the history's run time)."""
         self.ctx: Context | None = None
+        """Its Context: the handler's first argument if its task takes one, and what its hooks get."""
+        self.jctx: contextvars.Context | None = None
+        """With job hooks: the contextvars context its hooks and handler share (see :mod:`fastjobs.hooks`)."""
         self.start_by = float("inf")
         """Sync jobs: ``time.monotonic()`` after which a thread must not start it (see :data:`LEASE_SAFETY`)."""
 
@@ -103,8 +117,10 @@ class ThreadRunner:
     hold the process open: its job comes back when its lease expires.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, deliver: Callable[[list[tuple[Running, Any, BaseException | None]]], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, deliver: Callable[[list[tuple[Running, Any, BaseException | None]]], None],
+                 state: WorkerState | None = None) -> None:
         self.loop = loop
+        self.state = state
         self.size = size
         self.deliver = deliver
         self.todo: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
@@ -132,6 +148,8 @@ class ThreadRunner:
             self.todo.put(None)
 
     def _work(self) -> None:
+        if self.state is not None:
+            STATE.set(self.state)  # fastjobs.worker_state() in plain def handlers
         lock = self.lock
         while True:
             running = self.todo.get()
@@ -149,9 +167,13 @@ class ThreadRunner:
                 outcome = (running, None, LEASE_UNCONFIRMED)
             else:
                 record = running.record
-                args = record.args if running.ctx is None else (running.ctx, *record.args)
+                task = running.task
+                args = (running.ctx, *record.args) if task.context else record.args
                 try:
-                    outcome = (running, running.task.fn(*args, **record.kwargs), None)
+                    if running.jctx is None:
+                        outcome = (running, task.fn(*args, **record.kwargs), None)
+                    else:
+                        outcome = (running, running.jctx.run(task.fn, *args, **record.kwargs), None)
                 except BaseException as exc:  # the handler's failure, reported like any other
                     outcome = (running, None, exc)
                 running.ran = time.monotonic() - now

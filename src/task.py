@@ -174,6 +174,8 @@ class Task(Generic[P, R]):
         self.context = context
         """Whether the handler takes a :class:`~fastjobs.Context` as its first argument."""
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.on_dead: Callable[..., Any] | None = None
+        """Run as ``on_dead(ctx, outcome)`` when one of its jobs is dead-lettered (``@app.task(on_dead=...)``)."""
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:

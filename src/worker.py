@@ -26,42 +26,39 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import functools
+import inspect
 import logging
 import signal
 import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._core import (
-    SUCCEEDED,
-    CorruptJobError,
-    PayloadTooLargeError,
-    UnencodableError,
-    decode_job,
-    decode_value,
-)
 from .acks import AckBuffer
 from .backends import redact_url
 from .backends.base import Backend, Claim
-from .constants import BATCH, PIPE
-from .context import Context
-from .errors import ConfigurationError, DependencyError, InvalidOptionError, JobTimeoutError, UnknownTaskError
-from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
+from . import metrics as _metrics
+from .errors import (
+    ConfigurationError,
+    HookError,
+    InvalidOptionError,
+    LeaseExpiredError,
+    WorkerShutdown,
+)
+from .executors import LEASE_SAFETY, Running, ThreadRunner
+from .hooks import STATE, WorkerState
 from .options import validate_queue
 from .periodic import run_schedules
 from .registry import Membership
+from .runs import JobRuns
 from .signals import install_stop_signals, remove_stop_signals
 
 if TYPE_CHECKING:
-    from ._core import JobRecord
     from .app import App
-    from .task import Task
 
 log = logging.getLogger("fastjobs.worker")
 
 
-class Worker:
+class Worker(JobRuns):
     """Runs the jobs of an :class:`~fastjobs.App` from some queues.
 
     Args:
@@ -83,6 +80,8 @@ class Worker:
         handle_signals: install SIGTERM/SIGINT handlers (main thread only).
         schedule: enqueue the due ticks of the App's periodic tasks (every
             worker may: each tick is stored once, see :mod:`fastjobs.periodic`).
+        metrics: count jobs, run and wait times and round trips for monitoring
+            (:mod:`fastjobs.metrics`: :attr:`metrics`); implied by ``metrics_port``.
     """
 
     def __init__(
@@ -101,6 +100,7 @@ class Worker:
         burst: bool = False,
         handle_signals: bool = True,
         schedule: bool = True,
+        metrics: bool = False,
     ) -> None:
         if not app.tasks:
             raise ConfigurationError("this App has no tasks: register some with @app.task before starting a worker")
@@ -150,7 +150,18 @@ class Worker:
         self._membership = Membership(self.queues, concurrency, leases)
         self.id = self._membership.id
         """This worker in the backend's registry (:meth:`~fastjobs.App.workers`)."""
-        self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload, self.id, history=app.history_enabled)
+        self.state = WorkerState(self.id)
+        """What the App's ``on_worker_start`` hooks open for the handlers (:mod:`fastjobs.hooks`)."""
+        self.metrics = _metrics.enable() if metrics else None
+        """This process's monitoring counters (None unless ``metrics``), see :mod:`fastjobs.metrics`."""
+        self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload, self.id, history=app.history_enabled,
+                                 metrics=self.metrics)
+        self._around = False
+        """Whether job hooks run around each job (set when the worker starts)."""
+        self._befores: list[Any] = []
+        self._befores_async: list[Any] = []
+        self._hook_tasks: set[asyncio.Task[Any]] = set()
+        """Async hooks under way (kept referenced; shutdown waits for them)."""
 
     # -- control ---------------------------------------------------------------
 
@@ -202,9 +213,42 @@ class Worker:
         self._started = True
         loop = asyncio.get_running_loop()
         self._loop = loop
+        hooks = self.app.hooks
+        self._around = hooks.around_jobs or any(t.on_dead for t in self.app.tasks.values())
+        self._befores = [h for h in hooks.before_job if not inspect.iscoroutinefunction(h)]
+        self._befores_async = [h for h in hooks.before_job if inspect.iscoroutinefunction(h)]
+        # Tasks started from here on (handlers included) inherit it: fastjobs.worker_state().
+        state_token = STATE.set(self.state)
+        try:
+            await self._lifecycle("on_worker_start")
+            await self._run(loop)
+        finally:
+            await self._lifecycle("on_worker_stop")
+            STATE.reset(state_token)
+
+    async def _lifecycle(self, kind: str) -> None:
+        """Run the App's on_worker_start or on_worker_stop hooks, in order."""
+        for hook in getattr(self.app.hooks, kind):
+            try:
+                result = hook(self.state)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                name = getattr(hook, "__qualname__", repr(hook))
+                if kind == "on_worker_start":
+                    raise HookError(
+                        f"the on_worker_start hook {name} raised {type(exc).__name__}: {exc}; the worker stopped "
+                        "before claiming any job (fix the hook, or what it opens)"
+                    ) from exc
+                log.exception("the %s hook %s raised; ignored", kind, name)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         backend = self._backend = await self.app.backend()
         self._ackbuf.start(backend, loop)
-        self._threads = ThreadRunner(loop, self.threads, self._sync_done)
+        self._threads = ThreadRunner(loop, self.threads, self._sync_done, self.state)
+        if self.metrics is not None:
+            ackbuf = self._ackbuf
+            self.metrics.add_worker(self.concurrency, self._running.__len__, lambda: ackbuf.discarded)
         signals = install_stop_signals(loop, self._on_signal) if self.handle_signals else []
         await self._membership.register(backend)
         heartbeat = loop.create_task(self._heartbeat())
@@ -290,6 +334,8 @@ class Worker:
                     await self._wait_any(asyncio.sleep(0.5))
                     continue
                 self._claim_failed = False
+                if self.metrics is not None and claim_sent is not None:
+                    self._metrics_claimed(claims, claim_sent)
                 if claims:
                     if not pending:  # else the older claims' confirmation is the lower bound
                         self._pending_confirmed = claim_sent or 0.0
@@ -347,195 +393,6 @@ class Worker:
             await self._wait_any(asyncio.sleep(self.poll_interval))
         return held
 
-    def _start_batch(self, claims: list[Claim]) -> None:
-        registry = self.app.tasks
-        max_payload = self.app.max_payload
-        for claim in claims:
-            try:
-                record = decode_job(claim.body, max_payload)
-            except (CorruptJobError, PayloadTooLargeError) as exc:
-                self._ackbuf.dead_letter(claim, type(exc).__name__, f"undecodable job payload: {exc}")
-                continue
-            task = registry.get(record.task) or self.app.builtin_tasks.get(record.task)
-            if task is None:
-                self._ackbuf.dead_letter(
-                    claim, UnknownTaskError.__name__,
-                    f"no task named {record.task!r} is registered in this worker; "
-                    "register it with @app.task (workers never import code a job names)", record,
-                )
-                continue
-            record.attempt = claim.attempt
-            if record.meta and PIPE in record.meta:
-                self._start_piped(claim, record, task)
-            else:
-                self._start_one(claim, record, task)
-
-    def _start_one(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
-        if not task.is_async:
-            self._submit_sync(claim, record, task)
-            return
-        lease = task.default_options.lease or self.app.lease
-        ctx = self._context(claim, record, task) if task.context else None
-        running = Running(claim, record, task, None, lease)
-        running.ctx = ctx
-        # Its run time counts from here to its outcome (_settle): exact when it finishes in its
-        # eager first step (3.12+); else it includes the loop's turns before its first step
-        # (before 3.12) and before its done callback. Timing inside the Task would be exact but
-        # costs a coroutine per job (~0.7 us measured, 7% of a no-op job); this, two clock reads.
-        running.started = time.monotonic()
-        try:
-            args = record.args if ctx is None else (ctx, *record.args)
-            job_task = running.future = start_task(self._loop, task.fn(*args, **record.kwargs))
-        except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
-            self._ackbuf.fail(claim, record, exc, 0.0)
-            return
-        if job_task.done():  # finished in its eager first step
-            self._settle(running, job_task)
-        else:
-            self._track(running)
-
-    def _start_piped(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
-        """A chain step: read the previous step's result (one round trip), pass it first, then start.
-
-        While the read is in flight the job is tracked like a running sync job (no
-        future), so its lease is renewed, its slot counted and shutdown waits for it.
-        """
-        lease = task.default_options.lease or self.app.lease
-        fetching = Running(claim, record, task, None, lease)
-        fetching.started = time.monotonic()  # the step's timeout bounds the fetch too
-        self._track(fetching)
-
-        async def start() -> None:
-            parent_id = str(record.meta[PIPE])
-            try:
-                stored = await self._backend.get(parent_id)  # type: ignore[union-attr]
-            except Exception as exc:  # the backend failed: this attempt fails, and is retried
-                if self._forget(fetching) and not fetching.lost:
-                    self._ackbuf.fail(claim, record, exc, time.monotonic() - fetching.started)  # type: ignore[operator]
-                    self._ackbuf.schedule()
-                return
-            if not self._forget(fetching) or fetching.lost:
-                return  # timed out, or its lease was lost meanwhile
-            if self._stop.is_set():  # shutting down: give it back unstarted
-                self._ackbuf.release(claim)
-            elif stored is None or stored.state != SUCCEEDED:
-                self._ackbuf.dead_letter(
-                    claim, DependencyError.__name__,
-                    f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
-                    "kept result_ttl seconds after a job succeeded; raise the App's result_ttl", record,
-                )
-            else:
-                try:
-                    value = None if stored.result is None else decode_value(stored.result, self.app.max_payload)
-                except (CorruptJobError, PayloadTooLargeError, UnencodableError) as exc:
-                    self._ackbuf.dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}",
-                                             record)
-                else:
-                    record.args = (value, *record.args)
-                    self._start_one(claim, record, task)
-            self._ackbuf.schedule()
-
-        starting = self._loop.create_task(start())
-        self._starting.add(starting)
-        starting.add_done_callback(self._starting.discard)
-
-    def _context(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> Context:
-        # Claimed with the App's lease; the first renewal applies the task's own.
-        ctx = Context(claim.id, task.name, record.queue, claim.attempt, record.max_attempts, claim.token,
-                      self._backend, self._loop, time.time() + self.app.lease)
-        if record.meta and BATCH in record.meta:
-            ctx.batch_id = record.meta[BATCH]
-        return ctx
-
-    def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
-        assert self._threads is not None
-        lease = task.default_options.lease or self.app.lease
-        running = Running(claim, record, task, None, lease)
-        # Claimed with the App's lease; a thread must not start it once that may have run out.
-        running.start_by = self._pending_confirmed + self.app.lease * LEASE_SAFETY
-        if task.context:
-            running.ctx = self._context(claim, record, task)
-        self._track(running)
-        self._threads.submit(running)
-
-    def _track(self, running: Running) -> None:
-        job_id = running.claim.id
-        self._running[job_id] = running
-        timeout = running.record.timeout
-        if timeout is not None:
-            running.timer = self._loop.call_later(timeout, self._time_out, running)
-        if running.future is not None:
-            running.future.add_done_callback(functools.partial(self._done, running))
-
-    def _time_out(self, running: Running) -> None:
-        if running.future is not None:
-            running.timed_out = True
-            running.future.cancel()
-            return
-        # A sync job's timeout counts from when a thread took it, not from when it
-        # queued for one; the timer was armed at submit, so check and re-arm.
-        timeout = running.record.timeout
-        assert timeout is not None
-        started = running.started
-        remaining = timeout if started is None else started + timeout - time.monotonic()
-        if remaining > 0:
-            running.timer = self._loop.call_later(remaining, self._time_out, running)
-            return
-        running.timed_out = True
-        if running.ctx is not None:
-            running.ctx.cancelled = True  # the thread runs on: tell a handler that checks
-        # A thread cannot be killed: fail the attempt now and free the slot; the
-        # thread runs on and its late outcome is discarded.
-        self._forget(running)
-        self._ackbuf.fail(running.claim, running.record, self._timeout_error(running), timeout - remaining)
-        self._ackbuf.schedule()
-
-    def _timeout_error(self, running: Running) -> JobTimeoutError:
-        return JobTimeoutError(f"job {running.claim.id} ran longer than its timeout of {running.record.timeout} s")
-
-    def _forget(self, running: Running) -> bool:
-        if self._running.get(running.claim.id) is not running:
-            return False
-        del self._running[running.claim.id]
-        if running.timer is not None:
-            running.timer.cancel()
-        self._slot_free.set()
-        return True
-
-    def _done(self, running: Running, fut: asyncio.Future[Any]) -> None:
-        if not self._forget(running) or running.lost:
-            return  # given back at shutdown, or its lease was lost: the outcome is discarded
-        self._settle(running, fut)
-        self._ackbuf.schedule()
-
-    def _settle(self, running: Running, fut: asyncio.Future[Any]) -> None:
-        """Turn a finished handler Task into its ack."""
-        claim, record = running.claim, running.record
-        seconds = time.monotonic() - running.started  # type: ignore[operator]  # set for every async job
-        if fut.cancelled():
-            if running.timed_out:
-                self._ackbuf.fail(claim, record, self._timeout_error(running), seconds)
-            else:  # interrupted by shutdown: give it back without using the attempt
-                self._ackbuf.release(claim)
-            return
-        exc = fut.exception()
-        if exc is None:
-            self._ackbuf.succeed(claim, record, fut.result(), seconds)
-        else:
-            self._ackbuf.fail(claim, record, exc, seconds)
-
-    def _sync_done(self, outcomes: list[tuple[Running, Any, BaseException | None]]) -> None:
-        for running, value, exc in outcomes:
-            if not self._forget(running) or running.lost:
-                continue  # timed out, or its lease was lost: the outcome is discarded
-            if exc is None:
-                self._ackbuf.succeed(running.claim, running.record, value, running.ran)
-            elif exc is LEASE_UNCONFIRMED:  # a thread found it too late to start: give it back
-                self._ackbuf.release(running.claim)
-            else:
-                self._ackbuf.fail(running.claim, running.record, exc, running.ran)
-        self._ackbuf.schedule()
-
     # -- leases and maintenance -------------------------------------------------
 
     async def _heartbeat(self) -> None:
@@ -568,6 +425,8 @@ class Worker:
         confirmed = sent if self._claim_sent is None else min(sent, self._claim_sent)
         try:
             applied = await backend.renew(leases, beat)
+            if self.metrics is not None:
+                self.metrics.add_round_trip("renew", time.monotonic() - sent)
         except Exception as exc:
             log.warning("lease renewal failed (%s: %s)", type(exc).__name__, exc)
             self._renew_failed = True
@@ -594,6 +453,8 @@ class Worker:
                 self._forget(r)
                 if r.future is not None:
                     r.future.cancel()
+                self._cancelled(r, LeaseExpiredError(f"job {r.claim.id} lost its lease (cancelled, or taken back "
+                                                     "after its lease expired)"), thread_running=r.future is None)
         return True
 
     async def _resync(self) -> None:
@@ -660,6 +521,7 @@ class Worker:
             if running.future is None and self._threads is not None and self._threads.withdraw(running):
                 self._forget(running)
                 self._ackbuf.release(running.claim)
+                self._cancelled(running, WorkerShutdown(f"job {running.claim.id} was given back unstarted at shutdown"))
         self._ackbuf.schedule(now=True)
         deadline = time.monotonic() + self.shutdown_grace
         while self._running and not self._forced.is_set() and time.monotonic() < deadline:
@@ -678,6 +540,7 @@ class Worker:
             log.warning("%d sync jobs are still running in threads; they will run again after their lease expires", abandoned)
         await self._ackbuf.drain(timeout=5.0 if not self._forced.is_set() else 1.0)
         self._ackbuf.close()
+        if self._hook_tasks:  # async after_job / on_dead hooks still under way
+            await asyncio.wait(self._hook_tasks, timeout=max(1.0, deadline - time.monotonic()))
         if self._threads is not None:
             self._threads.stop()
-

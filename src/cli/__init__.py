@@ -29,12 +29,12 @@ The commands live one concern a module: :mod:`.worker`, :mod:`.admin` (enqueue, 
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from ..errors import BackendError, FastjobsError
+from ..errors import BackendError, FastjobsError, HookError
+from ..logs import configure as configure_logs
 from . import actions, admin, jobs, queues, web, worker, workers
 from ._common import (
     WIDTH,
@@ -43,6 +43,7 @@ from ._common import (
     Parser,
     UsageError,
     load_app,
+    log,
     read_only_backend,
 )
 from .workers import format_workers
@@ -69,13 +70,13 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``fastjobs`` command; return its exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-    )
+    configure_logs(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     try:
         code: int = args.func(args)
         return code
+    except HookError as exc:  # the App's on_worker_start hook failed: restarting will not help
+        log.error("%s", exc, exc_info=exc.__cause__)
+        return 3
     except NotDone as exc:
         print(f"fastjobs: {exc}", file=sys.stderr)
         return 1

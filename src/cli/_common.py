@@ -26,6 +26,7 @@ from ..app import App
 from ..backends import backend_class
 from ..backends.base import Backend
 from ..job import JobInfo
+from ..logs import FORMATS
 
 T = TypeVar("T")
 log = logging.getLogger("fastjobs.cli")
@@ -196,6 +197,9 @@ def add_common(p: argparse.ArgumentParser, *, json_output: bool = True) -> None:
                    help="the backend URL, overriding the App's own (like FASTJOBS_URL); default: the App's")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="how much to log")
+    p.add_argument("--log-format", default="text", choices=FORMATS,
+                   help="log lines as text, or as one JSON object per line (time, level, message, job_id, task, "
+                   "queue, attempt, worker_id) for log pipelines")
     if json_output:
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 

@@ -1,0 +1,384 @@
+"""Hooks on every backend: worker lifecycle and state, before/after/on_dead around each job, enqueue hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import fastjobs
+from fastjobs.hooks import JobOutcome
+
+TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("tenant")
+
+
+async def run_burst(app: fastjobs.App, **options: Any) -> fastjobs.Worker:
+    options.setdefault("handle_signals", False)
+    worker = app.worker(burst=True, **options)
+    await asyncio.wait_for(worker.run(), 30)
+    return worker
+
+
+async def run_until(app: fastjobs.App, done: Any, **options: Any) -> fastjobs.Worker:
+    """Run a worker until ``done()`` is true (retries are delayed: a burst would not wait for them)."""
+    worker = app.worker(handle_signals=False, poll_interval=0.05, **options)
+    running = asyncio.ensure_future(worker.run())
+    deadline = time.monotonic() + 30
+    while not done() and time.monotonic() < deadline and not running.done():
+        await asyncio.sleep(0.02)
+    worker.request_stop()
+    await asyncio.wait_for(running, 30)
+    return worker
+
+
+async def test_lifecycle_hooks_and_state_reach_every_kind_of_handler(app: fastjobs.App) -> None:
+    events: list[str] = []
+    seen: list[tuple[str, Any]] = []
+
+    @app.on_worker_start
+    async def open_pool(state: fastjobs.WorkerState) -> None:
+        await asyncio.sleep(0)
+        state.pool = {"opened": True}
+        events.append("start")
+
+    @app.on_worker_start
+    def second(state: fastjobs.WorkerState) -> None:
+        events.append(f"start2 {state.pool['opened']}")
+
+    @app.on_worker_stop
+    async def close_pool(state: fastjobs.WorkerState) -> None:
+        events.append(f"stop {state.pool['opened']}")
+
+    @app.task(context=True)
+    async def with_ctx(ctx: fastjobs.Context) -> str:
+        seen.append(("ctx", ctx.state.pool))
+        return ctx.worker_id
+
+    @app.task()
+    async def plain_async() -> None:
+        seen.append(("async", fastjobs.worker_state().pool))
+
+    @app.task()
+    def plain_sync() -> None:
+        seen.append(("sync", fastjobs.worker_state().pool))
+
+    @app.task(context=True)
+    def sync_ctx(ctx: fastjobs.Context) -> None:
+        seen.append(("sync-ctx", ctx.state.pool))
+
+    job = await with_ctx.enqueue()
+    await plain_async.enqueue()
+    await plain_sync.enqueue()
+    await sync_ctx.enqueue()
+    worker = await run_burst(app)
+    assert events == ["start", "start2 True", "stop True"]
+    assert sorted(seen, key=lambda s: s[0]) == [
+        ("async", {"opened": True}), ("ctx", {"opened": True}), ("sync", {"opened": True}), ("sync-ctx", {"opened": True}),
+    ]
+    assert await job.result(timeout=5) == worker.id
+    with pytest.raises(RuntimeError, match="only set while a worker runs a job"):
+        fastjobs.worker_state()
+
+
+async def test_a_failing_start_hook_stops_the_worker_before_it_claims(app: fastjobs.App) -> None:
+    ran: list[int] = []
+
+    @app.on_worker_start
+    def broken(state: fastjobs.WorkerState) -> None:
+        raise OSError("database unreachable")
+
+    stopped: list[int] = []
+
+    @app.on_worker_stop
+    def stop(state: fastjobs.WorkerState) -> None:
+        stopped.append(1)
+
+    @app.task()
+    async def work() -> None:
+        ran.append(1)
+
+    job = await work.enqueue()
+    worker = app.worker(burst=True, handle_signals=False)
+    with pytest.raises(fastjobs.HookError, match="on_worker_start hook .*broken raised OSError: database unreachable") as info:
+        await asyncio.wait_for(worker.run(), 30)
+    assert isinstance(info.value.__cause__, OSError)
+    assert ran == [] and stopped == [1]
+    assert (await job.info()).state == "queued"  # nothing was claimed, nothing lost
+
+
+async def test_before_and_after_job_see_every_outcome_and_share_the_jobs_context(
+    app: fastjobs.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcomes: dict[str, list[tuple[str, bool, str]]] = {}
+    dead: list[tuple[str, str]] = []
+    task_dead: list[str] = []
+    in_handler: list[tuple[str, str]] = []
+
+    @app.before_job
+    def bind(ctx: fastjobs.Context) -> None:
+        TENANT.set(f"tenant-of-{ctx.job_id}")
+
+    @app.after_job
+    def record(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        # The context variable set before the job is still set after it: the job's own context.
+        outcomes.setdefault(ctx.task.rsplit(".", 1)[-1], []).append(
+            (outcome.status, outcome.will_retry, TENANT.get() == f"tenant-of-{ctx.job_id}" and "same" or "other")
+        )
+
+    @app.on_dead
+    async def page(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        await asyncio.sleep(0)
+        dead.append((ctx.task.rsplit(".", 1)[-1], type(outcome.error).__name__))
+
+    def dead_letter_hook(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        task_dead.append(ctx.job_id)
+
+    @app.task()
+    async def ok() -> int:
+        in_handler.append(("async", TENANT.get()))
+        return 1
+
+    @app.task()
+    def ok_sync() -> int:
+        in_handler.append(("sync", TENANT.get()))
+        return 2
+
+    @app.task(max_attempts=2, backoff=fastjobs.Fixed(0.01), on_dead=dead_letter_hook)
+    async def boom() -> None:
+        raise ValueError("boom")
+
+    @app.task(max_attempts=2, backoff=fastjobs.Fixed(0.01), timeout=0.05)
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    @app.task(max_attempts=1, timeout=0.05)
+    def slow_sync() -> None:
+        time.sleep(0.3)
+
+    @app.task()
+    async def unstorable() -> object:
+        return object()
+
+    a = await ok.enqueue()
+    s = await ok_sync.enqueue()
+    b = await boom.enqueue()
+    await slow.enqueue()
+    await slow_sync.enqueue()
+    await unstorable.enqueue()
+    with caplog.at_level(logging.ERROR):
+        await run_until(app, lambda: len(dead) == 4)
+    assert sorted(in_handler) == [("async", f"tenant-of-{a.id}"), ("sync", f"tenant-of-{s.id}")]
+    assert outcomes["ok"] == [("succeeded", False, "same")]
+    assert outcomes["ok_sync"] == [("succeeded", False, "same")]
+    assert outcomes["boom"] == [("failed", True, "same"), ("dead", False, "same")]
+    assert outcomes["slow"] == [("timed_out", True, "same"), ("dead", False, "same")]
+    assert outcomes["slow_sync"] == [("dead", False, "same")]
+    assert outcomes["unstorable"] == [("dead", False, "same")]
+    assert sorted(dead) == [("boom", "ValueError"), ("slow", "JobTimeoutError"), ("slow_sync", "JobTimeoutError"),
+                            ("unstorable", "UnencodableError")]
+    assert task_dead == [b.id]
+
+
+async def test_hooks_that_raise_change_no_outcome_and_lose_no_job(app: fastjobs.App, caplog: pytest.LogCaptureFixture) -> None:
+    @app.before_job
+    def bad_before(ctx: fastjobs.Context) -> None:
+        raise RuntimeError("before broke")
+
+    @app.after_job
+    async def bad_after(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        raise RuntimeError("after broke")
+
+    @app.on_dead
+    def bad_dead(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        raise RuntimeError("dead broke")
+
+    @app.task()
+    async def ok(i: int) -> int:
+        return i
+
+    @app.task()
+    def ok_sync(i: int) -> int:
+        return -i
+
+    @app.task(max_attempts=1)
+    async def fails() -> None:
+        raise ValueError("x")
+
+    handles = await app.enqueue_many([ok.call(i) for i in range(20)] + [ok_sync.call(i) for i in range(20)])
+    failing = await fails.enqueue()
+    with caplog.at_level(logging.ERROR, logger="fastjobs.hooks"):
+        worker = await run_burst(app)
+        await asyncio.sleep(0.1)
+    assert worker.succeeded == 40 and worker.failed == 1
+    assert [await h.result(timeout=5) for h in handles] == list(range(20)) + [-i for i in range(20)]
+    assert (await failing.info()).state == "dead"
+    messages = [r.getMessage() for r in caplog.records if r.name == "fastjobs.hooks"]
+    assert sum("before_job hook" in m and "bad_before raised" in m for m in messages) == 41
+    assert sum("after_job hook" in m for m in messages) == 41
+    assert sum("on_dead hook" in m for m in messages) == 1
+    assert all("for job " in m for m in messages)
+
+
+async def test_async_before_job_hooks_run_before_async_and_sync_handlers(app: fastjobs.App) -> None:
+    order: list[str] = []
+
+    @app.before_job
+    async def fetch_tenant(ctx: fastjobs.Context) -> None:
+        await asyncio.sleep(0.001)
+        TENANT.set(ctx.meta.get("tenant", "none"))
+        order.append(f"before {ctx.args[0]}")
+
+    @app.task()
+    async def a(name: str) -> str:
+        order.append(f"run {name}")
+        return TENANT.get()
+
+    @app.task()
+    def s(name: str) -> str:
+        order.append(f"run {name}")
+        return TENANT.get()
+
+    ha = await a.options(meta={"tenant": "acme"}).enqueue("a")
+    hs = await s.options(meta={"tenant": "globex"}).enqueue("s")
+    await run_burst(app)
+    assert await ha.result(timeout=5) == "acme" and await hs.result(timeout=5) == "globex"
+    assert order.index("before a") < order.index("run a") and order.index("before s") < order.index("run s")
+
+
+async def test_a_cancelled_running_job_gets_a_cancelled_outcome(app: fastjobs.App) -> None:
+    outcomes: list[tuple[str, str]] = []
+    started = asyncio.Event()
+
+    @app.after_job
+    def record(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        outcomes.append((outcome.status, type(outcome.error).__name__))
+
+    @app.task()
+    async def long() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    job = await long.enqueue()
+    worker = app.worker(handle_signals=False)
+    running = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    await job.cancel()
+    for _ in range(200):  # seen at the next renewal (lease/3 = 1.7 s)
+        if outcomes:
+            break
+        await asyncio.sleep(0.05)
+    worker.request_stop()
+    await asyncio.wait_for(running, 30)
+    assert outcomes == [("cancelled", "LeaseExpiredError")]
+
+
+async def test_shutdown_gives_back_running_jobs_with_a_cancelled_outcome(app: fastjobs.App) -> None:
+    outcomes: list[str] = []
+    started = asyncio.Event()
+
+    @app.after_job
+    def record(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        outcomes.append(f"{outcome.status} {type(outcome.error).__name__}")
+
+    @app.task()
+    async def long() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    job = await long.enqueue()
+    worker = app.worker(handle_signals=False, shutdown_grace=0.1)
+    running = asyncio.ensure_future(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    worker.request_stop()
+    await asyncio.wait_for(running, 30)
+    assert outcomes == ["cancelled WorkerShutdown"]
+    assert (await job.info()).state == "queued"  # given back, its attempt unused
+
+
+async def test_before_enqueue_adds_meta_on_every_enqueue_path(app: fastjobs.App) -> None:
+    seen_by_hook: list[tuple[str, str, tuple[Any, ...]]] = []
+
+    @app.before_enqueue
+    def tenant(job: fastjobs.Enqueuing) -> None:
+        seen_by_hook.append((job.job_id, job.queue, job.args))
+        job.meta["tenant"] = TENANT.get("none")
+
+    @app.task(queue="q1")
+    async def echo(x: int) -> int:
+        return x
+
+    TENANT.set("acme")
+    one = await echo.enqueue(1)
+    many = await app.enqueue_many([echo.call(2), echo.options(meta={"source": "api"}).call(3)])
+    steps = await app.chain(echo.call(4), echo.call())
+    batch = await app.batch([echo.call(5)], then=echo.call(6))
+    got = {}
+    for handle in [one, *many, *steps]:
+        info = await handle.info()
+        got[info.id] = {k: v for k, v in info.meta.items()}
+    assert all(m["tenant"] == "acme" for m in got.values())
+    assert got[many[1].id]["source"] == "api"
+    assert [h.id for h in (one, *many, *steps)] == [s[0] for s in seen_by_hook[:5]]
+    assert seen_by_hook[0][1:] == ("q1", (1,))
+    member = await app.get_job(batch.job_ids[0])
+    assert member is not None and member.meta["tenant"] == "acme"
+    await run_burst(app)
+    assert await steps[-1].result(timeout=5) == 4  # the chain still passes results: its own meta kept
+
+    def sync_enqueue() -> dict[str, Any]:
+        TENANT.set("from-thread")
+        handle = echo.enqueue_sync(7)
+        return app.run_sync(handle.info()).meta  # type: ignore[union-attr]
+
+    if app._backend_cls.loop_bound:
+        meta = await asyncio.to_thread(sync_enqueue)
+        assert meta["tenant"] == "from-thread"  # run in the caller's thread, not the bridge's
+
+
+async def test_a_raising_enqueue_hook_stores_nothing(app: fastjobs.App) -> None:
+    @app.before_enqueue
+    def refuse(job: fastjobs.Enqueuing) -> None:
+        if job.args == (13,):
+            raise PermissionError("no tenant")
+
+    @app.task()
+    async def echo(x: int) -> int:
+        return x
+
+    with pytest.raises(PermissionError):
+        await app.enqueue_many([echo.call(1), echo.call(13)])
+    assert sum(q.get("queued", 0) for q in (await app.stats()).values()) == 0
+
+
+def test_hooks_with_the_wrong_signature_are_refused_at_registration() -> None:
+    app = fastjobs.App("memory://")
+    with pytest.raises(fastjobs.ConfigurationError, match=r"called with 2 arguments \(ctx, outcome\), but .*takes 1"):
+        @app.after_job
+        def after(ctx: fastjobs.Context) -> None: ...
+    with pytest.raises(fastjobs.ConfigurationError, match=r"def before_job\(ctx: fastjobs.Context\)"):
+        app.before_job(lambda: None)
+    with pytest.raises(fastjobs.ConfigurationError, match="cannot be async"):
+        @app.before_enqueue
+        async def enq(job: fastjobs.Enqueuing) -> None: ...
+    with pytest.raises(fastjobs.ConfigurationError, match=r"on_dead hook is called with 2"):
+        @app.task(on_dead=lambda ctx: None)
+        async def t() -> None: ...
+    with pytest.raises(fastjobs.ConfigurationError, match="must be a function"):
+        app.on_worker_start(42)  # type: ignore[arg-type]
+    with pytest.raises(fastjobs.InvalidOptionError, match="reserved|fastjobs' own"):
+        @app.before_enqueue
+        def reserved(job: fastjobs.Enqueuing) -> None:
+            job.meta["fastjobs.x"] = 1
+
+        @app.task()
+        async def u() -> None: ...
+        u.enqueue_sync()
+    # Defaults and *args are fine.
+    app.after_job(lambda ctx, outcome, extra=None: None)
+    app.on_worker_stop(lambda *args: None)
+    assert threading.current_thread() is threading.main_thread()
