@@ -33,6 +33,7 @@ Examples::
     python -m benchmarks --faults --quick     # the fault-injection suite (benchmarks/faults)
     python -m benchmarks --pagination         # a search page's cost at 10k and 1M stored jobs
     python -m benchmarks --dashboard          # the dashboard API's response times at 10k and 1M
+    python -m benchmarks --monitoring         # end to end with metrics, tracing or hooks on vs off
 
 URLs come from ``FASTJOBS_REDIS_URL`` and ``FASTJOBS_DATABASE_URL`` (default: the
 local servers).
@@ -468,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         from .pagination import main as pagination_main
 
         return pagination_main([a for a in argv if a != "--pagination"])
+    if "--monitoring" in argv:  # and what metrics, tracing and hooks cost
+        from .monitoring import main as monitoring_main
+
+        return monitoring_main([a for a in argv if a != "--monitoring"])
     if "--dashboard" in argv:  # and the dashboard API's response times
         from .dashboard import main as dashboard_main
 
@@ -487,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="time search pages at 10k and 1M stored jobs instead (see --pagination --help)")
     parser.add_argument("--dashboard", action="store_true",
                         help="time the dashboard's API at 10k and 1M stored jobs instead (see --dashboard --help)")
+    parser.add_argument("--monitoring", action="store_true",
+                        help="compare end to end with Prometheus metrics, OpenTelemetry or a hook pair on (see --monitoring --help)")
     parser.add_argument("--no-history", action="store_true",
                         help="run with App(history=False, events=False): what history and events cost")
     parser.add_argument("--dashboard-open", action="store_true",

@@ -65,6 +65,7 @@ class JobRuns:
     def _start_batch(self, claims: list[Claim]) -> None:
         registry = self.app.tasks
         max_payload = self.app.max_payload
+        counted: list[JobRecord] | None = None if self.metrics is None else []
         for claim in claims:
             try:
                 record = decode_job(claim.body, max_payload)
@@ -73,39 +74,50 @@ class JobRuns:
                 continue
             task = registry.get(record.task) or self.app.builtin_tasks.get(record.task)
             if task is None:
-                self._ackbuf.dead_letter(
-                    claim, UnknownTaskError.__name__,
-                    f"no task named {record.task!r} is registered in this worker; "
-                    "register it with @app.task (workers never import code a job names)", record,
-                )
+                message = (f"no task named {record.task!r} is registered in this worker; "
+                           "register it with @app.task (workers never import code a job names)")
+                self._ackbuf.dead_letter(claim, UnknownTaskError.__name__, message, record)
+                self._dead_unstarted(claim, record, None, UnknownTaskError(message))
                 continue
             record.attempt = claim.attempt
+            if counted is not None:
+                counted.append(record)
             if record.meta and PIPE in record.meta:
                 self._start_piped(claim, record, task)
             else:
                 self._start_one(claim, record, task)
+        if counted:
+            self._count_started(counted)
 
-    def _metrics_claimed(self, claims: list[Claim], sent: float) -> None:
-        """Count a claim's round trip, and its jobs as started with their wait (first attempts: since
-        enqueued or due). Decodes the bodies a second time: only with metrics on, once per batch."""
+    def _count_started(self, records: list[JobRecord]) -> None:
+        """Count jobs as started, with their wait (first attempts: since enqueued or due; a
+        retry's wait is not known here), grouped per (queue, task): once per start batch."""
         metrics = self.metrics
         assert metrics is not None
-        now = time.monotonic()
-        metrics.add_round_trip("claim", now - sent)
         wall = time.time()
         waits: dict[tuple[str, str], list[float]] = {}
-        for claim in claims:
-            try:
-                record = decode_job(claim.body, self.app.max_payload)
-            except (CorruptJobError, PayloadTooLargeError):
-                continue
+        for record in records:
             key = (record.queue, record.task)
             cell = waits.get(key)
             if cell is None:
                 cell = waits[key] = []
-            cell.append(max(0.0, wall - max(record.run_at, record.enqueued_at)) if claim.attempt == 1 else -1.0)
+            cell.append(max(0.0, wall - max(record.run_at, record.enqueued_at)) if record.attempt == 1 else -1.0)
         for (queue, task), seconds in waits.items():
             metrics.add_started(queue, task, seconds)
+
+    def _dead_unstarted(self, claim: Claim, record: JobRecord, task: Task[..., Any] | None, error: Exception) -> None:
+        """A job dead-lettered before it could start (unknown task, a chain step whose parent's
+        result is gone): the on_dead hooks (the task's too, if known) still hear of it."""
+        if not (self.app.hooks.on_dead or (task is not None and task.on_dead is not None)):
+            return
+        running = Running(claim, record, task, None, 0.0)  # type: ignore[arg-type]  # only what _after reads
+        ctx = running.ctx = self._context(claim, record)
+        running.jctx = contextvars.copy_context()
+        outcome = JobOutcome(DEAD, error)
+        if task is not None and task.on_dead is not None:
+            self._call_hook(running.jctx, "on_dead", task.on_dead, ctx, outcome)
+        for hook in self.app.hooks.on_dead:
+            self._call_hook(running.jctx, "on_dead", hook, ctx, outcome)
 
     def _start_one(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         if self._around:
@@ -115,7 +127,7 @@ class JobRuns:
             self._submit_sync(claim, record, task)
             return
         lease = task.default_options.lease or self.app.lease
-        ctx = self._context(claim, record, task) if task.context else None
+        ctx = self._context(claim, record) if task.context else None
         running = Running(claim, record, task, None, lease)
         running.ctx = ctx
         # Its run time counts from here to its outcome (_settle): exact when it finishes in its
@@ -139,7 +151,7 @@ class JobRuns:
         context of the job's own (see :mod:`fastjobs.hooks`)."""
         lease = task.default_options.lease or self.app.lease
         running = Running(claim, record, task, None, lease)
-        ctx = running.ctx = self._context(claim, record, task)
+        ctx = running.ctx = self._context(claim, record)
         jctx = running.jctx = contextvars.copy_context()
         for hook in self._befores:
             jctx.run(call_logged, "before_job", hook, claim.id, ctx)
@@ -247,11 +259,10 @@ class JobRuns:
             if self._stop.is_set():  # shutting down: give it back unstarted
                 self._ackbuf.release(claim)
             elif stored is None or stored.state != SUCCEEDED:
-                self._ackbuf.dead_letter(
-                    claim, DependencyError.__name__,
-                    f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
-                    "kept result_ttl seconds after a job succeeded; raise the App's result_ttl", record,
-                )
+                message = (f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
+                           "kept result_ttl seconds after a job succeeded; raise the App's result_ttl")
+                self._ackbuf.dead_letter(claim, DependencyError.__name__, message, record)
+                self._dead_unstarted(claim, record, task, DependencyError(claim.id, parent_id))
             else:
                 try:
                     value = None if stored.result is None else decode_value(stored.result, self.app.max_payload)
@@ -267,9 +278,9 @@ class JobRuns:
         self._starting.add(starting)
         starting.add_done_callback(self._starting.discard)
 
-    def _context(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> Context:
+    def _context(self, claim: Claim, record: JobRecord) -> Context:
         # Claimed with the App's lease; the first renewal applies the task's own.
-        ctx = Context(claim.id, task.name, record.queue, claim.attempt, record.max_attempts, claim.token,
+        ctx = Context(claim.id, record.task, record.queue, claim.attempt, record.max_attempts, claim.token,
                       self._backend, self._loop, time.time() + self.app.lease)
         meta = record.meta
         if meta:
@@ -289,7 +300,7 @@ class JobRuns:
         # Claimed with the App's lease; a thread must not start it once that may have run out.
         running.start_by = self._pending_confirmed + self.app.lease * LEASE_SAFETY
         if task.context:
-            running.ctx = self._context(claim, record, task)
+            running.ctx = self._context(claim, record)
         self._track(running)
         self._threads.submit(running)
 

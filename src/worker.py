@@ -335,7 +335,7 @@ class Worker(JobRuns):
                     continue
                 self._claim_failed = False
                 if self.metrics is not None and claim_sent is not None:
-                    self._metrics_claimed(claims, claim_sent)
+                    self.metrics.add_round_trip("claim", time.monotonic() - claim_sent)
                 if claims:
                     if not pending:  # else the older claims' confirmation is the lower bound
                         self._pending_confirmed = claim_sent or 0.0

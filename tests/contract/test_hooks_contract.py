@@ -382,3 +382,24 @@ def test_hooks_with_the_wrong_signature_are_refused_at_registration() -> None:
     app.after_job(lambda ctx, outcome, extra=None: None)
     app.on_worker_stop(lambda *args: None)
     assert threading.current_thread() is threading.main_thread()
+
+
+async def test_on_dead_hears_of_jobs_that_could_not_start(make_app: Any) -> None:
+    app = make_app(lease=5.0)
+    other = make_app(lease=5.0)
+    dead: list[tuple[str, str, str]] = []
+
+    @app.on_dead
+    def page(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        dead.append((ctx.task, outcome.status, type(outcome.error).__name__))
+
+    @app.task(name="known")
+    async def known() -> int:
+        return 1
+
+    @other.task(name="elsewhere")
+    async def elsewhere() -> None: ...
+
+    await app.enqueue_many([elsewhere.call()])  # stored in app's backend; no worker of app knows the task
+    await run_burst(app)
+    assert dead == [("elsewhere", "dead", "UnknownTaskError")]

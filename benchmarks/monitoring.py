@@ -1,0 +1,178 @@
+"""What monitoring costs: end-to-end throughput with Prometheus metrics, OpenTelemetry, or a hook pair on.
+
+Four variants of one run (async no-op jobs enqueued in batches of 1,000 while one worker
+runs them, as the main table's end-to-end column), alternated round after round so that
+the machine's drift hits each alike; the median of the rounds is reported, with its ratio
+to the plain run's median:
+
+* **plain**: nothing on;
+* **prometheus**: ``Worker(metrics=True)`` counting, and ``/metrics`` served and scraped
+  once a second over HTTP, as Prometheus would (needs ``fastjobs[prometheus]``);
+* **otel**: ``fastjobs.otel.instrument(app)`` with the SDK and a batch span processor
+  whose exporter drops the spans (needs ``fastjobs[otel]`` and ``opentelemetry-sdk``);
+* **hooks**: one plain ``def`` ``before_job`` and ``after_job`` hook pair.
+
+Example::
+
+    python -m benchmarks --monitoring                 # memory, 50,000 jobs, 5 rounds
+    python -m benchmarks --monitoring --backend redis --jobs 20000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import fastjobs
+
+from .__main__ import URLS
+
+VARIANTS = ("plain", "prometheus", "otel", "hooks")
+
+
+def _otel_provider() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    return provider
+
+
+async def _scrape_every_second(port: int, token: str, stop: asyncio.Event) -> int:
+    import httpx
+
+    scrapes = 0
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
+        while not stop.is_set():
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+            response.raise_for_status()
+            scrapes += 1
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+    return scrapes
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run_variant(backend: str, variant: str, jobs: int, concurrency: int) -> float:
+    """Jobs/s end to end for one variant, on a fresh namespace."""
+    app = fastjobs.App(URLS[backend](), prefix="bench" + uuid.uuid4().hex[:8], result_ttl=3600)
+
+    @app.task(name="noop_async", queue="bench")
+    async def noop_async() -> None:
+        return None
+
+    options: dict[str, Any] = {}
+    scraper: asyncio.Future[int] | None = None
+    stop = asyncio.Event()
+    provider = None
+    if variant == "prometheus":
+        port, token = _free_port(), uuid.uuid4().hex
+        options.update(metrics_port=port, metrics_token=token)
+    elif variant == "otel":
+        from fastjobs import otel
+
+        provider = _otel_provider()
+        otel.instrument(app, tracer_provider=provider)
+    elif variant == "hooks":
+        @app.before_job
+        def before(ctx: fastjobs.Context) -> None:
+            ctx.meta.get("tenant")
+
+        @app.after_job
+        def after(ctx: fastjobs.Context, outcome: fastjobs.JobOutcome) -> None:
+            outcome.seconds  # noqa: B018
+
+    worker = app.worker(["bench"], concurrency=concurrency, handle_signals=False, **options)
+    runner = asyncio.ensure_future(worker.run())
+    await asyncio.sleep(0.1)  # connected, waiting (and, with metrics, serving)
+    if variant == "prometheus":
+        scraper = asyncio.ensure_future(_scrape_every_second(options["metrics_port"], options["metrics_token"], stop))
+    started = time.perf_counter()
+    for first in range(0, jobs, 1000):
+        await app.enqueue_many([noop_async.call() for _ in range(min(1000, jobs - first))])
+        await asyncio.sleep(0)
+    await worker.wait_acked(jobs)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    if scraper is not None:
+        await scraper
+    worker.request_stop()
+    await runner
+    if provider is not None:
+        provider.shutdown()
+    await app.close()
+    from tests.backends import wipe_namespace
+
+    await wipe_namespace(app.url, app.options.prefix)
+    return jobs / elapsed
+
+
+async def run(backend: str, jobs: int, concurrency: int, rounds: int, variants: tuple[str, ...],
+              progress: Callable[[str], None]) -> dict[str, list[float]]:
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(rounds):
+        order = variants if r % 2 == 0 else tuple(reversed(variants))  # ABBA: drift hits each alike
+        for variant in order:
+            rates[variant].append(await run_variant(backend, variant, jobs, concurrency))
+            progress(f"round {r + 1}/{rounds} {variant}: {rates[variant][-1]:,.0f} jobs/s")
+    return rates
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks --monitoring", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=list(URLS), default="memory")
+    parser.add_argument("--jobs", type=int, default=50_000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
+    args = parser.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    if "plain" not in variants:
+        parser.error("the variants must include plain (the others are compared with it)")
+    runner: Callable[[Any], Any] = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        pass
+    quiet = not os.isatty(2)
+    rates = runner(run(args.backend, args.jobs, args.concurrency, args.rounds, variants,
+                       (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))))
+    from rich.console import Console
+    from rich.table import Table
+
+    plain = statistics.median(rates["plain"])
+    table = Table(title=f"monitoring cost, {args.backend}, {args.jobs:,} async no-op jobs end to end, "
+                        f"median of {args.rounds} alternated rounds")
+    for col in ("variant", "median jobs/s", "vs plain", "rounds"):
+        table.add_column(col, justify="left" if col in ("variant", "rounds") else "right")
+    for variant in variants:
+        median = statistics.median(rates[variant])
+        table.add_row(variant, f"{median:,.0f}", f"{median / plain:.2f}", ", ".join(f"{r:,.0f}" for r in rates[variant]))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    console.print(table)
+    return 0
