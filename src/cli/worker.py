@@ -3,16 +3,27 @@
 Example::
 
     fastjobs worker myproject.jobs:app --queues emails,default --concurrency 100 --processes 4
+    FASTJOBS_METRICS_TOKEN=s3cret fastjobs worker myproject.jobs:app --processes 4 --metrics-port 9100
+
+With ``--metrics-port`` (``pip install "fastjobs[prometheus]"``) Prometheus metrics are served
+at ``http://127.0.0.1:PORT/metrics``, to scrapes that send the token. Under ``--processes N`` the
+supervisor alone serves them: each worker process writes its counters as a JSON line to a pipe
+the supervisor gave it (an inherited fd, ``--metrics-fd``) once a second, and the supervisor
+serves their sum, keeping what a finished or killed process counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
+from ..app import App
 from ._common import (
     Commands,
     Formatter,
@@ -23,6 +34,9 @@ from ._common import (
     point_app,
     run,
 )
+
+if TYPE_CHECKING:
+    from ..prometheus import ChildSnapshots, LoopThread, MetricsServer
 
 
 def add_parser(sub: Commands) -> None:
@@ -36,7 +50,34 @@ def add_parser(sub: Commands) -> None:
     w.add_argument("--processes", type=int, default=1, help="worker processes under a supervisor")
     w.add_argument("--grace", type=float, default=30.0, help="seconds running jobs get to finish on shutdown")
     w.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    m = w.add_argument_group("Prometheus metrics (pip install \"fastjobs[prometheus]\")")
+    m.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (with --processes: from the "
+                   "supervisor alone, summed over its worker processes)")
+    m.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST", help="the address the metrics port binds")
+    m.add_argument("--metrics-token", default=None, metavar="T",
+                   help="the token a scrape must send (Authorization: Bearer T, or T as the basic-auth "
+                   "password); default: $FASTJOBS_METRICS_TOKEN; a command line shows in ps: prefer the variable")
+    m.add_argument("--metrics-no-auth", action="store_true",
+                   help="serve the metrics without a token (anyone who can reach the port reads them)")
+    # A supervised worker process writes its metrics' snapshots to this inherited pipe.
+    m.add_argument("--metrics-fd", type=int, default=None, help=argparse.SUPPRESS)
     w.set_defaults(func=cmd_worker)
+
+
+def metrics_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The metrics server's settings from the command line (None: no --metrics-port), checked
+    before anything starts: a missing token or client library fails here, once."""
+    if args.metrics_port is None:
+        if args.metrics_token or args.metrics_no_auth:
+            raise UsageError("--metrics-token and --metrics-no-auth go with --metrics-port")
+        return None
+    if not 0 <= args.metrics_port <= 65535:
+        raise UsageError(f"--metrics-port must be from 0 to 65535, not {args.metrics_port}")
+    from ..prometheus import metrics_token
+
+    token = metrics_token(args.metrics_token, no_auth=args.metrics_no_auth)
+    return {"host": args.metrics_host, "port": args.metrics_port, "token": token}
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -44,6 +85,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.processes < 1:
         raise UsageError(f"--processes must be 1 or more, not {args.processes}")
     queues = [q for q in args.queues.split(",") if q] if args.queues else None
+    serve = metrics_options(args)
     # Built before any fork, so bad options fail once, here, instead of in every child.
     worker = app.worker(
         queues,
@@ -51,15 +93,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
         threads=args.threads,
         shutdown_grace=args.grace,
         burst=args.burst,
+        metrics=serve is not None or args.metrics_fd is not None,
     )
     if args.processes > 1:
-        return supervise(args)
+        return supervise(args, app, serve)
 
     async def main() -> None:
+        server: MetricsServer | None = None
+        reporter = None
+        metrics = worker.metrics
         try:
+            if serve is not None:
+                from ..prometheus import QueueDepthCollector, start_metrics_server
+
+                # The port is bound before the backend is reached: a port in use fails at once.
+                assert metrics is not None  # metrics=True above
+                server = start_metrics_server(
+                    metrics.snapshot, **serve,
+                    queue_depth=QueueDepthCollector(asyncio.get_running_loop(), app.backend),
+                )
+            if args.metrics_fd is not None:
+                from ..prometheus import SnapshotReporter
+
+                assert metrics is not None
+                reporter = SnapshotReporter(args.metrics_fd, metrics.snapshot)
             await worker.run()
         finally:
-            await app.close()
+            try:
+                if reporter is not None:
+                    reporter.close()  # after run(): the last snapshot counts every drained ack
+                if server is not None:
+                    server.close()
+            finally:
+                await app.close()
 
     run(main())
     return 0
@@ -74,11 +140,12 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def supervise(args: argparse.Namespace) -> int:
-    """Run ``args.processes`` worker processes; restart any that dies; forward signals."""
+def supervise(args: argparse.Namespace, app: App, serve: dict[str, Any] | None = None) -> int:
+    """Run ``args.processes`` worker processes; restart any that dies; forward signals; serve
+    their summed metrics if ``serve`` (the settings of :func:`metrics_options`) says so."""
     child_argv = [sys.executable, "-m", "fastjobs", "worker", args.app, "--processes", "1",
                   "--concurrency", str(args.concurrency), "--grace", str(args.grace),
-                  "--log-level", args.log_level]
+                  "--log-level", args.log_level, "--log-format", args.log_format]
     if args.url:
         child_argv += ["--url", args.url]
     if args.queues:
@@ -89,15 +156,45 @@ def supervise(args: argparse.Namespace) -> int:
         child_argv.append("--burst")
     children: dict[int, subprocess.Popen[bytes]] = {}
     stopping = {"signals": 0}
+    snapshots: ChildSnapshots | None = None
+    server: MetricsServer | None = None
+    depth_loop: LoopThread | None = None
+    if serve is not None:
+        from ..prometheus import ChildSnapshots, LoopThread, QueueDepthCollector, start_metrics_server
+
+        snapshots = ChildSnapshots()
+        # The supervisor alone reads the queue counts (one reader, however many processes), on
+        # a connection of its own, owned by a loop of its own: it has no other loop.
+        depth_loop = LoopThread()
+        try:
+            server = start_metrics_server(snapshots.snapshot, **serve,
+                                          queue_depth=QueueDepthCollector(depth_loop.loop, app.backend))
+        except BaseException:
+            depth_loop.close()
+            raise
 
     def spawn(slot: int) -> None:
-        # A session of its own: Ctrl-C in a terminal signals the whole foreground
-        # process group, and the child would see SIGINT twice (ours and the
-        # terminal's), which means "skip the grace period".
-        children[slot] = subprocess.Popen(
-            child_argv, start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+        argv, fds = child_argv, ()  # type: tuple[list[str], tuple[int, ...]]
+        if snapshots is not None:
+            read_end, write_end = os.pipe()
+            argv, fds = [*child_argv, "--metrics-fd", str(write_end)], (write_end,)
+        try:
+            # A session of its own: Ctrl-C in a terminal signals the whole foreground
+            # process group, and the child would see SIGINT twice (ours and the
+            # terminal's), which means "skip the grace period".
+            children[slot] = subprocess.Popen(
+                argv, start_new_session=True, pass_fds=fds,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        except BaseException:
+            if snapshots is not None:
+                os.close(read_end)
+            raise
+        finally:
+            if snapshots is not None:
+                os.close(write_end)  # the child's now: its exit closes the pipe, which retires its snapshot
+        if snapshots is not None:
+            snapshots.watch(read_end)
         log.info("started worker process %d (pid %d)", slot, children[slot].pid)
 
     def forward(sig: int, _frame: object) -> None:
@@ -138,5 +235,9 @@ def supervise(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if server is not None:
+            server.close()
+        if depth_loop is not None:
+            depth_loop.close(app.close)
     codes = [child.returncode for child in children.values()]
     return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
