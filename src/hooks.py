@@ -230,9 +230,26 @@ class Hooks:
         self.before_enqueue: list[Callable[[Enqueuing], None]] = []
 
     def add(self, kind: str, fn: F) -> F:
+        """Register ``fn`` as a ``kind`` hook (checked first); hooks of a kind run in registration order."""
         check_hook(kind, fn)
         getattr(self, kind).append(fn)
         return fn
+
+    def remove(self, kind: str, fn: Callable[..., Any]) -> bool:
+        """Unregister a ``kind`` hook; False if it was not registered. A running worker keeps
+        the job hooks it started with.
+
+        Example:
+            >>> hooks = Hooks()
+            >>> def f(ctx): ...
+            >>> hooks.add("before_job", f) is f, hooks.remove("before_job", f), hooks.remove("before_job", f)
+            (True, True, False)
+        """
+        registered: list[Callable[..., Any]] = getattr(self, kind)
+        if fn in registered:
+            registered.remove(fn)
+            return True
+        return False
 
     @property
     def around_jobs(self) -> bool:

@@ -204,12 +204,9 @@ def uninstrument(app: App) -> None:
     tracing = _INSTRUMENTED.pop(app, None)
     if tracing is None:
         return
-    hooks = app.hooks
     for kind, hook in (("before_enqueue", tracing.before_enqueue), ("before_job", tracing.before_job),
                        ("after_job", tracing.after_job)):
-        registered: list[Any] = getattr(hooks, kind)
-        if hook in registered:
-            registered.remove(hook)
+        app.hooks.remove(kind, hook)
 
 
 __all__ = ["SCHEMA_URL", "instrument", "uninstrument"]
