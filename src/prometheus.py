@@ -107,9 +107,10 @@ def metrics_token(token: str | None = None, *, no_auth: bool = False) -> str | N
     token = token or os.environ.get(TOKEN_ENV) or None
     if token is None:
         raise ConfigurationError(
-            f"the metrics port needs a token: set {TOKEN_ENV} (or pass --metrics-token T, which `ps` shows), "
-            "and have Prometheus send it (`authorization: {credentials: T}` in its scrape config); "
-            "or pass --metrics-no-auth to serve the metrics to anyone who can reach the port"
+            f"the metrics port needs a token: set {TOKEN_ENV} (or pass --metrics-token T / metrics_token=T; "
+            "`ps` shows a command line), and have Prometheus send it (`authorization: {credentials: T}` in its "
+            "scrape config); or pass --metrics-no-auth (metrics_no_auth=True) to serve the metrics to anyone "
+            "who can reach the port"
         )
     if any(c.isspace() or not c.isprintable() for c in token):
         raise ConfigurationError("the metrics token must be printable and without spaces (it goes in an HTTP header)")
