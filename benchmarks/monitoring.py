@@ -9,7 +9,10 @@ to the plain run's median:
 * **prometheus**: ``Worker(metrics=True)`` counting, and ``/metrics`` served and scraped
   once a second over HTTP, as Prometheus would (needs ``fastjobs[prometheus]``);
 * **otel**: ``fastjobs.otel.instrument(app)`` with the SDK and a batch span processor
-  whose exporter drops the spans (needs ``fastjobs[otel]`` and ``opentelemetry-sdk``);
+  whose exporter drops the spans (needs ``fastjobs[otel]`` and ``opentelemetry-sdk``): every
+  job's ``send`` and ``process`` spans are recorded;
+* **otel-sampled**: the same, sampling 1% of traces (``ParentBased(TraceIdRatioBased(0.01))``),
+  as a busy production system would;
 * **hooks**: one plain ``def`` ``before_job`` and ``after_job`` hook pair.
 
 Example::
@@ -34,18 +37,19 @@ import fastjobs
 
 from .__main__ import URLS
 
-VARIANTS = ("plain", "prometheus", "otel", "hooks")
+VARIANTS = ("plain", "prometheus", "otel", "otel-sampled", "hooks")
 
 
-def _otel_provider() -> Any:
+def _otel_provider(ratio: float | None = None) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     class Drop(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = TracerProvider() if ratio is None else TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(Drop()))
     return provider
 
@@ -89,10 +93,10 @@ async def run_variant(backend: str, variant: str, jobs: int, concurrency: int) -
     if variant == "prometheus":
         port, token = _free_port(), uuid.uuid4().hex
         options.update(metrics_port=port, metrics_token=token)
-    elif variant == "otel":
+    elif variant in ("otel", "otel-sampled"):
         from fastjobs import otel
 
-        provider = _otel_provider()
+        provider = _otel_provider(0.01 if variant == "otel-sampled" else None)
         otel.instrument(app, tracer_provider=provider)
     elif variant == "hooks":
         @app.before_job

@@ -82,6 +82,13 @@ class Worker(JobRuns):
             worker may: each tick is stored once, see :mod:`fastjobs.periodic`).
         metrics: count jobs, run and wait times and round trips for monitoring
             (:mod:`fastjobs.metrics`: :attr:`metrics`); implied by ``metrics_port``.
+        metrics_port: serve Prometheus metrics at ``http://metrics_host:metrics_port/metrics``
+            while the worker runs (``pip install "fastjobs[prometheus]"``, :mod:`fastjobs.prometheus`).
+        metrics_host: the address the metrics port binds (default 127.0.0.1: this machine only).
+        metrics_token: the token every scrape must send (``Authorization: Bearer``, or as the
+            basic-auth password); default ``$FASTJOBS_METRICS_TOKEN``. Without one the worker
+            refuses to serve metrics, unless ``metrics_no_auth``.
+        metrics_no_auth: serve the metrics to anyone who can reach the port.
     """
 
     def __init__(
@@ -101,6 +108,10 @@ class Worker(JobRuns):
         handle_signals: bool = True,
         schedule: bool = True,
         metrics: bool = False,
+        metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1",
+        metrics_token: str | None = None,
+        metrics_no_auth: bool = False,
     ) -> None:
         if not app.tasks:
             raise ConfigurationError("this App has no tasks: register some with @app.task before starting a worker")
@@ -152,6 +163,14 @@ class Worker(JobRuns):
         """This worker in the backend's registry (:meth:`~fastjobs.App.workers`)."""
         self.state = WorkerState(self.id)
         """What the App's ``on_worker_start`` hooks open for the handlers (:mod:`fastjobs.hooks`)."""
+        self._metrics_serve: dict[str, Any] | None = None
+        if metrics_port is not None:
+            # Checked here, before anything starts: a missing token or prometheus_client fails at once.
+            from .prometheus import metrics_token as resolve_metrics_token
+
+            self._metrics_serve = {"host": metrics_host, "port": metrics_port,
+                                   "token": resolve_metrics_token(metrics_token, no_auth=metrics_no_auth)}
+            metrics = True
         self.metrics = _metrics.enable() if metrics else None
         """This process's monitoring counters (None unless ``metrics``), see :mod:`fastjobs.metrics`."""
         self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload, self.id, history=app.history_enabled,
@@ -217,14 +236,25 @@ class Worker(JobRuns):
         self._around = hooks.around_jobs or any(t.on_dead for t in self.app.tasks.values())
         self._befores = [h for h in hooks.before_job if not inspect.iscoroutinefunction(h)]
         self._befores_async = [h for h in hooks.before_job if inspect.iscoroutinefunction(h)]
+        server = None
+        if self._metrics_serve is not None:
+            from .prometheus import QueueDepthCollector, start_metrics_server
+
+            assert self.metrics is not None
+            server = start_metrics_server(self.metrics.snapshot, **self._metrics_serve,
+                                          queue_depth=QueueDepthCollector(loop, self.app.backend))
         # Tasks started from here on (handlers included) inherit it: fastjobs.worker_state().
         state_token = STATE.set(self.state)
         try:
             await self._lifecycle("on_worker_start")
             await self._run(loop)
         finally:
-            await self._lifecycle("on_worker_stop")
-            STATE.reset(state_token)
+            try:
+                await self._lifecycle("on_worker_stop")
+            finally:
+                STATE.reset(state_token)
+                if server is not None:
+                    server.close()
 
     async def _lifecycle(self, kind: str) -> None:
         """Run the App's on_worker_start or on_worker_stop hooks, in order."""

@@ -15,7 +15,6 @@ serves their sum, keeping what a finished or killed process counted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..app import App
+from ..logs import log_jobs
 from ._common import (
     Commands,
     Formatter,
@@ -50,6 +50,8 @@ def add_parser(sub: Commands) -> None:
     w.add_argument("--processes", type=int, default=1, help="worker processes under a supervisor")
     w.add_argument("--grace", type=float, default=30.0, help="seconds running jobs get to finish on shutdown")
     w.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    w.add_argument("--log-jobs", action="store_true",
+                   help="log one INFO line per job outcome (failures are logged anyway); costly at high rates")
     m = w.add_argument_group("Prometheus metrics (pip install \"fastjobs[prometheus]\")")
     m.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (with --processes: from the "
@@ -86,44 +88,39 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError(f"--processes must be 1 or more, not {args.processes}")
     queues = [q for q in args.queues.split(",") if q] if args.queues else None
     serve = metrics_options(args)
-    # Built before any fork, so bad options fail once, here, instead of in every child.
+    if args.log_jobs:
+        log_jobs(app)
+    supervised = args.processes > 1
+    # Built before any fork, so bad options fail once, here, instead of in every child. A single
+    # process serves its own metrics (the Worker binds the port before reaching the backend).
     worker = app.worker(
         queues,
         concurrency=args.concurrency,
         threads=args.threads,
         shutdown_grace=args.grace,
         burst=args.burst,
-        metrics=serve is not None or args.metrics_fd is not None,
+        metrics=args.metrics_fd is not None,
+        **({} if serve is None or supervised else {
+            "metrics_port": serve["port"], "metrics_host": serve["host"], "metrics_token": serve["token"],
+            "metrics_no_auth": serve["token"] is None,
+        }),
     )
-    if args.processes > 1:
+    if supervised:
         return supervise(args, app, serve)
 
     async def main() -> None:
-        server: MetricsServer | None = None
         reporter = None
-        metrics = worker.metrics
         try:
-            if serve is not None:
-                from ..prometheus import QueueDepthCollector, start_metrics_server
-
-                # The port is bound before the backend is reached: a port in use fails at once.
-                assert metrics is not None  # metrics=True above
-                server = start_metrics_server(
-                    metrics.snapshot, **serve,
-                    queue_depth=QueueDepthCollector(asyncio.get_running_loop(), app.backend),
-                )
             if args.metrics_fd is not None:
                 from ..prometheus import SnapshotReporter
 
-                assert metrics is not None
-                reporter = SnapshotReporter(args.metrics_fd, metrics.snapshot)
+                assert worker.metrics is not None
+                reporter = SnapshotReporter(args.metrics_fd, worker.metrics.snapshot)
             await worker.run()
         finally:
             try:
                 if reporter is not None:
                     reporter.close()  # after run(): the last snapshot counts every drained ack
-                if server is not None:
-                    server.close()
             finally:
                 await app.close()
 
@@ -146,6 +143,8 @@ def supervise(args: argparse.Namespace, app: App, serve: dict[str, Any] | None =
     child_argv = [sys.executable, "-m", "fastjobs", "worker", args.app, "--processes", "1",
                   "--concurrency", str(args.concurrency), "--grace", str(args.grace),
                   "--log-level", args.log_level, "--log-format", args.log_format]
+    if args.log_jobs:
+        child_argv.append("--log-jobs")
     if args.url:
         child_argv += ["--url", args.url]
     if args.queues:
