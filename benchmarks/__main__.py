@@ -24,6 +24,10 @@ Then, per backend, the flow-control features (async no-op handlers, at most
 * **batch + callbacks**: ``app.batch`` of the jobs with ``then`` and ``finally_``
   callbacks: jobs/s from the ``batch()`` call until the ``then`` callback ran.
 
+And what monitoring costs (:mod:`benchmarks.monitoring`; skip with ``--no-monitoring-rows``):
+end to end with nothing on, with Prometheus metrics served and scraped, with OpenTelemetry
+(every span recorded, and 1% sampled) and with a before/after hook pair, alternated rounds.
+
 Examples::
 
     python -m benchmarks                      # memory backend, table
@@ -58,12 +62,9 @@ import numpy as np
 
 import fastjobs
 
+from . import URLS, monitoring
+
 TARGETS = {"memory": 50_000, "redis": 10_000, "postgres": 10_000}
-URLS = {
-    "memory": lambda: "memory://",
-    "redis": lambda: os.environ.get("FASTJOBS_REDIS_URL", "redis://127.0.0.1:6379/0"),
-    "postgres": lambda: os.environ.get("FASTJOBS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-}
 ENQUEUE_BATCH = 1000
 APP_OPTIONS: dict[str, Any] = {}
 """Extra App arguments every run uses (``--no-history``: history=False, events=False)."""
@@ -72,6 +73,10 @@ DASHBOARD_OPEN: list[bool] = [False]
 (:mod:`benchmarks.dashboard_watch`, in a process of its own)."""
 IDLE_SAMPLES = 100
 FEATURE_JOBS = 20_000
+MONITORING_JOBS = 50_000
+MONITORING_ROUNDS = 3
+"""The monitoring rows (benchmarks/monitoring.py): at most this many jobs per run, each
+variant run this many times, alternated; the median is shown."""
 RATE_WINDOWS = 4
 """The rate-limited run allows jobs / RATE_WINDOWS starts per second (a sliding one-second
 window), so its jobs need RATE_WINDOWS - 1 seconds at least: the limit always binds."""
@@ -500,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep a dashboard open (live, refreshing) on each Redis and PostgreSQL run: what it costs")
     parser.add_argument("--no-features", dest="features", action="store_false",
                         help="skip the unique / rate-limited / batch rows")
+    parser.add_argument("--no-monitoring-rows", dest="monitoring_rows", action="store_false",
+                        help="skip the rows with Prometheus metrics, OpenTelemetry or a hook pair on")
     args = parser.parse_args(argv)
     if args.no_history:
         APP_OPTIONS.update(history=False, events=False)
@@ -525,14 +532,24 @@ def main(argv: list[str] | None = None) -> int:
                 features.extend(await FeatureBench(backend, min(args.jobs, FEATURE_JOBS), args.concurrency).run())
 
         runner(run_features())
+    monitored: list[monitoring.MonitoringResult] = []
+    variants, notes = monitoring.available(monitoring.VARIANTS)
+    if args.monitoring_rows:
+        for backend in list(TARGETS) if args.backend == "all" else [args.backend]:
+            rows: Any = runner(monitoring.run(backend, min(args.jobs, MONITORING_JOBS), args.concurrency,  # type: ignore[arg-type]
+                                              MONITORING_ROUNDS, variants, lambda line: None))
+            monitored += rows
     core = fastjobs.core_implementation()
     if args.json:
         print(json.dumps({"core": core, "results": [asdict(r) for r in results],
-                          "features": [asdict(f) for f in features]}, indent=2))
+                          "features": [asdict(f) for f in features],
+                          "monitoring": [asdict(m) for m in monitored]}, indent=2))
     else:
         render(results, core)
         if features:
             render_features(features)
+        if monitored:
+            monitoring.render(monitored, MONITORING_ROUNDS, notes)
     return 0
 
 

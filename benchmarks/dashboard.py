@@ -85,7 +85,7 @@ async def bench(kind: str, url: str, sizes: list[int], repeat: int) -> list[Endp
 
 
 def main(argv: list[str]) -> int:
-    from .__main__ import URLS
+    from . import URLS
 
     args, sizes, kinds = size_args("python -m benchmarks --dashboard", __doc__ or "", argv, 10, "calls per endpoint")
     results: list[EndpointResult] = []

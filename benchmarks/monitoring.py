@@ -25,17 +25,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import json
 import os
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import fastjobs
 
-from .__main__ import URLS
+from . import URLS
 
 VARIANTS = ("plain", "prometheus", "otel", "otel-sampled", "hooks")
 
@@ -50,7 +53,7 @@ def _otel_provider(ratio: float | None = None) -> Any:
             return SpanExportResult.SUCCESS
 
     provider = TracerProvider() if ratio is None else TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
-    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=1 << 17))  # room: no span dropped
     return provider
 
 
@@ -132,26 +135,72 @@ async def run_variant(backend: str, variant: str, jobs: int, concurrency: int) -
     return jobs / elapsed
 
 
+@dataclass
+class MonitoringResult:
+    backend: str
+    variant: str
+    jobs: int
+    end_to_end_per_s: float
+    """The median of the rounds."""
+    vs_plain: float
+    rounds: list[float]
+
+
+def available(variants: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
+    """The variants whose libraries are installed, and a note per one skipped."""
+    needs = {"prometheus": ("prometheus_client", "httpx"), "otel": ("opentelemetry.sdk",),
+             "otel-sampled": ("opentelemetry.sdk",)}
+    kept, skipped = [], []
+    for variant in variants:
+        missing = [m for m in needs.get(variant, ()) if importlib.util.find_spec(m.split(".")[0]) is None]
+        if missing:
+            skipped.append(f"{variant}: skipped, {', '.join(missing)} missing (pip install -e \".[bench]\")")
+        else:
+            kept.append(variant)
+    return tuple(kept), skipped
+
+
 async def run(backend: str, jobs: int, concurrency: int, rounds: int, variants: tuple[str, ...],
-              progress: Callable[[str], None]) -> dict[str, list[float]]:
+              progress: Callable[[str], None]) -> list[MonitoringResult]:
     rates: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(rounds):
         order = variants if r % 2 == 0 else tuple(reversed(variants))  # ABBA: drift hits each alike
         for variant in order:
             rates[variant].append(await run_variant(backend, variant, jobs, concurrency))
-            progress(f"round {r + 1}/{rounds} {variant}: {rates[variant][-1]:,.0f} jobs/s")
-    return rates
+            progress(f"{backend} round {r + 1}/{rounds} {variant}: {rates[variant][-1]:,.0f} jobs/s")
+    plain = statistics.median(rates["plain"])
+    return [MonitoringResult(backend, v, jobs, round(statistics.median(rates[v]), 1),
+                             round(statistics.median(rates[v]) / plain, 3), [round(x, 1) for x in rates[v]])
+            for v in variants]
+
+
+def render(results: list[MonitoringResult], rounds: int, notes: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"monitoring cost: async no-op jobs end to end, median of {rounds} alternated rounds, jobs/s",
+                  caption="; ".join(notes) or None)
+    for col in ("backend", "variant", "jobs", "end-to-end", "vs plain", "rounds"):
+        table.add_column(col, justify="left" if col in ("backend", "variant", "rounds") else "right")
+    for r in results:
+        table.add_row(r.backend, r.variant, f"{r.jobs:,}", f"{r.end_to_end_per_s:,.0f}", f"{r.vs_plain:.2f}",
+                      ", ".join(f"{x:,.0f}" for x in r.rounds))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    console.print(table)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks --monitoring", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=list(URLS), default="memory")
+    parser.add_argument("--backend", choices=[*URLS, "all"], default="memory")
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    variants = tuple(v for v in args.variants.split(",") if v)
+    variants, notes = available(tuple(v for v in args.variants.split(",") if v))
     if "plain" not in variants:
         parser.error("the variants must include plain (the others are compared with it)")
     runner: Callable[[Any], Any] = asyncio.run
@@ -161,22 +210,13 @@ def main(argv: list[str]) -> int:
         runner = uvloop.run
     except ImportError:
         pass
-    quiet = not os.isatty(2)
-    rates = runner(run(args.backend, args.jobs, args.concurrency, args.rounds, variants,
-                       (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))))
-    from rich.console import Console
-    from rich.table import Table
-
-    plain = statistics.median(rates["plain"])
-    table = Table(title=f"monitoring cost, {args.backend}, {args.jobs:,} async no-op jobs end to end, "
-                        f"median of {args.rounds} alternated rounds")
-    for col in ("variant", "median jobs/s", "vs plain", "rounds"):
-        table.add_column(col, justify="left" if col in ("variant", "rounds") else "right")
-    for variant in variants:
-        median = statistics.median(rates[variant])
-        table.add_row(variant, f"{median:,.0f}", f"{median / plain:.2f}", ", ".join(f"{r:,.0f}" for r in rates[variant]))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)
-    console.print(table)
+    quiet = args.json or not os.isatty(2)
+    results: list[MonitoringResult] = []
+    for backend in (list(URLS) if args.backend == "all" else [args.backend]):
+        results += runner(run(backend, args.jobs, args.concurrency, args.rounds, variants,
+                              (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))))
+    if args.json:
+        print(json.dumps({"monitoring": [asdict(r) for r in results], "notes": notes}, indent=2))
+    else:
+        render(results, args.rounds, notes)
     return 0

@@ -155,7 +155,7 @@ def render(results: list[PageResult]) -> None:
 
 def size_args(prog: str, doc: str, argv: list[str], repeat: int, what: str) -> tuple[argparse.Namespace, list[int], list[str]]:
     """The options --pagination and --dashboard share: parsed args, store sizes, backend kinds."""
-    from .__main__ import URLS
+    from . import URLS
 
     parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     parser.add_argument("--backend", choices=[*URLS, "all"], default="memory")
@@ -167,7 +167,7 @@ def size_args(prog: str, doc: str, argv: list[str], repeat: int, what: str) -> t
 
 
 def main(argv: list[str]) -> int:
-    from .__main__ import URLS
+    from . import URLS
 
     args, sizes, kinds = size_args("python -m benchmarks --pagination", __doc__ or "", argv, 20, "calls per timing")
     results: list[PageResult] = []

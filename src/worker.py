@@ -172,6 +172,8 @@ class Worker(JobRuns):
                                    "token": resolve_metrics_token(metrics_token, no_auth=metrics_no_auth)}
             metrics = True
         self.metrics = _metrics.enable() if metrics else None
+        self.metrics_url: str | None = None
+        """While it runs with ``metrics_port``: where its metrics are served (port 0: the one chosen)."""
         """This process's monitoring counters (None unless ``metrics``), see :mod:`fastjobs.metrics`."""
         self._ackbuf = AckBuffer(ack_batch, ack_interval, app.max_payload, self.id, history=app.history_enabled,
                                  metrics=self.metrics)
@@ -243,6 +245,7 @@ class Worker(JobRuns):
             assert self.metrics is not None
             server = start_metrics_server(self.metrics.snapshot, **self._metrics_serve,
                                           queue_depth=QueueDepthCollector(loop, self.app.backend))
+            self.metrics_url = server.url
         # Tasks started from here on (handlers included) inherit it: fastjobs.worker_state().
         state_token = STATE.set(self.state)
         try:
@@ -255,6 +258,7 @@ class Worker(JobRuns):
                 STATE.reset(state_token)
                 if server is not None:
                     server.close()
+                    self.metrics_url = None
 
     async def _lifecycle(self, kind: str) -> None:
         """Run the App's on_worker_start or on_worker_stop hooks, in order."""

@@ -25,10 +25,11 @@ def fresh_process_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastjobs.metrics, "PROCESS", None)
 
 
-async def scrape(server: MetricsServer) -> Samples:
+async def scrape(server: MetricsServer | str) -> Samples:
     # An async client: the queue counts are read on this very loop, which must stay free.
     async with httpx.AsyncClient() as client:
-        response = await client.get(server.url, headers={"Authorization": f"Bearer {TOKEN}"})
+        url = server if isinstance(server, str) else server.url
+        response = await client.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
     response.raise_for_status()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(response.text) for s in family.samples}
@@ -81,11 +82,15 @@ async def test_a_scrape_while_jobs_run_shows_them_running(app: fastjobs.App) -> 
         await release.wait()
 
     await app.enqueue_many([held.call()] * 3)
-    worker = app.worker(["fast"], handle_signals=False, concurrency=5, metrics=True)
-    assert worker.metrics is not None
-    server = start_metrics_server(worker.metrics.snapshot, port=0, token=TOKEN,
-                                  queue_depth=QueueDepthCollector(asyncio.get_running_loop(), app.backend))
+    # The public way: the Worker serves its own metrics while it runs (port 0: any free one).
+    worker = app.worker(["fast"], handle_signals=False, concurrency=5, metrics_port=0, metrics_token=TOKEN)
     running = asyncio.ensure_future(worker.run())
+    for _ in range(100):
+        if worker.metrics_url is not None:
+            break
+        await asyncio.sleep(0.01)
+    server = worker.metrics_url
+    assert server is not None and server.startswith("http://127.0.0.1:")
     try:
         for _ in range(200):
             got = await scrape(server)
@@ -107,4 +112,6 @@ async def test_a_scrape_while_jobs_run_shows_them_running(app: fastjobs.App) -> 
     finally:
         worker.request_stop()
         await running
-        server.close()
+    assert worker.metrics_url is None  # closed with the worker
+    with pytest.raises(httpx.ConnectError):
+        await scrape(server)
