@@ -68,6 +68,8 @@ class WorkerMetrics:
         self.slots = slots
         self._running: list[Callable[[], int]] = []
         self._discarded: list[Callable[[], int]] = []
+        self._discarded_before = 0
+        """What workers that stopped had discarded: the counter keeps it."""
         self.started: dict[tuple[str, str], int] = {}
         self.finished: dict[tuple[str, str, str], int] = {}
         self.duration: dict[tuple[str, str], list[float]] = {}
@@ -87,6 +89,14 @@ class WorkerMetrics:
         self.slots += slots
         self._running.append(running)
         self._discarded.append(discarded)
+
+    def remove_worker(self, slots: int, running: Callable[[], int], discarded: Callable[[], int]) -> None:
+        """A worker of :meth:`add_worker` stopped: its slots and running jobs no longer count;
+        what it discarded still does (a counter never goes back)."""
+        self.slots -= slots
+        self._running.remove(running)
+        self._discarded.remove(discarded)
+        self._discarded_before += discarded()
 
     def add_started(self, queue: str, task: str, waits: Iterable[float]) -> None:
         """Jobs of one (queue, task) started, each having waited ``waits[i]`` seconds (a negative
@@ -158,7 +168,7 @@ class WorkerMetrics:
             "round_trips": [[op, c[0], [int(x) for x in c[1:]]] for op, c in self.round_trips.items()],
             "running": sum(f() for f in self._running),
             "slots": self.slots,
-            "discarded": sum(f() for f in self._discarded),
+            "discarded": self._discarded_before + sum(f() for f in self._discarded),
         }
 
 

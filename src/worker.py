@@ -280,9 +280,11 @@ class Worker(JobRuns):
         backend = self._backend = await self.app.backend()
         self._ackbuf.start(backend, loop)
         self._threads = ThreadRunner(loop, self.threads, self._sync_done, self.state)
+        counted: tuple[int, Any, Any] | None = None
         if self.metrics is not None:
             ackbuf = self._ackbuf
-            self.metrics.add_worker(self.concurrency, self._running.__len__, lambda: ackbuf.discarded)
+            counted = (self.concurrency, self._running.__len__, lambda: ackbuf.discarded)
+            self.metrics.add_worker(*counted)
         signals = install_stop_signals(loop, self._on_signal) if self.handle_signals else []
         await self._membership.register(backend)
         heartbeat = loop.create_task(self._heartbeat())
@@ -303,6 +305,8 @@ class Worker(JobRuns):
                 heartbeat.cancel()
             await self._membership.deregister(backend)
             remove_stop_signals(loop, signals)
+            if counted is not None:
+                self.metrics.remove_worker(*counted)  # type: ignore[union-attr]
             log.info("worker stopped: %d succeeded, %d failed, %d outcomes discarded (lease lost)",
                      self.succeeded, self.failed, self._ackbuf.discarded)
 
