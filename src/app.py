@@ -20,13 +20,12 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import replace
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from ._core import DEFAULT_MAX_PAYLOAD, Backoff
 from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, WorkerInfo, backend_class, redact_url
-from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE, RESERVED_META_PREFIXES
+from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
 from .errors import ConfigurationError, InvalidOptionError
 from .handles import Batch, JobHandles
 from .job import JobInfo, new_job_ids
@@ -35,7 +34,7 @@ from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
 from .backends.base import Event
 from .events import listen, parse_queues
 from .history import HistoryBucket, read_history
-from .hooks import Enqueuing, HookRegistration, Hooks, check_hook
+from .hooks import HookRegistration, Hooks, check_hook, enqueue_hooks
 from . import metrics
 from .search import Instant
 from .operations import JobOperations
@@ -390,16 +389,19 @@ class App(JobOperations, HookRegistration):
             >>> await app.enqueue_many([send_email.call("a@b.c"), resize.call("x.png")])  # doctest: +SKIP
         """
         calls = list(calls)
-        if self.hooks.before_enqueue:
-            calls = self._before_enqueue(calls)
-        return await self._enqueue(calls, connection)
+        if not self.hooks.around_enqueues:
+            return await self._enqueue(calls, connection)
+        with enqueue_hooks(self.hooks, calls) as hooked:
+            return await self._enqueue(hooked, connection)
 
     def enqueue_many_sync(self, calls: Iterable[Call[Any]]) -> JobHandles:
         """:meth:`enqueue_many` for synchronous code."""
         new_calls = list(calls)
-        if self.hooks.before_enqueue:  # here, in the caller's thread and context (its current trace span)
-            new_calls = self._before_enqueue(new_calls)
-        return self.run_sync(self._enqueue(new_calls, None))
+        if not self.hooks.around_enqueues:
+            return self.run_sync(self._enqueue(new_calls, None))
+        # The hooks run here, in the caller's thread and context (its current trace span).
+        with enqueue_hooks(self.hooks, new_calls) as hooked:
+            return self.run_sync(self._enqueue(hooked, None))
 
     async def _enqueue(self, calls: list[Call[Any]], connection: Any) -> JobHandles:
         if not calls:
@@ -418,32 +420,6 @@ class App(JobOperations, HookRegistration):
             ids = await backend.enqueue_many(new_jobs, connection=connection)
             counter.add_round_trip("enqueue", time.perf_counter() - sent)
         return JobHandles(self, ids)
-
-    def _before_enqueue(self, calls: list[Call[Any]]) -> list[Call[Any]]:
-        """Run the before_enqueue hooks on each call: the calls, their ids fixed and their meta as the hooks left it.
-
-        A hook that raises fails the enqueue (nothing is stored): a job missing what a hook
-        adds (a tenant, a trace) should not run as if it had it.
-        """
-        hooks = self.hooks.before_enqueue
-        hooked = []
-        for call, job_id in zip(calls, new_job_ids(len(calls))):
-            job_id = call.job_id or job_id
-            before = call.meta or {}
-            job = Enqueuing(job_id, call.task.name, call.options.queue, call.args, call.kwargs, dict(before))
-            for hook in hooks:
-                hook(job)
-            meta = job.meta
-            if not isinstance(meta, dict):
-                raise InvalidOptionError(f"a before_enqueue hook replaced job.meta with {meta!r}: add keys to it instead")
-            for key in meta:
-                if key not in before and (not isinstance(key, str) or key.startswith(RESERVED_META_PREFIXES)):
-                    raise InvalidOptionError(
-                        f"a before_enqueue hook added the meta key {key!r}: keys are str, and those starting "
-                        f"with {' or '.join(map(repr, RESERVED_META_PREFIXES))} are fastjobs' own; rename it"
-                    )
-            hooked.append(replace(call, job_id=job_id, meta=meta or None))
-        return hooked
 
     async def chain(self, *calls: Call[Any], pass_results: bool = True, connection: Any = None) -> JobHandles:
         """Enqueue calls that run one after another, atomically: each starts once the one before succeeded.

@@ -15,7 +15,10 @@
   changes no outcome and loses no job.
 - ``@app.before_enqueue`` (a plain ``def`` taking an :class:`Enqueuing`) runs once per job
   enqueued by this process, in the caller's thread, before the job is encoded: it may add
-  to ``job.meta`` (a trace context, a tenant id).
+  to ``job.meta`` (a trace context, a tenant id). ``@app.around_enqueue`` (a context manager
+  factory taking the list of :class:`Enqueuing` of one enqueue call) wraps the whole call,
+  round trip included: it may add meta on entry and sees the call's error on exit. A
+  ``before_enqueue`` or ``around_enqueue`` hook that raises fails the enqueue: nothing is stored.
 
 One job's hooks and handler share one :mod:`contextvars` context, a copy of the worker's
 made for that job: a context variable set in ``before_job`` (a database session, an
@@ -47,16 +50,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import ConfigurationError
+from .constants import RESERVED_META_PREFIXES
+from .errors import ConfigurationError, InvalidOptionError
+from .job import new_job_ids
 
 if TYPE_CHECKING:
     from .context import Context
+    from .task import Call
 
 log = logging.getLogger("fastjobs.hooks")
 
@@ -178,6 +187,8 @@ SIGNATURES = {
     "on_dead": ("ctx, outcome",
                 "def on_dead(ctx: fastjobs.Context, outcome: fastjobs.JobOutcome) -> None (or async def)"),
     "before_enqueue": ("job", "def before_enqueue(job: fastjobs.Enqueuing) -> None (a plain def)"),
+    "around_enqueue": ("jobs", "@contextlib.contextmanager def around_enqueue(jobs: list[fastjobs.Enqueuing]) "
+                               "-> Iterator[None] (a plain def)"),
 }
 
 
@@ -195,9 +206,9 @@ def check_hook(kind: str, fn: object) -> None:
     name = getattr(fn, "__qualname__", repr(fn))
     if not callable(fn):
         raise ConfigurationError(f"a {kind} hook must be a function, not {fn!r}: write it as {expected}")
-    if kind == "before_enqueue" and (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
+    if kind.endswith("_enqueue") and (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
         raise ConfigurationError(
-            f"a before_enqueue hook runs in the caller's thread, also under enqueue_sync, so it cannot be "
+            f"a {kind} hook runs in the caller's thread, also under enqueue_sync, so it cannot be "
             f"async: write {name} as {expected}"
         )
     try:
@@ -219,7 +230,8 @@ def check_hook(kind: str, fn: object) -> None:
 class Hooks:
     """The hooks registered on an App (``app.hooks``), by kind, in registration order."""
 
-    __slots__ = ("on_worker_start", "on_worker_stop", "before_job", "after_job", "on_dead", "before_enqueue")
+    __slots__ = ("on_worker_start", "on_worker_stop", "before_job", "after_job", "on_dead", "before_enqueue",
+                 "around_enqueue")
 
     def __init__(self) -> None:
         self.on_worker_start: list[Callable[[WorkerState], Any]] = []
@@ -228,6 +240,7 @@ class Hooks:
         self.after_job: list[Callable[[Context, JobOutcome], Any]] = []
         self.on_dead: list[Callable[[Context, JobOutcome], Any]] = []
         self.before_enqueue: list[Callable[[Enqueuing], None]] = []
+        self.around_enqueue: list[Callable[[list[Enqueuing]], AbstractContextManager[Any]]] = []
 
     def add(self, kind: str, fn: F) -> F:
         """Register ``fn`` as a ``kind`` hook (checked first); hooks of a kind run in registration order."""
@@ -250,6 +263,11 @@ class Hooks:
             registered.remove(fn)
             return True
         return False
+
+    @property
+    def around_enqueues(self) -> bool:
+        """Whether any enqueue hook (before, around) is registered."""
+        return bool(self.before_enqueue or self.around_enqueue)
 
     @property
     def around_jobs(self) -> bool:
@@ -326,6 +344,63 @@ class HookRegistration:
             ...     job.meta["tenant"] = current_tenant()
         """
         return self.hooks.add("before_enqueue", fn)
+
+    def around_enqueue(self, fn: F) -> F:
+        """Wrap each enqueue call of this process in ``fn(jobs)``, a context manager (a plain
+        ``def`` under :func:`contextlib.contextmanager`) given the call's :class:`Enqueuing`
+        list: on entry it may add to their meta; its exit follows the round trip and sees its
+        error. Where a hook needs one thing per call rather than per job (a trace span, a
+        timer, an audit record).
+
+        Example:
+            >>> @app.around_enqueue  # doctest: +SKIP
+            ... @contextlib.contextmanager
+            ... def audit(jobs: list[fastjobs.Enqueuing]) -> Iterator[None]:
+            ...     started = time.monotonic()
+            ...     yield
+            ...     audit_log.info("enqueued %d jobs in %.3f s", len(jobs), time.monotonic() - started)
+        """
+        return self.hooks.add("around_enqueue", fn)
+
+
+@contextlib.contextmanager
+def enqueue_hooks(hooks: Hooks, calls: list[Call[Any]]) -> Iterator[list[Call[Any]]]:
+    """Run the enqueue hooks around one enqueue call: yields the calls to enqueue, their ids
+    fixed and their meta as the hooks left it; the around hooks exit when the block does.
+
+    A hook that raises fails the enqueue (nothing is stored): a job missing what a hook adds
+    (a tenant, a trace) should not run as if it had it.
+    """
+    jobs = []
+    for call, job_id in zip(calls, new_job_ids(len(calls))):
+        job = Enqueuing(call.job_id or job_id, call.task.name, call.options.queue, call.args, call.kwargs,
+                        dict(call.meta or ()))
+        for hook in hooks.before_enqueue:
+            hook(job)
+        jobs.append(job)
+    with contextlib.ExitStack() as stack:
+        for around in hooks.around_enqueue:
+            manager = around(jobs)
+            if not isinstance(manager, AbstractContextManager):
+                raise ConfigurationError(
+                    f"the around_enqueue hook {getattr(around, '__qualname__', around)} returned {manager!r}, not a "
+                    f"context manager: write it as {SIGNATURES['around_enqueue'][1]}"
+                )
+            stack.enter_context(manager)
+        yield [replace(call, job_id=job.job_id, meta=_checked_meta(call.meta or {}, job.meta) or None)
+               for call, job in zip(calls, jobs)]
+
+
+def _checked_meta(before: dict[str, Any], meta: object) -> dict[str, Any]:
+    if not isinstance(meta, dict):
+        raise InvalidOptionError(f"an enqueue hook replaced job.meta with {meta!r}: add keys to it instead")
+    for key in meta:
+        if key not in before and (not isinstance(key, str) or key.startswith(RESERVED_META_PREFIXES)):
+            raise InvalidOptionError(
+                f"an enqueue hook added the meta key {key!r}: keys are str, and those starting "
+                f"with {' or '.join(map(repr, RESERVED_META_PREFIXES))} are fastjobs' own; rename it"
+            )
+    return meta
 
 
 def call_logged(kind: str, fn: Callable[..., Any], job_id: str | None, *args: Any) -> Any:

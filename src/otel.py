@@ -2,9 +2,11 @@
 
 Built on the App's hooks (:mod:`fastjobs.hooks`), nothing else:
 
-- ``before_enqueue``: a PRODUCER span ``send <queue>`` per job, a child of the caller's
-  current span, ended at once; its context goes into the job's meta (``traceparent``,
-  ``tracestate``, and ``baggage`` if any) through the global propagator.
+- ``around_enqueue``: a PRODUCER span ``send <queue>`` per enqueue call and queue, a child of
+  the caller's current span, over the call's round trip (its error recorded); its context
+  goes into each job's meta (``traceparent``, ``tracestate``, and ``baggage`` if any) through
+  the global propagator. A single job's span carries its ``messaging.message.id`` and
+  ``fastjobs.task``; a batch's, ``messaging.batch.message_count``.
 - ``before_job``: a CONSUMER span ``process <queue>`` per attempt, a child of that context
   and linked to it, made current for the handler (a span the handler starts is its child);
   ``after_job`` sets its status from the outcome and ends it.
@@ -21,9 +23,11 @@ the exception as an event and set ``error.type``; cancelled (the job was cancell
 lease lost, or shutdown gave it back to run again) is no error of the job's: status unset,
 ``fastjobs.outcome="cancelled"``.
 
-Why one ``send`` span per job, not one per ``enqueue_many``: each job needs a creation
-context of its own to parent its ``process`` spans, the hook runs once per job, and the jobs
-of one call may go to different queues (a span is named after one).
+Why one ``send`` span per call, not per job: the messaging conventions' batch send (when
+there is no per-message "create" span, each message carries the send span's context); an
+``enqueue_many`` of 1,000 jobs is one round trip and one span, not 1,000 spans that each
+cost the SDK more than fastjobs spends on the job. The jobs of one call may go to several
+queues, and a span is named after one: one span per queue.
 
 Example:
     >>> import fastjobs, fastjobs.otel
@@ -34,9 +38,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -102,20 +108,44 @@ class _Tracing:
         })
         return named
 
-    def before_enqueue(self, job: Enqueuing) -> None:
-        # A before_enqueue hook that raises fails the enqueue: tracing must never do that.
+    @contextlib.contextmanager
+    def around_enqueue(self, jobs: list[Enqueuing]) -> Iterator[None]:
+        """One ``send <queue>`` span per queue of the call, over its round trip."""
+        spans = []
+        # An enqueue hook that raises fails the enqueue: tracing must never do that.
         try:
-            name, common = self._send.get(job.queue) or self._named(self._send, "send", job.queue)
-            attributes = common.copy()
-            attributes["messaging.message.id"] = job.job_id
-            attributes["fastjobs.task"] = job.task
-            span = self.tracer.start_span(name, kind=SpanKind.PRODUCER, attributes=attributes)
-            # Injected from a context holding the span rather than attached to the caller's:
-            # no attach/detach of the caller's context per job.
-            propagate.inject(job.meta, context=trace.set_span_in_context(span))
-            span.end()
+            groups: dict[str, list[Enqueuing]] = {}
+            for job in jobs:
+                groups.setdefault(job.queue, []).append(job)
+            for queue, group in groups.items():
+                name, common = self._send.get(queue) or self._named(self._send, "send", queue)
+                attributes = common.copy()
+                if len(group) == 1:
+                    attributes["messaging.message.id"] = group[0].job_id
+                    attributes["fastjobs.task"] = group[0].task
+                else:
+                    attributes["messaging.batch.message_count"] = len(group)
+                span = self.tracer.start_span(name, kind=SpanKind.PRODUCER, attributes=attributes)
+                spans.append(span)
+                # Injected from a context holding the span rather than attached to the caller's:
+                # no attach/detach of the caller's context; encoded once for the whole group.
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier, context=trace.set_span_in_context(span))
+                for job in group:
+                    job.meta.update(carrier)
         except Exception:
-            log.exception("tracing the enqueue of job %s failed; enqueued without a trace context", job.job_id)
+            log.exception("tracing an enqueue of %d jobs failed; enqueued without a trace context", len(jobs))
+        try:
+            yield
+        except BaseException as error:
+            for span in spans:
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+                span.set_attribute("error.type", _error_type(error))
+                span.record_exception(error, escaped=True)
+            raise
+        finally:
+            for span in spans:
+                span.end()
 
     def before_job(self, ctx: Context) -> None:
         meta = ctx.meta
@@ -188,7 +218,7 @@ def instrument(app: App, *, tracer_provider: TracerProvider | None = None) -> No
     tracer = trace.get_tracer("fastjobs", __version__, tracer_provider, schema_url=SCHEMA_URL)
     tracing = _Tracing(tracer)
     hooks = app.hooks
-    hooks.add("before_enqueue", tracing.before_enqueue)
+    hooks.add("around_enqueue", tracing.around_enqueue)
     hooks.add("before_job", tracing.before_job)
     hooks.before_job.insert(0, hooks.before_job.pop())  # first: other hooks see the span
     hooks.add("after_job", tracing.after_job)
@@ -204,7 +234,7 @@ def uninstrument(app: App) -> None:
     tracing = _INSTRUMENTED.pop(app, None)
     if tracing is None:
         return
-    for kind, hook in (("before_enqueue", tracing.before_enqueue), ("before_job", tracing.before_job),
+    for kind, hook in (("around_enqueue", tracing.around_enqueue), ("before_job", tracing.before_job),
                        ("after_job", tracing.after_job)):
         app.hooks.remove(kind, hook)
 

@@ -237,7 +237,7 @@ async def test_each_attempt_is_a_process_span_of_the_same_send(
     assert [e.name for e in first.events] == ["exception"] and not second.events
 
 
-async def test_enqueue_many_makes_one_send_span_per_job(
+async def test_enqueue_many_makes_one_send_span_per_queue_over_its_round_trip(
     app: fastjobs.App, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     @app.task(queue="a")
@@ -248,20 +248,39 @@ async def test_enqueue_many_makes_one_send_span_per_job(
 
     with provider.get_tracer("test").start_as_current_span("request") as request:
         handles = await app.enqueue_many([a.call(1), b.call(2), a.call(3)])
-    sends = by_name(exporter, "send a") + by_name(exporter, "send b")
-    assert len(sends) == 3
-    assert {parent_of(s) for s in sends} == {request.get_span_context().span_id}
-    sent = {s.attributes["messaging.message.id"]: s for s in sends if s.attributes is not None}
-    assert set(sent) == set(handles.ids)
+    send_a, send_b = one(exporter, "send a"), one(exporter, "send b")
+    assert {parent_of(send_a), parent_of(send_b)} == {request.get_span_context().span_id}
+    assert send_a.attributes is not None and send_a.attributes["messaging.batch.message_count"] == 2
+    assert "messaging.message.id" not in send_a.attributes
+    assert send_b.attributes is not None and send_b.attributes["messaging.message.id"] == handles.ids[1]
     await run_burst(app)
     processes = by_name(exporter, "process a") + by_name(exporter, "process b")
     assert len(processes) == 3
     for process in processes:
         assert process.attributes is not None
-        assert parent_of(process) == sent[process.attributes["messaging.message.id"]].context.span_id
+        send = send_a if process.attributes["messaging.destination.name"] == "a" else send_b
+        assert parent_of(process) == send.context.span_id
+        assert [link.context.span_id for link in process.links] == [send.context.span_id]
+    assert {p.attributes["messaging.message.id"] for p in processes if p.attributes} == set(handles.ids)
 
 
-async def test_each_step_of_a_chain_follows_its_own_send(
+async def test_a_failed_enqueue_is_an_error_on_its_send_span(
+    app: fastjobs.App, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    @app.task()
+    async def once() -> None: ...
+
+    await once.options(job_id="only-once").enqueue()
+    with pytest.raises(fastjobs.DuplicateJobError):
+        await once.options(job_id="only-once").enqueue()
+    first, second = by_name(exporter, "send default")
+    assert first.status.status_code is StatusCode.UNSET
+    assert second.status.status_code is StatusCode.ERROR
+    assert second.attributes is not None and second.attributes["error.type"] == "fastjobs.errors.DuplicateJobError"
+    assert [e.name for e in second.events] == ["exception"]
+
+
+async def test_each_step_of_a_chain_follows_the_chains_send(
     app: fastjobs.App, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     @app.task()
@@ -276,13 +295,11 @@ async def test_each_step_of_a_chain_follows_its_own_send(
         steps = await app.chain(fetch.call(), parse.call())
     await run_burst(app)
     assert (await steps[-1].result(timeout=5)) == 2
-    sent = {s.attributes["messaging.message.id"]: s for s in by_name(exporter, "send default") if s.attributes}
+    send = one(exporter, "send default")
     processes = by_name(exporter, "process default")
-    assert set(sent) == set(steps.ids) and len(processes) == 2
-    for process in processes:
-        assert process.attributes is not None
-        assert parent_of(process) == sent[process.attributes["messaging.message.id"]].context.span_id
-    assert {s.context.trace_id for s in [*sent.values(), *processes]} == {request.get_span_context().trace_id}
+    assert len(processes) == 2 and all(parent_of(p) == send.context.span_id for p in processes)
+    assert {p.attributes["messaging.message.id"] for p in processes if p.attributes} == set(steps.ids)
+    assert {s.context.trace_id for s in [send, *processes]} == {request.get_span_context().trace_id}
 
 
 async def test_enqueue_sync_sees_the_callers_span_in_its_thread(
@@ -335,7 +352,7 @@ def test_instrument_twice_is_refused_and_uninstrument_removes_the_hooks(provider
     with pytest.raises(fastjobs.ConfigurationError, match="already instrumented"):
         fastjobs.otel.instrument(app, tracer_provider=provider)
     fastjobs.otel.uninstrument(app)
-    assert (app.hooks.before_enqueue, app.hooks.before_job, app.hooks.after_job) == ([], [user_hook], [])
+    assert (app.hooks.around_enqueue, app.hooks.before_job, app.hooks.after_job) == ([], [user_hook], [])
     fastjobs.otel.uninstrument(app)  # a no-op
     fastjobs.otel.instrument(app, tracer_provider=provider)
 
@@ -351,9 +368,10 @@ class FakeContext:
 def test_a_cancelled_job_span_is_no_error(provider: TracerProvider, exporter: InMemorySpanExporter) -> None:
     app = fastjobs.App("memory://")
     fastjobs.otel.instrument(app, tracer_provider=provider)
-    [before_enqueue], [before_job], [after_job] = app.hooks.before_enqueue, app.hooks.before_job, app.hooks.after_job
+    [around_enqueue], [before_job], [after_job] = app.hooks.around_enqueue, app.hooks.before_job, app.hooks.after_job
     job = fastjobs.Enqueuing("j1", "t", "q", (), {}, {})
-    before_enqueue(job)
+    with around_enqueue([job]):
+        pass
     ctx: Any = FakeContext(job.meta)
 
     def attempt() -> None:

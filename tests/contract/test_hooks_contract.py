@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -403,3 +405,39 @@ async def test_on_dead_hears_of_jobs_that_could_not_start(make_app: Any) -> None
     await app.enqueue_many([elsewhere.call()])  # stored in app's backend; no worker of app knows the task
     await run_burst(app)
     assert dead == [("elsewhere", "dead", "UnknownTaskError")]
+
+
+async def test_around_enqueue_wraps_each_call_and_sees_its_error(app: fastjobs.App) -> None:
+    seen: list[tuple[int, str | None]] = []
+
+    @app.around_enqueue
+    @contextlib.contextmanager
+    def audit(jobs: list[fastjobs.Enqueuing]) -> Iterator[None]:
+        for job in jobs:
+            job.meta["call_size"] = len(jobs)
+        try:
+            yield
+        except Exception as exc:
+            seen.append((len(jobs), type(exc).__name__))
+            raise
+        seen.append((len(jobs), None))
+
+    @app.task()
+    async def echo(x: int) -> int:
+        return x
+
+    handles = await app.enqueue_many([echo.call(1), echo.call(2), echo.call(3)])
+    one = await echo.options(job_id="fixed-id").enqueue(4)
+    with pytest.raises(fastjobs.DuplicateJobError):
+        await echo.options(job_id="fixed-id").enqueue(5)
+    assert seen == [(3, None), (1, None), (1, "DuplicateJobError")]
+    assert [(await h.info()).meta["call_size"] for h in (*handles, one)] == [3, 3, 3, 1]  # type: ignore[union-attr]
+
+    @app.around_enqueue
+    def not_a_manager(jobs: list[fastjobs.Enqueuing]) -> None:
+        return None
+
+    with pytest.raises(fastjobs.ConfigurationError, match="not a context manager"):
+        await echo.enqueue(6)
+    assert await app.get_job("fixed-id") is not None and sum(
+        q.get("queued", 0) for q in (await app.stats()).values()) == 4  # nothing of the refused calls stored
