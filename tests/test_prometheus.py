@@ -10,6 +10,9 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -375,3 +378,23 @@ async def test_the_grafana_dashboard_uses_only_metrics_the_collectors_expose(loo
     scraped = await asyncio.to_thread(lambda: {name for name, _ in samples(render(WorkerCollector(lambda: SNAPSHOT), depth))})
     assert used <= scraped == SAMPLE_NAMES, used - scraped
     await app.close()
+
+
+def test_without_prometheus_client_the_worker_says_which_extra_to_install() -> None:
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["prometheus_client"] = None  # as if it were not installed
+        import fastjobs
+        app = fastjobs.App("memory://")
+
+        @app.task
+        async def noop() -> None: ...
+
+        try:
+            app.worker(metrics_port=9100, metrics_token="t")
+        except fastjobs.ConfigurationError as exc:
+            print(exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 'pip install "fastjobs[prometheus]"' in done.stdout

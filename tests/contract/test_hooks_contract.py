@@ -441,3 +441,22 @@ async def test_around_enqueue_wraps_each_call_and_sees_its_error(app: fastjobs.A
         await echo.enqueue(6)
     assert await app.get_job("fixed-id") is not None and sum(
         q.get("queued", 0) for q in (await app.stats()).values()) == 4  # nothing of the refused calls stored
+
+
+async def test_a_failing_stop_hook_is_logged_and_the_worker_stops_cleanly(
+    app: fastjobs.App, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.on_worker_stop
+    async def broken(state: fastjobs.WorkerState) -> None:
+        raise RuntimeError("close failed")
+
+    @app.task()
+    async def work() -> int:
+        return 7
+
+    job = await work.enqueue()
+    with caplog.at_level(logging.ERROR, logger="fastjobs.worker"):
+        worker = await run_burst(app)
+    assert worker.succeeded == 1 and await job.result(timeout=5) == 7
+    assert any("on_worker_stop hook" in r.getMessage() and "broken raised" in r.getMessage() and r.exc_info
+               for r in caplog.records)
