@@ -252,6 +252,31 @@ async def test_a_schema_migrated_by_a_newer_fastjobs_is_refused(
     assert await admin.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == latest + 1
 
 
+@pytest.mark.parametrize("path", ["fast", "locked", "require"])
+async def test_a_schema_made_by_a_pre_fold_build_is_refused_not_half_migrated(
+    admin: asyncpg.Connection, schema: str, postgres_url: str, path: str
+) -> None:
+    # What a development build from before the tables were folded into one baseline left: the
+    # same migration numbers under other names (and other tables). Numbers alone took it as
+    # migrated up to 3, applied 4, and the first enqueue failed on a missing column.
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    await admin.execute(f'CREATE TABLE "{schema}".schema_migrations (version integer PRIMARY KEY, name text NOT NULL,'
+                        " applied_at timestamptz NOT NULL DEFAULT now())")
+    old = [(1, "001_create_tables"), (2, "002_job_functions"), (3, "003_dependencies_and_limits")]
+    if path == "fast":
+        old.append((MIGRATIONS[-1][0], MIGRATIONS[-1][1]))  # at the latest number: the unlocked fast path
+    await admin.executemany(f'INSERT INTO "{schema}".schema_migrations (version, name) VALUES ($1, $2)', old)
+    backend = PostgresBackend(postgres_url, BackendOptions(prefix=schema), migrate=path != "require")
+    try:
+        with pytest.raises(ConfigurationError, match=r"made by another fastjobs build: its migration 2 is "
+                                                      r"'002_job_functions', this fastjobs' is '002_workers'.*DROP SCHEMA"):
+            await backend.connect()
+            await backend.ready()  # what the read-only commands ask (migrate=False)
+    finally:
+        await backend.close()
+    assert await admin.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == len(old)  # nothing applied
+
+
 @pytest.mark.slow
 def test_cli_migrate_reapplies_stale_functions_once(postgres_url: str, schema: str) -> None:
     env = {**os.environ, "FASTJOBS_TEST_URL": postgres_url, "FASTJOBS_TEST_PREFIX": schema}

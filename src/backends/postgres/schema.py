@@ -122,6 +122,23 @@ def _newer(schema: str, functions: Functions, stamp: str | None, applied: Applie
         )
 
 
+_NAMES = {version: name for version, name, _ in MIGRATIONS}
+
+
+def _refuse_foreign(schema: str, recorded: list[Any]) -> None:
+    """Refuse a schema whose recorded migrations are not this fastjobs' (same numbers, other
+    names: a development build from before the tables were folded into one baseline, or a
+    branch's). Numbers alone would take it as migrated and fail at the first query."""
+    for row in recorded:
+        expected = _NAMES.get(row["version"])
+        if expected is not None and row["name"] != expected:
+            raise ConfigurationError(
+                f"PostgreSQL schema {schema!r} was made by another fastjobs build: its migration {row['version']} "
+                f"is {row['name']!r}, this fastjobs' is {expected!r}. Its tables do not match this code's: drop it "
+                f"(DROP SCHEMA \"{schema}\" CASCADE; its jobs are lost) or point this App at another prefix="
+            )
+
+
 def _refuse_newer(schema: str, version: int | None) -> None:
     if version is not None and version > LATEST:
         raise ConfigurationError(
@@ -141,7 +158,9 @@ async def require(conn: Any, schema: str) -> None:
     quoted = f'"{schema}"'
     version = None
     if await conn.fetchval("SELECT to_regclass($1::text)", f"{quoted}.schema_migrations") is not None:
-        version = await conn.fetchval(f"SELECT max(version) FROM {quoted}.schema_migrations")
+        recorded = await conn.fetch(f"SELECT version, name FROM {quoted}.schema_migrations")
+        _refuse_foreign(schema, recorded)
+        version = max((row["version"] for row in recorded), default=None)
     _refuse_newer(schema, version)
     if version is None:
         raise ConfigurationError(f"no fastjobs schema here: run `fastjobs migrate` (schema {schema!r} does not exist)")
@@ -165,6 +184,8 @@ async def upgrade(conn: Any, schema: str, functions: Functions = CURRENT) -> App
     quoted = f'"{schema}"'
     # Fast path, no lock: already up to date (every start but the first).
     if await conn.fetchval("SELECT to_regclass($1::text)", f"{quoted}.schema_migrations") is not None:
+        recorded = await conn.fetch(f"SELECT version, name FROM {quoted}.schema_migrations")
+        _refuse_foreign(schema, recorded)
         found = await conn.fetchrow(
             f"SELECT max(version) AS version, obj_description('{quoted}.schema_migrations'::regclass, 'pg_class')"
             f" AS stamp FROM {quoted}.schema_migrations"
@@ -183,7 +204,9 @@ async def upgrade(conn: Any, schema: str, functions: Functions = CURRENT) -> App
             " version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {quoted}.schema_migrations")}
+        recorded = await conn.fetch(f"SELECT version, name FROM {quoted}.schema_migrations")
+        _refuse_foreign(schema, recorded)  # again, under the lock
+        done = {r["version"] for r in recorded}
         _refuse_newer(schema, max(done, default=None))
         for version, name, sql in MIGRATIONS:
             if version in done:
