@@ -56,7 +56,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .constants import RESERVED_META_PREFIXES
@@ -121,6 +121,8 @@ def worker_state() -> WorkerState:
         ) from None
 
 
+# eq=False: compared by identity; repr=False: a job's arguments and result stay out of reprs.
+@dataclass(slots=True, eq=False, repr=False)
 class JobOutcome:
     """How one attempt ended, as ``after_job`` and ``on_dead`` hooks get it.
 
@@ -137,21 +139,18 @@ class JobOutcome:
         timed_out: whether the attempt ran past its timeout (status timed_out, or dead).
     """
 
-    __slots__ = ("status", "error", "result", "seconds", "will_retry", "timed_out")
-
-    def __init__(self, status: str, error: BaseException | None = None, result: Any = None, seconds: float = 0.0,
-                 will_retry: bool = False, timed_out: bool = False) -> None:
-        self.status = status
-        self.error = error
-        self.result = result
-        self.seconds = seconds
-        self.will_retry = will_retry
-        self.timed_out = timed_out
+    status: str
+    error: BaseException | None = None
+    result: Any = None
+    seconds: float = 0.0
+    will_retry: bool = False
+    timed_out: bool = False
 
     def __repr__(self) -> str:
         return f"JobOutcome(status={self.status!r}, error={self.error!r}, seconds={self.seconds:.6f})"
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Enqueuing:
     """A job about to be enqueued, as ``before_enqueue`` hooks get it: add to :attr:`meta`.
 
@@ -162,16 +161,12 @@ class Enqueuing:
             keys are fastjobs' and refused).
     """
 
-    __slots__ = ("job_id", "task", "queue", "args", "kwargs", "meta")
-
-    def __init__(self, job_id: str, task: str, queue: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                 meta: dict[str, Any]) -> None:
-        self.job_id = job_id
-        self.task = task
-        self.queue = queue
-        self.args = args
-        self.kwargs = kwargs
-        self.meta = meta
+    job_id: str
+    task: str
+    queue: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    meta: dict[str, Any]
 
     def __repr__(self) -> str:
         return f"Enqueuing(job_id={self.job_id!r}, task={self.task!r}, queue={self.queue!r})"
