@@ -256,6 +256,18 @@ ESTIMATE_ABOVE = 10_000
 """The largest count :meth:`Backend.stats_estimated` always reports exactly; above it,
 a count may be an estimate."""
 
+MAX_SEARCH_PAGE = 1000
+"""Most jobs one :meth:`Backend.search` call returns."""
+
+
+def check_search_limit(limit: object) -> int:
+    """``limit`` if it is a :meth:`Backend.search` page size (an int from 1 to :data:`MAX_SEARCH_PAGE`), else
+    ValueError (the backends' shared check)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_PAGE:
+        raise ValueError(f"limit must be an int in 1..{MAX_SEARCH_PAGE}, not {limit!r}")
+    return limit
+
+
 class Backend(abc.ABC):
     """Where jobs live. Subclasses implement every abstract method with the rules above."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Sequence
 
+from ..base import check_search_limit
 from ..values import MAX_IDS, Event, HistoryPoint, HistoryRow, JobEdit, JobFilter, Position, StoredJob
 from .connection import PostgresConnection
 from .events import listen_events
@@ -54,8 +55,7 @@ class Operations(PostgresConnection):
     async def search(
         self, where: JobFilter, limit: int, after: Position | None = None
     ) -> tuple[list[StoredJob], Position | None]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise ValueError(f"limit must be an int in 1..1000, not {limit!r}")
+        check_search_limit(limit)
         shape = shape_of(where, after)
         if not shape.parts:
             return [], None

@@ -56,7 +56,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, SUCCEEDED, WAITING
-from ..base import MAX_IDS, SEARCH_SCAN, Event, HistoryPoint, HistoryRow, JobEdit, JobFilter, Position, StoredJob
+from ..base import MAX_IDS, SEARCH_SCAN, Event, check_search_limit, HistoryPoint, HistoryRow, JobEdit, JobFilter, Position, StoredJob
 from ..values import HISTOGRAM_BOUNDS
 from .connection import RedisConnection
 from .keys import act_keys
@@ -85,8 +85,7 @@ class JobOperations(RedisConnection):
     async def search(
         self, where: JobFilter, limit: int, after: Position | None = None
     ) -> tuple[list[StoredJob], Position | None]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise ValueError(f"limit must be an int in 1..1000, not {limit!r}")
+        check_search_limit(limit)
         states = set(where.states)
         sources: list[str] = []
         live_states: list[str] = []
