@@ -35,7 +35,7 @@ from ._core import (
     decode_job,
     encode_job,
 )
-from .backends.base import MAX_IDS, Backend, JobEdit, JobFilter
+from .backends.base import MAX_IDS, Backend, JobEdit, JobFilter, StoredJob
 from .errors import InvalidOptionError, JobNotFoundError, JobStateError
 from .options import TASK_NAME, UNSET, TaskOptions, validate_queue
 from .search import matching_pages
@@ -153,11 +153,7 @@ async def retry_one(
     check_job_id(job_id)
     if queue is not None:
         validate_queue(queue)
-    stored = await backend.get(job_id)
-    if stored is None:
-        raise JobNotFoundError(job_id)
-    if stored.state not in RETRY.allowed:
-        raise RETRY.refuse(job_id, stored.state)
+    stored = await _stored_for(RETRY, backend, job_id)
     edit = None
     if args is not UNSET or kwargs is not UNSET or queue is not None or priority is not None or max_attempts is not None:
         edit = _edit(stored.body, max_payload, args, kwargs, queue, priority, max_attempts)
@@ -167,12 +163,18 @@ async def retry_one(
 async def delete_one(backend: Backend, job_id: str) -> bool:
     """Delete one job that is not active; see :meth:`App.delete <fastjobs.App.delete>`."""
     check_job_id(job_id)
+    await _stored_for(DELETE, backend, job_id)
+    return (await backend.delete_jobs([job_id]))[0]
+
+
+async def _stored_for(action: Action, backend: Backend, job_id: str) -> StoredJob:
+    """The job ``job_id`` if ``action`` may act on it now; else JobNotFoundError, or the action's JobStateError."""
     stored = await backend.get(job_id)
     if stored is None:
         raise JobNotFoundError(job_id)
-    if stored.state not in DELETE.allowed:
-        raise DELETE.refuse(job_id, stored.state)
-    return (await backend.delete_jobs([job_id]))[0]
+    if stored.state not in action.allowed:
+        raise action.refuse(job_id, stored.state)
+    return stored
 
 
 def purge_state(state: object) -> int:
