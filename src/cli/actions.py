@@ -223,20 +223,29 @@ def _by_ids(args: argparse.Namespace, app: App, action: str, ids: list[str],
     return _report(args, action, run_with(app, work()), len(ids))
 
 
-def cmd_cancel(args: argparse.Namespace) -> int:
-    app = point_app(load_app(args.app), args.url, "cancel")
-    ids = _ids(args, "cancel")
+_Methods = tuple[
+    Callable[..., Coroutine[Any, Any, int]],  # by filter: app.<action>_matching
+    Callable[[list[str]], Coroutine[Any, Any, int]],  # by ids: app.<action>_many
+    Callable[[str], Coroutine[Any, Any, bool]],  # by one id: app.<action>
+]
+
+
+def _act_by_ids_or_filter(args: argparse.Namespace, action: str, methods: Callable[[App], _Methods]) -> int:
+    """An action without edits (cancel, delete): on the ids given, or on every job matching the filter."""
+    app = point_app(load_app(args.app), args.url, action)
+    ids = _ids(args, action)
+    matching, many, single = methods(app)
     if not ids:
-        return _run_bulk(args, app, "cancel", filter_of(args), app.cancel_matching)
-    return _by_ids(args, app, "cancel", ids, app.cancel_many, app.cancel)
+        return _run_bulk(args, app, action, filter_of(args), matching)
+    return _by_ids(args, app, action, ids, many, single)
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    return _act_by_ids_or_filter(args, "cancel", lambda app: (app.cancel_matching, app.cancel_many, app.cancel))
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    app = point_app(load_app(args.app), args.url, "delete")
-    ids = _ids(args, "delete")
-    if not ids:
-        return _run_bulk(args, app, "delete", filter_of(args), app.delete_matching)
-    return _by_ids(args, app, "delete", ids, app.delete_many, app.delete)
+    return _act_by_ids_or_filter(args, "delete", lambda app: (app.delete_matching, app.delete_many, app.delete))
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
