@@ -26,9 +26,11 @@ from .errors import FastjobsError
 from .health import Health, check_health
 from .job import JobInfo
 from .options import UNSET, validate_queue
-from .search import Instant, JobPage, StateNames, count_matching, find_jobs, job_filter
+from .search import JobFilters, JobPage, count_matching, find_jobs, job_filter
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .backends import Backend
 
 
@@ -43,25 +45,18 @@ class JobOperations:
         async def backend(self) -> Backend: ...
 
     async def jobs(
-        self,
-        state: StateNames = None,
-        queue: str | None = None,
-        task: str | None = None,
-        tag: str | None = None,
-        since: Instant = None,
-        until: Instant = None,
-        limit: int = 50,
-        cursor: str | None = None,
+        self, *, limit: int = 50, cursor: str | None = None, **filters: Unpack[JobFilters]
     ) -> JobPage:
         """A page of jobs matching every filter given, newest first, and the cursor of the next page.
 
         Args:
-            state: a state name or a list of them (queued, scheduled, waiting, active,
-                retry_pending or retry, succeeded, dead, cancelled); None: every state.
-            queue, task, tag: only jobs of this queue, this task (its name), carrying this tag.
-            since, until: only jobs whose time is in ``[since, until)`` (aware datetimes
-                or epoch seconds); a job's time is when it finished (succeeded, dead,
-                cancelled), else when it was enqueued. Newest first by that time.
+            state, queue, task, tag, since, until: the :class:`~fastjobs.search.JobFilters`,
+                keyword arguments: a state name or a list of them (queued, scheduled, waiting,
+                active, retry_pending or retry, succeeded, dead, cancelled; None: every state);
+                only jobs of this queue, this task (its name), carrying this tag; only jobs
+                whose time is in ``[since, until)`` (aware datetimes or epoch seconds). A job's
+                time is when it finished (succeeded, dead, cancelled), else when it was
+                enqueued. Newest first by that time.
             limit: 1-1000 jobs per page.
             cursor: the ``cursor`` of the previous page (with the same filters).
 
@@ -79,25 +74,17 @@ class JobOperations:
             ...     print(info.id, info.task, info.error)
             >>> more = await app.jobs(state="dead", queue="emails", since=..., cursor=page.cursor)  # doctest: +SKIP
         """
-        where = job_filter(state, queue, task, tag, since, until)
+        where = job_filter(**filters)
         return await find_jobs(await self.backend(), where, limit, cursor, self.max_payload)
 
-    async def count_matching(
-        self,
-        state: StateNames = None,
-        queue: str | None = None,
-        task: str | None = None,
-        tag: str | None = None,
-        since: Instant = None,
-        until: Instant = None,
-    ) -> int:
+    async def count_matching(self, **filters: Unpack[JobFilters]) -> int:
         """How many jobs match the filters of :meth:`jobs` (pages through them: the cost grows with the count).
 
         Example:
             >>> await app.count_matching(state="dead", queue="emails")  # doctest: +SKIP
             1204
         """
-        return await count_matching(await self.backend(), job_filter(state, queue, task, tag, since, until))
+        return await count_matching(await self.backend(), job_filter(**filters))
 
     async def retry(
         self,
@@ -187,15 +174,7 @@ class JobOperations:
         backend = await self.backend()
         return await actions.act_on_ids(backend.delete_jobs, job_ids)
 
-    async def retry_matching(
-        self,
-        state: StateNames = "dead",
-        queue: str | None = None,
-        task: str | None = None,
-        tag: str | None = None,
-        since: Instant = None,
-        until: Instant = None,
-    ) -> int:
+    async def retry_matching(self, **filters: Unpack[JobFilters]) -> int:
         """Retry every dead (or cancelled, with ``state=``) job matching the filters of :meth:`jobs`;
         returns how many. Works through them 1,000 per backend call.
 
@@ -203,19 +182,12 @@ class JobOperations:
             >>> await app.retry_matching(queue="emails", task="app.tasks.send_email")  # doctest: +SKIP
             1204
         """
+        filters.setdefault("state", "dead")
         backend = await self.backend()
-        where = actions.action_filter(actions.RETRY, job_filter(state, queue, task, tag, since, until))
+        where = actions.action_filter(actions.RETRY, job_filter(**filters))
         return await actions.act_matching(backend.retry_jobs, backend, where)
 
-    async def cancel_matching(
-        self,
-        state: StateNames = None,
-        queue: str | None = None,
-        task: str | None = None,
-        tag: str | None = None,
-        since: Instant = None,
-        until: Instant = None,
-    ) -> int:
+    async def cancel_matching(self, **filters: Unpack[JobFilters]) -> int:
         """Cancel every unfinished job matching the filters of :meth:`jobs` (``state`` None: every
         unfinished state, active included); returns how many. 1,000 per backend call.
 
@@ -224,18 +196,10 @@ class JobOperations:
             87
         """
         backend = await self.backend()
-        where = actions.action_filter(actions.CANCEL, job_filter(state, queue, task, tag, since, until))
+        where = actions.action_filter(actions.CANCEL, job_filter(**filters))
         return await actions.act_matching(backend.cancel_jobs, backend, where)
 
-    async def delete_matching(
-        self,
-        state: StateNames = None,
-        queue: str | None = None,
-        task: str | None = None,
-        tag: str | None = None,
-        since: Instant = None,
-        until: Instant = None,
-    ) -> int:
+    async def delete_matching(self, **filters: Unpack[JobFilters]) -> int:
         """Delete every job matching the filters of :meth:`jobs` that is not active (``state`` None: any
         state but active); returns how many. 1,000 per backend call.
 
@@ -244,7 +208,7 @@ class JobOperations:
             5000
         """
         backend = await self.backend()
-        where = actions.action_filter(actions.DELETE, job_filter(state, queue, task, tag, since, until))
+        where = actions.action_filter(actions.DELETE, job_filter(**filters))
         return await actions.act_matching(backend.delete_jobs, backend, where)
 
     async def purge(self, state: str, queue: str | None = None) -> int:
