@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast, overload
 
 from ._core import DEFAULT_MAX_PAYLOAD, Backoff
 from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, WorkerInfo, backend_class, redact_url
@@ -29,7 +29,7 @@ from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
 from .errors import ConfigurationError, InvalidOptionError
 from .handles import Batch, JobHandles
 from .job import JobInfo, new_job_ids
-from .options import TASK_NAME, UNSET, TaskOptions, check_dependencies, check_limit, check_seconds, validate_queue
+from .options import TASK_NAME, UNSET, TaskOptions, TaskSettings, check_dependencies, check_limit, check_seconds, validate_queue
 from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
 from .backends.base import Event
 from .events import listen, parse_queues
@@ -40,6 +40,9 @@ from .search import Instant
 from .operations import JobOperations
 from .task import Call, Task
 from .worker import Worker
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -263,14 +266,7 @@ class App(JobOperations, HookRegistration):
         *,
         tz: str | None = None,
         misfire_grace: float = DEFAULT_MISFIRE_GRACE,
-        name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        priority: int = 0,
-        max_attempts: int = 3,
-        backoff: Backoff | None = UNSET,
-        timeout: float | None = None,
-        lease: float | None = None,
-        context: bool = False,
+        **settings: Unpack[TaskSettings],
     ) -> Callable[[Callable[..., R]], Task[[], R]]:
         """Register a task that runs on a schedule: a cron expression or an interval in seconds.
 
@@ -278,7 +274,9 @@ class App(JobOperations, HookRegistration):
         job id, so each tick runs once however many workers there are. Ticks
         missed while no worker ran are skipped, except the latest one if it is
         at most ``misfire_grace`` seconds old (see :mod:`fastjobs.periodic`).
-        The other arguments are those of :meth:`task`.
+        The other arguments (:class:`~fastjobs.options.TaskSettings`: ``name``, ``queue``,
+        ``priority``, ``max_attempts``, ``backoff``, ``timeout``, ``lease``, ``context``)
+        are those of :meth:`task`, passed on to it.
 
         Example:
             >>> app = fastjobs.App()
@@ -287,6 +285,9 @@ class App(JobOperations, HookRegistration):
             >>> @app.periodic(30.0)
             ... def heartbeat() -> None: ...
         """
+        unknown = settings.keys() - TaskSettings.__optional_keys__
+        if unknown:  # task() takes more (limit, on_dead) that a periodic task does not
+            raise TypeError(f"periodic() got an unexpected keyword argument {min(unknown)!r}")
         plan = Schedule(schedule, tz, misfire_grace)
         # A finished tick's job id must outlive the grace window, or a late worker
         # could enqueue the same tick again once cleanup removed the first one.
@@ -297,10 +298,7 @@ class App(JobOperations, HookRegistration):
             )
 
         def register(func: Callable[..., R]) -> Task[[], R]:
-            task = self.task(
-                name=name, queue=queue, priority=priority, max_attempts=max_attempts, backoff=backoff,
-                timeout=timeout, lease=lease, context=context,
-            )(func)
+            task = self.task(**settings)(func)
             self.schedules[task.name] = plan
             return task
 

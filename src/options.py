@@ -15,7 +15,7 @@ import datetime as _dt
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from ._core import Backoff, UnencodableError, encode_value
 from .backends.base import MAX_TAGS, TAG_MAX, Limit, NewJob
@@ -175,6 +175,28 @@ class TaskOptions:
         self.lease = None if lease is None else check_seconds("lease", lease, allow_zero=False)
         self.limit = limit
         """A checked Limit with its key set, or None."""
+
+
+class TaskSettings(TypedDict, total=False):
+    """The keyword arguments of :meth:`App.task <fastjobs.App.task>` that :meth:`App.periodic
+    <fastjobs.App.periodic>` passes on to it (each defaults as in ``task``).
+
+    Example:
+        >>> settings: TaskSettings = {"queue": "reports", "max_attempts": 1}
+        >>> sorted(settings)
+        ['max_attempts', 'queue']
+    """
+
+    name: str | None
+    """The task's name; default ``module.qualname``."""
+    queue: str
+    priority: int
+    max_attempts: int
+    backoff: Backoff | None
+    timeout: float | None
+    lease: float | None
+    context: bool
+    """Pass a :class:`~fastjobs.Context` first to the handler."""
 
 
 def check_dependencies(jobs: Sequence[NewJob]) -> None:
