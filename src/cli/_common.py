@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, TypeAlias, TypeVar
 
 from ..app import App
@@ -202,6 +202,16 @@ def add_common(p: argparse.ArgumentParser, *, json_output: bool = True) -> None:
                    "queue, attempt, worker_id) for log pipelines")
     if json_output:
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def add_command(sub: Commands, name: str, func: Callable[[argparse.Namespace], int], *, help: str,
+                description: str, json_output: bool = True) -> Parser:
+    """A subcommand that runs ``func``, with our help layout and the arguments every command
+    takes (:func:`add_common`); the caller adds its own."""
+    p = sub.add_parser(name, help=help, description=description, formatter_class=Formatter)
+    add_common(p, json_output=json_output)
+    p.set_defaults(func=func)
+    return p
 
 
 def add_filter(p: argparse._ActionsContainer, *,

@@ -24,10 +24,9 @@ from ..app import App
 from ..backends import BROKEN
 from ._common import (
     Commands,
-    Formatter,
     NotDone,
     UsageError,
-    add_common,
+    add_command,
     add_filter,
     confirm,
     filter_of,
@@ -52,9 +51,9 @@ CLEARED = ("queued", "scheduled", "retry_pending")
 
 
 def add_parsers(sub: Commands) -> None:
-    r = sub.add_parser(
-        "retry", help="retry dead or cancelled jobs: by id (optionally edited), or all matching a filter",
-        formatter_class=Formatter,
+    r = add_command(
+        sub, "retry", cmd_retry,
+        help="retry dead or cancelled jobs: by id (optionally edited), or all matching a filter",
         description="Put dead or cancelled jobs back in their queue with fresh attempts: the jobs named by "
         "id, or every job matching the filter options (--state dead when no --state is given). One job "
         "may be edited as it is retried (--args, --kwargs, --to-queue, --priority, --max-attempts), "
@@ -67,45 +66,35 @@ def add_parsers(sub: Commands) -> None:
     edit.add_argument("--to-queue", default=None, metavar="Q", help="move it to this queue (same id)")
     edit.add_argument("--priority", type=int, default=None, metavar="N", help="its new priority")
     edit.add_argument("--max-attempts", type=int, default=None, metavar="N", help="its new max_attempts")
-    r.set_defaults(func=cmd_retry)
 
-    c = sub.add_parser(
-        "cancel", help="cancel unfinished jobs: by id, or all matching a filter", formatter_class=Formatter,
+    c = add_command(
+        sub, "cancel", cmd_cancel, help="cancel unfinished jobs: by id, or all matching a filter",
         description="Cancel jobs that have not finished (scheduled, queued, retry_pending, waiting, active: "
         "a running job's worker finds its lease voided). Their dependants are cancelled too.",
     )
     _ids_and_filter(c, "cancel", "only jobs in this state (repeatable, or comma-separated; default: any unfinished)")
-    c.set_defaults(func=cmd_cancel)
 
-    d = sub.add_parser(
-        "delete", help="delete jobs that are not running: by id, or all matching a filter",
-        formatter_class=Formatter,
+    d = add_command(
+        sub, "delete", cmd_delete, help="delete jobs that are not running: by id, or all matching a filter",
         description="Delete jobs (any state but active): gone, their unique keys freed, their waiting "
         "dependants treated as if they had been cancelled.",
     )
     _ids_and_filter(d, "delete", "only jobs in this state (repeatable, or comma-separated; default: any but active)")
-    d.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("purge", help="delete finished jobs of one state (and queue)", formatter_class=Formatter,
-                       description="Delete every dead, succeeded or cancelled job (of one queue, or all).")
-    add_common(p)
+    p = add_command(sub, "purge", cmd_purge, help="delete finished jobs of one state (and queue)",
+                    description="Delete every dead, succeeded or cancelled job (of one queue, or all).")
     p.add_argument("--state", required=True, choices=["dead", "succeeded", "cancelled"], help="which jobs")
     p.add_argument("--queue", default=None, metavar="Q", help="only this queue (default: all)")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation above 1,000 jobs")
-    p.set_defaults(func=cmd_purge)
 
-    cl = sub.add_parser("clear", help="delete a queue's queued, scheduled and retry-pending jobs",
-                        formatter_class=Formatter,
-                        description="Delete the jobs of QUEUE that wait for a worker (queued, scheduled, "
-                        "retry_pending); running, waiting and finished jobs stay.")
-    add_common(cl)
+    cl = add_command(sub, "clear", cmd_clear, help="delete a queue's queued, scheduled and retry-pending jobs",
+                     description="Delete the jobs of QUEUE that wait for a worker (queued, scheduled, "
+                     "retry_pending); running, waiting and finished jobs stay.")
     cl.add_argument("queue", help="the queue to clear")
     cl.add_argument("--yes", action="store_true", help="do not ask for confirmation above 1,000 jobs")
-    cl.set_defaults(func=cmd_clear)
 
 
 def _ids_and_filter(p: argparse.ArgumentParser, action: str, state_help: str) -> None:
-    add_common(p)
     p.add_argument("ids", nargs="*", metavar="ID", help=f"the ids of the jobs to {action}")
     group = p.add_argument_group(f"or {action} every job matching (instead of ids)")
     add_filter(group, state_help=state_help)

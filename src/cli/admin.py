@@ -14,9 +14,8 @@ from typing import Any
 from ..backends import backend_class
 from ._common import (
     Commands,
-    Formatter,
     UsageError,
-    add_common,
+    add_command,
     json_arg,
     load_app,
     point_app,
@@ -26,9 +25,8 @@ from ._common import (
 
 
 def add_parsers(sub: Commands) -> None:
-    e = sub.add_parser("enqueue", help="enqueue one job and print its id", formatter_class=Formatter,
-                       description="Enqueue one job of a registered task and print its id.")
-    add_common(e)
+    e = add_command(sub, "enqueue", cmd_enqueue, help="enqueue one job and print its id",
+                    description="Enqueue one job of a registered task and print its id.")
     e.add_argument("task", help="the task's registered name")
     e.add_argument("--args", default="[]", help="positional arguments as a JSON array")
     e.add_argument("--kwargs", default="{}", help="keyword arguments as a JSON object")
@@ -37,14 +35,10 @@ def add_parsers(sub: Commands) -> None:
     e.add_argument("--delay", type=float, default=0.0, help="seconds before the job may run")
     e.add_argument("--tag", action="append", default=None, metavar="X", help="a tag for the job (repeatable)")
     e.add_argument("--meta", default=None, metavar="JSON", help="metadata for the job, as a JSON object")
-    e.set_defaults(func=cmd_enqueue)
 
-    m = sub.add_parser("migrate", help="create or upgrade the backend's schema (PostgreSQL)",
-                       formatter_class=Formatter,
-                       description="Create or upgrade the fastjobs schema and its SQL functions (PostgreSQL; "
-                       "the other backends keep no schema). Needs CREATE on the database.")
-    add_common(m)
-    m.set_defaults(func=cmd_migrate)
+    add_command(sub, "migrate", cmd_migrate, help="create or upgrade the backend's schema (PostgreSQL)",
+                description="Create or upgrade the fastjobs schema and its SQL functions (PostgreSQL; "
+                "the other backends keep no schema). Needs CREATE on the database.")
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:

@@ -17,9 +17,8 @@ from ..job import JobInfo
 from ._common import (
     WIDTH,
     Commands,
-    Formatter,
     UsageError,
-    add_common,
+    add_command,
     add_filter,
     filter_of,
     fit,
@@ -39,29 +38,24 @@ VALUE_LINES = 20
 
 
 def add_parsers(sub: Commands) -> None:
-    j = sub.add_parser(
-        "jobs", help="find jobs: newest first, a page at a time (read-only)", formatter_class=Formatter,
+    j = add_command(
+        sub, "jobs", cmd_jobs, help="find jobs: newest first, a page at a time (read-only)",
         description="List the jobs matching the filters, newest first (by when they finished, or were "
         "enqueued if they have not), a page at a time: the last line gives the --cursor of the next page. "
         "States: queued, scheduled, waiting, active, retry_pending (or retry), succeeded, dead, cancelled. "
         "A job that changes state between two pages may show twice or not at all. Never creates or "
         "migrates a schema.",
     )
-    add_common(j)
     add_filter(j)
     j.add_argument("--limit", type=int, default=50, metavar="N", help="jobs per page (1-1000)")
     j.add_argument("--cursor", default=None, metavar="C", help="where the previous page ended (it printed it)")
-    j.set_defaults(func=cmd_jobs)
 
-    one = sub.add_parser(
-        "job", help="everything about one job: arguments, state, each attempt's error (read-only)",
-        formatter_class=Formatter,
+    one = add_command(
+        sub, "job", cmd_job, help="everything about one job: arguments, state, each attempt's error (read-only)",
         description="Show one job: task, arguments (decoded, never run), tags, meta, state, attempts, each "
         "attempt's error with its traceback and worker, progress, result, times, dependencies and batch.",
     )
-    add_common(one)
     one.add_argument("id", help="the job's id")
-    one.set_defaults(func=cmd_job)
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

@@ -27,10 +27,9 @@ from ..job import JobInfo
 from ._common import (
     WIDTH,
     Commands,
-    Formatter,
     NotDone,
     UsageError,
-    add_common,
+    add_command,
     fit,
     load_app,
     point_app,
@@ -46,46 +45,36 @@ SHORT = {"retry_pending": "retry"}
 def add_parsers(sub: Commands) -> None:
     for verb, text in (("pause", "stop workers from claiming a queue's jobs (enqueues still go in)"),
                        ("resume", "let workers claim a paused queue's jobs again")):
-        p = sub.add_parser(verb, help=text, formatter_class=Formatter, description=text[0].upper() + text[1:] + ".")
-        add_common(p)
+        p = add_command(sub, verb, cmd_pause_resume, help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("queue", help="the queue")
-        p.set_defaults(func=cmd_pause_resume)
 
-    i = sub.add_parser("info", help="queues, counts by state, dead letters (read-only)", formatter_class=Formatter,
-                       description="Job counts per queue and state, and the oldest dead letters. See also "
-                       "`fastjobs stats` (throughput and workers, live with --watch).")
-    add_common(i)
+    i = add_command(sub, "info", cmd_info, help="queues, counts by state, dead letters (read-only)",
+                    description="Job counts per queue and state, and the oldest dead letters. See also "
+                    "`fastjobs stats` (throughput and workers, live with --watch).")
     i.add_argument("--dead", type=int, default=20, help="how many dead letters to list")
-    i.set_defaults(func=cmd_info)
 
-    s = sub.add_parser(
-        "stats", help="counts per queue and state, jobs/s, workers; live with --watch (read-only)",
-        formatter_class=Formatter,
+    s = add_command(
+        sub, "stats", cmd_stats, help="counts per queue and state, jobs/s, workers; live with --watch (read-only)",
         description="Job counts per queue and state, jobs run per second per queue over the last minute "
         "(from the history the workers record) and the workers alive. --watch redraws it every "
         "--interval seconds until Ctrl-C (on a terminal; elsewhere it prints one table per refresh, "
         "and with --json one JSON line per refresh).",
     )
-    add_common(s)
     s.add_argument("--watch", action="store_true", help="refresh until interrupted")
     s.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes")
     s.add_argument("--iterations", type=int, default=0, help=argparse.SUPPRESS)  # tests: stop after N
-    s.set_defaults(func=cmd_stats)
 
-    c = sub.add_parser(
-        "check", help="health probe: exit 0 healthy, 1 unhealthy (reason on stderr), 2 bad usage",
-        formatter_class=Formatter,
+    c = add_command(
+        sub, "check", cmd_check, help="health probe: exit 0 healthy, 1 unhealthy (reason on stderr), 2 bad usage",
         description="Exit 0 when the backend answers (and its schema is in place) and, with --queue and "
         "--max-age, the oldest ready job of the queue has waited less than --max-age seconds; else exit 1 "
         "with the reason on stderr. For Kubernetes liveness and readiness probes. Read-only.",
     )
-    add_common(c)
     c.add_argument("--queue", default=None, metavar="Q", help="the queue whose oldest ready job to check")
     c.add_argument("--max-age", type=float, default=None, metavar="S",
                    help="unhealthy when the oldest ready job of --queue waited this long (seconds)")
     c.add_argument("--timeout", type=float, default=5.0, metavar="S",
                    help="unhealthy when the backend has not answered within this many seconds")
-    c.set_defaults(func=cmd_check)
 
 
 def cmd_pause_resume(args: argparse.Namespace) -> int:
