@@ -279,14 +279,15 @@ WITH RECURSIVE live_queues(queue) AS (
                                   WHERE j.queue = q.queue AND j.state = {RETRY_PENDING} AND j.run_at > now()
                                   LIMIT $1::integer + 1) x) AS retry_pending,
            (SELECT count(*) FROM (SELECT FROM {schema}.jobs j
-                                  WHERE j.queue = q.queue AND j.state = {WAITING} LIMIT $1::integer + 1) x) AS waiting,
-           (SELECT count(*) FROM (SELECT FROM {schema}.finished_jobs f
-                                  WHERE f.queue = q.queue AND f.state = {SUCCEEDED} LIMIT $1::integer + 1) x) AS succeeded,
-           (SELECT count(*) FROM (SELECT FROM {schema}.finished_jobs f
-                                  WHERE f.queue = q.queue AND f.state = {DEAD} LIMIT $1::integer + 1) x) AS dead,
-           (SELECT count(*) FROM (SELECT FROM {schema}.finished_jobs f
-                                  WHERE f.queue = q.queue AND f.state = {CANCELLED} LIMIT $1::integer + 1) x) AS cancelled
+                                  WHERE j.queue = q.queue AND j.state = {WAITING} LIMIT $1::integer + 1) x) AS waiting
     FROM queues q
+), finished_counts AS MATERIALIZED (
+    -- One count per queue and finished state: each is a plain state = s.state in
+    -- finished_jobs (unlike the live buckets above, which also look at run_at).
+    SELECT q.queue, s.state,
+           (SELECT count(*) FROM (SELECT FROM {schema}.finished_jobs f
+                                  WHERE f.queue = q.queue AND f.state = s.state LIMIT $1::integer + 1) x) AS jobs
+    FROM queues q CROSS JOIN (VALUES ({SUCCEEDED}), ({DEAD}), ({CANCELLED})) AS s(state)
 ), exact AS MATERIALIZED (
     -- capped: the count stopped at $1 + 1 (active: more than $1 jobs run, and
     -- those read were $1 + 1 of them).
@@ -296,10 +297,9 @@ WITH RECURSIVE live_queues(queue) AS (
         ({QUEUED}, true, c.queued + c.due, c.queued > $1::integer OR c.due > $1::integer),
         ({ACTIVE}, true, c.active, (SELECT count(*) FROM active) > $1::integer),
         ({RETRY_PENDING}, true, c.retry_pending, c.retry_pending > $1::integer),
-        ({WAITING}, true, c.waiting, c.waiting > $1::integer),
-        ({SUCCEEDED}, false, c.succeeded, c.succeeded > $1::integer),
-        ({DEAD}, false, c.dead, c.dead > $1::integer),
-        ({CANCELLED}, false, c.cancelled, c.cancelled > $1::integer)) AS v(state, live, jobs, capped)
+        ({WAITING}, true, c.waiting, c.waiting > $1::integer)) AS v(state, live, jobs, capped)
+    UNION ALL
+    SELECT f.queue, f.state, false, f.jobs, f.jobs > $1::integer FROM finished_counts f
 ), jobs_pages AS (
     SELECT pg_relation_size('{schema}.jobs') / current_setting('block_size')::bigint AS pages
     WHERE EXISTS (SELECT FROM exact e WHERE e.capped AND e.live)
