@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._core import encode_value
 from .errors import InvalidOptionError
 
 
+# eq=False: compared by identity; repr=False: its own, without the job's arguments.
+@dataclass(slots=True, eq=False, repr=False)
 class Context:
     """What a handler registered with ``context=True`` gets as its first argument.
 
@@ -49,30 +52,25 @@ class Context:
         ...         ctx.progress_sync(i / len(rows))
     """
 
-    __slots__ = ("job_id", "task", "queue", "attempt", "max_attempts", "cancelled", "lease_until", "batch_id",
-                 "args", "kwargs", "meta", "state", "worker_id", "_token", "_backend", "_loop")
-
-    def __init__(self, job_id: str, task: str, queue: str, attempt: int, max_attempts: int, token: int,
-                 backend: Any, loop: Any, lease_until: float) -> None:
-        self.job_id = job_id
-        self.task = task
-        self.queue = queue
-        self.attempt = attempt
-        self.max_attempts = max_attempts
-        self.cancelled = False
-        self.lease_until = lease_until
-        """When the lease runs out unless renewed (the worker's clock, epoch seconds); renewed while the job runs."""
-        self.batch_id: str | None = None
-        """For a batch callback (``then``/``catch``/``finally_``): the batch's id, for ``app.get_batch``."""
-        self.args: tuple[Any, ...] = ()
-        self.kwargs: dict[str, Any] = {}
-        self.meta: dict[str, Any] = {}
-        self.state: Any = None
-        """The worker's :class:`~fastjobs.WorkerState`."""
-        self.worker_id = ""
-        self._token = token
-        self._backend = backend
-        self._loop = loop
+    job_id: str
+    task: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    _token: int
+    _backend: Any
+    _loop: Any
+    lease_until: float
+    """When the lease runs out unless renewed (the worker's clock, epoch seconds); renewed while the job runs."""
+    cancelled: bool = False
+    batch_id: str | None = None
+    """For a batch callback (``then``/``catch``/``finally_``): the batch's id, for ``app.get_batch``."""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    state: Any = None
+    """The worker's :class:`~fastjobs.WorkerState`."""
+    worker_id: str = ""
 
     def __repr__(self) -> str:
         return f"Context(job_id={self.job_id!r}, task={self.task!r}, attempt={self.attempt})"

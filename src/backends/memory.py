@@ -63,7 +63,7 @@ from ._memory_live import LiveFeed
 from ._memory_search import SearchIndex, micros
 from .base import GONE_KEPT, Ack, AckKind, Backend, BackendOptions, Beat, Claim, NewJob, StoredJob, WorkerInfo
 from .base import HistoryPoint, HistoryRow, JobFilter, Position
-from .base import by_start, check_beat, check_worker, check_worker_id
+from .base import by_start, check_beat, check_search_limit, check_worker, check_worker_id
 
 # tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
 _new_tuple = tuple.__new__
@@ -591,8 +591,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
             self._limit_of.pop(job_id, None)
 
     async def search(self, where: JobFilter, limit: int, after: Position | None = None) -> tuple[list[StoredJob], Position | None]:
-        if not 1 <= limit <= 1000:
-            raise ValueError(f"a search page holds 1-1000 jobs, not {limit!r}")
+        check_search_limit(limit)
         with self._lock:
             return self._search_locked(where, limit, after, time.time())
 
