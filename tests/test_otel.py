@@ -98,6 +98,13 @@ def one(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
     return spans[0]
 
 
+def assert_error(span: ReadableSpan, error_type: str) -> None:
+    """The span says the operation failed with ``error_type``, the exception recorded once."""
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None and span.attributes["error.type"] == error_type
+    assert [e.name for e in span.events] == ["exception"]
+
+
 def parent_of(span: ReadableSpan) -> int | None:
     return None if span.parent is None else span.parent.span_id
 
@@ -200,10 +207,7 @@ async def test_a_timed_out_job_span_is_an_error(
 
     await slow.enqueue()
     await run_burst(app)
-    process = one(exporter, "process default")
-    assert process.status.status_code is StatusCode.ERROR
-    assert process.attributes is not None and process.attributes["error.type"] == "fastjobs.errors.JobTimeoutError"
-    assert [e.name for e in process.events] == ["exception"]
+    assert_error(one(exporter, "process default"), "fastjobs.errors.JobTimeoutError")
 
 
 async def test_each_attempt_is_a_process_span_of_the_same_send(
@@ -275,9 +279,7 @@ async def test_a_failed_enqueue_is_an_error_on_its_send_span(
         await once.options(job_id="only-once").enqueue()
     first, second = by_name(exporter, "send default")
     assert first.status.status_code is StatusCode.UNSET
-    assert second.status.status_code is StatusCode.ERROR
-    assert second.attributes is not None and second.attributes["error.type"] == "fastjobs.errors.DuplicateJobError"
-    assert [e.name for e in second.events] == ["exception"]
+    assert_error(second, "fastjobs.errors.DuplicateJobError")
 
 
 async def test_each_step_of_a_chain_follows_the_chains_send(
