@@ -382,8 +382,14 @@ def enqueue_hooks(hooks: Hooks, calls: list[Call[Any]]) -> Iterator[list[Call[An
                     f"context manager: write it as {SIGNATURES['around_enqueue'][1]}"
                 )
             stack.enter_context(manager)
-        yield [replace(call, job_id=job.job_id, meta=_checked_meta(call.meta or {}, job.meta) or None)
-               for call, job in zip(calls, jobs)]
+        hooked = [replace(call, job_id=job.job_id, meta=_checked_meta(call.meta or {}, job.meta) or None)
+                  for call, job in zip(calls, jobs)]
+        try:
+            yield hooked
+        except BaseException as error:
+            # The hooks see the error on exit, and may not swallow it: a failed enqueue must raise.
+            stack.__exit__(type(error), error, error.__traceback__)
+            raise
 
 
 def _checked_meta(before: dict[str, Any], meta: object) -> dict[str, Any]:

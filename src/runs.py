@@ -60,6 +60,8 @@ class JobRuns:
     _around: bool
     _befores: list[Any]
     _befores_async: list[Any]
+    _afters: list[Any]
+    _on_deads: list[Any]
     _hook_tasks: set[asyncio.Task[Any]]
 
     def _start_batch(self, claims: list[Claim]) -> None:
@@ -108,7 +110,7 @@ class JobRuns:
     def _dead_unstarted(self, claim: Claim, record: JobRecord, task: Task[..., Any] | None, error: Exception) -> None:
         """A job dead-lettered before it could start (unknown task, a chain step whose parent's
         result is gone): the on_dead hooks (the task's too, if known) still hear of it."""
-        if not (self.app.hooks.on_dead or (task is not None and task.on_dead is not None)):
+        if not (self._on_deads or (task is not None and task.on_dead is not None)):
             return
         running = Running(claim, record, task, None, 0.0)  # type: ignore[arg-type]  # only what _after reads
         ctx = running.ctx = self._context(claim, record)
@@ -116,7 +118,7 @@ class JobRuns:
         outcome = JobOutcome(DEAD, error)
         if task is not None and task.on_dead is not None:
             self._call_hook(running.jctx, "on_dead", task.on_dead, ctx, outcome)
-        for hook in self.app.hooks.on_dead:
+        for hook in self._on_deads:
             self._call_hook(running.jctx, "on_dead", hook, ctx, outcome)
 
     def _start_one(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
@@ -209,17 +211,18 @@ class JobRuns:
         lost) and is inside the job's context; the hooks get a copy of it."""
         jctx = running.jctx
         ctx = running.ctx
-        if jctx is None or ctx is None:
-            return  # started before the hooks ran (a piped step failing to fetch)
+        if jctx is None or ctx is None:  # no before_job ran: a chain step that timed out fetching its input
+            if outcome.status == DEAD and isinstance(outcome.error, Exception):
+                self._dead_unstarted(running.claim, running.record, running.task, outcome.error)
+            return
         if thread_running:
             jctx = jctx.copy()
-        hooks = self.app.hooks
-        for hook in hooks.after_job:
+        for hook in self._afters:
             self._call_hook(jctx, "after_job", hook, ctx, outcome)
         if outcome.status == DEAD:
             if running.task.on_dead is not None:
                 self._call_hook(jctx, "on_dead", running.task.on_dead, ctx, outcome)
-            for hook in hooks.on_dead:
+            for hook in self._on_deads:
                 self._call_hook(jctx, "on_dead", hook, ctx, outcome)
 
     def _call_hook(self, jctx: contextvars.Context, kind: str, hook: Any, *args: Any) -> None:
@@ -251,13 +254,15 @@ class JobRuns:
                 stored = await self._backend.get(parent_id)  # type: ignore[union-attr]
             except Exception as exc:  # the backend failed: this attempt fails, and is retried
                 if self._forget(fetching) and not fetching.lost:
-                    self._ackbuf.fail(claim, record, exc, time.monotonic() - fetching.started)  # type: ignore[operator]
+                    if not self._ackbuf.fail(claim, record, exc, time.monotonic() - fetching.started):  # type: ignore[operator]
+                        self._dead_unstarted(claim, record, task, exc)
                     self._ackbuf.schedule()
                 return
             if not self._forget(fetching) or fetching.lost:
                 return  # timed out, or its lease was lost meanwhile
             if self._stop.is_set():  # shutting down: give it back unstarted
                 self._ackbuf.release(claim)
+                self._cancelled(fetching, WorkerShutdown(f"chain step {claim.id} was given back unstarted at shutdown"))
             elif stored is None or stored.state != SUCCEEDED:
                 message = (f"chain step {claim.id} needs the result of {parent_id!r}, which is gone: results are "
                            "kept result_ttl seconds after a job succeeded; raise the App's result_ttl")
@@ -269,6 +274,7 @@ class JobRuns:
                 except (CorruptJobError, PayloadTooLargeError, UnencodableError) as exc:
                     self._ackbuf.dead_letter(claim, type(exc).__name__, f"the result of {parent_id!r} is unreadable: {exc}",
                                              record)
+                    self._dead_unstarted(claim, record, task, exc)
                 else:
                     record.args = (value, *record.args)
                     self._start_one(claim, record, task)
@@ -280,18 +286,10 @@ class JobRuns:
 
     def _context(self, claim: Claim, record: JobRecord) -> Context:
         # Claimed with the App's lease; the first renewal applies the task's own.
-        ctx = Context(claim.id, record.task, record.queue, claim.attempt, record.max_attempts, claim.token,
-                      self._backend, self._loop, time.time() + self.app.lease)
-        meta = record.meta
-        if meta:
-            ctx.meta = meta
-            if BATCH in meta:
-                ctx.batch_id = meta[BATCH]
-        ctx.args = record.args
-        ctx.kwargs = record.kwargs
-        ctx.state = self.state
-        ctx.worker_id = self.id
-        return ctx
+        meta = record.meta or {}
+        return Context(claim.id, record.task, record.queue, claim.attempt, record.max_attempts, claim.token,
+                       self._backend, self._loop, time.time() + self.app.lease, False, meta.get(BATCH),
+                       record.args, record.kwargs, meta, self.state, self.id)
 
     def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         assert self._threads is not None
@@ -350,8 +348,12 @@ class JobRuns:
         return True
 
     def _done(self, running: Running, fut: asyncio.Future[Any]) -> None:
-        if not self._forget(running) or running.lost:
-            return  # given back at shutdown, or its lease was lost: the outcome is discarded
+        if running.lost:  # its lease was lost (see Worker._renew): the outcome is discarded, its handler unwound
+            self._cancelled(running, LeaseExpiredError(
+                f"job {running.claim.id} lost its lease (cancelled, or taken back after its lease expired)"))
+            return
+        if not self._forget(running):
+            return  # given back at shutdown: the outcome is discarded
         self._settle(running, fut)
         self._ackbuf.schedule()
 
@@ -404,4 +406,6 @@ async def _then_submit(hooks: list[Any], ctx: Context, threads: ThreadRunner, ru
         result = call_logged("before_job", hook, ctx.job_id, ctx)
         if result is not None:
             await await_logged("before_job", result, hook, ctx.job_id)
-    threads.submit(running)
+    # Not from here: this Task is inside the job's context, and a thread taking the job at once
+    # would try to enter it too ("cannot enter context"). The loop's next turn is outside it.
+    asyncio.get_running_loop().call_soon(threads.submit, running)

@@ -181,6 +181,8 @@ class Worker(JobRuns):
         """Whether job hooks run around each job (set when the worker starts)."""
         self._befores: list[Any] = []
         self._befores_async: list[Any] = []
+        self._afters: list[Any] = []
+        self._on_deads: list[Any] = []
         self._hook_tasks: set[asyncio.Task[Any]] = set()
         """Async hooks under way (kept referenced; shutdown waits for them)."""
 
@@ -238,6 +240,8 @@ class Worker(JobRuns):
         self._around = hooks.around_jobs or any(t.on_dead for t in self.app.tasks.values())
         self._befores = [h for h in hooks.before_job if not inspect.iscoroutinefunction(h)]
         self._befores_async = [h for h in hooks.before_job if inspect.iscoroutinefunction(h)]
+        self._afters = list(hooks.after_job)  # the hooks a run keeps: every before_job gets its after_job
+        self._on_deads = list(hooks.on_dead)
         server = None
         if self._metrics_serve is not None:
             from .prometheus import QueueDepthCollector, start_metrics_server
@@ -338,7 +342,8 @@ class Worker(JobRuns):
                     # Sent before running the pending batch, so its round trip overlaps the work.
                     quiescent = not (pending or self._running) and self._ackbuf.idle
                     self._claim_sent = time.monotonic()
-                    inflight = asyncio.ensure_future(backend.claim(queues, min(room, self.batch_size), lease))
+                    claiming = backend.claim(queues, min(room, self.batch_size), lease)
+                    inflight = asyncio.ensure_future(claiming if self.metrics is None else self._timed_claim(claiming))
                 free = self.concurrency - len(self._running)
                 if pending and free > 0:
                     if time.monotonic() - self._pending_confirmed > lease * LEASE_SAFETY:
@@ -372,8 +377,6 @@ class Worker(JobRuns):
                     await self._wait_any(asyncio.sleep(0.5))
                     continue
                 self._claim_failed = False
-                if self.metrics is not None and claim_sent is not None:
-                    self.metrics.add_round_trip("claim", time.monotonic() - claim_sent)
                 if claims:
                     if not pending:  # else the older claims' confirmation is the lower bound
                         self._pending_confirmed = claim_sent or 0.0
@@ -396,6 +399,15 @@ class Worker(JobRuns):
                     pending.extend(await asyncio.wait_for(inflight, 10.0))
                 except Exception as exc:
                     log.warning("an in-flight claim was lost at shutdown (%s); its jobs return after their lease", exc)
+
+    async def _timed_claim(self, claiming: Awaitable[list[Claim]]) -> list[Claim]:
+        """A claim, its round trip counted from when it is sent (its Task's first step), not from
+        when the claim loop asked for it while still starting the previous batch."""
+        sent = time.monotonic()
+        claims = await claiming
+        assert self.metrics is not None
+        self.metrics.add_round_trip("claim", time.monotonic() - sent)
+        return claims
 
     async def _wait_any(self, *aws: Awaitable[Any], timeout: float | None = None, until: asyncio.Event | None = None) -> None:
         """Await the first of ``aws`` (or ``timeout``), returning early once ``until`` (default: the stop request) is set."""
@@ -490,9 +502,12 @@ class Worker(JobRuns):
                 r.lost = True
                 self._forget(r)
                 if r.future is not None:
-                    r.future.cancel()
-                self._cancelled(r, LeaseExpiredError(f"job {r.claim.id} lost its lease (cancelled, or taken back "
-                                                     "after its lease expired)"), thread_running=r.future is None)
+                    r.future.cancel()  # its done callback reports it once the handler unwound
+                else:
+                    # A plain def job still waiting for a thread never starts now; one on a thread runs on.
+                    started = not (self._threads is not None and self._threads.withdraw(r))
+                    self._cancelled(r, LeaseExpiredError(f"job {r.claim.id} lost its lease (cancelled, or taken "
+                                                         "back after its lease expired)"), thread_running=started)
         return True
 
     async def _resync(self) -> None:
@@ -569,16 +584,27 @@ class Worker(JobRuns):
         # callback releases them); threads cannot be stopped, so their jobs come
         # back when their leases expire.
         tasks = [r.future for r in self._running.values() if r.future is not None]
-        abandoned = len(self._running) - len(tasks)
+        abandoned = [r for r in self._running.values() if r.future is None]
+        for running in abandoned:  # their outcome is not waited for: their hooks hear of it now
+            self._forget(running)
+            self._cancelled(running, WorkerShutdown(f"job {running.claim.id} was still running in its thread at "
+                                                    "the end of the shutdown grace"), thread_running=True)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)  # their done callbacks release them
         if abandoned:
-            log.warning("%d sync jobs are still running in threads; they will run again after their lease expires", abandoned)
+            log.warning("%d sync jobs are still running in threads; they will run again after their lease expires",
+                        len(abandoned))
         await self._ackbuf.drain(timeout=5.0 if not self._forced.is_set() else 1.0)
         self._ackbuf.close()
         if self._hook_tasks:  # async after_job / on_dead hooks still under way
             await asyncio.wait(self._hook_tasks, timeout=max(1.0, deadline - time.monotonic()))
+            late = list(self._hook_tasks)
+            if late:
+                log.warning("%d async job hooks were still running after the shutdown grace; cancelled", len(late))
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=1.0)
         if self._threads is not None:
             self._threads.stop()

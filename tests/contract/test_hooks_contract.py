@@ -460,3 +460,133 @@ async def test_a_failing_stop_hook_is_logged_and_the_worker_stops_cleanly(
     assert worker.succeeded == 1 and await job.result(timeout=5) == 7
     assert any("on_worker_stop hook" in r.getMessage() and "broken raised" in r.getMessage() and r.exc_info
                for r in caplog.records)
+
+
+async def test_after_job_of_a_lost_async_job_runs_once_its_handler_unwound(app: fastjobs.App) -> None:
+    events: list[str] = []
+
+    @app.before_job
+    def open_session(ctx: fastjobs.Context) -> None:
+        events.append("open")
+
+    @app.after_job
+    def close_session(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        events.append(f"close {outcome.status}")
+
+    @app.task()
+    async def long() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            events.append("handler finally")
+
+    job = await long.enqueue()
+    worker = app.worker(handle_signals=False, poll_interval=0.05)
+    running = asyncio.ensure_future(worker.run())
+    for _ in range(500):
+        if events:
+            break
+        await asyncio.sleep(0.01)
+    await job.cancel()
+    for _ in range(500):  # seen at the next renewal (lease/3)
+        if len(events) == 3:
+            break
+        await asyncio.sleep(0.01)
+    worker.request_stop()
+    await asyncio.wait_for(running, 30)
+    assert events == ["open", "handler finally", "close cancelled"]
+
+
+async def test_a_def_job_still_on_its_thread_at_the_end_of_the_grace_gets_its_after_job_before_stop(
+    app: fastjobs.App,
+) -> None:
+    events: list[str] = []
+    started = threading.Event()
+
+    @app.after_job
+    def after(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        events.append(f"after {outcome.status} {type(outcome.error).__name__}")
+
+    @app.on_worker_stop
+    def stop(state: fastjobs.WorkerState) -> None:
+        events.append("stop")
+
+    @app.task()
+    def slow() -> None:
+        started.set()
+        time.sleep(0.5)
+
+    await slow.enqueue()
+    worker = app.worker(handle_signals=False, poll_interval=0.05, shutdown_grace=0.05)
+    running = asyncio.ensure_future(worker.run())
+    await asyncio.to_thread(started.wait, 10)
+    worker.request_stop()
+    await asyncio.wait_for(running, 30)
+    assert events == ["after cancelled WorkerShutdown", "stop"]
+    await asyncio.sleep(0.7)  # the thread's late outcome is discarded: no second after_job
+    assert events == ["after cancelled WorkerShutdown", "stop"]
+
+
+async def test_slow_async_hooks_are_cancelled_at_shutdown_before_the_stop_hooks(app: fastjobs.App) -> None:
+    events: list[str] = []
+
+    @app.after_job
+    async def slow_report(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            events.append("report cancelled")
+
+    @app.on_worker_stop
+    def stop(state: fastjobs.WorkerState) -> None:
+        events.append("stop")
+
+    @app.task()
+    async def quick() -> None: ...
+
+    await quick.enqueue()
+    await asyncio.wait_for(run_burst(app, shutdown_grace=0.1), 30)
+    assert events == ["report cancelled", "stop"]
+
+
+async def test_async_before_job_hooks_and_def_handlers_share_the_jobs_context_without_a_race(app: fastjobs.App) -> None:
+    import sys
+
+    seen: list[str] = []
+
+    @app.before_job
+    async def bind(ctx: fastjobs.Context) -> None:
+        TENANT.set(ctx.job_id)
+
+    @app.task()
+    def handler() -> None:
+        seen.append("same" if TENANT.get(None) is not None else "missing")
+
+    await app.enqueue_many([handler.call() for _ in range(300)])
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: a race would show
+    try:
+        worker = await run_burst(app, threads=4)
+    finally:
+        sys.setswitchinterval(interval)
+    assert worker.succeeded == 300 and worker.failed == 0  # none failed with "cannot enter context"
+    assert seen == ["same"] * 300
+
+
+async def test_an_around_enqueue_hook_cannot_swallow_a_failed_enqueue(app: fastjobs.App) -> None:
+    seen: list[str] = []
+
+    @app.around_enqueue
+    @contextlib.contextmanager
+    def swallowing(jobs: list[fastjobs.Enqueuing]) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:  # logs and (by mistake) swallows
+            seen.append(type(exc).__name__)
+
+    @app.task()
+    async def echo(x: object) -> None: ...
+
+    with pytest.raises(fastjobs.UnencodableError):
+        await echo.enqueue(object())
+    assert seen == ["UnencodableError"]
