@@ -404,6 +404,24 @@ def _checked_meta(before: dict[str, Any], meta: object) -> dict[str, Any]:
     return meta
 
 
+def run_hooks(kind: str, hooks: list[Callable[..., Any]], job_id: str, *args: Any) -> list[tuple[Any, Any]] | None:
+    """Call each hook with ``args``, in order, logging what one raises; return the awaitables
+    ``async def`` hooks gave back, with their hook (None if none). One call for all of a job's
+    hooks of a kind: run in the job's context, it enters that context once."""
+    pending = None
+    for hook in hooks:
+        try:
+            result = hook(*args)
+        except Exception:
+            log.exception("%s hook %s raised for job %s; ignored", kind, getattr(hook, "__qualname__", hook), job_id)
+            continue
+        if result is not None and inspect.isawaitable(result):
+            if pending is None:
+                pending = []
+            pending.append((hook, result))
+    return pending
+
+
 def call_logged(kind: str, fn: Callable[..., Any], job_id: str | None, *args: Any) -> Any:
     """Call a hook; log what it raises (with the job) and return None instead."""
     try:

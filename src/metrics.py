@@ -14,21 +14,25 @@ cannot run); ``cancelled`` (the worker stopped it and discarded its outcome: the
 cancelled, its lease was lost, or shutdown gave it back).
 
 Example:
+    >>> from fastjobs._core import JobRecord
     >>> m = WorkerMetrics(slots=10)
-    >>> m.add_started("emails", "send", [0.002, 0.5])
+    >>> m.add_started([JobRecord("j1", "send", "emails", attempt=1, enqueued_at=99.5)], now=100.0)
     >>> m.add_outcome("emails", "send", "cancelled")
     >>> snap = m.snapshot()
     >>> snap["started"], snap["finished"]
-    ([['emails', 'send', 2]], [['emails', 'send', 'cancelled', 1]])
+    ([['emails', 'send', 1]], [['emails', 'send', 'cancelled', 1]])
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends.values import HISTOGRAM_BOUNDS, HistoryRow, Outcome
+
+if TYPE_CHECKING:
+    from ._core import JobRecord
 
 OUTCOMES = ("succeeded", "failed", "timed_out", "dead", "cancelled")
 """The values of the ``outcome`` label of ``fastjobs_jobs_finished_total``."""
@@ -98,20 +102,28 @@ class WorkerMetrics:
         self._discarded.remove(discarded)
         self._discarded_before += discarded()
 
-    def add_started(self, queue: str, task: str, waits: Iterable[float]) -> None:
-        """Jobs of one (queue, task) started, each having waited ``waits[i]`` seconds (a negative
-        wait: unknown, e.g. a retry's; counted as started, not in the wait histogram)."""
-        cell = self.wait.get((queue, task))
-        if cell is None:
-            cell = self.wait[(queue, task)] = _cell(WAIT_BOUNDS)
+    def add_started(self, records: Iterable[JobRecord], now: float) -> None:
+        """Jobs handed to their handler (one start batch), with their wait: for a first attempt
+        from enqueue (or when due) to ``now``; a retry's due time is not in its record, so its
+        wait is not counted. Consecutive jobs of one task share a lookup (the common case)."""
+        started = self.started
+        queue = task = ""
+        cell: list[float] = []
         n = 0
-        for seconds in waits:
+        for record in records:
+            if record.task != task or record.queue != queue:
+                if n:
+                    started[(queue, task)] = started.get((queue, task), 0) + n
+                queue, task, n = record.queue, record.task, 0
+                cell = self.wait.get((queue, task)) or self.wait.setdefault((queue, task), _cell(WAIT_BOUNDS))
             n += 1
-            if seconds >= 0.0:
+            if record.attempt == 1:
+                due = record.run_at if record.run_at > record.enqueued_at else record.enqueued_at
+                seconds = now - due if now > due else 0.0
                 cell[0] += seconds
                 cell[bisect_left(WAIT_BOUNDS, seconds) + 1] += 1
-        key = (queue, task)
-        self.started[key] = self.started.get(key, 0) + n
+        if n:
+            started[(queue, task)] = started.get((queue, task), 0) + n
 
     def add_rows(self, rows: Iterable[HistoryRow]) -> None:
         """The runs one ack flush sends (succeeded, retried and dead, with their run-time histograms)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,7 @@ from .constants import BATCH, PIPE
 from .context import Context
 from .errors import DependencyError, JobTimeoutError, LeaseExpiredError, UnknownTaskError, WorkerShutdown
 from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
-from .hooks import CANCELLED, DEAD, FAILED, TIMED_OUT, JobOutcome, WorkerState, await_logged, call_logged
+from .hooks import CANCELLED, DEAD, FAILED, TIMED_OUT, JobOutcome, WorkerState, await_logged, call_logged, run_hooks
 
 if TYPE_CHECKING:
     from ._core import JobRecord
@@ -94,18 +93,8 @@ class JobRuns:
     def _count_started(self, records: list[JobRecord]) -> None:
         """Count jobs as started, with their wait (first attempts: since enqueued or due; a
         retry's wait is not known here), grouped per (queue, task): once per start batch."""
-        metrics = self.metrics
-        assert metrics is not None
-        wall = time.time()
-        waits: dict[tuple[str, str], list[float]] = {}
-        for record in records:
-            key = (record.queue, record.task)
-            cell = waits.get(key)
-            if cell is None:
-                cell = waits[key] = []
-            cell.append(max(0.0, wall - max(record.run_at, record.enqueued_at)) if record.attempt == 1 else -1.0)
-        for (queue, task), seconds in waits.items():
-            metrics.add_started(queue, task, seconds)
+        assert self.metrics is not None
+        self.metrics.add_started(records, time.time())
 
     def _dead_unstarted(self, claim: Claim, record: JobRecord, task: Task[..., Any] | None, error: Exception) -> None:
         """A job dead-lettered before it could start (unknown task, a chain step whose parent's
@@ -116,10 +105,7 @@ class JobRuns:
         ctx = running.ctx = self._context(claim, record)
         running.jctx = contextvars.copy_context()
         outcome = JobOutcome(DEAD, error)
-        if task is not None and task.on_dead is not None:
-            self._call_hook(running.jctx, "on_dead", task.on_dead, ctx, outcome)
-        for hook in self._on_deads:
-            self._call_hook(running.jctx, "on_dead", hook, ctx, outcome)
+        self._call_hooks(running.jctx, "on_dead", self._dead_hooks(task), ctx, outcome)
 
     def _start_one(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         if self._around:
@@ -155,8 +141,8 @@ class JobRuns:
         running = Running(claim, record, task, None, lease)
         ctx = running.ctx = self._context(claim, record)
         jctx = running.jctx = contextvars.copy_context()
-        for hook in self._befores:
-            jctx.run(call_logged, "before_job", hook, claim.id, ctx)
+        if self._befores:
+            jctx.run(run_hooks, "before_job", self._befores, claim.id, ctx)
         if not task.is_async:
             running.start_by = self._pending_confirmed + self.app.lease * LEASE_SAFETY
             self._track(running)
@@ -217,19 +203,23 @@ class JobRuns:
             return
         if thread_running:
             jctx = jctx.copy()
-        for hook in self._afters:
-            self._call_hook(jctx, "after_job", hook, ctx, outcome)
+        if self._afters:
+            self._call_hooks(jctx, "after_job", self._afters, ctx, outcome)
         if outcome.status == DEAD:
-            if running.task.on_dead is not None:
-                self._call_hook(jctx, "on_dead", running.task.on_dead, ctx, outcome)
-            for hook in self._on_deads:
-                self._call_hook(jctx, "on_dead", hook, ctx, outcome)
+            self._call_hooks(jctx, "on_dead", self._dead_hooks(running.task), ctx, outcome)
 
-    def _call_hook(self, jctx: contextvars.Context, kind: str, hook: Any, *args: Any) -> None:
-        job_id = args[0].job_id
-        result = jctx.run(call_logged, kind, hook, job_id, *args)
-        if result is not None and inspect.isawaitable(result):
-            self._hook_task(await_logged(kind, result, hook, job_id), jctx)
+    def _dead_hooks(self, task: Task[..., Any] | None) -> list[Any]:
+        """The on_dead hooks of a job of ``task``: the task's own first, then the App's."""
+        if task is None or task.on_dead is None:
+            return self._on_deads
+        return [task.on_dead, *self._on_deads]
+
+    def _call_hooks(self, jctx: contextvars.Context, kind: str, hooks: list[Any], ctx: Context, *args: Any) -> None:
+        """Run ``hooks`` in the job's context (entered once); async ones go on as Tasks in it."""
+        pending = jctx.run(run_hooks, kind, hooks, ctx.job_id, ctx, *args)
+        if pending:
+            for hook, awaitable in pending:
+                self._hook_task(await_logged(kind, awaitable, hook, ctx.job_id), jctx)
 
     def _hook_task(self, coro: Any, jctx: contextvars.Context) -> None:
         task = start_task(self._loop, coro, jctx)

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import fastjobs
+from fastjobs._core import JobRecord
 from fastjobs.errors import ConfigurationError
 from fastjobs.metrics import DURATION_BOUNDS, ROUND_TRIP_BOUNDS, WAIT_BOUNDS, WorkerMetrics, merge
 from fastjobs.prometheus import (
@@ -121,11 +122,33 @@ def test_a_snapshot_becomes_exactly_these_series() -> None:
     assert {name for name, _ in got} == SAMPLE_NAMES - {"fastjobs_queue_jobs"}
 
 
+def start(metrics: WorkerMetrics, queue: str, task: str, waits: list[float], attempt: int = 1) -> None:
+    """Count jobs of ``queue``/``task`` as started after waiting ``waits`` seconds since they were enqueued."""
+    now = 1_000_000.0
+    metrics.add_started([JobRecord(f"j{i}", task, queue, attempt=attempt, enqueued_at=now - wait)
+                         for i, wait in enumerate(waits)], now)
+
+
+def test_waits_count_from_enqueue_or_due_and_not_for_retries() -> None:
+    metrics = WorkerMetrics()
+    now = 1_000_000.0
+    metrics.add_started([
+        JobRecord("a", "t", "q", attempt=1, enqueued_at=now - 2.0),
+        JobRecord("b", "t", "q", attempt=1, enqueued_at=now - 60.0, run_at=now - 0.5),  # due 0.5 s ago
+        JobRecord("c", "t", "q", attempt=2, enqueued_at=now - 100.0),  # a retry: started, no wait
+        JobRecord("d", "u", "q", attempt=1, enqueued_at=now + 1.0),  # a clock ahead: 0, not negative
+    ], now)
+    snap = metrics.snapshot()
+    assert sorted(snap["started"]) == [["q", "t", 3], ["q", "u", 1]]
+    waits = {(q, t): (total, sum(counts)) for q, t, total, counts in snap["wait"]}
+    assert waits == {("q", "t"): (2.5, 2), ("q", "u"): (0.0, 1)}
+
+
 def test_a_live_worker_metrics_is_read_as_counted() -> None:
     running = [2]
     metrics = WorkerMetrics()
     metrics.add_worker(8, lambda: running[0], lambda: 5)
-    metrics.add_started("q", "t", [0.001, 0.003, 20.0])
+    start(metrics, "q", "t", [0.001, 0.003, 20.0])
     metrics.add_outcome("q", "t", "cancelled", 2)
     metrics.add_round_trip("ack", 0.0004)
     metrics.add_round_trip("ack", 3.0)
@@ -342,13 +365,13 @@ def test_a_reporter_sends_snapshots_through_a_pipe_and_a_last_one_at_close() -> 
     read_end, write_end = os.pipe()
     children.watch(read_end)
     reporter = SnapshotReporter(write_end, metrics.snapshot, interval=0.05)
-    metrics.add_started("q", "t", [0.1])
+    start(metrics, "q", "t", [0.1])
     for _ in range(500):
         if children.snapshot()["started"]:
             break
         time.sleep(0.01)
     assert children.snapshot()["slots"] == 5
-    metrics.add_started("q", "t", [0.1, 0.2])
+    start(metrics, "q", "t", [0.1, 0.2])
     reporter.close()
     children.join(timeout=5)
     final = children.snapshot()
