@@ -39,6 +39,7 @@ from .errors import (
     Retry,
     UnencodableError,
     UnknownTaskError,
+    WorkerCrashedError,
     WorkerShutdown,
 )
 from .context import Context
@@ -59,6 +60,6 @@ __all__ = [
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo",
     "JobNotFoundError", "JobOutcome", "JobPage", "JobStateError", "JobTimeoutError",
     "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "Task", "UnencodableError",
-    "UnknownTaskError", "Worker", "WorkerInfo", "WorkerShutdown", "WorkerState", "__version__", "core_implementation",
+    "UnknownTaskError", "Worker", "WorkerCrashedError", "WorkerInfo", "WorkerShutdown", "WorkerState", "__version__", "core_implementation",
     "new_job_id", "worker_state",
 ]

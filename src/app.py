@@ -192,6 +192,7 @@ class App(JobOperations, HookRegistration):
         context: bool = False,
         limit: Limit | None = None,
         on_dead: Callable[..., Any] | None = None,
+        executor: str | None = None,
     ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
 
     def task(
@@ -209,6 +210,7 @@ class App(JobOperations, HookRegistration):
         context: bool = False,
         limit: Limit | None = None,
         on_dead: Callable[..., Any] | None = None,
+        executor: str | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function (``async def`` or plain ``def``) as a task.
 
@@ -222,7 +224,10 @@ class App(JobOperations, HookRegistration):
         enqueue it without that argument. ``limit=fastjobs.Limit(...)`` caps how
         many of its jobs run at once and/or start per time window, across every
         worker (counted per queue and key; the key is the task's name unless the
-        Limit or the call's ``options(limit_key=)`` names one).
+        Limit or the call's ``options(limit_key=)`` names one). ``executor="process"`` runs a plain
+        ``def`` handler in the worker's pool of child processes instead of a thread: its
+        ``timeout`` is then hard (the child is killed), a crash fails only its attempt, and
+        cancelling it stops it (see :class:`~fastjobs.Worker`'s ``executor`` for the default).
 
         Example:
             >>> app = fastjobs.App()
@@ -253,7 +258,7 @@ class App(JobOperations, HookRegistration):
             if limit is not None:
                 task_options = TaskOptions(queue, priority, max_attempts, options.backoff, timeout, lease,
                                            check_limit(limit, task_name))
-            task: Task[P, R] = Task(self, func, task_name, task_options, context)
+            task: Task[P, R] = Task(self, func, task_name, task_options, context, executor)
             task.on_dead = on_dead
             self.tasks[task_name] = task
             return task

@@ -156,6 +156,17 @@ class LeaseExpiredError(FastjobsError):
     """A job's lease ran out (its worker died or stalled) and it was taken back."""
 
 
+class WorkerCrashedError(FastjobsError):
+    """The process running a job (``executor="process"``) died: a segfault, ``os._exit``, the
+    OOM killer. Only that attempt failed; it is retried per the task's policy. If it keeps
+    happening, run the handler alone to find what kills it, or lower its memory use.
+
+    Example:
+        >>> str(WorkerCrashedError("the process running this job died with signal 11 (SIGSEGV)"))
+        'the process running this job died with signal 11 (SIGSEGV)'
+    """
+
+
 class HookError(FastjobsError):
     """An ``on_worker_start`` hook raised: the worker stopped before claiming (``fastjobs worker``
     exits with status 3). The hook's exception is the ``__cause__``; fix the hook or what it opens."""
@@ -204,5 +215,5 @@ __all__ = [
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobNotFoundError",
     "JobStateError", "JobTimeoutError", "ResultTimeoutError",
     "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",
-    "WorkerShutdown",
+    "WorkerCrashedError", "WorkerShutdown",
 ]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._core import JobRecord
     from .hooks import WorkerState
     from .backends.base import Claim
+    from .process_pool import PoolChild, ProcessPool
     from .context import Context
     from .task import Task
 
@@ -76,13 +77,15 @@ class LeaseUnconfirmed(Exception):
 
 
 LEASE_UNCONFIRMED = LeaseUnconfirmed()
+NOT_STARTED = LeaseUnconfirmed()
+"""The outcome the process pool reports for a job it did not start because the worker is shutting down."""
 
 
 class Running:
     """A job whose handler is suspended (async: ``future`` is its Task) or on a thread (sync)."""
 
     __slots__ = ("claim", "record", "task", "future", "timer", "timed_out", "lease", "lost", "thread_state", "started", "ctx",
-                 "start_by", "ran", "jctx")
+                 "start_by", "ran", "jctx", "runner", "child", "seq")
 
     def __init__(self, claim: Claim, record: JobRecord, task: Task[..., Any], future: asyncio.Future[Any] | None, lease: float) -> None:
         self.claim = claim
@@ -105,6 +108,12 @@ class Running:
         """With job hooks: the contextvars context its hooks and handler share (see :mod:`fastjobs.hooks`)."""
         self.start_by = float("inf")
         """Sync jobs: ``time.monotonic()`` after which a thread must not start it (see :data:`LEASE_SAFETY`)."""
+        self.runner: ThreadRunner | ProcessPool | None = None
+        """Sync jobs: the pool it was submitted to (threads, or processes for ``executor="process"``)."""
+        self.child: PoolChild | None = None
+        """Process-executor jobs: the child it was sent to."""
+        self.seq = 0
+        """Process-executor jobs: its number on the wire to its child."""
 
 
 class ThreadRunner:
@@ -129,6 +138,7 @@ class ThreadRunner:
         self.threads: list[threading.Thread] = []
 
     def submit(self, running: Running) -> None:
+        running.runner = self
         if len(self.threads) < self.size:
             thread = threading.Thread(target=self._work, name=f"fastjobs-job-{len(self.threads)}", daemon=True)
             self.threads.append(thread)
@@ -142,6 +152,13 @@ class ThreadRunner:
                 return False
             running.thread_state = _WITHDRAWN
             return True
+
+    def refresh(self, running: Running) -> None:
+        """Nothing to do: a thread sets ``running.started`` itself when it takes the job."""
+
+    def stop_job(self, running: Running) -> bool:
+        """A thread cannot be stopped: returns True, its handler runs on (its outcome is discarded)."""
+        return True
 
     def stop(self) -> None:
         for _ in self.threads:

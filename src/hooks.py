@@ -6,6 +6,12 @@
   any handler. A start hook that raises stops the worker before it claims anything
   (:class:`~fastjobs.HookError`; ``fastjobs worker`` exits with status 3); a stop hook
   that raises is logged.
+- ``@app.on_child_start`` / ``@app.on_child_stop`` (plain ``def``, taking the child's own
+  :class:`WorkerState`) run once in each child process of a worker's process pool
+  (``executor="process"``): open what the handlers in that child use. A child's handlers
+  see its state as ``ctx.state`` and :func:`worker_state` (its ``child`` attribute says
+  which child); the worker's own state stays in the worker. A child whose start hook
+  raises is not used (the worker fails to start, or keeps retrying a replacement).
 - ``@app.before_job`` (taking a :class:`~fastjobs.Context`) and ``@app.after_job`` /
   ``@app.on_dead`` (taking the Context and a :class:`JobOutcome`), ``def`` or
   ``async def``; ``@app.task(on_dead=...)`` per task. ``on_dead`` runs once a job is
@@ -176,6 +182,8 @@ class Enqueuing:
 SIGNATURES = {
     "on_worker_start": ("state", "def on_worker_start(state: fastjobs.WorkerState) -> None (or async def)"),
     "on_worker_stop": ("state", "def on_worker_stop(state: fastjobs.WorkerState) -> None (or async def)"),
+    "on_child_start": ("state", "def on_child_start(state: fastjobs.WorkerState) -> None (a plain def)"),
+    "on_child_stop": ("state", "def on_child_stop(state: fastjobs.WorkerState) -> None (a plain def)"),
     "before_job": ("ctx", "def before_job(ctx: fastjobs.Context) -> None (or async def)"),
     "after_job": ("ctx, outcome",
                   "def after_job(ctx: fastjobs.Context, outcome: fastjobs.JobOutcome) -> None (or async def)"),
@@ -206,6 +214,10 @@ def check_hook(kind: str, fn: object) -> None:
             f"a {kind} hook runs in the caller's thread, also under enqueue_sync, so it cannot be "
             f"async: write {name} as {expected}"
         )
+    if kind.startswith("on_child_") and inspect.iscoroutinefunction(fn):
+        raise ConfigurationError(
+            f"an {kind} hook runs in a process-pool child, which has no event loop: write {name} as {expected}"
+        )
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -225,12 +237,14 @@ def check_hook(kind: str, fn: object) -> None:
 class Hooks:
     """The hooks registered on an App (``app.hooks``), by kind, in registration order."""
 
-    __slots__ = ("on_worker_start", "on_worker_stop", "before_job", "after_job", "on_dead", "before_enqueue",
+    __slots__ = ("on_worker_start", "on_worker_stop", "on_child_start", "on_child_stop", "before_job", "after_job", "on_dead", "before_enqueue",
                  "around_enqueue")
 
     def __init__(self) -> None:
         self.on_worker_start: list[Callable[[WorkerState], Any]] = []
         self.on_worker_stop: list[Callable[[WorkerState], Any]] = []
+        self.on_child_start: list[Callable[[WorkerState], Any]] = []
+        self.on_child_stop: list[Callable[[WorkerState], Any]] = []
         self.before_job: list[Callable[[Context], Any]] = []
         self.after_job: list[Callable[[Context, JobOutcome], Any]] = []
         self.on_dead: list[Callable[[Context, JobOutcome], Any]] = []
@@ -298,6 +312,28 @@ class HookRegistration:
             ...     await state.db.close()
         """
         return self.hooks.add("on_worker_stop", fn)
+
+    def on_child_start(self, fn: F) -> F:
+        """Run ``fn(state)`` (a plain ``def``) once in each process-pool child (``executor="process"``)
+        as it starts, after it imported the App: open what its handlers use.
+
+        Example:
+            >>> @app.on_child_start  # doctest: +SKIP
+            ... def connect(state: fastjobs.WorkerState) -> None:
+            ...     state.db = psycopg.connect(DSN)
+        """
+        return self.hooks.add("on_child_start", fn)
+
+    def on_child_stop(self, fn: F) -> F:
+        """Run ``fn(state)`` once in each process-pool child as it exits between jobs (retired or
+        the worker stopping; not when it is killed); an exception is printed.
+
+        Example:
+            >>> @app.on_child_stop  # doctest: +SKIP
+            ... def disconnect(state: fastjobs.WorkerState) -> None:
+            ...     state.db.close()
+        """
+        return self.hooks.add("on_child_stop", fn)
 
     def before_job(self, fn: F) -> F:
         """Run ``fn(ctx)`` before each job's handler, in the job's own contextvars context.

@@ -131,10 +131,11 @@ def exception_record(attempt: int, exc: BaseException, worker: str | None = None
         >>> decode_error(exception_record(2, KeyError("x"), worker="w1")).type
         'KeyError'
     """
-    text = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+    # An exception raised in a process-pool child arrives with its own type name and traceback.
+    text = getattr(exc, "remote_traceback", None) or "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
     # A traceback of a deep recursion can be huge; the tail says the most.
-    return error_record(attempt, type(exc).__qualname__, str(exc)[:4000], text[-16000:],
-                        worker=worker, started_at=started_at)
+    return error_record(attempt, getattr(exc, "remote_type", None) or type(exc).__qualname__, str(exc)[:4000],
+                        text[-16000:], worker=worker, started_at=started_at)
 
 
 def lease_expired_error(attempt: int, at: float) -> bytes:

@@ -197,6 +197,8 @@ class TaskSettings(TypedDict, total=False):
     lease: float | None
     context: bool
     """Pass a :class:`~fastjobs.Context` first to the handler."""
+    executor: str | None
+    """Where a plain ``def`` handler runs: ``"thread"`` or ``"process"`` (default: the worker's)."""
 
 
 def check_dependencies(jobs: Sequence[NewJob]) -> None:

@@ -28,7 +28,7 @@ from ._core import (
 from .constants import BATCH, PIPE
 from .context import Context
 from .errors import DependencyError, JobTimeoutError, LeaseExpiredError, UnknownTaskError, WorkerShutdown
-from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, Running, ThreadRunner, start_task
+from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, NOT_STARTED, Running, ThreadRunner, start_task
 from .hooks import CANCELLED, DEAD, FAILED, TIMED_OUT, JobOutcome, WorkerState, await_logged, call_logged, run_hooks
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .app import App
     from .backends.base import Backend, Claim
     from .metrics import WorkerMetrics
+    from .process_pool import ProcessPool
     from .task import Task
 
 
@@ -51,6 +52,8 @@ class JobRuns:
     _loop: asyncio.AbstractEventLoop
     _ackbuf: AckBuffer
     _threads: ThreadRunner | None
+    _procs: ProcessPool | None
+    _process_tasks: set[Task[..., Any]]
     _running: dict[str, Running]
     _starting: set[asyncio.Task[None]]
     _pending_confirmed: float
@@ -146,11 +149,11 @@ class JobRuns:
         if not task.is_async:
             running.start_by = self._pending_confirmed + self.app.lease * LEASE_SAFETY
             self._track(running)
-            assert self._threads is not None
+            runner = self._runner(task)
             if self._befores_async:
-                self._hook_task(_then_submit(self._befores_async, ctx, self._threads, running), jctx)
+                self._hook_task(_then_submit(self._befores_async, ctx, runner, running), jctx)
             else:
-                self._threads.submit(running)
+                runner.submit(running)
             return
         running.started = time.monotonic()
         try:
@@ -281,8 +284,14 @@ class JobRuns:
                        self._backend, self._loop, time.time() + self.app.lease, False, meta.get(BATCH),
                        record.args, record.kwargs, meta, self.state, self.id)
 
-    def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
+    def _runner(self, task: Task[..., Any]) -> ThreadRunner | ProcessPool:
+        """Where a plain def handler of ``task`` runs: the process pool (``executor="process"``) or the threads."""
+        if self._procs is not None and task in self._process_tasks:
+            return self._procs
         assert self._threads is not None
+        return self._threads
+
+    def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         lease = task.default_options.lease or self.app.lease
         running = Running(claim, record, task, None, lease)
         # Claimed with the App's lease; a thread must not start it once that may have run out.
@@ -290,7 +299,7 @@ class JobRuns:
         if task.context:
             running.ctx = self._context(claim, record)
         self._track(running)
-        self._threads.submit(running)
+        self._runner(task).submit(running)
 
     def _track(self, running: Running) -> None:
         job_id = running.claim.id
@@ -310,6 +319,9 @@ class JobRuns:
         # queued for one; the timer was armed at submit, so check and re-arm.
         timeout = running.record.timeout
         assert timeout is not None
+        runner = running.runner
+        if runner is not None:
+            runner.refresh(running)
         started = running.started
         remaining = timeout if started is None else started + timeout - time.monotonic()
         if remaining > 0:
@@ -318,11 +330,12 @@ class JobRuns:
         running.timed_out = True
         if running.ctx is not None:
             running.ctx.cancelled = True  # the thread runs on: tell a handler that checks
-        # A thread cannot be killed: fail the attempt now and free the slot; the
-        # thread runs on and its late outcome is discarded.
+        # A thread cannot be killed: fail the attempt now and free the slot; the thread runs on and
+        # its late outcome is discarded. A process can: the pool kills the child running it.
         self._forget(running)
+        runs_on = runner is None or runner.stop_job(running)
         self._failed_attempt(running, self._timeout_error(running), timeout - remaining, timed_out=True,
-                             thread_running=True)
+                             thread_running=runs_on)
         self._ackbuf.schedule()
 
     def _timeout_error(self, running: Running) -> JobTimeoutError:
@@ -377,6 +390,9 @@ class JobRuns:
                 self._ackbuf.release(running.claim)
                 self._cancelled(running, LeaseExpiredError(
                     f"job {running.claim.id} was given back unstarted: its lease was not confirmed in time"))
+            elif exc is NOT_STARTED:  # the process pool did not start it: the worker is shutting down
+                self._ackbuf.release(running.claim)
+                self._cancelled(running, WorkerShutdown(f"job {running.claim.id} was given back unstarted at shutdown"))
             else:
                 self._failed_attempt(running, exc, running.ran)
         self._ackbuf.schedule()
@@ -390,7 +406,7 @@ async def _preceded(hooks: list[Any], ctx: Context, coro: Any) -> Any:
     return await coro
 
 
-async def _then_submit(hooks: list[Any], ctx: Context, threads: ThreadRunner, running: Running) -> None:
+async def _then_submit(hooks: list[Any], ctx: Context, threads: ThreadRunner | ProcessPool, running: Running) -> None:
     """A plain def handler's async before_job hooks, on the loop; then its turn for a thread."""
     for hook in hooks:
         result = call_logged("before_job", hook, ctx.job_id, ctx)

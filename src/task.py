@@ -166,7 +166,8 @@ class Task(Generic[P, R]):
         >>> resize.enqueue_sync("x.png")  # doctest: +SKIP
     """
 
-    def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions, context: bool = False) -> None:
+    def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions, context: bool = False,
+                 executor: str | None = None) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -174,6 +175,15 @@ class Task(Generic[P, R]):
         self.context = context
         """Whether the handler takes a :class:`~fastjobs.Context` as its first argument."""
         self.is_async = inspect.iscoroutinefunction(fn)
+        if executor not in (None, "thread", "process"):
+            raise ConfigurationError(f"executor must be 'thread' or 'process', not {executor!r}")
+        if executor == "process" and self.is_async:
+            raise ConfigurationError(
+                f"task {name!r} is an async def: async handlers run on the worker's loop; executor='process' "
+                "is for plain def handlers (make it a def, or drop executor=)"
+            )
+        self.executor = executor
+        """Where its plain ``def`` handler runs: ``"thread"``, ``"process"``, or None (the worker's ``executor``)."""
         self.on_dead: Callable[..., Any] | None = None
         """Run as ``on_dead(ctx, outcome)`` when one of its jobs is dead-lettered (``@app.task(on_dead=...)``)."""
         functools.update_wrapper(self, fn)

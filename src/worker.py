@@ -45,6 +45,7 @@ from .errors import (
     WorkerShutdown,
 )
 from .executors import LEASE_SAFETY, Running, ThreadRunner
+from .process_pool import ProcessPool, check_pool_settings
 from .hooks import STATE, WorkerState
 from .options import validate_queue
 from .periodic import run_schedules
@@ -89,6 +90,17 @@ class Worker(JobRuns):
             basic-auth password); default ``$FASTJOBS_METRICS_TOKEN``. Without one the worker
             refuses to serve metrics, unless ``metrics_no_auth``.
         metrics_no_auth: serve the metrics to anyone who can reach the port.
+        executor: where plain ``def`` handlers run unless their task says (``@app.task(executor=)``):
+            ``"thread"`` (default) or ``"process"``, a pool of child processes with hard timeouts,
+            crash isolation and recycling (:mod:`fastjobs.process_pool`). Async handlers always run
+            on the worker's loop.
+        process_pool: how many child processes run ``executor="process"`` handlers (default: the
+            number of CPUs).
+        max_tasks_per_child: replace a child after it ran this many jobs (default: never).
+        max_memory_per_child: replace a child, between two jobs, once its peak resident memory
+            passed this many MiB (default: never).
+        process_app: the ``module:attribute`` the children import the App from (default: found
+            among the modules of its tasks; ``fastjobs worker`` passes its own).
     """
 
     def __init__(
@@ -112,6 +124,11 @@ class Worker(JobRuns):
         metrics_host: str = "127.0.0.1",
         metrics_token: str | None = None,
         metrics_no_auth: bool = False,
+        executor: str = "thread",
+        process_pool: int | None = None,
+        max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        process_app: str | None = None,
     ) -> None:
         if not app.tasks:
             raise ConfigurationError("this App has no tasks: register some with @app.task before starting a worker")
@@ -156,6 +173,11 @@ class Worker(JobRuns):
         self._stop = asyncio.Event()
         self._forced = asyncio.Event()
         self._threads: ThreadRunner | None = None
+        self._pool_settings = check_pool_settings(app, executor, process_pool, max_tasks_per_child, max_memory_per_child,
+                                                  process_app)
+        self.executor = executor
+        self._process_tasks = {t for t in app.tasks.values() if not t.is_async and (t.executor or executor) == "process"}
+        self._procs: ProcessPool | None = None
         self._started = False
         leases = [app.lease] + [t.default_options.lease for t in app.tasks.values() if t.default_options.lease]
         self._membership = Membership(self.queues, concurrency, leases)
@@ -284,6 +306,10 @@ class Worker(JobRuns):
         backend = self._backend = await self.app.backend()
         self._ackbuf.start(backend, loop)
         self._threads = ThreadRunner(loop, self.threads, self._sync_done, self.state)
+        if self._process_tasks:
+            self._procs = ProcessPool(loop, deliver=self._sync_done, worker_id=self.id, max_payload=self.app.max_payload,
+                                      **self._pool_settings)
+            await self._procs.start()
         counted: tuple[int, Any, Any] | None = None
         if self.metrics is not None:
             ackbuf = self._ackbuf
@@ -504,10 +530,12 @@ class Worker(JobRuns):
                 if r.future is not None:
                     r.future.cancel()  # its done callback reports it once the handler unwound
                 else:
-                    # A plain def job still waiting for a thread never starts now; one on a thread runs on.
-                    started = not (self._threads is not None and self._threads.withdraw(r))
+                    # A plain def job still waiting never starts now; one on a thread runs on, one in a
+                    # pool's child is stopped with its child.
+                    runner = r.runner
+                    runs_on = runner is not None and not runner.withdraw(r) and runner.stop_job(r)
                     self._cancelled(r, LeaseExpiredError(f"job {r.claim.id} lost its lease (cancelled, or taken "
-                                                         "back after its lease expired)"), thread_running=started)
+                                                         "back after its lease expired)"), thread_running=runs_on)
         return True
 
     async def _resync(self) -> None:
@@ -566,12 +594,14 @@ class Worker(JobRuns):
             self.request_stop()
 
     async def _shutdown(self) -> None:
-        # Prefetched jobs and sync jobs still waiting for a thread never started: give them back now.
+        # Prefetched jobs and sync jobs still waiting for a thread or a child never started: give them back now.
+        if self._procs is not None:
+            self._procs.drain()  # children queued ahead: they report those back unstarted
         for claim in self._pending:
             self._ackbuf.release(claim)
         self._pending.clear()
         for running in list(self._running.values()):
-            if running.future is None and self._threads is not None and self._threads.withdraw(running):
+            if running.future is None and running.runner is not None and running.runner.withdraw(running):
                 self._forget(running)
                 self._ackbuf.release(running.claim)
                 self._cancelled(running, WorkerShutdown(f"job {running.claim.id} was given back unstarted at shutdown"))
@@ -580,15 +610,21 @@ class Worker(JobRuns):
         while self._running and not self._forced.is_set() and time.monotonic() < deadline:
             self._slot_free.clear()
             await self._wait_any(self._slot_free.wait(), timeout=max(0.0, deadline - time.monotonic()), until=self._forced)
-        # Out of time: async jobs are cancelled and given back (their _done
-        # callback releases them); threads cannot be stopped, so their jobs come
-        # back when their leases expire.
+        # Out of time: async jobs are cancelled and given back (their _done callback releases
+        # them), and so are jobs in the process pool (their children are killed); threads
+        # cannot be stopped, so their jobs come back when their leases expire.
         tasks = [r.future for r in self._running.values() if r.future is not None]
         abandoned = [r for r in self._running.values() if r.future is None]
+        if self._procs is not None:
+            self._procs.closing = True  # no replacement for the children killed now
         for running in abandoned:  # their outcome is not waited for: their hooks hear of it now
             self._forget(running)
-            self._cancelled(running, WorkerShutdown(f"job {running.claim.id} was still running in its thread at "
-                                                    "the end of the shutdown grace"), thread_running=True)
+            runs_on = running.runner is None or running.runner.stop_job(running)
+            if not runs_on:
+                self._ackbuf.release(running.claim)
+            self._cancelled(running, WorkerShutdown(f"job {running.claim.id} was still running at the end of the "
+                                                    "shutdown grace"), thread_running=runs_on)
+        abandoned = [r for r in abandoned if r.runner is None or r.runner is self._threads]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -608,3 +644,5 @@ class Worker(JobRuns):
                 await asyncio.wait(late, timeout=1.0)
         if self._threads is not None:
             self._threads.stop()
+        if self._procs is not None:
+            await self._procs.close()

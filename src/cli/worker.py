@@ -48,6 +48,16 @@ def add_parser(sub: Commands) -> None:
     w.add_argument("--concurrency", type=int, default=100, help="jobs in progress at once per process")
     w.add_argument("--threads", type=int, default=None, help="threads for plain def handlers")
     w.add_argument("--processes", type=int, default=1, help="worker processes under a supervisor")
+    x = w.add_argument_group("where plain def handlers run")
+    x.add_argument("--executor", choices=("thread", "process"), default="thread",
+                   help="the default for tasks without executor=: threads, or a pool of child processes (hard "
+                   "timeouts, crash isolation, recycling)")
+    x.add_argument("--process-pool", type=int, default=None, metavar="N",
+                   help="child processes for executor='process' handlers (default: the number of CPUs)")
+    x.add_argument("--max-tasks-per-child", type=int, default=None, metavar="N",
+                   help="replace a child after it ran N jobs")
+    x.add_argument("--max-memory-per-child", type=int, default=None, metavar="MIB",
+                   help="replace a child, between two jobs, once its peak memory passed MIB MiB")
     w.add_argument("--grace", type=float, default=30.0, help="seconds running jobs get to finish on shutdown")
     w.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     w.add_argument("--log-jobs", action="store_true",
@@ -99,6 +109,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         threads=args.threads,
         shutdown_grace=args.grace,
         burst=args.burst,
+        executor=args.executor,
+        process_pool=args.process_pool,
+        max_tasks_per_child=args.max_tasks_per_child,
+        max_memory_per_child=args.max_memory_per_child,
+        process_app=args.app,
         metrics=args.metrics_fd is not None,
         **({} if serve is None or supervised else {
             "metrics_port": serve["port"], "metrics_host": serve["host"], "metrics_token": serve["token"],
@@ -153,6 +168,11 @@ def supervise(args: argparse.Namespace, app: App, serve: dict[str, Any] | None =
         child_argv += ["--threads", str(args.threads)]
     if args.burst:
         child_argv.append("--burst")
+    child_argv += ["--executor", args.executor]
+    for flag, value in (("--process-pool", args.process_pool), ("--max-tasks-per-child", args.max_tasks_per_child),
+                        ("--max-memory-per-child", args.max_memory_per_child)):
+        if value is not None:
+            child_argv += [flag, str(value)]
     children: dict[int, subprocess.Popen[bytes]] = {}
     stopping = {"signals": 0}
     snapshots: ChildSnapshots | None = None

@@ -1,0 +1,109 @@
+"""Handlers for the process executor's tests (``executor="process"``): what the pool's children import.
+
+:func:`register` puts the same functions, under the same names, on any App: the tests' App on
+the backend under test, and :data:`app` here, which a pool's children import
+(``process_app="tests.process.pool_app:app"``): children never talk to the backend.
+Handlers that run until stopped write their pid to ``$POOL_DIR/<name>.pid`` first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import fastjobs
+
+REF = "tests.process.pool_app:app"
+HOARD: list[bytes] = []
+
+
+def _mark(name: str) -> None:
+    folder = os.environ.get("POOL_DIR")
+    if folder:
+        Path(folder, f"{name}.pid").write_text(str(os.getpid()))
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def spin() -> None:
+    _mark("spin")
+    while True:
+        pass
+
+
+def sleep_long(name: str = "sleep") -> None:
+    _mark(name)
+    for _ in range(3000):
+        time.sleep(0.01)
+
+
+def nap(name: str, seconds: float) -> str:
+    _mark(name)
+    time.sleep(seconds)
+    return name
+
+
+def segv() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def exit_now() -> None:
+    os._exit(1)
+
+
+def boom(text: str) -> None:
+    raise ValueError(text)
+
+
+def retry_later() -> None:
+    raise fastjobs.Retry(delay=0.1, reason="not yet")
+
+
+def give_up() -> None:
+    raise fastjobs.Fail("no point")
+
+
+def unencodable() -> object:
+    return object()
+
+
+def hoard(megabytes: int) -> int:
+    HOARD.append(b"x" * (megabytes << 20))
+    return os.getpid()
+
+
+def with_context(ctx: Any, n: int) -> list[Any]:
+    applied = ctx.progress_sync(0.5, f"half of {n}")
+    return [applied, ctx.job_id, ctx.attempt, ctx.task, fastjobs.worker_state().opened, ctx.state.child]
+
+
+def child_opened(state: fastjobs.WorkerState) -> None:
+    state.opened = f"opened in {os.getpid()}"
+
+
+HANDLERS = {
+    "pool.add": add, "pool.pid": pid, "pool.spin": spin, "pool.sleep": sleep_long, "pool.nap": nap, "pool.segv": segv,
+    "pool.exit": exit_now, "pool.boom": boom, "pool.retry": retry_later, "pool.fail": give_up,
+    "pool.unencodable": unencodable, "pool.hoard": hoard,
+}
+
+
+def register(target: fastjobs.App, **options: Any) -> dict[str, fastjobs.Task[..., Any]]:
+    """Register every handler on ``target`` (``executor="process"``); the tasks by name."""
+    tasks = {name: target.task(name=name, executor="process", **options)(fn) for name, fn in HANDLERS.items()}
+    tasks["pool.context"] = target.task(name="pool.context", executor="process", context=True, **options)(with_context)
+    return tasks
+
+
+app = fastjobs.App(os.environ.get("POOL_URL", "memory://"), prefix=os.environ.get("POOL_PREFIX", "fastjobs"), lease=3.0)
+register(app)
+app.on_child_start(child_opened)
