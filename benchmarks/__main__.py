@@ -28,6 +28,10 @@ And what monitoring costs (:mod:`benchmarks.monitoring`; skip with ``--no-monito
 end to end with nothing on, with Prometheus metrics served and scraped, with OpenTelemetry
 (every span recorded, and 1% sampled) and with a before/after hook pair, alternated rounds.
 
+And plain ``def`` handlers on threads vs ``executor="process"`` with a pool of 2 children
+(:mod:`benchmarks.executors`; skip with ``--no-executor-rows``): no-op jobs end to end (what
+the IPC costs) and ~5 ms CPU-bound jobs (what escaping the GIL gains), alternated rounds.
+
 Examples::
 
     python -m benchmarks                      # memory backend, table
@@ -38,6 +42,7 @@ Examples::
     python -m benchmarks --pagination         # a search page's cost at 10k and 1M stored jobs
     python -m benchmarks --dashboard          # the dashboard API's response times at 10k and 1M
     python -m benchmarks --monitoring         # end to end with metrics, tracing or hooks on vs off
+    python -m benchmarks --executors          # plain def handlers: threads vs a process pool
 
 URLs come from ``FASTJOBS_REDIS_URL`` and ``FASTJOBS_DATABASE_URL`` (default: the
 local servers).
@@ -62,7 +67,7 @@ import numpy as np
 
 import fastjobs
 
-from . import URLS, monitoring
+from . import URLS, executors, monitoring
 
 TARGETS = {"memory": 50_000, "redis": 10_000, "postgres": 10_000}
 ENQUEUE_BATCH = 1000
@@ -77,6 +82,10 @@ MONITORING_JOBS = 50_000
 MONITORING_ROUNDS = 3
 """The monitoring rows (benchmarks/monitoring.py): at most this many jobs per run, each
 variant run this many times, alternated; the median is shown."""
+EXECUTOR_JOBS = 50_000
+EXECUTOR_CPU_JOBS = 400
+"""The executor rows (benchmarks/executors.py): no-op and ~5 ms CPU-bound plain def jobs, on
+threads vs a process pool of 2, MONITORING_ROUNDS alternated rounds each."""
 RATE_WINDOWS = 4
 """The rate-limited run allows jobs / RATE_WINDOWS starts per second (a sliding one-second
 window), so its jobs need RATE_WINDOWS - 1 seconds at least: the limit always binds."""
@@ -478,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         from .monitoring import main as monitoring_main
 
         return monitoring_main([a for a in argv if a != "--monitoring"])
+    if "--executors" in argv:  # and plain def handlers on threads vs in a process pool
+        from .executors import main as executors_main
+
+        return executors_main([a for a in argv if a != "--executors"])
     if "--dashboard" in argv:  # and the dashboard API's response times
         from .dashboard import main as dashboard_main
 
@@ -499,12 +512,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="time the dashboard's API at 10k and 1M stored jobs instead (see --dashboard --help)")
     parser.add_argument("--monitoring", action="store_true",
                         help="compare end to end with Prometheus metrics, OpenTelemetry or a hook pair on (see --monitoring --help)")
+    parser.add_argument("--executors", action="store_true",
+                        help="compare plain def handlers on threads and in a process pool (see --executors --help)")
     parser.add_argument("--no-history", action="store_true",
                         help="run with App(history=False, events=False): what history and events cost")
     parser.add_argument("--dashboard-open", action="store_true",
                         help="keep a dashboard open (live, refreshing) on each Redis and PostgreSQL run: what it costs")
     parser.add_argument("--no-features", dest="features", action="store_false",
                         help="skip the unique / rate-limited / batch rows")
+    parser.add_argument("--no-executor-rows", dest="executor_rows", action="store_false",
+                        help="skip the rows with plain def handlers on threads vs in a process pool")
     parser.add_argument("--no-monitoring-rows", dest="monitoring_rows", action="store_false",
                         help="skip the rows with Prometheus metrics, OpenTelemetry or a hook pair on")
     args = parser.parse_args(argv)
@@ -539,17 +556,25 @@ def main(argv: list[str] | None = None) -> int:
             rows: Any = runner(monitoring.run(backend, min(args.jobs, MONITORING_JOBS), args.concurrency,  # type: ignore[arg-type]
                                               MONITORING_ROUNDS, variants, lambda line: None))
             monitored += rows
+    pooled: list[executors.ExecutorResult] = []
+    if args.executor_rows:
+        for backend in list(TARGETS) if args.backend == "all" else [args.backend]:
+            pooled += runner(executors.run(backend, min(args.jobs, EXECUTOR_JOBS), EXECUTOR_CPU_JOBS, 2,  # type: ignore[arg-type]
+                                           MONITORING_ROUNDS, lambda line: None))
     core = fastjobs.core_implementation()
     if args.json:
         print(json.dumps({"core": core, "results": [asdict(r) for r in results],
                           "features": [asdict(f) for f in features],
-                          "monitoring": [asdict(m) for m in monitored]}, indent=2))
+                          "monitoring": [asdict(m) for m in monitored],
+                          "executors": [asdict(e) for e in pooled]}, indent=2))
     else:
         render(results, core)
         if features:
             render_features(features)
         if monitored:
             monitoring.render(monitored, MONITORING_ROUNDS, notes)
+        if pooled:
+            executors.render(pooled, MONITORING_ROUNDS)
     return 0
 
 

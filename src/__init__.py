@@ -37,6 +37,7 @@ from .errors import (
     PayloadTooLargeError,
     ResultTimeoutError,
     Retry,
+    SoftTimeLimitExceeded,
     UnencodableError,
     UnknownTaskError,
     WorkerCrashedError,
@@ -59,7 +60,7 @@ __all__ = [
     "CorruptJobError", "DependencyError", "DuplicateJobError", "Event", "Exponential", "Fail", "FastjobsError", "Fixed", "Health", "HistoryBucket", "HookError",
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo",
     "JobNotFoundError", "JobOutcome", "JobPage", "JobStateError", "JobTimeoutError",
-    "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "Task", "UnencodableError",
+    "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "SoftTimeLimitExceeded", "Task", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerCrashedError", "WorkerInfo", "WorkerShutdown", "WorkerState", "__version__", "core_implementation",
     "new_job_id", "worker_state",
 ]

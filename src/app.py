@@ -193,6 +193,7 @@ class App(JobOperations, HookRegistration):
         limit: Limit | None = None,
         on_dead: Callable[..., Any] | None = None,
         executor: str | None = None,
+        soft_timeout: float | None = None,
     ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
 
     def task(
@@ -211,6 +212,7 @@ class App(JobOperations, HookRegistration):
         limit: Limit | None = None,
         on_dead: Callable[..., Any] | None = None,
         executor: str | None = None,
+        soft_timeout: float | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function (``async def`` or plain ``def``) as a task.
 
@@ -227,7 +229,9 @@ class App(JobOperations, HookRegistration):
         Limit or the call's ``options(limit_key=)`` names one). ``executor="process"`` runs a plain
         ``def`` handler in the worker's pool of child processes instead of a thread: its
         ``timeout`` is then hard (the child is killed), a crash fails only its attempt, and
-        cancelling it stops it (see :class:`~fastjobs.Worker`'s ``executor`` for the default).
+        cancelling it stops it (see :class:`~fastjobs.Worker`'s ``executor`` for the default);
+        ``soft_timeout`` then raises :class:`~fastjobs.SoftTimeLimitExceeded` inside the handler
+        first, so that it can clean up before the kill.
 
         Example:
             >>> app = fastjobs.App()
@@ -258,7 +262,7 @@ class App(JobOperations, HookRegistration):
             if limit is not None:
                 task_options = TaskOptions(queue, priority, max_attempts, options.backoff, timeout, lease,
                                            check_limit(limit, task_name))
-            task: Task[P, R] = Task(self, func, task_name, task_options, context, executor)
+            task: Task[P, R] = Task(self, func, task_name, task_options, context, executor, soft_timeout)
             task.on_dead = on_dead
             self.tasks[task_name] = task
             return task

@@ -156,6 +156,22 @@ class LeaseExpiredError(FastjobsError):
     """A job's lease ran out (its worker died or stalled) and it was taken back."""
 
 
+class SoftTimeLimitExceeded(FastjobsError):
+    """Raised inside a process-executor handler once it ran past its task's ``soft_timeout``: catch
+    it to clean up before the hard ``timeout`` kills the process. Uncaught, the attempt fails
+    with it (and is retried per the task's policy).
+
+    Example:
+        >>> @app.task(executor="process", soft_timeout=50, timeout=60)  # doctest: +SKIP
+        ... def export(path: str) -> None:
+        ...     try:
+        ...         write_rows(path)
+        ...     except fastjobs.SoftTimeLimitExceeded:
+        ...         remove_partial_file(path)
+        ...         raise
+    """
+
+
 class WorkerCrashedError(FastjobsError):
     """The process running a job (``executor="process"``) died: a segfault, ``os._exit``, the
     OOM killer. Only that attempt failed; it is retried per the task's policy. If it keeps
@@ -215,5 +231,5 @@ __all__ = [
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobNotFoundError",
     "JobStateError", "JobTimeoutError", "ResultTimeoutError",
     "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",
-    "WorkerCrashedError", "WorkerShutdown",
+    "SoftTimeLimitExceeded", "WorkerCrashedError", "WorkerShutdown",
 ]

@@ -199,6 +199,8 @@ class TaskSettings(TypedDict, total=False):
     """Pass a :class:`~fastjobs.Context` first to the handler."""
     executor: str | None
     """Where a plain ``def`` handler runs: ``"thread"`` or ``"process"`` (default: the worker's)."""
+    soft_timeout: float | None
+    """With ``executor="process"``: raise :class:`~fastjobs.SoftTimeLimitExceeded` in the handler after this many seconds."""
 
 
 def check_dependencies(jobs: Sequence[NewJob]) -> None:

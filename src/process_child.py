@@ -102,6 +102,12 @@ class SharedSlot:
         self._next_skip = (self._next_skip + 1) % self.SKIPS
 
 
+def _on_alarm(signum: int, frame: Any) -> None:
+    from .errors import SoftTimeLimitExceeded
+
+    raise SoftTimeLimitExceeded("the job ran past its soft_timeout; the hard timeout kills it next")
+
+
 class _Stopped(BaseException):
     """Raised inside a running handler when its worker stops it (a hard timeout, a cancel)."""
 
@@ -267,7 +273,15 @@ class Child:
                     result = [seq, UNKNOWN, f"no task named {record.task!r} is registered in the pool's App", 0.0]
                 else:
                     args = (ChildContext(self, seq, record, attempt), *record.args) if task.context else record.args
-                    value = task.fn(*args, **record.kwargs)
+                    soft = task.soft_timeout
+                    if soft is None:
+                        value = task.fn(*args, **record.kwargs)
+                    else:
+                        signal.setitimer(signal.ITIMER_REAL, soft)
+                        try:
+                            value = task.fn(*args, **record.kwargs)
+                        finally:
+                            signal.setitimer(signal.ITIMER_REAL, 0)
                     try:
                         payload = None if value is None else encode_value(value, max_payload)
                         result = [seq, OK, payload, 0.0]
@@ -333,6 +347,7 @@ def main(argv: list[str]) -> int:
     os.close(shm_fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the worker handles it
     signal.signal(signal.SIGTERM, _on_term(slot))
+    signal.signal(signal.SIGALRM, _on_alarm)  # soft_timeout
     child = Child(sock, slot)
     try:
         config = child.receive()

@@ -201,8 +201,9 @@ class ProcessPool:
     async def _ready(self, child: PoolChild) -> None:
         while not child.ready:
             if child.gone.done():
+                reason = child.failure or f"it exited with status {child.proc.returncode} before it was ready"
                 raise ConfigurationError(
-                    f"a process-pool child could not start: {child.failure or crash_message(child.proc.returncode or 0)}"
+                    f"a process-pool child could not start: {reason}"
                     f" (the worker runs executor='process' handlers in children that import {self.config['app']})"
                 )
             await asyncio.wait([child.gone], timeout=0.01)
@@ -312,7 +313,7 @@ class ProcessPool:
         self._dispatching = False
         todo = self.todo
         if self.draining:
-            unstarted = [(r, None, NOT_STARTED) for r in todo if r.thread_state == _WAITING]
+            unstarted: list[Outcome] = [(r, None, NOT_STARTED) for r in todo if r.thread_state == _WAITING]
             for running, _, _ in unstarted:
                 running.thread_state = _WITHDRAWN
             todo.clear()
@@ -559,6 +560,12 @@ def check_pool_settings(app: App, executor: str, size: int | None, max_tasks_per
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidOptionError(f"{name} must be a positive int, not {value!r}")
     uses = any(not t.is_async and (t.executor or executor) == "process" for t in app.tasks.values())
+    for task in app.tasks.values():
+        if task.soft_timeout is not None and (task.executor or executor) != "process":
+            raise ConfigurationError(
+                f"task {task.name!r} has a soft_timeout, which needs executor='process': give the task "
+                "executor='process', or run the worker with executor='process' (--executor process)"
+            )
     if process_app is None and uses:
         process_app = app_reference(app)
     return {

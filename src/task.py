@@ -167,7 +167,7 @@ class Task(Generic[P, R]):
     """
 
     def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions, context: bool = False,
-                 executor: str | None = None) -> None:
+                 executor: str | None = None, soft_timeout: float | None = None) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -184,6 +184,20 @@ class Task(Generic[P, R]):
             )
         self.executor = executor
         """Where its plain ``def`` handler runs: ``"thread"``, ``"process"``, or None (the worker's ``executor``)."""
+        if soft_timeout is not None:
+            soft_timeout = check_seconds("soft_timeout", soft_timeout, allow_zero=False)
+            if executor == "thread" or self.is_async:
+                raise ConfigurationError(
+                    f"task {name!r}: soft_timeout raises inside a handler running in a process-pool child; "
+                    "give the task executor='process' (a thread or a coroutine cannot be interrupted that way)"
+                )
+            if options.timeout is not None and soft_timeout >= options.timeout:
+                raise ConfigurationError(
+                    f"task {name!r}: soft_timeout ({soft_timeout} s) must be shorter than timeout ({options.timeout} s): "
+                    "it is the warning before the kill"
+                )
+        self.soft_timeout = soft_timeout
+        """Process-executor handlers: seconds after which :class:`~fastjobs.SoftTimeLimitExceeded` is raised inside it."""
         self.on_dead: Callable[..., Any] | None = None
         """Run as ``on_dead(ctx, outcome)`` when one of its jobs is dead-lettered (``@app.task(on_dead=...)``)."""
         functools.update_wrapper(self, fn)

@@ -245,6 +245,11 @@ class Worker(JobRuns):
         await self._ackbuf.wait_acked(count)
 
     @property
+    def process_pids(self) -> list[int]:
+        """The process ids of its process-pool children alive now (``executor="process"``); [] without a pool."""
+        return [] if self._procs is None else self._procs.pids
+
+    @property
     def running_count(self) -> int:
         """Jobs currently suspended or on the thread pool."""
         return len(self._running)

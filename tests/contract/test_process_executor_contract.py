@@ -220,6 +220,27 @@ async def test_the_grace_end_kills_running_children_and_gives_their_jobs_back(
     assert [len((await app.get_job(h.id)).errors) for h in slow] == [0] * 4  # type: ignore[union-attr]
 
 
+async def test_soft_timeout_raises_inside_the_handler_before_the_hard_one(
+    app: fastjobs.App, tasks: dict[str, fastjobs.Task[..., Any]], pool_dir: Path
+) -> None:
+    job = await tasks["pool.soft"].enqueue("soft")
+    await run_burst(app)
+    assert (pool_dir / "soft.pid").exists()  # its except block ran, in the child
+    state, errors = await errors_of(app, job)
+    assert state == "dead" and [e[0] for e in errors] == ["SoftTimeLimitExceeded"]
+
+
+async def test_the_worker_wide_executor_applies_to_tasks_that_name_none(
+    app: fastjobs.App, tasks: dict[str, fastjobs.Task[..., Any]]
+) -> None:
+    on_threads = await tasks["pool.default"].enqueue()
+    await run_burst(app)
+    in_child = await tasks["pool.default"].enqueue()
+    await run_burst(app, executor="process")
+    assert await on_threads.result(timeout=5) == os.getpid()
+    assert await in_child.result(timeout=5) != os.getpid()
+
+
 async def test_bad_settings_are_refused_with_what_to_do(app: fastjobs.App) -> None:
     with pytest.raises(fastjobs.ConfigurationError, match="async handlers run on the worker's loop"):
         @app.task(executor="process")
@@ -229,6 +250,14 @@ async def test_bad_settings_are_refused_with_what_to_do(app: fastjobs.App) -> No
     with pytest.raises(fastjobs.ConfigurationError, match="a plain def"):
         @app.on_child_start
         async def opener(state: fastjobs.WorkerState) -> None: ...
+    with pytest.raises(fastjobs.ConfigurationError, match="soft_timeout .* must be shorter than timeout"):
+        app.task(name="x", executor="process", soft_timeout=5, timeout=5)(pool_app.add)
+    with pytest.raises(fastjobs.ConfigurationError, match="give the task executor='process'"):
+        app.task(name="y", executor="thread", soft_timeout=5)(pool_app.add)
+    app.task(name="z", soft_timeout=5)(pool_app.add)
+    with pytest.raises(fastjobs.ConfigurationError, match="has a soft_timeout, which needs executor='process'"):
+        app.worker(handle_signals=False)
+    app.tasks.pop("z")
     pool_app.register(app)
     with pytest.raises(fastjobs.InvalidOptionError, match="max_tasks_per_child must be a positive int"):
         pool_worker(app, max_tasks_per_child=0)

@@ -52,6 +52,17 @@ def nap(name: str, seconds: float) -> str:
     return name
 
 
+def hold(name: str) -> str:
+    """Run until ``$POOL_DIR/<name>.go`` exists (at most 30 s)."""
+    _mark(name)
+    go = Path(os.environ.get("POOL_DIR", "."), f"{name}.go")
+    for _ in range(3000):
+        if go.exists():
+            break
+        time.sleep(0.01)
+    return name
+
+
 def segv() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
 
@@ -81,6 +92,19 @@ def hoard(megabytes: int) -> int:
     return os.getpid()
 
 
+def soft_cleanup(name: str) -> None:
+    try:
+        while True:
+            time.sleep(0.01)
+    except fastjobs.SoftTimeLimitExceeded:
+        _mark(name)  # cleaned up before the kill
+        raise
+
+
+def plain_pid() -> int:
+    return os.getpid()
+
+
 def with_context(ctx: Any, n: int) -> list[Any]:
     applied = ctx.progress_sync(0.5, f"half of {n}")
     return [applied, ctx.job_id, ctx.attempt, ctx.task, fastjobs.worker_state().opened, ctx.state.child]
@@ -91,7 +115,7 @@ def child_opened(state: fastjobs.WorkerState) -> None:
 
 
 HANDLERS = {
-    "pool.add": add, "pool.pid": pid, "pool.spin": spin, "pool.sleep": sleep_long, "pool.nap": nap, "pool.segv": segv,
+    "pool.add": add, "pool.pid": pid, "pool.spin": spin, "pool.sleep": sleep_long, "pool.nap": nap, "pool.hold": hold, "pool.segv": segv,
     "pool.exit": exit_now, "pool.boom": boom, "pool.retry": retry_later, "pool.fail": give_up,
     "pool.unencodable": unencodable, "pool.hoard": hoard,
 }
@@ -101,6 +125,9 @@ def register(target: fastjobs.App, **options: Any) -> dict[str, fastjobs.Task[..
     """Register every handler on ``target`` (``executor="process"``); the tasks by name."""
     tasks = {name: target.task(name=name, executor="process", **options)(fn) for name, fn in HANDLERS.items()}
     tasks["pool.context"] = target.task(name="pool.context", executor="process", context=True, **options)(with_context)
+    tasks["pool.soft"] = target.task(name="pool.soft", executor="process", soft_timeout=0.5, timeout=5,
+                                     max_attempts=1)(soft_cleanup)
+    tasks["pool.default"] = target.task(name="pool.default")(plain_pid)  # the worker's executor decides
     return tasks
 
 

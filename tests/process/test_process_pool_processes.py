@@ -60,7 +60,7 @@ async def test_sigterm_lets_running_jobs_finish_gives_back_the_rest_and_stops_th
     target: tuple[str, str, fastjobs.App], tmp_path: Path
 ) -> None:
     url, prefix, app = target
-    running = await app.enqueue_many([pool_app_task(app, "pool.nap").call(f"r{i}", 3.0) for i in range(2)])
+    running = await app.enqueue_many([pool_app_task(app, "pool.hold").call(f"r{i}") for i in range(2)])
     proc = start_worker(url, prefix, tmp_path, "--grace", "20")
     children = await wait_for_marks(tmp_path, 2, proc)  # one running job per child
     waiting = await app.enqueue_many([pool_app_task(app, "pool.nap").call(f"w{i}", 0.0) for i in range(6)])
@@ -69,6 +69,9 @@ async def test_sigterm_lets_running_jobs_finish_gives_back_the_rest_and_stops_th
         assert time.monotonic() < deadline, await states(app, waiting)
         await asyncio.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)  # the worker drains: the jobs queued behind the running ones are not started
+    for i in range(2):
+        (tmp_path / f"r{i}.go").touch()  # the running ones finish within the grace
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert not any(alive(p) for p in children)
