@@ -67,7 +67,7 @@ import numpy as np
 
 import fastjobs
 
-from . import URLS, executors, monitoring
+from . import URLS, executors, loop_runner, monitoring, print_table
 
 TARGETS = {"memory": 50_000, "redis": 10_000, "postgres": 10_000}
 ENQUEUE_BATCH = 1000
@@ -393,7 +393,6 @@ class FeatureBench:
 
 
 def render_features(results: list[FeatureResult]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="flow-control features (async no-op jobs), jobs/s")
@@ -401,10 +400,7 @@ def render_features(results: list[FeatureResult]) -> None:
         table.add_column(col, justify="left" if col in ("backend", "feature", "note") else "right")
     for r in results:
         table.add_row(r.backend, r.feature, f"{r.jobs:,}", f"{r.enqueue_per_s:,.0f}", f"{r.end_to_end_per_s:,.0f}", r.note)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)
-    console.print(table)
+    print_table(table)
 
 
 def run_micro() -> int:
@@ -418,7 +414,6 @@ def run_micro() -> int:
 
 
 def render(results: list[Result], core: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"fastjobs {fastjobs.__version__} end to end (core: {core}), jobs/s")
@@ -436,10 +431,7 @@ def render(results: list[Result], core: str) -> None:
             f"{r.latency_rate_per_s:,.0f}", f"{r.latency_lost}",
             f"{r.idle_p50_ms:.2f}", f"{r.idle_p99_ms:.2f}", f"{r.target_per_s:,}",
         )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)  # a pipe or CI log: do not squeeze the table to 80 columns
-    console.print(table)
+    print_table(table)
 
 
 async def run_all(args: argparse.Namespace) -> list[Result]:
@@ -532,13 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_micro()
     if args.processes != 1:
         parser.error("--processes other than 1 is not supported yet")
-    runner: Callable[[Awaitable[list[Result]]], list[Result]] = asyncio.run
-    try:
-        import uvloop
-
-        runner = uvloop.run  # type: ignore[assignment]
-    except ImportError:
-        pass
+    runner: Callable[[Awaitable[list[Result]]], list[Result]] = loop_runner()
     results = runner(run_all(args))
     features: list[FeatureResult] = []
     if args.features:

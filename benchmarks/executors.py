@@ -27,11 +27,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import fastjobs
 
-from . import URLS, executor_app
+from . import URLS, executor_app, loop_runner, print_table, stop_and_wipe
 
 WORKLOADS = ("no-op", "cpu 5 ms")
 EXECUTORS = ("thread", "process")
@@ -69,12 +68,7 @@ async def run_one(backend: str, workload: str, executor: str, jobs: int, pool: i
         await asyncio.sleep(0)
     await worker.wait_acked(jobs)
     elapsed = time.perf_counter() - started
-    worker.request_stop()
-    await runner
-    await app.close()
-    from tests.backends import wipe_namespace
-
-    await wipe_namespace(app.url, app.options.prefix)
+    await stop_and_wipe(app, worker, runner)
     return jobs / elapsed
 
 
@@ -110,7 +104,6 @@ async def run(backend: str, jobs: int, cpu_jobs: int, pool: int, rounds: int,
 
 
 def render(results: list[ExecutorResult], rounds: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"executors: plain def handlers end to end, median of {rounds} alternated rounds, jobs/s")
@@ -119,10 +112,7 @@ def render(results: list[ExecutorResult], rounds: int) -> None:
     for r in results:
         table.add_row(r.backend, r.workload, r.executor, str(r.pool), f"{r.jobs:,}", f"{r.per_s:,.0f}",
                       f"{r.vs_thread:.2f}", ", ".join(f"{x:,.0f}" for x in r.rounds))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)
-    console.print(table)
+    print_table(table)
 
 
 def main(argv: list[str]) -> int:
@@ -134,13 +124,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    runner: Callable[[Any], Any] = asyncio.run
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:
-        pass
+    runner = loop_runner()
     quiet = args.json or not os.isatty(2)
     results: list[ExecutorResult] = []
     for backend in (list(URLS) if args.backend == "all" else [args.backend]):

@@ -52,6 +52,13 @@ async def wait_for_marks(folder: Path, count: int, proc: subprocess.Popen[str], 
     return [int(m.read_text()) for m in marks]
 
 
+def stopped(proc: subprocess.Popen[str], children: list[int]) -> None:
+    """The worker exited 0 and left none of its children behind."""
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert not any(alive(p) for p in children)
+
+
 async def states(app: fastjobs.App, handles: list[Any]) -> list[str]:
     return [(await app.get_job(h.id)).state for h in handles]  # type: ignore[union-attr]
 
@@ -72,9 +79,7 @@ async def test_sigterm_lets_running_jobs_finish_gives_back_the_rest_and_stops_th
     await asyncio.sleep(0.5)  # the worker drains: the jobs queued behind the running ones are not started
     for i in range(2):
         (tmp_path / f"r{i}.go").touch()  # the running ones finish within the grace
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert not any(alive(p) for p in children)
+    stopped(proc, children)
     assert await states(app, running) == ["succeeded"] * 2
     # Waiting in the worker or queued in a child behind a running one: given back, none run or lost.
     assert await states(app, waiting) == ["queued"] * 6
@@ -90,10 +95,8 @@ async def test_sigterm_past_the_grace_kills_the_children_and_gives_their_jobs_ba
     children = await wait_for_marks(tmp_path, 2, proc)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    stopped(proc, children)
     assert time.monotonic() - started < 1 + 5
-    assert not any(alive(p) for p in children)
     assert await states(app, jobs) == ["queued", "queued"]  # given back, attempt unused
     assert [len((await app.get_job(h.id)).errors) for h in jobs] == [0, 0]  # type: ignore[union-attr]
 
