@@ -14,13 +14,13 @@ URLS = {
 (default: the local servers)."""
 
 
-def print_table(table: object) -> None:
-    """Print a ``rich`` table; to a pipe or a CI log 150 columns wide, not squeezed to 80."""
+def print_table(table: object, width: int = 100) -> None:
+    """Print a ``rich`` table; to a pipe or a CI log ``width`` columns wide, not squeezed to 80."""
     from rich.console import Console
 
     console = Console()
     if not console.is_terminal:
-        console = Console(width=150)
+        console = Console(width=width)
     console.print(table)
 
 
