@@ -43,6 +43,7 @@ Examples::
     python -m benchmarks --dashboard          # the dashboard API's response times at 10k and 1M
     python -m benchmarks --monitoring         # end to end with metrics, tracing or hooks on vs off
     python -m benchmarks --executors          # plain def handlers: threads vs a process pool
+    python -m benchmarks --compare            # fastjobs and its peers (Celery, RQ, PgQueuer...) alike
 
 URLs come from ``FASTJOBS_REDIS_URL`` and ``FASTJOBS_DATABASE_URL`` (default: the
 local servers).
@@ -505,6 +506,10 @@ def main(argv: list[str] | None = None) -> int:
         from .executors import main as executors_main
 
         return executors_main([a for a in argv if a != "--executors"])
+    if "--compare" in argv:  # and the peer libraries on the same workload
+        from .compare.cli import main as compare_main
+
+        return compare_main([a for a in argv if a != "--compare"])
     if "--dashboard" in argv:  # and the dashboard API's response times
         from .dashboard import main as dashboard_main
 
@@ -528,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare end to end with Prometheus metrics, OpenTelemetry or a hook pair on (see --monitoring --help)")
     parser.add_argument("--executors", action="store_true",
                         help="compare plain def handlers on threads and in a process pool (see --executors --help)")
+    parser.add_argument("--compare", action="store_true",
+                        help="run the same workload through fastjobs and its peers, each in a virtualenv of its own (see --compare --help)")
     parser.add_argument("--no-history", action="store_true",
                         help="run with App(history=False, events=False): what history and events cost")
     parser.add_argument("--dashboard-open", action="store_true",
