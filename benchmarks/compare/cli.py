@@ -60,17 +60,17 @@ def render(rows: list[dict[str, object]], machine: dict[str, object], skipped: l
     from rich.table import Table
 
     rounds = max((int(r["rounds"]) for r in rows), default=1)  # type: ignore[call-overload]
-    # No vertical rules and one space between columns, the configuration wrapped at 24
+    # No vertical rules and one space between columns, the configuration wrapped at 26
     # characters: the nine columns fit 100 columns.
     table = Table(title=f"{machine['jobs']:,} no-op jobs, one worker process, jobs/s"
                         f"{f' (median of {rounds} rounds)' if rounds > 1 else ' (one run)'}; "
                         f"Python {machine['python']}, {machine['cpus']} CPUs, Redis {machine['redis']}, "
                         f"PostgreSQL {machine['postgres']}",
-                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+                  box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     for col, justify, width in (("library", "left", 13), ("version", "left", 7), ("backend", "left", 8),
                                 ("configuration", "left", 26), ("enqueue", "right", 7), ("drain", "right", 7),
                                 ("end to end", "right", 7), ("fastjobs x drain/e2e", "right", 10),
-                                ("exactly once", "left", 12)):
+                                ("exactly once", "left", 10)):
         table.add_column(col, justify=justify, max_width=width)  # type: ignore[arg-type]
     for r in rows:
         ok = bool(r["exactly_once"])
@@ -110,7 +110,9 @@ def main(argv: list[str]) -> int:
     if args.jobs < 2:
         parser.error("--jobs must be at least 2")
     backends = list(BACKENDS) if args.backend == "all" else [args.backend]
-    say = (lambda line: None) if args.json and not os.isatty(2) else (lambda line: print(line, file=sys.stderr))
+    # One line per library and round on stderr, --json or not: a long run shows where it is.
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
 
     redis_url = servers.redis_url(args.redis_db)
     if "redis" in backends:
