@@ -33,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -45,61 +46,78 @@ JOBS, REPLY, EXIT = 0, 1, 2
 # Message kinds, child -> worker
 RESULTS, PROGRESS, READY, START_FAILED, RETIRING = 0, 1, 2, 3, 4
 # Outcome statuses
-OK, ERROR, RETRY, FAIL, BAD_RESULT, SKIPPED, UNKNOWN = 0, 1, 2, 3, 4, 5, 6
+OK, ERROR, RETRY, FAIL, BAD_RESULT, SKIPPED, UNKNOWN, UNCONFIRMED = 0, 1, 2, 3, 4, 5, 6, 7
 
 _REPORT_AFTER = 0.001
 """Seconds after the last report past which a finished outcome is sent at once."""
+_SLOW = 0.0002
+"""A task whose recent jobs took longer than this (seconds) is slow: before one of its jobs
+starts, the outcomes waiting to be sent go first, so that they are not lost if it is killed."""
 
 
 class SharedSlot:
     """The block a child and its worker share (see the module's docstring).
 
-    Layout: the running job's sequence number, when it started (``time.monotonic()``, the same
-    clock in every process), whether it is running, the worker's stop request, whether to start
-    no more jobs (the worker is shutting down), then :data:`SKIPS` sequence numbers of queued
-    jobs the child must not start.
+    Layout (int64/float64 fields): the running job's sequence number, when it started
+    (``time.monotonic()``, one clock for every process), whether it is running; then what the
+    worker says: the job to stop (its sequence number; 0: none), whether to start no more jobs
+    (the worker drains), the ``time.monotonic()`` after which no queued job may start (its
+    lease may have run out); then one cell per sequence number modulo :data:`SKIPS`: a queued
+    job the child must not start (cancelled meanwhile). A child's sequence numbers are its own
+    and consecutive, and it holds at most :data:`SKIPS` jobs, so no two share a cell.
     """
 
-    SKIPS = 8
-    _HEAD = struct.Struct("=qdqqq")
-    _ALL = struct.Struct(f"=qdqqq{SKIPS}q")
-    SIZE = _ALL.size
+    SKIPS = 64
+    _RUN = struct.Struct("=qdq")
+    _ASK = struct.Struct("=qqd")
+    _CELL = struct.Struct("=q")
+    _ASK_AT = _RUN.size
+    _SKIPS_AT = _RUN.size + _ASK.size
+    SIZE = _SKIPS_AT + SKIPS * 8
 
     def __init__(self, buf: mmap.mmap) -> None:
         self.buf = buf
-        self._next_skip = 0
 
     # the child's side
     def begin(self, seq: int, started: float) -> None:
-        struct.pack_into("=qdq", self.buf, 0, seq, started, 1)
+        self._RUN.pack_into(self.buf, 0, seq, started, 1)
 
     def end(self) -> None:
-        struct.pack_into("=q", self.buf, 16, 0)
+        self._CELL.pack_into(self.buf, 16, 0)
+
+    def asked(self) -> tuple[int, int, float]:
+        """What the worker asks: (the job to stop or 0, whether to drain, the start-by deadline)."""
+        stop, draining, start_by = self._ASK.unpack_from(self.buf, self._ASK_AT)
+        return stop, draining, start_by
 
     def skipped(self, seq: int) -> bool:
-        """Whether not to start queued job ``seq``: skipped, or the worker is draining."""
-        fields = self._ALL.unpack_from(self.buf, 0)
-        return bool(fields[4]) or seq in fields[5:]
-
-    def stop_requested(self) -> bool:
-        return bool(struct.unpack_from("=q", self.buf, 24)[0])
+        cell: int = self._CELL.unpack_from(self.buf, self._SKIPS_AT + 8 * (seq % self.SKIPS))[0]
+        return cell == seq
 
     # the worker's side
     def current(self) -> tuple[int, float, bool]:
-        seq, started, running, _, _ = self._HEAD.unpack_from(self.buf, 0)
-        return seq, started, bool(running)
+        """(sequence number, start, running) of the child's job; read until two reads agree (no torn read)."""
+        while True:
+            first = self._RUN.unpack_from(self.buf, 0)
+            second = self._RUN.unpack_from(self.buf, 0)
+            if first == second:
+                return first[0], first[1], bool(first[2])
 
-    def request_stop(self) -> None:
-        struct.pack_into("=q", self.buf, 24, 1)
+    def request_stop(self, seq: int) -> None:
+        """Stop job ``seq`` (then the child exits); -1: exit now, between jobs or not."""
+        self._CELL.pack_into(self.buf, self._ASK_AT, seq)
 
     def drain(self) -> None:
         """Start no more jobs: report the queued ones as skipped (the worker gives them back)."""
-        struct.pack_into("=q", self.buf, 32, 1)
+        self._CELL.pack_into(self.buf, self._ASK_AT + 8, 1)
+
+    def confirm(self, start_by: float) -> None:
+        """Queued jobs may start until ``start_by`` (``time.monotonic()``); past it they come back unstarted."""
+        struct.pack_into("=d", self.buf, self._ASK_AT + 16, start_by)
 
     def skip(self, seq: int) -> None:
-        """Ask the child not to start queued job ``seq`` (the last :data:`SKIPS` asked are kept)."""
-        struct.pack_into("=q", self.buf, self._HEAD.size + 8 * self._next_skip, seq)
-        self._next_skip = (self._next_skip + 1) % self.SKIPS
+        """Ask the child not to start queued job ``seq``."""
+        self._CELL.pack_into(self.buf, self._SKIPS_AT + 8 * (seq % self.SKIPS), seq)
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -156,6 +174,10 @@ class ChildContext:
         raise RuntimeError("a process-executor handler is a plain def: use ctx.progress_sync(...)")
 
 
+_QUIET = {signal.SIGALRM, signal.SIGTERM}
+"""Signals held while a message is written: a handler raising mid-write would cut the stream."""
+
+
 class Child:
     """The child's loop: receive jobs, run them in order, report outcomes in batches."""
 
@@ -169,11 +191,23 @@ class Child:
         self.reported = time.monotonic()
         self.done = 0
         self.exiting = False
+        self.slow: dict[str, float] = {}
+        """Task name -> its jobs' recent mean run time (seconds)."""
+        self.wire = threading.Lock()
+        """Held for every write, and by a progress request until its reply (a handler's threads may ask too)."""
+        self.statm: int | None = None
 
     # -- wire ---------------------------------------------------------------------
 
     def send(self, message: Any) -> None:
-        self.sock.sendall(msgpack.packb(message, use_bin_type=True))
+        data = msgpack.packb(message, use_bin_type=True)
+        with self.wire:
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _QUIET) if threading.current_thread() is _MAIN else None
+            try:
+                self.sock.sendall(data)
+            finally:
+                if held is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def receive(self) -> Any:
         """The next message from the worker (blocking); None once the worker is gone."""
@@ -197,17 +231,18 @@ class Child:
         return True
 
     def ask_progress(self, seq: int, fraction: float, message: str) -> bool:
-        self.flush()
-        self.send([PROGRESS, seq, fraction, message])
-        while not self.replies:
-            if not self._take(self.receive()):
-                return False
-        return bool(self.replies.popleft())
+        with self.wire:  # one request at a time, its reply read before the next is sent
+            data = msgpack.packb([PROGRESS, seq, fraction, message], use_bin_type=True)
+            self.sock.sendall(data)
+            while not self.replies:
+                if not self._take(self.receive()):
+                    return False
+            return bool(self.replies.popleft())
 
     def flush(self) -> None:
         if self.results:
-            self.send([RESULTS, self.results])
-            self.results = []
+            results, self.results = self.results, []
+            self.send([RESULTS, results])
         self.reported = time.monotonic()
 
     # -- start-up -----------------------------------------------------------------
@@ -229,7 +264,9 @@ class Child:
         self.worker_id = config["worker_id"]
         self.max_payload = config["max_payload"]
         self.max_tasks = config["max_tasks"] or 0
-        self.max_memory_kib = (config["max_memory"] or 0) // 1024
+        self.max_memory = config["max_memory"] or 0
+        if self.max_memory and os.path.exists("/proc/self/statm"):
+            self.statm = os.open("/proc/self/statm", os.O_RDONLY)
         self.state = hooks.WorkerState(self.worker_id)
         setattr(self.state, "child", config["index"])  # noqa: B010  # which child of the pool (0, 1, ...)
         hooks.STATE.set(self.state)
@@ -252,6 +289,7 @@ class Child:
         tasks = self.app.tasks
         slot = self.slot
         todo = self.todo
+        slow = self.slow
         monotonic = time.monotonic
         max_payload = self.max_payload
         while True:
@@ -261,16 +299,30 @@ class Child:
                     return
                 continue
             seq, body, attempt = todo.popleft()
-            if slot.skipped(seq):
+            stop, draining, start_by = slot.asked()
+            if stop:  # the worker stops this child: leave the rest queued (the worker sends it elsewhere)
+                self.flush()
+                return
+            if draining or slot.skipped(seq):
                 self.results.append([seq, SKIPPED, None, 0.0])
                 continue
-            started = monotonic()
-            slot.begin(seq, started)
             try:
                 record = decode_job(body, max_payload)
-                task = tasks.get(record.task)
+            except Exception as exc:  # the worker decoded it: cannot happen unless the build differs
+                self.results.append([seq, ERROR, [type(exc).__qualname__, str(exc), ""], 0.0])
+                continue
+            name = record.task
+            if self.results and slow.get(name, 1.0) > _SLOW:
+                self.flush()  # a slow (or new) task: what finished goes first, in case this one is killed
+            started = monotonic()
+            if started > start_by:  # its lease may have run out meanwhile (a stalled worker): not started
+                self.results.append([seq, UNCONFIRMED, None, 0.0])
+                continue
+            slot.begin(seq, started)
+            task = tasks.get(name)
+            try:
                 if task is None:
-                    result = [seq, UNKNOWN, f"no task named {record.task!r} is registered in the pool's App", 0.0]
+                    result = [seq, UNKNOWN, f"no task named {name!r} is registered in the pool's App", 0.0]
                 else:
                     args = (ChildContext(self, seq, record, attempt), *record.args) if task.context else record.args
                     soft = task.soft_timeout
@@ -289,6 +341,7 @@ class Child:
                         result = [seq, BAD_RESULT, [type(exc).__name__, str(exc)], 0.0]
             except _Stopped:
                 slot.end()
+                self.flush()  # what finished before it still counts
                 os._exit(0)  # the worker already failed this attempt; its finally blocks ran
             except Retry as exc:
                 result = [seq, RETRY, [exc.delay, str(exc)], 0.0]
@@ -299,21 +352,30 @@ class Child:
                 result = [seq, ERROR, [type(exc).__qualname__, str(exc)[:4000], text[-16000:]], 0.0]
             now = monotonic()
             slot.end()
-            result[3] = now - started
+            ran = result[3] = now - started
+            slow[name] = 0.7 * slow.get(name, ran) + 0.3 * ran
             self.results.append(result)
             self.done += 1
+            if slot.asked()[0]:  # a stop for this job came as it ended (or was swallowed): go, start nothing more
+                self.flush()
+                return
             if self._should_retire():
                 return
             if not todo or now - self.reported > _REPORT_AFTER or len(self.results) >= 32:
                 self.flush()
 
+    def _rss(self) -> int:
+        """Resident memory now, in bytes (not the peak: Linux hands a new process its parent's peak)."""
+        if self.statm is not None:
+            return int(os.pread(self.statm, 200, 0).split()[1]) * mmap.PAGESIZE
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     def _should_retire(self) -> bool:
         reason = ""
         if self.max_tasks and self.done >= self.max_tasks:
             reason = f"ran {self.done} jobs (max_tasks_per_child)"
-        elif self.max_memory_kib and resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > self.max_memory_kib:
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-            reason = f"reached {rss} MiB of memory (max_memory_per_child)"
+        elif self.max_memory and (rss := self._rss()) > self.max_memory:
+            reason = f"holds {rss >> 20} MiB of memory (max_memory_per_child)"
         if not reason:
             return False
         self.flush()
@@ -321,11 +383,18 @@ class Child:
         return True
 
 
+_MAIN = threading.main_thread()
+
+
 def _on_term(slot: SharedSlot) -> Any:
     def handler(signum: int, frame: Any) -> None:
-        if slot.stop_requested():  # the worker stops this job: unwind it (finally blocks run), then exit
+        stop = slot.asked()[0]
+        if not stop:
+            return  # the service manager signalled the whole group: the worker decides when we stop
+        seq, _, running = slot.current()
+        if not running or stop == seq or stop == -1:  # unwind this job (finally blocks run), or leave now
             raise _Stopped()
-        # Otherwise the service manager signalled the whole group: the worker decides when we stop.
+        # The job it was meant for ended meanwhile: this one finishes, then the child leaves (serve checks).
     return handler
 
 
@@ -342,6 +411,7 @@ def _die_with_parent(parent: int) -> None:
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     sock.setblocking(True)
+    sock.set_inheritable(False)  # a process a handler starts must not hold it open (the worker waits for its end)
     shm_fd = int(argv[1])
     slot = SharedSlot(mmap.mmap(shm_fd, SharedSlot.SIZE))
     os.close(shm_fd)
@@ -364,7 +434,7 @@ def main(argv: list[str]) -> int:
             child.send([START_FAILED, f"{type(exc).__name__}: {exc}",
                         "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:]])
             return 1
-        child.send([READY, os.getpid()])
+        child.send([READY, os.getpid(), sorted(child.app.tasks)])
         try:
             child.serve()
         finally:

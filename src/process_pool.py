@@ -66,6 +66,7 @@ from .process_child import (
     RETRY,
     SKIPPED,
     START_FAILED,
+    UNCONFIRMED,
     UNKNOWN,
     SharedSlot,
 )
@@ -82,6 +83,9 @@ QUEUED_SECONDS = 0.005
 """About how much work (by its recent jobs' run time) a child holds queued ahead."""
 START_TIMEOUT = 60.0
 """Seconds a child may take to import the App and run its on_child_start hooks."""
+BROKEN_AFTER = 5
+"""Children in a row that failed to start, with none running, after which the pool is broken:
+the worker stops (its jobs go back) rather than hold jobs no child can run."""
 
 _CHILD_MAIN = "import sys; from fastjobs.process_child import main; sys.exit(main(sys.argv[1:]))"
 
@@ -125,7 +129,7 @@ class PoolChild:
     """The worker's view of one child."""
 
     __slots__ = ("index", "proc", "sock", "slot", "unpacker", "inflight", "ready", "retiring", "dying", "outbuf",
-                 "avg", "gone", "reaped", "failure")
+                 "avg", "gone", "reaped", "failure", "seq", "stopping", "pidfd", "tasks")
 
     def __init__(self, index: int, proc: subprocess.Popen[bytes], sock: socket.socket, slot: SharedSlot,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -136,9 +140,13 @@ class PoolChild:
         self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 31)
         self.inflight: dict[int, Running] = {}
         """Jobs sent to it and not reported, by sequence number, in the order sent."""
+        self.seq = 0
+        """The last sequence number it was sent (its own, consecutive: see SharedSlot)."""
         self.ready = False
         self.retiring = False
         self.dying = False
+        self.stopping = 0
+        """The job it was told to stop (0: none, -1: all)."""
         self.outbuf = b""
         self.avg = QUEUED_SECONDS / 8
         """Recent mean run time of its jobs (seconds); unknown at first: 8 jobs are sent ahead."""
@@ -146,6 +154,8 @@ class PoolChild:
         self.reaped = False
         self.failure: str | None = None
         """Why it could not start (START_FAILED), if it could not."""
+        self.pidfd: int | None = None
+        self.tasks: list[str] = []
 
     @property
     def window(self) -> int:
@@ -157,17 +167,21 @@ class PoolChild:
 class ProcessPool:
     """Runs ``executor="process"`` handlers in ``size`` child processes (see the module's docstring).
 
-    ``deliver`` gets outcomes in batches; ``progress(running, fraction, message)`` stores a
-    child's ``ctx.progress_sync`` (a coroutine returning whether it applied).
+    ``deliver`` gets outcomes in batches; ``tasks``: the names of the tasks it runs (a child
+    whose App lacks one is refused); ``broken(reason)`` is called once children keep failing to
+    start while none runs (the worker stops: its jobs go back).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int, deliver: Callable[[list[Outcome]], None], *,
-                 app_ref: str, worker_id: str, max_payload: int, max_tasks_per_child: int | None = None,
-                 max_memory_per_child: int | None = None, kill_grace: float = 1.0) -> None:
+                 app_ref: str, worker_id: str, max_payload: int, tasks: list[str] | None = None,
+                 max_tasks_per_child: int | None = None, max_memory_per_child: int | None = None,
+                 kill_grace: float = 1.0, broken: Callable[[str], None] | None = None) -> None:
         self.loop = loop
         self.size = size
         self.deliver = deliver
         self.kill_grace = kill_grace
+        self.tasks = sorted(tasks or ())
+        self.broken = broken
         log_level, log_format = _log_settings()
         self.config = {
             "app": app_ref, "path": [p for p in sys.path if isinstance(p, str)], "worker_id": worker_id,
@@ -178,11 +192,10 @@ class ProcessPool:
         self.children: list[PoolChild] = []
         self.closing = False
         self.draining = False
-        self._seq = 0
         self._dispatching = False
         self._next_index = 0
-        self._respawn_delay = 0.0
-        self._respawning = 0
+        self._failures = 0
+        """Children in a row that failed to start."""
         self._progress_tasks: set[asyncio.Task[None]] = set()
         self.started_children = 0
         """Children started so far (replacements included)."""
@@ -232,17 +245,31 @@ class ProcessPool:
         self.children.append(child)
         self.started_children += 1
         self.loop.add_reader(ours.fileno(), self._readable, child)
+        if hasattr(os, "pidfd_open"):
+            # Its exit, seen even if a process it started holds its end of the socket open.
+            try:
+                child.pidfd = os.pidfd_open(proc.pid)
+            except OSError:  # pragma: no cover - a kernel before 5.3
+                child.pidfd = None
+            else:
+                self.loop.add_reader(child.pidfd, self._exited, child)
         self._send(child, msgpack.packb({**self.config, "index": index}, use_bin_type=True))
+        self.loop.call_later(START_TIMEOUT, self._start_overdue, child)
         return child
 
+    def _start_overdue(self, child: PoolChild) -> None:
+        if not child.ready and not child.reaped:
+            child.failure = f"it was not ready after {START_TIMEOUT:.0f} s (importing the App, on_child_start hooks)"
+            self._signal(child, signal.SIGKILL)
+
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop every child: idle ones exit, busy ones are killed; none is left behind."""
+        """Stop every child: idle ones exit, busy ones are stopped; none is left behind."""
         self.closing = True
         for child in list(self.children):
             if child.reaped:
                 continue
             if child.inflight or not child.ready:
-                self._kill(child)
+                self._kill(child, -1)
             else:
                 self._send(child, msgpack.packb([EXIT]))
         waits = [c.gone for c in self.children if not c.gone.done()]
@@ -254,6 +281,12 @@ class ProcessPool:
         waits = [c.gone for c in self.children if not c.gone.done()]
         if waits:
             await asyncio.wait(waits, timeout=5.0)
+
+    def kill_all(self) -> None:
+        """SIGKILL every child at once (a worker torn down without its shutdown): none outlives it."""
+        self.closing = True
+        for child in self.children:
+            self._signal(child, signal.SIGKILL)
 
     @property
     def pids(self) -> list[int]:
@@ -284,6 +317,13 @@ class ProcessPool:
             if active and seq == running.seq:
                 running.started = started
 
+    def confirm(self) -> None:
+        """The leases were renewed: each child may start its queued jobs until the earliest of their
+        new start-by times (see :data:`~fastjobs.executors.LEASE_SAFETY`)."""
+        for child in self.children:
+            if child.inflight:
+                child.slot.confirm(min(r.start_by for r in child.inflight.values()))
+
     def stop_job(self, running: Running) -> bool:
         """Stop a job sent to a child (timed out, cancelled, lost): kill the child running it, or tell
         the child not to start it. Returns whether its handler goes on running: never, here."""
@@ -296,10 +336,8 @@ class ProcessPool:
             child.slot.skip(running.seq)
             seq, _, active = child.slot.current()  # started meanwhile?
         if active and seq == running.seq:
-            self._kill(child)
+            self._kill(child, running.seq)
         return False
-
-    # -- dispatch -------------------------------------------------------------------
 
     def drain(self) -> None:
         """The worker is shutting down: start no more jobs. Those not started yet (waiting here, or
@@ -309,10 +347,13 @@ class ProcessPool:
             child.slot.drain()
         self._dispatch()
 
+    # -- dispatch -------------------------------------------------------------------
+
     def _dispatch(self) -> None:
         self._dispatching = False
         todo = self.todo
-        if self.draining:
+        if self.draining or (self._failures >= BROKEN_AFTER and not any(c.ready for c in self.children)):
+            # Shutting down, or no child can start: what waits here goes back unstarted.
             unstarted: list[Outcome] = [(r, None, NOT_STARTED) for r in todo if r.thread_state == _WAITING]
             for running, _, _ in unstarted:
                 running.thread_state = _WITHDRAWN
@@ -332,6 +373,7 @@ class ProcessPool:
             left -= 1
             room = min(child.window - len(child.inflight), share)
             batch = []
+            start_by = float("inf")
             while room > 0 and todo:
                 running = todo.popleft()
                 if running.thread_state != _WAITING:
@@ -341,13 +383,15 @@ class ProcessPool:
                     refused.append((running, None, LEASE_UNCONFIRMED))
                     continue
                 running.thread_state = _STARTED
-                self._seq += 1
-                running.seq = self._seq
+                child.seq += 1
+                running.seq = child.seq
                 running.child = child
-                child.inflight[self._seq] = running
-                batch.append((self._seq, running.claim.body, running.claim.attempt))
+                child.inflight[child.seq] = running
+                batch.append((child.seq, running.claim.body, running.claim.attempt))
+                start_by = min(start_by, running.start_by)
                 room -= 1
             if batch:
+                child.slot.confirm(min(start_by, *(r.start_by for r in child.inflight.values())))
                 self._send(child, msgpack.packb((JOBS, batch), use_bin_type=True))
         if refused:
             self.deliver(refused)
@@ -382,6 +426,8 @@ class ProcessPool:
             self.loop.remove_writer(child.sock.fileno())
 
     def _readable(self, child: PoolChild) -> None:
+        if child.reaped:
+            return
         try:
             data = child.sock.recv(1 << 20)
         except BlockingIOError:
@@ -391,6 +437,9 @@ class ProcessPool:
         if not data:
             self._ended(child)
             return
+        self._messages(child, data)
+
+    def _messages(self, child: PoolChild, data: bytes) -> None:
         child.unpacker.feed(data)
         outcomes: list[Outcome] = []
         for message in child.unpacker:
@@ -400,20 +449,34 @@ class ProcessPool:
             elif kind == PROGRESS:
                 self._progress(child, message[1], message[2], message[3])
             elif kind == READY:
-                child.ready = True
-                self._respawn_delay = 0.0
+                self._is_ready(child, message[2])
             elif kind == RETIRING:
                 log.info("process-pool child %d retires: %s", child.proc.pid, message[1])
                 child.retiring = True
                 self._replace()
             elif kind == START_FAILED:
                 child.failure = message[1]
-                log.error("a process-pool child could not import %s: %s\n%s", self.config["app"], message[1], message[2])
+                log.error("a process-pool child could not start (importing %s, or an on_child_start hook): %s\n%s",
+                          self.config["app"], message[1], message[2])
         if outcomes:
             self.deliver(outcomes)
         if self.todo and not self._dispatching:
             self._dispatching = True
             self.loop.call_soon(self._dispatch)
+
+    def _is_ready(self, child: PoolChild, tasks: list[str]) -> None:
+        missing = sorted(set(self.tasks) - set(tasks))
+        if missing:
+            child.failure = (
+                f"its App ({self.config['app']}) does not register {', '.join(map(repr, missing))}: import the "
+                "modules of every executor='process' task where that App is defined, or pass process_app= "
+                "(fastjobs worker: the MODULE:APP argument) naming a module that does"
+            )
+            log.error("a process-pool child was refused: %s", child.failure)
+            self._kill(child, -1)
+            return
+        child.ready = True
+        self._failures = 0
 
     def _results(self, child: PoolChild, results: list[Any], outcomes: list[Outcome]) -> None:
         inflight = child.inflight
@@ -445,6 +508,8 @@ class ProcessPool:
                 outcomes.append((running, None, UnknownTaskError(payload)))
             elif status == SKIPPED:  # cancelled (its outcome is not wanted), or the worker drains
                 outcomes.append((running, None, NOT_STARTED))
+            elif status == UNCONFIRMED:  # its lease was not confirmed in time: given back unstarted
+                outcomes.append((running, None, LEASE_UNCONFIRMED))
         if results:  # the recent mean run time sets how many jobs it is sent ahead
             child.avg = 0.7 * child.avg + 0.3 * (total / len(results))
 
@@ -466,17 +531,19 @@ class ProcessPool:
 
     # -- children that end --------------------------------------------------------------
 
-    def _kill(self, child: PoolChild) -> None:
-        """Stop a child now: SIGTERM (unwinds the handler it runs), SIGKILL after ``kill_grace``."""
+    def _kill(self, child: PoolChild, seq: int) -> None:
+        """Stop a child: job ``seq`` is unwound (SIGTERM runs its finally blocks; -1: whatever it runs),
+        and the child exits without starting another; SIGKILL after ``kill_grace``."""
         if child.dying or child.reaped:
             return
         child.dying = True
+        child.stopping = seq
         if not child.ready:  # still starting: nothing to unwind
             self._signal(child, signal.SIGKILL)
-            return
-        child.slot.request_stop()
-        self._signal(child, signal.SIGTERM)
-        self.loop.call_later(self.kill_grace, self._signal, child, signal.SIGKILL)
+        else:
+            child.slot.request_stop(seq)
+            self._signal(child, signal.SIGTERM)
+            self.loop.call_later(self.kill_grace, self._signal, child, signal.SIGKILL)
         if not self.closing:
             self._replace()
 
@@ -491,23 +558,43 @@ class ProcessPool:
         """Start a child in place of one retiring or dying (after a delay if children fail to start)."""
         if self.closing:
             return
-        if self._respawn_delay:
-            self._respawning += 1
-            self.loop.call_later(self._respawn_delay, self._respawn)
+        if self._failures:
+            delay = min(30.0, 0.5 * 2 ** (self._failures - 1))
+            self.loop.call_later(delay, self._respawn)
         else:
             self._spawn()
 
     def _respawn(self) -> None:
-        self._respawning -= 1
         if not self.closing:
             self._spawn()
 
+    def _exited(self, child: PoolChild) -> None:
+        """Its pidfd says it exited: read what it sent last, then settle it."""
+        if child.reaped:
+            return
+        while True:  # the rest of its messages (its end of the socket may still be open elsewhere)
+            try:
+                data = child.sock.recv(1 << 20)
+            except (BlockingIOError, OSError):
+                break
+            if not data:
+                break
+            self._messages(child, data)
+        self._ended(child)
+
     def _ended(self, child: PoolChild) -> None:
-        """Its end of the socket closed: it exited or died. Reap it, then settle its jobs."""
+        """It exited or died. Reap it, then settle its jobs."""
+        if child.reaped or child.sock.fileno() < 0:
+            return
         self.loop.remove_reader(child.sock.fileno())
+        if child.pidfd is not None:
+            self.loop.remove_reader(child.pidfd)
+            os.close(child.pidfd)
+            child.pidfd = None
         if child.outbuf:
             self.loop.remove_writer(child.sock.fileno())
             child.outbuf = b""
+        child.sock.close()
         self._reap(child, time.monotonic() + 5.0)
 
     def _reap(self, child: PoolChild, deadline: float) -> None:
@@ -518,23 +605,27 @@ class ProcessPool:
             self.loop.call_later(0.005, self._reap, child, deadline)
             return
         child.reaped = True
-        child.sock.close()
         self.children.remove(child)
         seq, started, active = child.slot.current()
         outcomes: list[Outcome] = []
         again: list[Running] = []
         for s, running in child.inflight.items():
-            if active and s == seq:  # it died running this one
+            if active and s == seq and not (child.dying and child.stopping not in (s, -1)):
+                # It died running this one (or was stopped for it: that outcome is the worker's already).
                 running.ran = time.monotonic() - started
-                outcomes.append((running, None, WorkerCrashedError(crash_message(returncode))))
-            elif running.thread_state == _STARTED:  # sent, never started: another child runs it
-                running.thread_state = _WAITING
+                message = "the process running this job was stopped" if child.dying else crash_message(returncode)
+                outcomes.append((running, None, WorkerCrashedError(message)))
+            elif running.thread_state == _STARTED:  # sent, never started (or cut short by a stop meant
+                running.thread_state = _WAITING     # for another): another child runs it
                 running.child = None
                 again.append(running)
         child.inflight.clear()
         self.todo.extendleft(reversed(again))
         if not child.ready:  # died starting
-            self._respawn_delay = min(30.0, max(0.5, self._respawn_delay * 2))
+            self._failures += 1
+            if self._failures >= BROKEN_AFTER and self.broken is not None and not self.closing \
+                    and not any(c.ready for c in self.children):
+                self.broken(child.failure or crash_message(returncode))
         if not (child.retiring or child.dying) and not self.closing:
             if child.ready:
                 log.error("process-pool child %d ended unexpectedly: %s", child.proc.pid, crash_message(returncode))

@@ -311,10 +311,23 @@ class Worker(JobRuns):
         backend = self._backend = await self.app.backend()
         self._ackbuf.start(backend, loop)
         self._threads = ThreadRunner(loop, self.threads, self._sync_done, self.state)
-        if self._process_tasks:
-            self._procs = ProcessPool(loop, deliver=self._sync_done, worker_id=self.id, max_payload=self.app.max_payload,
-                                      **self._pool_settings)
-            await self._procs.start()
+        try:
+            if self._process_tasks:
+                self._procs = ProcessPool(loop, deliver=self._sync_done, worker_id=self.id, max_payload=self.app.max_payload,
+                                          tasks=[t.name for t in self._process_tasks], broken=self._pool_broken,
+                                          **self._pool_settings)
+                await self._procs.start()
+            await self._serve(loop, backend)
+        finally:
+            if self._procs is not None and self._procs.pids:  # torn down without its shutdown (cancelled)
+                self._procs.kill_all()
+
+    def _pool_broken(self, reason: str) -> None:
+        log.error("the process pool's children keep failing to start (%s); the worker stops and gives its jobs back",
+                  reason)
+        self.request_stop()
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop, backend: Backend) -> None:
         counted: tuple[int, Any, Any] | None = None
         if self.metrics is not None:
             ackbuf = self._ackbuf
@@ -541,6 +554,8 @@ class Worker(JobRuns):
                     runs_on = runner is not None and not runner.withdraw(r) and runner.stop_job(r)
                     self._cancelled(r, LeaseExpiredError(f"job {r.claim.id} lost its lease (cancelled, or taken "
                                                          "back after its lease expired)"), thread_running=runs_on)
+        if self._procs is not None:
+            self._procs.confirm()  # the children's queued jobs may start until their new start-by time
         return True
 
     async def _resync(self) -> None:

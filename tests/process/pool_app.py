@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,54 @@ def _mark(name: str) -> None:
     folder = os.environ.get("POOL_DIR")
     if folder:
         Path(folder, f"{name}.pid").write_text(str(os.getpid()))
+
+
+def ran(name: str) -> str:
+    """Count a run: one line in ``$POOL_DIR/runs.log`` (one O_APPEND write)."""
+    fd = os.open(Path(os.environ["POOL_DIR"], "runs.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, f"{name}\n".encode())
+    finally:
+        os.close(fd)
+    return name
+
+
+def runs(folder: Path) -> dict[str, int]:
+    """How many times each name ran (from ``runs.log``)."""
+    path = folder / "runs.log"
+    names = path.read_text().split() if path.exists() else []
+    return {n: names.count(n) for n in names}
+
+
+def swallow() -> str:
+    """A handler that swallows the worker's stop (BaseException) at its timeout."""
+    _mark("swallow")
+    while True:
+        try:
+            time.sleep(0.01)
+        except BaseException:
+            return "swallowed"
+
+
+def start_and_die() -> None:
+    """Start a process that inherits what it can, then die: the worker must see the death anyway."""
+    subprocess.Popen(["sleep", "20"], close_fds=False)
+    os._exit(1)
+
+
+def progress_threads(ctx: Any, threads: int, calls: int) -> int:
+    done = []
+
+    def report() -> None:
+        for i in range(calls):
+            done.append(ctx.progress_sync(i / calls))
+
+    workers = [threading.Thread(target=report) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(done)
 
 
 def add(a: int, b: int) -> int:
@@ -111,13 +161,16 @@ def with_context(ctx: Any, n: int) -> list[Any]:
 
 
 def child_opened(state: fastjobs.WorkerState) -> None:
+    if os.environ.get("POOL_DIR") and Path(os.environ["POOL_DIR"], "break").exists():
+        raise RuntimeError("cannot open the model file")
     state.opened = f"opened in {os.getpid()}"
 
 
 HANDLERS = {
     "pool.add": add, "pool.pid": pid, "pool.spin": spin, "pool.sleep": sleep_long, "pool.nap": nap, "pool.hold": hold, "pool.segv": segv,
     "pool.exit": exit_now, "pool.boom": boom, "pool.retry": retry_later, "pool.fail": give_up,
-    "pool.unencodable": unencodable, "pool.hoard": hoard,
+    "pool.unencodable": unencodable, "pool.hoard": hoard, "pool.ran": ran, "pool.swallow": swallow,
+    "pool.start_and_die": start_and_die,
 }
 
 
@@ -125,6 +178,8 @@ def register(target: fastjobs.App, **options: Any) -> dict[str, fastjobs.Task[..
     """Register every handler on ``target`` (``executor="process"``); the tasks by name."""
     tasks = {name: target.task(name=name, executor="process", **options)(fn) for name, fn in HANDLERS.items()}
     tasks["pool.context"] = target.task(name="pool.context", executor="process", context=True, **options)(with_context)
+    tasks["pool.progress_threads"] = target.task(name="pool.progress_threads", executor="process", context=True,
+                                                 **options)(progress_threads)
     tasks["pool.soft"] = target.task(name="pool.soft", executor="process", soft_timeout=0.5, timeout=5,
                                      max_attempts=1)(soft_cleanup)
     tasks["pool.default"] = target.task(name="pool.default")(plain_pid)  # the worker's executor decides

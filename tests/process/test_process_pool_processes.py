@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,29 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str
     await wipe_namespace(url, prefix)
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left() -> Iterator[None]:
+    """A test that fails midway leaves no worker (and so no child) running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
 def start_worker(url: str, prefix: str, folder: Path, *extra: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), POOL_URL=url, POOL_PREFIX=prefix, POOL_DIR=str(folder))
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "fastjobs", "worker", pool_app.REF, "--executor", "process", "--process-pool", "2",
          "--concurrency", "10", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
+    STARTED.append(proc)
+    return proc
 
 
 async def wait_for_marks(folder: Path, count: int, proc: subprocess.Popen[str], timeout: float = 30.0) -> list[int]:
