@@ -191,6 +191,42 @@ async def test_cancelling_a_running_job_kills_its_child(
     assert children_of(os.getpid()) == []
 
 
+async def test_jobs_queued_in_a_child_do_not_start_once_their_lease_may_be_gone(make_app: Any, pool_dir: Path) -> None:
+    import threading
+
+    app = make_app(lease=9.0)  # renewed every 3 s; a job may start until 4.5 s after its lease was confirmed
+    tasks = pool_app.register(app)
+
+    @app.task(name="block_the_loop")
+    async def block_the_loop(seconds: float) -> None:
+        time.sleep(seconds)  # the worker stalls: no renewal confirms the leases meanwhile
+
+    outcomes: list[tuple[str, str, str]] = []
+
+    @app.after_job
+    def seen(ctx: fastjobs.Context, outcome: fastjobs.JobOutcome) -> None:
+        outcomes.append((ctx.job_id, outcome.status, type(outcome.error).__name__))
+
+    holder = await tasks["pool.hold"].enqueue("holder")
+    worker = pool_worker(app, process_pool=1)
+    running = asyncio.ensure_future(worker.run())
+    await wait_for((pool_dir / "holder.pid").exists)
+    queued = await app.enqueue_many([tasks["pool.ran"].call(f"m{i}") for i in range(4)])
+    await wait_for(lambda: worker.running_count >= 5)  # sent to the child, behind the holder
+    # The holder ends while the loop is blocked, past half the lease since the last renewal (and
+    # the loop wakes before the lease itself could run out: 3 + 5.5 < 9 s).
+    threading.Timer(4.8, (pool_dir / "holder.go").touch).start()
+    await block_the_loop.enqueue(5.5)
+    await wait_for(lambda: worker.succeeded >= 6, 40)
+    worker.request_stop()
+    await running
+    assert await holder.result(timeout=5) == "holder"
+    assert pool_app.runs(pool_dir) == {f"m{i}": 1 for i in range(4)}  # each ran once
+    for h in queued:  # ... after the child gave it back unstarted (too late to start), and it was claimed again
+        assert [o for o in outcomes if o[0] == h.id] == [(h.id, "cancelled", "LeaseExpiredError"),
+                                                         (h.id, "succeeded", "NoneType")]
+
+
 async def test_context_progress_and_child_hooks_work_in_children(
     app: fastjobs.App, tasks: dict[str, fastjobs.Task[..., Any]]
 ) -> None:
