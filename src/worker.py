@@ -97,7 +97,7 @@ class Worker(JobRuns):
         process_pool: how many child processes run ``executor="process"`` handlers (default: the
             number of CPUs).
         max_tasks_per_child: replace a child after it ran this many jobs (default: never).
-        max_memory_per_child: replace a child, between two jobs, once its peak resident memory
+        max_memory_per_child: replace a child, between two jobs, once its resident memory
             passed this many MiB (default: never).
         process_app: the ``module:attribute`` the children import the App from (default: found
             among the modules of its tasks; ``fastjobs worker`` passes its own).

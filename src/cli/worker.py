@@ -57,7 +57,7 @@ def add_parser(sub: Commands) -> None:
     x.add_argument("--max-tasks-per-child", type=int, default=None, metavar="N",
                    help="replace a child after it ran N jobs")
     x.add_argument("--max-memory-per-child", type=int, default=None, metavar="MIB",
-                   help="replace a child, between two jobs, once its peak memory passed MIB MiB")
+                   help="replace a child, between two jobs, once its resident memory passed MIB MiB")
     w.add_argument("--grace", type=float, default=30.0, help="seconds running jobs get to finish on shutdown")
     w.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     w.add_argument("--log-jobs", action="store_true",
