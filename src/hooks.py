@@ -449,13 +449,18 @@ def run_hooks(kind: str, hooks: list[Callable[..., Any]], job_id: str, *args: An
         try:
             result = hook(*args)
         except Exception:
-            log.exception("%s hook %s raised for job %s; ignored", kind, getattr(hook, "__qualname__", hook), job_id)
+            log_raised(kind, hook, job_id)
             continue
         if result is not None and inspect.isawaitable(result):
             if pending is None:
                 pending = []
             pending.append((hook, result))
     return pending
+
+
+def log_raised(kind: str, hook: Callable[..., Any], job_id: str) -> None:
+    """Log the exception a job's ``kind`` hook raised (in an ``except`` block)."""
+    log.exception("%s hook %s raised for job %s; ignored", kind, getattr(hook, "__qualname__", hook), job_id)
 
 
 def call_logged(kind: str, fn: Callable[..., Any], job_id: str | None, *args: Any) -> Any:

@@ -590,3 +590,38 @@ async def test_an_around_enqueue_hook_cannot_swallow_a_failed_enqueue(app: fastj
     with pytest.raises(fastjobs.UnencodableError):
         await echo.enqueue(object())
     assert seen == ["UnencodableError"]
+
+
+async def test_one_hook_of_a_kind_gets_the_jobs_fields_and_may_raise(app: fastjobs.App,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """One before_job and one plain def after_job (called without run_hooks): the Context a worker
+    makes reads the job's fields from its claim and record; a raising after_job is logged."""
+    seen: list[tuple[Any, ...]] = []
+
+    @app.on_worker_start
+    def start(state: fastjobs.WorkerState) -> None:
+        state.pool = "pool"
+
+    @app.before_job
+    def before(ctx: fastjobs.Context) -> None:
+        ctx.meta["seen"] = True
+        seen.append((ctx.job_id, ctx.task, ctx.queue, ctx.attempt, ctx.max_attempts, ctx.args, ctx.kwargs,
+                     ctx.batch_id, ctx.state.pool, ctx.worker_id, ctx.cancelled, ctx.lease_until > time.time()))
+
+    @app.after_job
+    def after(ctx: fastjobs.Context, outcome: JobOutcome) -> None:
+        seen.append((ctx.meta.get("seen"), outcome.status, outcome.result))
+        raise RuntimeError("after broke")
+
+    @app.task(queue="q1", max_attempts=4)
+    async def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    handle = await add.enqueue(1, b=2)
+    with caplog.at_level(logging.ERROR, logger="fastjobs.hooks"):
+        worker = await run_burst(app, queues=["q1"])
+    assert await handle.result(timeout=5) == 3 and worker.succeeded == 1
+    assert seen == [(handle.id, add.name, "q1", 1, 4, (1,), {"b": 2}, None, "pool", worker.id, False, True),
+                    (True, "succeeded", 3)]
+    [record] = [r for r in caplog.records if r.name == "fastjobs.hooks"]
+    assert "after_job hook" in record.getMessage() and f"for job {handle.id}" in record.getMessage() and record.exc_info
