@@ -38,6 +38,7 @@ from .errors import (
     ResultTimeoutError,
     Retry,
     SoftTimeLimitExceeded,
+    TaskArgumentsError,
     UnencodableError,
     UnknownTaskError,
     WorkerCrashedError,
@@ -52,6 +53,7 @@ from .job import AttemptError, JobInfo, Progress, new_job_id
 from .search import JobPage
 from .task import Call, Task
 from .worker import Worker
+from . import testing
 
 
 __all__ = [
@@ -60,7 +62,7 @@ __all__ = [
     "CorruptJobError", "DependencyError", "DuplicateJobError", "Event", "Exponential", "Fail", "FastjobsError", "Fixed", "Health", "HistoryBucket", "HookError",
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo",
     "JobNotFoundError", "JobOutcome", "JobPage", "JobStateError", "JobTimeoutError",
-    "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "SoftTimeLimitExceeded", "Task", "UnencodableError",
+    "LeaseExpiredError", "Limit", "Linear", "PayloadTooLargeError", "Progress", "ResultTimeoutError", "Retry", "SoftTimeLimitExceeded", "Task", "TaskArgumentsError", "UnencodableError",
     "UnknownTaskError", "Worker", "WorkerCrashedError", "WorkerInfo", "WorkerShutdown", "WorkerState", "__version__", "core_implementation",
-    "new_job_id", "worker_state",
+    "new_job_id", "testing", "worker_state",
 ]

@@ -27,9 +27,10 @@ from ._core import DEFAULT_MAX_PAYLOAD, Backoff
 from .backends import Backend, BackendOptions, DependencyMode, Limit, QueueStats, WorkerInfo, backend_class, redact_url
 from .constants import BATCH, BATCH_TASK, DEFAULT_QUEUE, DEFAULT_URL_ENV, PIPE
 from .errors import ConfigurationError, InvalidOptionError
-from .handles import Batch, JobHandles
+from .handles import Batch, JobHandle, JobHandles
 from .job import JobInfo, new_job_ids
-from .options import TASK_NAME, UNSET, TaskOptions, TaskSettings, check_dependencies, check_limit, check_seconds, validate_queue
+from .options import TASK_NAME, UNSET, BackoffFunction, TaskOptions, TaskSettings, check_dependencies, check_limit, check_seconds
+from .options import split_backoff, validate_queue
 from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
 from .backends.base import Event
 from .events import listen, parse_queues
@@ -38,7 +39,7 @@ from .hooks import HookRegistration, Hooks, check_hook, enqueue_hooks
 from . import metrics
 from .search import Instant
 from .operations import JobOperations
-from .task import Call, Task
+from .task import Call, Task, configure_by_name
 from .worker import Worker
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ class App(JobOperations, HookRegistration):
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         max_attempts: int = 3,
-        backoff: Backoff | None = ...,
+        backoff: Backoff | BackoffFunction | None = ...,
         timeout: float | None = None,
         lease: float | None = None,
         context: bool = False,
@@ -205,7 +206,7 @@ class App(JobOperations, HookRegistration):
         queue: str = DEFAULT_QUEUE,
         priority: int = 0,
         max_attempts: int = 3,
-        backoff: Backoff | None = UNSET,
+        backoff: Backoff | BackoffFunction | None = UNSET,
         timeout: float | None = None,
         lease: float | None = None,
         context: bool = False,
@@ -231,7 +232,10 @@ class App(JobOperations, HookRegistration):
         ``timeout`` is then hard (the child is killed), a crash fails only its attempt, and
         cancelling it stops it (see :class:`~fastjobs.Worker`'s ``executor`` for the default);
         ``soft_timeout`` then raises :class:`~fastjobs.SoftTimeLimitExceeded` inside the handler
-        first, so that it can clean up before the kill.
+        first, so that it can clean up before the kill. ``backoff`` is a :class:`~fastjobs.Backoff`,
+        None (retry at once), or a function ``(attempt, error) -> seconds | None`` that the worker
+        asks after each failed attempt while attempts remain (None: dead-letter now); should it
+        raise or return something else, the worker logs it and uses the default exponential backoff.
 
         Example:
             >>> app = fastjobs.App()
@@ -239,14 +243,13 @@ class App(JobOperations, HookRegistration):
             ... async def send_email(to: str) -> None: ...
             >>> send_email.name.endswith("send_email")
             True
+            >>> @app.task(backoff=lambda attempt, error: 5.0 if isinstance(error, TimeoutError) else None)
+            ... def call_partner() -> None: ...
         """
         if on_dead is not None:
             check_hook("on_dead", on_dead)
-        options = TaskOptions(
-            queue, priority, max_attempts,
-            Backoff() if backoff is UNSET else backoff,
-            timeout, lease,
-        )
+        carried, backoff_fn = split_backoff(Backoff() if backoff is UNSET else backoff, name or "")
+        options = TaskOptions(queue, priority, max_attempts, carried, timeout, lease)
 
         def register(func: Callable[P, R]) -> Task[P, R]:
             task_name = name or f"{_module_name(func)}.{func.__qualname__}"
@@ -264,6 +267,7 @@ class App(JobOperations, HookRegistration):
                                            check_limit(limit, task_name))
             task: Task[P, R] = Task(self, func, task_name, task_options, context, executor, soft_timeout)
             task.on_dead = on_dead
+            task.backoff_fn = backoff_fn
             self.tasks[task_name] = task
             return task
 
@@ -409,6 +413,35 @@ class App(JobOperations, HookRegistration):
         # The hooks run here, in the caller's thread and context (its current trace span).
         with enqueue_hooks(self.hooks, new_calls) as hooked:
             return self.run_sync(self._enqueue(hooked, None))
+
+    async def enqueue_by_name(self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+                              **options: Any) -> JobHandle[Any]:
+        """Enqueue a job of the task called ``name`` without importing its handler (a producer
+        that only knows the worker's task names).
+
+        ``options`` are those of :meth:`Task.options` (``queue``, ``priority``, ``delay``,
+        ``eta``, ``max_attempts``, ``backoff``, ``timeout``, ``job_id``, ``unique_key``, ``tags``,
+        ``meta``, ``connection``...), checked alike. If this App registers ``name``, the job is
+        what ``task.options(**options).enqueue(*args, **kwargs)`` stores (the task's defaults,
+        arguments checked against its handler). If not, nothing can check the arguments, and
+        the defaults are those of :meth:`task` (queue ``"default"``, 3 attempts, exponential
+        backoff, no timeout, no limit): pass the ones the worker's registration differs in.
+
+        Example:
+            >>> await app.enqueue_by_name("billing.charge", args=[42], kwargs={"cents": 500}, queue="billing")  # doctest: +SKIP
+        """
+        configured, call_args, call_kwargs = configure_by_name(self, name, args, kwargs, options)
+        return await configured.enqueue(*call_args, **call_kwargs)
+
+    def enqueue_by_name_sync(self, name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+                             **options: Any) -> JobHandle[Any]:
+        """:meth:`enqueue_by_name` for synchronous code (no ``connection=``).
+
+        Example:
+            >>> app.enqueue_by_name_sync("billing.charge", args=[42], kwargs={"cents": 500})  # doctest: +SKIP
+        """
+        configured, call_args, call_kwargs = configure_by_name(self, name, args, kwargs, options)
+        return configured.enqueue_sync(*call_args, **call_kwargs)
 
     async def _enqueue(self, calls: list[Call[Any]], connection: Any) -> JobHandles:
         if not calls:

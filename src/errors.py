@@ -71,6 +71,20 @@ class DependencyError(FastjobsError, ValueError):
         self.reason = reason
 
 
+class TaskArgumentsError(InvalidOptionError, TypeError):
+    """Enqueue arguments that cannot bind to the task's handler (missing, extra or unknown ones).
+
+    Raised at enqueue, before anything is stored, instead of failing every attempt on the
+    worker. It is both an :class:`InvalidOptionError` and a ``TypeError`` (what calling the
+    handler directly with them raises), so either ``except`` catches it.
+
+    Example:
+        >>> await charge.enqueue(42)  # doctest: +SKIP
+        Traceback (most recent call last):
+        fastjobs.errors.TaskArgumentsError: task 'billing.charge' takes (account: int, cents: int): ...
+    """
+
+
 class InvalidCursorError(InvalidOptionError):
     """A ``cursor=`` that no page of this search returned (mangled, truncated, or from a search
     with other filters). Start again without a cursor, or repeat the filters the cursor came with.
@@ -231,5 +245,5 @@ __all__ = [
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobNotFoundError",
     "JobStateError", "JobTimeoutError", "ResultTimeoutError",
     "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",
-    "SoftTimeLimitExceeded", "WorkerCrashedError", "WorkerShutdown",
+    "SoftTimeLimitExceeded", "TaskArgumentsError", "WorkerCrashedError", "WorkerShutdown",
 ]

@@ -12,9 +12,10 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from ._core import Backoff, UnencodableError, encode_value
@@ -27,6 +28,9 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}\Z")
 TASK_NAME = re.compile(r"^[^\x00-\x1f\s]{1,200}\Z")
 """Task names and job ids: 1-200 characters, no spaces or control characters."""
 LIMIT_KEY = re.compile(r"^[^\x00-\x1f]{1,200}\Z")
+
+BackoffFunction = Callable[[int, BaseException], "float | None"]
+"""``@app.task(backoff=fn)``: ``fn(attempt, error)`` gives the seconds until the retry, or None to dead-letter."""
 
 UNSET: Any = object()
 """Marks an option the caller did not pass (None is a meaningful value for several)."""
@@ -167,7 +171,8 @@ class TaskOptions:
         self.max_attempts = max_attempts
         if backoff is not None and not isinstance(backoff, Backoff):
             raise InvalidOptionError(
-                f"backoff must be a fastjobs.Backoff (Fixed, Linear, Exponential) or None, not {backoff!r}"
+                f"backoff must be a fastjobs.Backoff (Fixed, Linear, Exponential) or None, not {backoff!r}; "
+                "a function (attempt, error) -> seconds is given once, to @app.task(backoff=fn)"
             )
         self.backoff = backoff
         self.backoff_spec = None if backoff is None else backoff.to_spec()
@@ -192,7 +197,7 @@ class TaskSettings(TypedDict, total=False):
     queue: str
     priority: int
     max_attempts: int
-    backoff: Backoff | None
+    backoff: Backoff | BackoffFunction | None
     timeout: float | None
     lease: float | None
     context: bool
@@ -236,3 +241,23 @@ def check_dependencies(jobs: Sequence[NewJob]) -> None:
             elif step in in_batch and step not in done:
                 path.add(step)
                 stack.append((step, iter(in_batch[step].depends_on)))
+
+
+def split_backoff(backoff: object, task: str) -> tuple[Backoff | None, BackoffFunction | None]:
+    """``@app.task(backoff=)`` as the Backoff a job carries and the function the worker asks
+    (:mod:`fastjobs.retries`): a function's jobs carry the default :class:`Exponential <fastjobs.Exponential>`,
+    which decides should the function fail."""
+    if backoff is None or isinstance(backoff, Backoff):
+        return backoff, None
+    if not callable(backoff):
+        raise InvalidOptionError(
+            f"backoff must be a fastjobs.Backoff (Fixed, Linear, Exponential), a function "
+            f"(attempt, error) -> seconds or None, or None, not {backoff!r}"
+        )
+    if inspect.iscoroutinefunction(backoff):
+        raise InvalidOptionError(
+            f"task {task!r}: the backoff function must be a plain def returning seconds or None "
+            "(the worker calls it between acks, without awaiting)"
+        )
+    return Backoff(), backoff
+

@@ -6,6 +6,13 @@ worker computes the same schedule. :class:`~fastjobs.Fail` dead-letters at
 once; :class:`~fastjobs.Retry` retries while attempts remain, after its own
 delay or the backoff's.
 
+A task registered with a backoff *function* (``@app.task(backoff=fn)``) cannot
+carry it in the body: the worker finds it by the job's task name in its own
+registry and asks it while attempts remain. Should it raise or return anything
+but seconds or None, the error is logged and the backoff in the body (the
+default :class:`~fastjobs.Exponential`) decides instead: a bug in the function
+then costs a delay, never the job (``max_attempts`` still bounds the retries).
+
 Example:
     >>> from fastjobs.retries import jitter_seed
     >>> jitter_seed("job-1") == jitter_seed("job-1")
@@ -15,6 +22,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._core import RETRY_PENDING, Backoff, decide_retry
@@ -23,6 +33,12 @@ from .errors import Fail, InvalidOptionError, Retry
 if TYPE_CHECKING:
     from ._core import JobRecord
 
+log = logging.getLogger("fastjobs.worker")
+
+MAX_BACKOFF_SECONDS = 366 * 86400.0
+"""The longest delay a backoff function may ask for (a longer one is a bug, like a negative one)."""
+_ASK_BODY: Any = object()
+
 
 def jitter_seed(job_id: str) -> int:
     """A per-job jitter seed that every worker derives alike (``hash()`` is salted per process)."""
@@ -30,15 +46,29 @@ def jitter_seed(job_id: str) -> int:
 
 
 class RetryPolicy:
-    """Decides each failed attempt's fate; caches the Backoff of each spec it meets."""
+    """Decides each failed attempt's fate; caches the Backoff of each spec it meets.
 
-    def __init__(self) -> None:
+    Args:
+        tasks: the worker's registered tasks by name, whose ``backoff_fn`` (if set) decides
+            their jobs' retries; None: every job follows the backoff in its body.
+    """
+
+    def __init__(self, tasks: Mapping[str, Any] | None = None) -> None:
         self._backoffs: dict[tuple[Any, ...], Backoff] = {}
+        self._tasks: Mapping[str, Any] = {} if tasks is None else tasks
 
     def decide(self, job_id: str, record: JobRecord, attempt: int, exc: BaseException) -> tuple[bool, float]:
         """``(retry, delay)`` for attempt ``attempt`` of a job that raised ``exc``."""
         if isinstance(exc, Fail):
             return False, 0.0
+        task = self._tasks.get(record.task)
+        function = None if task is None else task.backoff_fn
+        if function is not None and not (isinstance(exc, Retry) and exc.delay is not None):
+            if attempt >= record.max_attempts:
+                return False, 0.0
+            delay = self._ask(function, record, attempt, exc)
+            if delay is not _ASK_BODY:
+                return (False, 0.0) if delay is None else (True, delay)
         if isinstance(exc, Retry):
             delay = exc.delay if exc.delay is not None else self._backoff_delay(record, attempt)
             return attempt < record.max_attempts, delay
@@ -60,3 +90,23 @@ class RetryPolicy:
     def _backoff_delay(self, record: JobRecord, attempt: int) -> float:
         backoff = self._backoff(record)
         return 0.0 if backoff is None else backoff.delay(attempt, jitter_seed(record.id))
+
+    @staticmethod
+    def _ask(function: Any, record: JobRecord, attempt: int, exc: BaseException) -> Any:
+        """The function's delay in seconds, None (dead-letter), or _ASK_BODY after logging why not."""
+        try:
+            delay = function(attempt, exc)
+        except Exception:
+            log.exception("the backoff function of task %s raised on job %s attempt %d; "
+                          "using the job's own backoff instead (fix the function)", record.task, record.id, attempt)
+            return _ASK_BODY
+        if delay is None:
+            return None
+        if (isinstance(delay, bool) or not isinstance(delay, (int, float)) or not math.isfinite(delay)
+                or not 0 <= delay <= MAX_BACKOFF_SECONDS):
+            log.error("the backoff function of task %s returned %r for job %s attempt %d; it must return seconds "
+                      "from 0 to %d or None (dead-letter); using the job's own backoff instead",
+                      record.task, delay, record.id, attempt, MAX_BACKOFF_SECONDS)
+            return _ASK_BODY
+        return float(delay)
+

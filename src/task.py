@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from ._core import Backoff, JobRecord, encode_job
 from .backends.base import Limit, NewJob
-from .constants import BATCH
-from .errors import ConfigurationError, InvalidOptionError
+from .constants import BATCH, PIPE
+from .errors import ConfigurationError, InvalidOptionError, TaskArgumentsError
 from .handles import JobHandle
-from .options import LIMIT_KEY, TASK_NAME, UNSET, TaskOptions, check_limit, check_meta, check_seconds, check_tags
+from .options import LIMIT_KEY, TASK_NAME, UNSET, BackoffFunction, TaskOptions, check_limit, check_meta, check_seconds, check_tags
+from .signatures import Arity
 
 if TYPE_CHECKING:
     from .app import App
@@ -75,9 +76,15 @@ class Call(Generic[R]):
 
         ``job_id`` is used unless the call was given its own with ``options(job_id=)``.
         """
+        task = self.task
+        # Positional arguments only, within the handler's range: the common case, a few
+        # comparisons. Keywords, a chain step (its first argument comes later) or a miss:
+        # the full check.
+        if self.kwargs or self.meta is not None or not task.min_args <= len(self.args) <= task.max_args:
+            task.check_arguments(len(self.args) + (1 if self.meta and PIPE in self.meta else 0), self.kwargs)
         opts = self.options
         job_id = self.job_id or job_id
-        task_name = self.task.name
+        task_name = task.name
         body = encode_job(
             JobRecord(
                 job_id,
@@ -175,6 +182,10 @@ class Task(Generic[P, R]):
         self.context = context
         """Whether the handler takes a :class:`~fastjobs.Context` as its first argument."""
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.arity = Arity.of(fn, context)
+        """What the handler accepts, checked at enqueue (:meth:`check_arguments`)."""
+        self.min_args = self.arity.fast_min
+        self.max_args = self.arity.fast_max
         if executor not in (None, "thread", "process"):
             raise ConfigurationError(f"executor must be 'thread' or 'process', not {executor!r}")
         if executor == "process" and self.is_async:
@@ -198,12 +209,25 @@ class Task(Generic[P, R]):
                 )
         self.soft_timeout = soft_timeout
         """Process-executor handlers: seconds after which :class:`~fastjobs.SoftTimeLimitExceeded` is raised inside it."""
+        self.backoff_fn: BackoffFunction | None = None
+        """``@app.task(backoff=fn)``: asked by the worker after each failed attempt (see :mod:`fastjobs.retries`)."""
         self.on_dead: Callable[..., Any] | None = None
         """Run as ``on_dead(ctx, outcome)`` when one of its jobs is dead-lettered (``@app.task(on_dead=...)``)."""
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.default_options.queue!r}>"
+
+    def check_arguments(self, given: int, kwargs: Mapping[str, Any]) -> None:
+        """Raise :class:`~fastjobs.TaskArgumentsError` unless ``given`` positional arguments
+        and ``kwargs`` bind to the handler (its Context not counted with ``context=True``)."""
+        problem = self.arity.problem(given, kwargs)
+        if problem is not None:
+            ctx = " after its Context (which the worker passes)" if self.context else ""
+            raise TaskArgumentsError(
+                f"task {self.name!r} takes {self.arity.text}{ctx}: {problem}; "
+                "enqueue it with arguments that fit that signature"
+            )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         return self.fn(*args, **kwargs)
@@ -326,3 +350,32 @@ class Task(Generic[P, R]):
             >>> job = send_email.enqueue_sync("a@b.c")  # doctest: +SKIP
         """
         return self.app.enqueue_many_sync([self.call(*args, **kwargs)])[0]
+
+
+def _unregistered(*args: Any, **kwargs: Any) -> None:
+    """Stands for a handler registered in another process: any arguments pass, the worker checks."""
+
+
+_BY_NAME_DEFAULTS = TaskOptions("default", 0, 3, Backoff(), None, None)
+"""A task enqueued by a name this App does not register: the defaults of :meth:`App.task`."""
+
+
+def configure_by_name(app: App, name: object, args: object, kwargs: object,
+                      options: Mapping[str, Any]) -> tuple[_Configured[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """``task.options(**options)`` for the task called ``name``, and the checked ``args`` / ``kwargs``
+    (see :meth:`App.enqueue_by_name`): the registered task if this App has one, else a stand-in."""
+    if not isinstance(name, str) or not TASK_NAME.match(name):
+        raise InvalidOptionError(f"task name must be 1-200 characters without spaces or control characters, not {name!r}")
+    if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
+        raise InvalidOptionError(f"args takes a list or tuple of positional arguments (args=[42]), not {args!r}")
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
+        raise InvalidOptionError(f"kwargs takes a dict with str keys (kwargs={{'cents': 500}}), not {kwargs!r}")
+    task = app.tasks.get(name)
+    if task is None:
+        if name in app.builtin_tasks:
+            raise InvalidOptionError(f"{name!r} is fastjobs' own task: enqueue one of your tasks by name")
+        task = Task(app, _unregistered, name, _BY_NAME_DEFAULTS)
+    return task.options(**options), tuple(args), dict(kwargs)
+
