@@ -312,6 +312,13 @@ class App(JobOperations, HookRegistration):
 
         def register(func: Callable[..., R]) -> Task[[], R]:
             task = self.task(**settings)(func)
+            problem = task.arity.problem(0, {})
+            if problem is not None:  # else every tick would fail to enqueue, once a second
+                del self.tasks[task.name]
+                raise ConfigurationError(
+                    f"periodic task {task.name!r} is enqueued without arguments, but it takes {task.arity.text}: "
+                    f"{problem}; give those parameters defaults"
+                )
             self.schedules[task.name] = plan
             return task
 

@@ -323,3 +323,15 @@ class RunJobsInUnittest(unittest.IsolatedAsyncioTestCase):
             add.enqueue_sync(3, 4)
         self.assertEqual(captured[0].args, (3, 4))
         await app.close()
+
+
+def test_a_periodic_handler_that_needs_arguments_is_refused_at_registration() -> None:
+    app = fastjobs.App("memory://")
+    with pytest.raises(fastjobs.ConfigurationError, match="missing a required argument: 'day'; give those parameters defaults"):
+        @app.periodic(60.0, name="reports.daily")
+        def daily(day: str) -> None: ...
+    assert "reports.daily" not in app.tasks
+
+    @app.periodic(60.0, name="reports.daily", context=True)
+    def daily_with_context(ctx: fastjobs.Context, day: str = "today") -> None: ...
+    assert "reports.daily" in app.schedules
