@@ -4,6 +4,7 @@ the table's width."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -102,3 +103,10 @@ def test_the_table_fits_100_columns(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "procrastinate" in out and "skipped huey" in out
     assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_json_has_null_where_a_phase_did_not_finish() -> None:
+    row = cli.median_of([RunResult("rq", "2.12.0", "redis", "cfg", 10, error="timed out with 3 of 10 records")])
+    cleaned = cli._no_nan(row)
+    assert cleaned["drain_per_s"] is None  # type: ignore[index]
+    assert "NaN" not in json.dumps(cleaned)

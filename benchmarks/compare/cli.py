@@ -50,6 +50,17 @@ def add_ratios(rows: list[dict[str, object]]) -> None:
             row[f"fastjobs_x_{metric[:-6]}"] = mine / theirs if theirs and not math.isnan(theirs) else math.nan
 
 
+def _no_nan(value: object) -> object:
+    """NaN (a phase that did not finish) as null: json.dumps would write NaN, which is not JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def _fmt(value: object, digits: int = 0) -> str:
     v = float(value)  # type: ignore[arg-type]
     return "-" if math.isnan(v) else f"{v:,.{digits}f}"
@@ -173,7 +184,7 @@ def main(argv: list[str]) -> int:
                                   "redis": found["redis"], "postgres": found["postgres"],
                                   "platform": platform.platform()}
     if args.json:
-        print(json.dumps({"machine": machine, "results": rows, "skipped": skipped}, indent=2, default=str))
+        print(json.dumps(_no_nan({"machine": machine, "results": rows, "skipped": skipped}), indent=2, default=str))
     else:
         render(rows, machine, skipped)
     return 0 if all(row["exactly_once"] for row in rows) else 1
