@@ -360,6 +360,9 @@ _BY_NAME_DEFAULTS = TaskOptions("default", 0, 3, Backoff(), None, None)
 """A task enqueued by a name this App does not register: the defaults of :meth:`App.task`."""
 
 
+_OPTION_NAMES = frozenset(inspect.signature(Task.options).parameters) - {"self"}
+
+
 def configure_by_name(app: App, name: object, args: object, kwargs: object,
                       options: Mapping[str, Any]) -> tuple[_Configured[..., Any], tuple[Any, ...], dict[str, Any]]:
     """``task.options(**options)`` for the task called ``name``, and the checked ``args`` / ``kwargs``
@@ -372,6 +375,12 @@ def configure_by_name(app: App, name: object, args: object, kwargs: object,
         kwargs = {}
     if not isinstance(kwargs, Mapping) or not all(isinstance(key, str) for key in kwargs):
         raise InvalidOptionError(f"kwargs takes a dict with str keys (kwargs={{'cents': 500}}), not {kwargs!r}")
+    unknown = options.keys() - _OPTION_NAMES
+    if unknown:
+        raise InvalidOptionError(
+            f"enqueue_by_name() got an unknown option {min(unknown)!r}: it takes args=, kwargs= and the options "
+            f"of task.options(): {', '.join(sorted(_OPTION_NAMES))}"
+        )
     task = app.tasks.get(name)
     if task is None:
         if name in app.builtin_tasks:

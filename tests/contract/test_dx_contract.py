@@ -164,6 +164,8 @@ async def test_by_name_checks_like_options(make_app: Any) -> None:
         ("x", (), None, {"priority": "high"}, "priority must be"),
         ("x", (), None, {"delay": -1}, "delay must be"),
         ("fastjobs.batch", (), None, {}, "fastjobs' own task"),
+        ("x", (), None, {"prio": 1}, r"unknown option 'prio': it takes args=, kwargs= and the options of task.options\(\): "
+                                     "backoff, connection, delay, depends_on, eta,"),
     ]:
         with pytest.raises(fastjobs.InvalidOptionError, match=match):
             await producer.enqueue_by_name(name, args, kwargs, **options)
