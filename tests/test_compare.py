@@ -110,3 +110,8 @@ def test_json_has_null_where_a_phase_did_not_finish() -> None:
     cleaned = cli._no_nan(row)
     assert cleaned["drain_per_s"] is None  # type: ignore[index]
     assert "NaN" not in json.dumps(cleaned)
+
+
+def test_a_failed_install_is_one_line_too(tmp_path: Path) -> None:
+    line = install_hint(PEERS["rq"], tmp_path / "rq", "pip install failed: ERROR: No matching distribution\nfound for rq==2.12.0")
+    assert "\n" not in line and line.startswith("skipped rq: pip install failed: ERROR: No matching distribution found")

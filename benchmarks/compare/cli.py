@@ -141,8 +141,7 @@ def main(argv: list[str]) -> int:
             continue
         python, why = venvs.interpreter(peer, args.venv_dir, args.install, say)
         if python is None:
-            skipped.append(install_hint(peer, args.venv_dir / name) if why == "not installed"
-                           else f"skipped {name}: {why}")
+            skipped.append(install_hint(peer, args.venv_dir / name, why))
             say(skipped[-1])
             continue
         chosen.append((name, python, venvs.version(peer, python)))
@@ -173,7 +172,7 @@ def main(argv: list[str]) -> int:
                         say(f"{name} on {backend} failed: {result.error}\n{tail}")
                     say(f"round {r + 1}/{args.rounds} {backend} {name} {version}: enqueue {result.enqueue_per_s:,.0f}, "
                         f"drain {result.drain_per_s:,.0f}, end to end {result.end_to_end_per_s:,.0f} jobs/s, "
-                        f"{result.check_text()}, stop {result.stopped}")
+                        f"{result.check_text()}, stop {result.stopped}" + (f" ({result.note})" if result.note else ""))
                     runs.setdefault((name, backend), []).append(result)
 
     rows = [median_of(rounds) for rounds in runs.values()]

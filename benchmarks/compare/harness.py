@@ -24,6 +24,8 @@ POLL_S = 0.002
 """How often the records file is looked at: an os.stat every 2 ms costs the worker next to
 nothing and puts at most 2 ms on either end of a timed span."""
 STOP_GRACE_S = (10.0, 20.0)
+MIN_SPAN_S = 0.02
+"""A drain shorter than this (ten polls) is not given a rate: the polls' 2 ms would be most of it."""
 
 
 class RunFailed(Exception):
@@ -57,6 +59,7 @@ class RunResult:
     exactly_once: bool = False
     stopped: str = ""
     error: str = ""
+    note: str = ""
     log: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -155,7 +158,11 @@ def run_one(peer: Peer, python: Path, version: str, backend: str, url: str, jobs
                                       stderr=subprocess.STDOUT, start_new_session=True)
         first, last = _wait_for(records, jobs, worker, time.time() + timeout)
         result.worker_start_s = first - launched
-        result.drain_per_s = (jobs - 1) / (last - first) if last > first else float("inf")
+        result.extra["drain_span_s"] = last - first
+        if last - first >= MIN_SPAN_S:
+            result.drain_per_s = (jobs - 1) / (last - first)
+        else:
+            result.note = f"drain took under {MIN_SPAN_S * 1000:.0f} ms: too short to time, use more --jobs"
         producer = subprocess.Popen([str(python), "-m", "benchmarks.compare.produce", peer.name, str(jobs), str(jobs)],
                                     env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

@@ -83,8 +83,9 @@ PEERS: dict[str, Peer] = {p.name: p for p in (
 )}
 
 
-def install_hint(peer: Peer, venv: Path) -> str:
-    """The one line printed for a peer that is not installed."""
-    return (f"skipped {peer.name}: not installed in {venv}; install it with "
+def install_hint(peer: Peer, venv: Path, reason: str = "not installed") -> str:
+    """The one line printed for a peer that is skipped: why, and how to install it."""
+    reason = " ".join(reason.split())  # a pip error's lines, on one line
+    return (f"skipped {peer.name}: {reason} in {venv}; install it with "
             f"`python -m benchmarks --compare --peers {peer.name}` (without --no-install), or "
             f"`python -m venv {venv} && {venv}/bin/pip install {' '.join(repr(r) if '[' in r else r for r in peer.requirements)}`")
