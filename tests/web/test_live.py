@@ -57,11 +57,11 @@ async def receive_events(ws: Any, job_ids: set[str], kinds: set[str], timeout: f
     return seen
 
 
-async def enqueue_until_heard(task: Any, ws: Any) -> str:
-    """Enqueue until the WebSocket reports it (the hub subscribes when the socket opens: a job
-    enqueued before its subscription is live is not announced)."""
+async def enqueue_until_heard(task: Any, ws: Any, *args: Any) -> str:
+    """Enqueue (with ``args``) until the WebSocket reports it (the hub subscribes when the socket
+    opens: a job enqueued before its subscription is live is not announced)."""
     for _ in range(50):
-        job = await task.enqueue()
+        job = await task.enqueue(*args)
         try:
             await receive_events(ws, {job.id}, {"enqueued"}, timeout=0.3)
             return str(job.id)
@@ -102,7 +102,7 @@ async def test_a_burst_is_coalesced_to_at_most_ten_messages_a_second(app: fastjo
     async def work(i: int) -> None: ...
 
     async with serve(create_app(app, token=TOKEN)) as port, connect(port) as ws:
-        await enqueue_until_heard(work, ws)
+        await enqueue_until_heard(work, ws, -1)
         started = time.monotonic()
         handles = [await work.enqueue(i) for i in range(300)]
         messages = 0
@@ -160,7 +160,7 @@ async def test_a_busy_hub_pauses_its_subscription_and_tells_clients_to_refresh(
     web = create_app(app, token=TOKEN)
     hub = web.state.dashboard.hub
     async with serve(web) as port, connect(port) as ws:
-        await enqueue_until_heard(work, ws)
+        await enqueue_until_heard(work, ws, -1)
         await app.enqueue_many([work.call(i) for i in range(40)])
         forwarded, gap = 0, False
         deadline = time.monotonic() + 10
@@ -171,4 +171,4 @@ async def test_a_busy_hub_pauses_its_subscription_and_tells_clients_to_refresh(
         assert forwarded < 40, "the hub forwarded every event of the burst"
         assert hub.subscriptions >= 2
         # Subscribed again: a later job is announced as usual.
-        await enqueue_until_heard(work, ws)
+        await enqueue_until_heard(work, ws, -1)
