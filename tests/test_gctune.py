@@ -1,0 +1,58 @@
+"""The collector's young-generation threshold while workers run (fastjobs.gctune)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import fastjobs
+from fastjobs import gctune
+
+
+async def test_raised_while_any_worker_runs_and_put_back_after_the_last() -> None:
+    before = gc.get_threshold()
+    app = fastjobs.App("memory://")
+    seen: list[int] = []
+
+    @app.task
+    async def look() -> None:
+        seen.append(gc.get_threshold()[0])
+        await asyncio.sleep(0.05)
+
+    first = app.worker(handle_signals=False, poll_interval=0.01)
+    second = app.worker(handle_signals=False, poll_interval=0.01)
+    running = [asyncio.ensure_future(first.run()), asyncio.ensure_future(second.run())]
+    await look.enqueue()
+    while not seen:
+        await asyncio.sleep(0.01)
+    first.request_stop()
+    await running[0]
+    assert gc.get_threshold()[0] == gctune.THRESHOLD  # the second still runs
+    await look.enqueue()
+    while len(seen) < 2:
+        await asyncio.sleep(0.01)
+    second.request_stop()
+    await running[1]
+    assert seen == [gctune.THRESHOLD] * 2
+    assert gc.get_threshold() == before
+    await app.close()
+
+
+async def test_tune_gc_false_and_a_disabled_threshold_are_left_alone() -> None:
+    before = gc.get_threshold()
+    app = fastjobs.App("memory://")
+
+    @app.task
+    async def noop() -> None: ...
+
+    await noop.enqueue()
+    worker = app.worker(handle_signals=False, burst=True, tune_gc=False)
+    gc.set_threshold(0)  # the application turned automatic collection off
+    try:
+        with gctune.tuned():
+            assert gc.get_threshold()[0] == 0
+        await worker.run()
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
+    await app.close()
