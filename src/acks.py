@@ -38,6 +38,7 @@ from .metrics import WorkerMetrics
 from .retries import RetryPolicy
 
 if TYPE_CHECKING:
+    from .options import BackoffFunction
     from ._core import JobRecord
 
 log = logging.getLogger("fastjobs.worker")
@@ -124,14 +125,16 @@ class AckBuffer:
         cell[1 if seconds <= _FIRST_BOUND else bisect_left(HISTOGRAM_BOUNDS, seconds) + 1] += 1
         return None
 
-    def fail(self, claim: Claim, record: JobRecord, exc: BaseException, seconds: float, timed_out: bool = False) -> bool:
+    def fail(self, claim: Claim, record: JobRecord, exc: BaseException, seconds: float, timed_out: bool = False,
+             backoff_fn: BackoffFunction | None = None) -> bool:
         """An attempt raised ``exc`` (or ran past its timeout) after running ``seconds``: retry it
-        after its backoff (True), or dead-letter it (False)."""
+        after its backoff (True), or dead-letter it (False). ``backoff_fn``: the task's backoff
+        function (``@app.task(backoff=fn)``), which decides instead of the job's backoff."""
         self._failed += 1
         attempt = claim.attempt
         # The start, from the wall clock now and the monotonic run time: no clock read per job.
         payload = exception_record(attempt, exc, self.worker, time.time() - seconds)
-        retry, delay = self.retries.decide(claim.id, record, attempt, exc)
+        retry, delay = self.retries.decide(claim.id, record, attempt, exc, backoff_fn)
         self.tally.add(record.queue, record.task, RETRIED if retry else DIED, seconds)
         if timed_out and retry and self.metrics is not None:
             self.metrics.add_timed_out(record.queue, record.task)

@@ -7,8 +7,9 @@ once; :class:`~fastjobs.Retry` retries while attempts remain, after its own
 delay or the backoff's.
 
 A task registered with a backoff *function* (``@app.task(backoff=fn)``) cannot
-carry it in the body: the worker finds it by the job's task name in its own
-registry and asks it while attempts remain. Should it raise or return anything
+carry it in the body: the worker finds it on the task its registry holds under the
+job's task name (the one that ran the attempt, whatever the executor) and passes it
+to :meth:`RetryPolicy.decide`, which asks it while attempts remain. Should it raise or return anything
 but seconds or None, the error is logged and the backoff in the body (the
 default :class:`~fastjobs.Exponential`) decides instead: a bug in the function
 then costs a delay, never the job (``max_attempts`` still bounds the retries).
@@ -24,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._core import RETRY_PENDING, Backoff, decide_retry
@@ -32,6 +32,7 @@ from .errors import Fail, InvalidOptionError, Retry
 
 if TYPE_CHECKING:
     from ._core import JobRecord
+    from .options import BackoffFunction
 
 log = logging.getLogger("fastjobs.worker")
 
@@ -46,23 +47,17 @@ def jitter_seed(job_id: str) -> int:
 
 
 class RetryPolicy:
-    """Decides each failed attempt's fate; caches the Backoff of each spec it meets.
+    """Decides each failed attempt's fate; caches the Backoff of each spec it meets."""
 
-    Args:
-        tasks: the worker's registered tasks by name, whose ``backoff_fn`` (if set) decides
-            their jobs' retries; None: every job follows the backoff in its body.
-    """
-
-    def __init__(self, tasks: Mapping[str, Any] | None = None) -> None:
+    def __init__(self) -> None:
         self._backoffs: dict[tuple[Any, ...], Backoff] = {}
-        self._tasks: Mapping[str, Any] = {} if tasks is None else tasks
 
-    def decide(self, job_id: str, record: JobRecord, attempt: int, exc: BaseException) -> tuple[bool, float]:
-        """``(retry, delay)`` for attempt ``attempt`` of a job that raised ``exc``."""
+    def decide(self, job_id: str, record: JobRecord, attempt: int, exc: BaseException,
+               function: BackoffFunction | None = None) -> tuple[bool, float]:
+        """``(retry, delay)`` for attempt ``attempt`` of a job that raised ``exc``; ``function``:
+        its task's backoff function (``Task.backoff_fn``), if it has one."""
         if isinstance(exc, Fail):
             return False, 0.0
-        task = self._tasks.get(record.task)
-        function = None if task is None else task.backoff_fn
         if function is not None and not (isinstance(exc, Retry) and exc.delay is not None):
             if attempt >= record.max_attempts:
                 return False, 0.0

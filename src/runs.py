@@ -195,7 +195,7 @@ class JobRuns:
 
     def _failed_attempt(self, running: Running, exc: BaseException, seconds: float, timed_out: bool = False,
                         thread_running: bool = False) -> None:
-        retry = self._ackbuf.fail(running.claim, running.record, exc, seconds, timed_out)
+        retry = self._ackbuf.fail(running.claim, running.record, exc, seconds, timed_out, running.task.backoff_fn)
         if self._around:
             status = (TIMED_OUT if timed_out else FAILED) if retry else DEAD
             self._after(running, JobOutcome(status, exc, None, seconds, retry, timed_out), thread_running)
@@ -294,7 +294,8 @@ class JobRuns:
                 stored = await self._backend.get(parent_id)  # type: ignore[union-attr]
             except Exception as exc:  # the backend failed: this attempt fails, and is retried
                 if self._forget(fetching) and not fetching.lost:
-                    if not self._ackbuf.fail(claim, record, exc, time.monotonic() - fetching.started):  # type: ignore[operator]
+                    if not self._ackbuf.fail(claim, record, exc, time.monotonic() - fetching.started,  # type: ignore[operator]
+                                             backoff_fn=task.backoff_fn):
                         self._dead_unstarted(claim, record, task, exc)
                     self._ackbuf.schedule()
                 return

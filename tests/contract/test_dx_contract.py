@@ -208,25 +208,27 @@ def test_the_policy_asks_the_function_while_attempts_remain(caplog: pytest.LogCa
     @app.task(name="t.plain", backoff=fastjobs.Fixed(7))
     def plain() -> None: ...
 
-    policy = RetryPolicy(app.tasks)
+    policy = RetryPolicy()
+    fn = custom.backoff_fn
+    assert fn is backoff
     record = record_for(app, custom, max_attempts=10)
     assert record.backoff == fastjobs.Backoff().to_spec()  # what a job of a backoff function carries
-    assert policy.decide("job-1", record, 1, KeyError()) == (True, 2.5)
-    assert policy.decide("job-1", record, 2, KeyError()) == (False, 0.0)
+    assert policy.decide("job-1", record, 1, KeyError(), fn) == (True, 2.5)
+    assert policy.decide("job-1", record, 2, KeyError(), fn) == (False, 0.0)
     for attempt in range(3, 9):  # raises, then bad values: the job's own backoff (exponential) decides
-        retry, delay = policy.decide("job-1", record, attempt, KeyError())
+        retry, delay = policy.decide("job-1", record, attempt, KeyError(), fn)
         assert retry and 0 <= delay <= 2 ** attempt
     assert "raised on job job-1 attempt 3" in caplog.text and "returned -1" in caplog.text
     for shown in ("nan", "True", "'5'", "1000000000"):
         assert f"returned {shown} " in caplog.text
     assert asked[0] == (1, "KeyError") and len(asked) == 8
     asked.clear()
-    assert policy.decide("job-1", record, 10, KeyError()) == (False, 0.0)  # the last attempt: not asked
-    assert policy.decide("job-1", record, 1, fastjobs.Fail("no")) == (False, 0.0)
-    assert policy.decide("job-1", record, 1, fastjobs.Retry(delay=3)) == (True, 3)
+    assert policy.decide("job-1", record, 10, KeyError(), fn) == (False, 0.0)  # the last attempt: not asked
+    assert policy.decide("job-1", record, 1, fastjobs.Fail("no"), fn) == (False, 0.0)
+    assert policy.decide("job-1", record, 1, fastjobs.Retry(delay=3), fn) == (True, 3)
     assert asked == []
-    assert policy.decide("job-1", record_for(app, plain), 1, KeyError()) == (True, 7.0)
-    assert RetryPolicy().decide("job-1", record, 1, KeyError())[0]  # a worker without the function: the body's
+    assert policy.decide("job-1", record_for(app, plain), 1, KeyError(), plain.backoff_fn) == (True, 7.0)
+    assert policy.decide("job-1", record, 1, KeyError())[0]  # without the function: the body's backoff
 
 
 def test_backoff_functions_are_checked_at_registration() -> None:
@@ -242,6 +244,58 @@ def test_backoff_functions_are_checked_at_registration() -> None:
     task = app.task(name="c", backoff=lambda attempt, error: 1.0)(print)
     with pytest.raises(fastjobs.InvalidOptionError, match=r"@app.task\(backoff=fn\)"):
         task.options(backoff=lambda attempt, error: 1.0)  # type: ignore[arg-type]
+
+
+async def run_until_finished(app: fastjobs.App, job: fastjobs.JobHandle[Any], **options: Any) -> Any:
+    """Burst workers one after another until ``job`` ended (a burst leaves retries that are not due yet)."""
+    for _ in range(100):
+        await run_burst(app, **options)
+        info = await app.get_job(job.id)
+        assert info is not None
+        if info.state in ("succeeded", "dead"):
+            return info
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job still {info.state}")
+
+
+@pytest.mark.parametrize("executor", ["async", "thread", "process"])
+async def test_the_worker_asks_the_backoff_function_of_the_jobs_task(app: fastjobs.App, executor: str) -> None:
+    from tests.process import pool_app
+
+    asked: list[int] = []
+
+    def backoff(attempt: int, error: BaseException) -> float | None:
+        asked.append(attempt)
+        return 0.0 if attempt < 2 else None  # then dead-letter, though attempts remain
+
+    options: dict[str, Any] = {}
+    if executor == "async":
+        @app.task(name="pool.boom", backoff=backoff, max_attempts=5)
+        async def boom(text: str) -> None:
+            raise ValueError(text)
+    elif executor == "thread":
+        app.task(name="pool.boom", backoff=backoff, max_attempts=5)(pool_app.boom)
+    else:
+        app.task(name="pool.boom", backoff=backoff, max_attempts=5, executor="process")(pool_app.boom)
+        options = {"process_app": pool_app.REF, "process_pool": 1, "poll_interval": 0.05}
+    job = await app.enqueue_by_name("pool.boom", args=["no"])
+    info = await run_until_finished(app, job, **options)
+    assert (info.state, info.attempt, asked) == ("dead", 2, [1, 2])
+
+
+async def test_a_failing_backoff_function_falls_back_to_the_default_backoff(
+        app: fastjobs.App, caplog: pytest.LogCaptureFixture) -> None:
+    def backoff(attempt: int, error: BaseException) -> float | None:
+        raise RuntimeError("bug in backoff")
+
+    @app.task(backoff=backoff, max_attempts=2)
+    async def flaky() -> None:
+        raise ValueError("down")
+
+    job = await flaky.enqueue()
+    info = await run_until_finished(app, job)
+    assert (info.state, info.attempt) == ("dead", 2)  # retried after the default backoff, then out of attempts
+    assert "backoff function of task" in caplog.text and "bug in backoff" in caplog.text
 
 
 # -- 4. testing helpers ----------------------------------------------------------------
