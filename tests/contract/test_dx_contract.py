@@ -11,13 +11,7 @@ import pytest
 
 import fastjobs
 from fastjobs.signatures import Arity
-
-
-async def run_burst(app: fastjobs.App, **options: Any) -> fastjobs.Worker:
-    options.setdefault("handle_signals", False)
-    worker = app.worker(burst=True, **options)
-    await asyncio.wait_for(worker.run(), 30)
-    return worker
+from tests.contract.test_worker_contract import run_burst
 
 
 async def stored_jobs(app: fastjobs.App) -> int:
