@@ -190,7 +190,6 @@ class Child:
         self.results: list[list[Any]] = []
         self.reported = time.monotonic()
         self.done = 0
-        self.exiting = False
         self.slow: dict[str, float] = {}
         """Task name -> its jobs' recent mean run time (seconds)."""
         self.wire = threading.Lock()
@@ -222,7 +221,6 @@ class Child:
     def _take(self, message: Any) -> bool:
         """File one message from the worker; False if it says to exit."""
         if message is None or message[0] == EXIT:
-            self.exiting = True
             return False
         if message[0] == JOBS:
             self.todo.extend(message[1])

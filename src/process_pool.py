@@ -129,7 +129,7 @@ class PoolChild:
     """The worker's view of one child."""
 
     __slots__ = ("index", "proc", "sock", "slot", "unpacker", "inflight", "ready", "retiring", "dying", "outbuf",
-                 "avg", "gone", "reaped", "failure", "seq", "stopping", "pidfd", "tasks")
+                 "avg", "gone", "reaped", "failure", "seq", "stopping", "pidfd")
 
     def __init__(self, index: int, proc: subprocess.Popen[bytes], sock: socket.socket, slot: SharedSlot,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -155,7 +155,6 @@ class PoolChild:
         self.failure: str | None = None
         """Why it could not start (START_FAILED), if it could not."""
         self.pidfd: int | None = None
-        self.tasks: list[str] = []
 
     @property
     def window(self) -> int:
@@ -197,8 +196,6 @@ class ProcessPool:
         self._failures = 0
         """Children in a row that failed to start."""
         self._progress_tasks: set[asyncio.Task[None]] = set()
-        self.started_children = 0
-        """Children started so far (replacements included)."""
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -243,7 +240,6 @@ class ProcessPool:
         ours.setblocking(False)
         child = PoolChild(index, proc, ours, slot, self.loop)
         self.children.append(child)
-        self.started_children += 1
         self.loop.add_reader(ours.fileno(), self._readable, child)
         if hasattr(os, "pidfd_open"):
             # Its exit, seen even if a process it started holds its end of the socket open.
@@ -322,7 +318,7 @@ class ProcessPool:
         new start-by times (see :data:`~fastjobs.executors.LEASE_SAFETY`)."""
         for child in self.children:
             if child.inflight:
-                child.slot.confirm(min(r.start_by for r in child.inflight.values()))
+                _confirm(child)
 
     def stop_job(self, running: Running) -> bool:
         """Stop a job sent to a child (timed out, cancelled, lost): kill the child running it, or tell
@@ -373,7 +369,6 @@ class ProcessPool:
             left -= 1
             room = min(child.window - len(child.inflight), share)
             batch = []
-            start_by = float("inf")
             while room > 0 and todo:
                 running = todo.popleft()
                 if running.thread_state != _WAITING:
@@ -388,10 +383,9 @@ class ProcessPool:
                 running.child = child
                 child.inflight[child.seq] = running
                 batch.append((child.seq, running.claim.body, running.claim.attempt))
-                start_by = min(start_by, running.start_by)
                 room -= 1
             if batch:
-                child.slot.confirm(min(start_by, *(r.start_by for r in child.inflight.values())))
+                _confirm(child)
                 self._send(child, msgpack.packb((JOBS, batch), use_bin_type=True))
         if refused:
             self.deliver(refused)
@@ -636,6 +630,11 @@ class ProcessPool:
         if self.todo and not self._dispatching:
             self._dispatching = True
             self.loop.call_soon(self._dispatch)
+
+
+def _confirm(child: PoolChild) -> None:
+    """Tell ``child`` until when it may start its queued jobs: the earliest of their start-by times."""
+    child.slot.confirm(min(r.start_by for r in child.inflight.values()))
 
 
 EXECUTORS = ("thread", "process")

@@ -41,18 +41,20 @@ async def test_raised_while_any_worker_runs_and_put_back_after_the_last() -> Non
 async def test_tune_gc_false_and_a_disabled_threshold_are_left_alone() -> None:
     before = gc.get_threshold()
     app = fastjobs.App("memory://")
+    seen: list[int] = []
 
     @app.task
-    async def noop() -> None: ...
+    async def look() -> None:
+        seen.append(gc.get_threshold()[0])
 
-    await noop.enqueue()
-    worker = app.worker(handle_signals=False, burst=True, tune_gc=False)
+    await look.enqueue()
+    await app.worker(handle_signals=False, burst=True, tune_gc=False).run()
+    assert seen == [before[0]] and before[0] < gctune.THRESHOLD  # untouched while it ran
     gc.set_threshold(0)  # the application turned automatic collection off
     try:
-        with gctune.tuned():
-            assert gc.get_threshold()[0] == 0
-        await worker.run()
-        assert gc.get_threshold()[0] == 0
+        await look.enqueue()
+        await app.worker(handle_signals=False, burst=True).run()
+        assert seen[1] == 0 and gc.get_threshold()[0] == 0
     finally:
         gc.set_threshold(*before)
     await app.close()
