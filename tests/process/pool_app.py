@@ -25,7 +25,10 @@ HOARD: list[bytes] = []
 def _mark(name: str) -> None:
     folder = os.environ.get("POOL_DIR")
     if folder:
-        Path(folder, f"{name}.pid").write_text(str(os.getpid()))
+        # Written then renamed: a reader never sees the file empty (the test globs *.pid).
+        part = Path(folder, f"{name}.pid.part")
+        part.write_text(str(os.getpid()))
+        part.rename(Path(folder, f"{name}.pid"))
 
 
 def ran(name: str) -> str:
