@@ -1,18 +1,27 @@
-"""Helpers for your tests: see what your code enqueues, and run it.
+"""Helpers for your tests: see what your code enqueues, run it, and move time on.
 
-Plain context managers, so they work in pytest (sync or async tests) and in
-``unittest`` (``IsolatedAsyncioTestCase``) alike:
+Plain context managers and coroutines, so they work in pytest (sync or async tests)
+and in ``unittest`` (``IsolatedAsyncioTestCase``) alike:
 
 * :func:`capture_enqueues` records every job enqueued through an App inside the
   block (task name, arguments, options), by any path: ``task.enqueue``,
   ``options(...)``, ``enqueue_many``, ``enqueue_by_name``, chains, batches, the
   sync variants;
 * :func:`run_jobs` does the same, then runs those jobs (and the jobs they
-  enqueue) with a burst worker when the block ends.
+  enqueue) with a burst worker when the block ends;
+* :func:`advance_time` moves the App's time on: delayed jobs and retries in
+  backoff fall due as if the time had passed, and periodic tasks enqueue the
+  ticks that fall in it.
 
-Time cannot be frozen or moved on: Redis and PostgreSQL schedule by their own
-clocks. ``run_jobs(app, ignore_delays=True)`` stores the jobs enqueued inside
-the block without their ``delay`` / ``eta`` instead, so that they run at its end.
+The backends' clocks are not touched (Redis ``TIME`` and PostgreSQL ``now()``
+keep deciding when a job is due, for leases and fencing too): ``advance_time``
+moves the stored jobs' due times back instead, on every backend alike, and
+keeps the App's own count of the time it was moved on for its periodic ticks.
+``memory://`` reads ``time.time()``, so a library that patches it moves that
+backend's clock (only that one; leases and the event loop then see it too):
+``advance_time`` needs no patching. ``run_jobs(app, ignore_delays=True)`` is the
+shortcut for "run it all now": the jobs enqueued inside its block are stored
+without their ``delay`` / ``eta``.
 
 Example:
     >>> import fastjobs, fastjobs.testing
@@ -29,15 +38,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidOptionError
 
 if TYPE_CHECKING:
     from .app import App
     from .handles import JobHandles
     from .task import Call
 
-__all__ = ["EnqueuedJob", "capture_enqueues", "run_jobs"]
+__all__ = ["EnqueuedJob", "advance_time", "capture_enqueues", "run_jobs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +141,8 @@ async def run_jobs(app: App, queues: Sequence[str] | None = None, *, ignore_dela
 
     The worker runs until no job is ready: jobs those jobs enqueue run too (in the queues it
     serves), while a retry
-    whose backoff is not over, or a job still delayed, is left for later (see ``ignore_delays``).
+    whose backoff is not over, or a job still delayed, is left for later (see ``ignore_delays``,
+    and :func:`advance_time`, which may be awaited inside the block).
     A job's failure does not raise here: look at ``await app.get_job(job.id)``.
 
     Args:
@@ -153,3 +167,65 @@ async def run_jobs(app: App, queues: Sequence[str] | None = None, *, ignore_dela
             return
     worker_options.setdefault("handle_signals", False)
     await app.worker(queues, burst=True, **worker_options).run()
+
+
+MAX_TICKS = 10_000
+"""The most ticks one periodic task may enqueue in one :func:`advance_time`."""
+
+_advanced: weakref.WeakKeyDictionary[App, float] = weakref.WeakKeyDictionary()
+"""Seconds each App's time was moved on: where its next window of periodic ticks starts."""
+
+
+async def advance_time(app: App, seconds: float) -> None:
+    """Move time on by ``seconds`` for ``app``'s jobs: what falls due in them is due now.
+
+    Every scheduled job (``delay`` / ``eta``) and every retry in backoff becomes due
+    ``seconds`` earlier, on every backend: those due by then are queued, keeping their
+    order, and the others come closer, so two calls add up. Each tick of a periodic task
+    that falls in the window is enqueued once, as the worker's scheduler enqueues it
+    (the same job id per tick: a tick enqueued twice is stored once). Nothing runs here:
+    run the jobs with :func:`run_jobs` (at its block's end when awaited inside it) or a
+    worker. Leases, result retention and ``unique_ttl`` windows keep the real clock.
+    From synchronous code: ``app.run_sync(advance_time(app, 3600))``.
+
+    Args:
+        app: the App your code enqueues through.
+        seconds: how far to move on (a number >= 0).
+
+    Raises:
+        InvalidOptionError: ``seconds`` is not a number >= 0, or the window holds more than
+            :data:`MAX_TICKS` ticks of one periodic task (advance by less).
+
+    Example:
+        >>> job = await send.options(delay=3600).enqueue("a@b.c")  # doctest: +SKIP
+        >>> async with fastjobs.testing.run_jobs(app):  # doctest: +SKIP
+        ...     await fastjobs.testing.advance_time(app, 3600)
+        >>> (await app.get_job(job.id)).state  # doctest: +SKIP
+        'succeeded'
+    """
+    from .periodic import _enqueue_tick
+
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        raise InvalidOptionError(f"advance_time takes a number of seconds >= 0, not {seconds!r}")
+    backend = await app.backend()
+    start = await backend.now() + _advanced.get(app, 0.0)
+    end = start + seconds
+    ticks: list[tuple[float, str]] = []
+    for name, plan in app.schedules.items():
+        tick = plan.next_after(start)
+        count = 0
+        while tick <= end:
+            count += 1
+            if count > MAX_TICKS:
+                raise InvalidOptionError(
+                    f"advance_time({seconds!r}) would enqueue more than {MAX_TICKS} ticks of periodic task "
+                    f"{name!r} ({plan!r}): advance by less, a step at a time"
+                )
+            ticks.append((tick, name))
+            tick = plan.next_after(tick)
+    _advanced[app] = _advanced.get(app, 0.0) + seconds
+    if seconds:
+        await backend.shift_due(float(seconds))
+        await backend.promote_due()
+    for tick, name in sorted(ticks):
+        await _enqueue_tick(app, name, tick)

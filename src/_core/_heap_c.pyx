@@ -44,6 +44,10 @@ cdef enum:
     _MIN_CAPACITY = 16
 
 
+# The smallest positive double: where shift_delayed stops a due time (a delayed due is > 0.0).
+cdef double _MIN_DUE = 5e-324
+
+
 cdef struct _Entry:
     # An owned reference, although the dict holds the same object as a key:
     # nothing that happens to the dict (a GC clear, a misbehaving __eq__) can
@@ -528,6 +532,36 @@ cdef class PriorityIndex:
         for i in range(self._delayed.size):
             out.append(<object>self._entries[self._delayed.nodes[i].slot].job_id)
         return out
+
+    def shift_delayed(self, double seconds):
+        """Bring every delayed entry's due time ``seconds`` earlier; return how many entries moved.
+
+        Entries keep their push order (FIFO once ready). A due time that would reach
+        0.0 or below becomes the smallest positive double: due at any ``now``.
+
+        Raises:
+            ValueError: ``seconds`` is negative or NaN.
+
+        Example:
+            >>> index = PriorityIndex()
+            >>> index.push("later", due=100.0)
+            >>> index.shift_delayed(60.0), index.peek_due()
+            (1, 40.0)
+        """
+        cdef Py_ssize_t i
+        cdef _Node* nodes = self._delayed.nodes
+        cdef double due
+        if not seconds >= 0.0:
+            raise ValueError(f"seconds must be >= 0, not {seconds!r}")
+        self._check_not_calling_out()
+        for i in range(self._delayed.size):
+            due = _key_due(nodes[i].key) - seconds
+            # Delayed keys are the bits of a due > 0.0 (they order like the doubles only then).
+            nodes[i].key = _due_key(due if due > _MIN_DUE else _MIN_DUE)
+        # Subtracting (and clamping) never reverses two due times, so the heap stays one by due
+        # time; two due times it makes equal may now sit against their seqs, but equal dues are
+        # always promoted together, and the ready heap orders by seq: no reheapify needed.
+        return self._delayed.size
 
     def clear(self):
         """Remove every entry."""

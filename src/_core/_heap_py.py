@@ -28,6 +28,9 @@ _Entry = list[Any]
 _READY = 1
 _DELAYED = 2
 
+_MIN_DUE = 5e-324
+"""The smallest positive double: where ``shift_delayed`` stops a due time (a delayed due is > 0.0)."""
+
 _PRIORITY_MIN = -(1 << 63)
 _PRIORITY_MAX = (1 << 63) - 1
 
@@ -356,6 +359,36 @@ class PriorityIndex:
             ['later']
         """
         return [entry[2] for entry in self._delayed]
+
+    def shift_delayed(self, seconds: float) -> int:
+        """Bring every delayed entry's due time ``seconds`` earlier; return how many entries moved.
+
+        Entries keep their push order (FIFO once ready). A due time that would reach
+        0.0 or below becomes the smallest positive double: due at any ``now``.
+
+        Raises:
+            ValueError: ``seconds`` is negative or NaN.
+
+        Example:
+            >>> index = PriorityIndex()
+            >>> index.push("later", due=100.0)
+            >>> index.shift_delayed(60.0), index.peek_due()
+            (1, 40.0)
+        """
+        if type(seconds) is not float:
+            seconds = _as_double(seconds)
+        if not seconds >= 0.0:
+            raise ValueError(f"seconds must be >= 0, not {seconds!r}")
+        if self._calls_out:
+            _refuse_reentry()
+        delayed = self._delayed
+        for entry in delayed:
+            due, seq = entry[0]
+            entry[0] = (max(due - seconds, _MIN_DUE), seq)
+        # Subtracting (and clamping) never reverses two due times, so the heap stays one by due
+        # time; two due times it makes equal may now sit against their seqs, but equal dues are
+        # always promoted together, and the ready heap orders by seq: no reheapify needed.
+        return len(delayed)
 
     def clear(self) -> None:
         """Remove every entry."""

@@ -23,6 +23,7 @@ Rules every backend keeps:
   backend turns into absolute times with its own clock (Redis ``TIME``,
   PostgreSQL ``now()``, the process clock for memory), so skewed worker clocks
   cannot run a job early or rescue a lease early. :meth:`Backend.now` exposes it.
+  Tests move the jobs instead of the clock: :meth:`Backend.shift_due`.
 * **Batches.** ``enqueue_many``, ``claim``, ``ack_many`` and ``renew`` each take
   or return many jobs and cost one round trip (one Lua call, one SQL statement).
 * **Order.** ``claim`` serves queues in the order listed; inside a queue, higher
@@ -366,6 +367,19 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def promote_due(self) -> int:
         """Move due scheduled and retry-pending jobs to their queue; return how many."""
+
+    @abc.abstractmethod
+    async def shift_due(self, seconds: float) -> int:
+        """Bring the due time of every scheduled and retry-pending job ``seconds`` (>= 0) earlier;
+        return how many jobs moved.
+
+        For tests (:func:`fastjobs.testing.advance_time`): the backend's clock cannot be
+        moved on, so the jobs are moved back. Their order by due time is kept, and a job
+        that falls due keeps its enqueue position, as after a real wait; it is promoted by
+        the next ``claim`` or ``promote_due``. Idle workers are woken. Waiting jobs (their
+        delay counts from their release), leases, retention and uniqueness windows are
+        left alone. One call moves every such job, however many: not for production stores.
+        """
 
     @abc.abstractmethod
     async def get(self, job_id: str) -> StoredJob | None:

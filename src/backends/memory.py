@@ -519,6 +519,18 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
                 index.promote(now) for per_key in self._limited.values() for index in per_key.values()
             )
 
+    async def shift_due(self, seconds: float) -> int:
+        with self._lock:
+            indexes = [*self._indexes.values(), *(i for per_key in self._limited.values() for i in per_key.values())]
+            store = self._jobs
+            for index in indexes:
+                for job_id in index.delayed_ids():
+                    store[cast(str, job_id)].run_at -= seconds
+            shifted = sum(index.shift_delayed(seconds) for index in indexes)
+        if shifted:
+            self._wake()
+        return shifted
+
     async def cleanup(self) -> int:
         removed = 0
         with self._lock:

@@ -386,3 +386,16 @@ SELECT (SELECT count(*) FROM reported) AS reported,
 
 -- name: paused
 SELECT queue FROM {schema}.paused_queues ORDER BY queue
+
+-- name: shift_due
+-- Every scheduled and retry-pending job's run_at $1 seconds earlier, for
+-- fastjobs.testing.advance_time (now() cannot move, so the jobs do); the queues
+-- that had any are woken. Returns how many jobs moved.
+WITH shifted AS (
+    UPDATE {schema}.jobs SET run_at = run_at - make_interval(secs => $1::float8)
+    WHERE state IN ({SCHEDULED}, {RETRY_PENDING})
+    RETURNING queue
+), woken AS (
+    SELECT pg_notify({channel}, q) FROM (SELECT DISTINCT queue AS q FROM shifted) AS d
+)
+SELECT (SELECT count(*) FROM shifted)::integer AS moved, (SELECT count(*) FROM woken) AS notified

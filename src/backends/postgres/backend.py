@@ -344,6 +344,10 @@ class PostgresBackend(Operations):
             if count < 10_000:
                 return total
 
+    async def shift_due(self, seconds: float) -> int:
+        moved: int = await self._fetchval(self._q["shift_due"], float(seconds))
+        return moved
+
     async def cleanup(self) -> int:
         removed = 0
         batch = 5_000

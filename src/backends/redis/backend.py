@@ -28,7 +28,7 @@ from ..base import (
 )
 from .connection import FAIL_FAST
 from .jobs import JobOperations
-from .keys import ack_keys, cleanup_keys, promote_keys, recover_keys, renew_keys, stats_keys
+from .keys import ack_keys, cleanup_keys, promote_keys, recover_keys, renew_keys, shift_keys, stats_keys
 from .records import stored_job
 from .scripts import SCRIPTS, Script, pack, unpack
 
@@ -386,6 +386,10 @@ class RedisBackend(JobOperations):
 
     async def promote_due(self) -> int:
         replies = await self._each_queue(SCRIPTS["promote"], await self._queues(), promote_keys, ())
+        return sum(int(r) for r in replies)
+
+    async def shift_due(self, seconds: float) -> int:
+        replies = await self._each_queue(SCRIPTS["shift"], await self._queues(), shift_keys, (float(seconds),))
         return sum(int(r) for r in replies)
 
     async def cleanup(self) -> int:

@@ -17,7 +17,7 @@ class QueueKeys:
 
     __slots__ = (
         "queue", "base", "ready", "prio", "sched", "retry", "leases", "enqueue", "claim", "ack", "renew",
-        "peek", "wake", "paused", "resume", "recover", "promote", "stats", "cleanup",
+        "peek", "wake", "paused", "resume", "recover", "promote", "shift", "stats", "cleanup",
         "finished", "waiting", "limitwait", "live", "act",
     )
 
@@ -45,6 +45,7 @@ class QueueKeys:
         self.resume = (paused, wake)
         self.recover = (prio, leases, leasecount, dead, unique, seq, wake)
         self.promote = (ready, sched, retry, wake)
+        self.shift = (sched, retry, wake)
         self.stats = (ready, prio, sched, retry, leasecount, succeeded, dead, cancelled, ghosts)
         self.cleanup = (succeeded, cancelled, dead, unique, held)
         self.finished = {SUCCEEDED: succeeded, DEAD: dead, CANCELLED: cancelled}
@@ -121,6 +122,7 @@ ack_keys = attrgetter("ack")
 renew_keys = attrgetter("renew")
 recover_keys = attrgetter("recover")
 promote_keys = attrgetter("promote")
+shift_keys = attrgetter("shift")
 cleanup_keys = attrgetter("cleanup")
 act_keys = attrgetter("act")
 stats_keys = attrgetter("stats")
