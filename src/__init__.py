@@ -17,6 +17,7 @@ from ._version import __version__
 from .app import App
 from .backends.base import Event, Limit, WorkerInfo
 from .errors import (
+    ArgumentValidationError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -57,7 +58,7 @@ from . import testing
 
 
 __all__ = [
-    "App", "AttemptError", "BackendError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
+    "App", "ArgumentValidationError", "AttemptError", "BackendError", "BackendUnavailableError", "Backoff", "Batch", "BatchProgress", "Call", "ConfigurationError", "Context",
     "Enqueuing",
     "CorruptJobError", "DependencyError", "DuplicateJobError", "Event", "Exponential", "Fail", "FastjobsError", "Fixed", "Health", "HistoryBucket", "HookError",
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobHandle", "JobHandles", "JobInfo",

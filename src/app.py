@@ -195,6 +195,7 @@ class App(JobOperations, HookRegistration):
         on_dead: Callable[..., Any] | None = None,
         executor: str | None = None,
         soft_timeout: float | None = None,
+        typed: bool = True,
     ) -> Callable[[Callable[..., R]], Task[..., R]]: ...
 
     def task(
@@ -214,6 +215,7 @@ class App(JobOperations, HookRegistration):
         on_dead: Callable[..., Any] | None = None,
         executor: str | None = None,
         soft_timeout: float | None = None,
+        typed: bool = True,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function (``async def`` or plain ``def``) as a task.
 
@@ -236,6 +238,12 @@ class App(JobOperations, HookRegistration):
         None (retry at once), or a function ``(attempt, error) -> seconds | None`` that the worker
         asks after each failed attempt while attempts remain (None: dead-letter now); should it
         raise or return something else, the worker logs it and uses the default exponential backoff.
+        Parameters annotated with dataclasses, TypedDicts, enums or pydantic models (or containers
+        of them) are typed (:mod:`fastjobs.typed`): sent as plain maps and values, rebuilt and
+        validated on the worker before the handler runs; a job whose payload does not fit is
+        dead-lettered at once with :class:`~fastjobs.ArgumentValidationError`. A return annotation
+        naming such a type stores the result as plain data. ``typed=False`` turns this off (the
+        handler gets the decoded maps, as before).
 
         Example:
             >>> app = fastjobs.App()
@@ -265,7 +273,7 @@ class App(JobOperations, HookRegistration):
             if limit is not None:
                 task_options = TaskOptions(queue, priority, max_attempts, options.backoff, timeout, lease,
                                            check_limit(limit, task_name))
-            task: Task[P, R] = Task(self, func, task_name, task_options, context, executor, soft_timeout)
+            task: Task[P, R] = Task(self, func, task_name, task_options, context, executor, soft_timeout, typed)
             task.on_dead = on_dead
             task.backoff_fn = backoff_fn
             self.tasks[task_name] = task

@@ -240,8 +240,20 @@ class Fail(FastjobsError):
     """Raise from a handler to send the job to the dead-letter queue without further attempts."""
 
 
+class ArgumentValidationError(Fail, ValueError):
+    """A job's typed argument (a dataclass, TypedDict, enum or pydantic model, see :mod:`fastjobs.typed`)
+    does not fit its annotation: raised on the worker before the handler runs, so the job is
+    dead-lettered at once with this message (a :class:`Fail`: the same payload would fail every
+    attempt). Fix what enqueued it, then enqueue a corrected job.
+
+    Example:
+        >>> (await app.get_job(job.id)).error  # doctest: +SKIP
+        "ArgumentValidationError: task 'shop.ship': argument 'order' is not a valid Order: .qty: expected int, ..."
+    """
+
+
 __all__ = [
-    "BackendError", "BackendUnavailableError", "ConfigurationError", "CorruptJobError", "Fail", "FastjobsError",
+    "ArgumentValidationError", "BackendError", "BackendUnavailableError", "ConfigurationError", "CorruptJobError", "Fail", "FastjobsError",
     "InvalidCursorError", "InvalidOptionError", "InvalidTransition", "JobFailedError", "JobNotFoundError",
     "JobStateError", "JobTimeoutError", "ResultTimeoutError",
     "LeaseExpiredError", "PayloadTooLargeError", "Retry", "UnencodableError", "UnknownTaskError",

@@ -188,9 +188,9 @@ class ThreadRunner:
                 args = (running.ctx, *record.args) if task.context else record.args
                 try:
                     if running.jctx is None:
-                        outcome = (running, task.fn(*args, **record.kwargs), None)
+                        outcome = (running, task.invoke(*args, **record.kwargs), None)
                     else:
-                        outcome = (running, running.jctx.run(task.fn, *args, **record.kwargs), None)
+                        outcome = (running, running.jctx.run(task.invoke, *args, **record.kwargs), None)
                 except BaseException as exc:  # the handler's failure, reported like any other
                     outcome = (running, None, exc)
                 running.ran = time.monotonic() - now

@@ -325,11 +325,11 @@ class Child:
                     args = (ChildContext(self, seq, record, attempt), *record.args) if task.context else record.args
                     soft = task.soft_timeout
                     if soft is None:
-                        value = task.fn(*args, **record.kwargs)
+                        value = task.invoke(*args, **record.kwargs)
                     else:
                         signal.setitimer(signal.ITIMER_REAL, soft)
                         try:
-                            value = task.fn(*args, **record.kwargs)
+                            value = task.invoke(*args, **record.kwargs)
                         finally:
                             signal.setitimer(signal.ITIMER_REAL, 0)
                     try:

@@ -142,7 +142,7 @@ class JobRuns:
         running.started = time.monotonic()
         try:
             args = record.args if ctx is None else (ctx, *record.args)
-            job_task = running.future = start_task(self._loop, task.fn(*args, **record.kwargs))
+            job_task = running.future = start_task(self._loop, task.invoke(*args, **record.kwargs))
         except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
             self._failed_attempt(running, exc, 0.0)
             return
@@ -179,7 +179,7 @@ class JobRuns:
             return
         running.started = time.monotonic()
         try:
-            coro = task.fn(*((ctx, *record.args) if task.context else record.args), **record.kwargs)
+            coro = task.invoke(*((ctx, *record.args) if task.context else record.args), **record.kwargs)
             if self._befores_async:
                 coro = _preceded(self._befores_async, ctx, coro)
             job_task = running.future = start_task(self._loop, coro, jctx)

@@ -40,7 +40,7 @@ class Arity:
     """
 
     __slots__ = ("fast_min", "fast_max", "known", "positional", "posonly", "required", "keyword_index",
-                 "kwonly", "kwonly_required", "varargs", "varkw", "text")
+                 "kwonly", "kwonly_required", "varargs", "varkw", "text", "parameters")
 
     def __init__(self) -> None:
         self.fast_min = 0
@@ -56,6 +56,8 @@ class Arity:
         self.varkw = False
         self.text = "(...)"
         """The signature as the caller sees it, for messages."""
+        self.parameters: tuple[inspect.Parameter, ...] = ()
+        """The parameters the caller fills, in order (what :mod:`fastjobs.typed` reads the annotations of)."""
 
     @classmethod
     def of(cls, fn: Callable[..., Any], context: bool) -> Arity:
@@ -72,6 +74,7 @@ class Arity:
                 params = params[1:]
             elif not params or params[0].kind is not inspect.Parameter.VAR_POSITIONAL:
                 return arity  # the worker's call fails whatever is enqueued: not ours to guess
+        arity.parameters = tuple(params)
         positional = [p for p in params if p.kind in _POSITIONAL]
         arity.positional = tuple(p.name for p in positional)
         arity.posonly = sum(1 for p in positional if p.kind is inspect.Parameter.POSITIONAL_ONLY)

@@ -26,6 +26,7 @@ from .errors import ConfigurationError, InvalidOptionError, TaskArgumentsError
 from .handles import JobHandle
 from .options import LIMIT_KEY, TASK_NAME, UNSET, BackoffFunction, TaskOptions, check_limit, check_meta, check_seconds, check_tags
 from .signatures import Arity
+from .typed import TypedArguments
 
 if TYPE_CHECKING:
     from .app import App
@@ -77,11 +78,14 @@ class Call(Generic[R]):
         ``job_id`` is used unless the call was given its own with ``options(job_id=)``.
         """
         task = self.task
+        args, kwargs = self.args, self.kwargs
         # Positional arguments only, within the handler's range: the common case, a few
         # comparisons. Keywords, a chain step (its first argument comes later) or a miss:
         # the full check.
-        if self.kwargs or self.meta is not None or not task.min_args <= len(self.args) <= task.max_args:
-            task.check_arguments(len(self.args) + (1 if self.meta and PIPE in self.meta else 0), self.kwargs)
+        if kwargs or self.meta is not None or not task.min_args <= len(args) <= task.max_args:
+            task.check_arguments(len(args) + (1 if self.meta and PIPE in self.meta else 0), kwargs)
+        if task.typed is not None:
+            args, kwargs = task.typed.encode(args, kwargs, 1 if self.meta and PIPE in self.meta else 0)
         opts = self.options
         job_id = self.job_id or job_id
         task_name = task.name
@@ -90,8 +94,8 @@ class Call(Generic[R]):
                 job_id,
                 task_name,
                 opts.queue,
-                self.args,
-                self.kwargs,
+                args,
+                kwargs,
                 opts.priority,
                 0,
                 opts.max_attempts,
@@ -174,7 +178,7 @@ class Task(Generic[P, R]):
     """
 
     def __init__(self, app: App, fn: Callable[P, Any], name: str, options: TaskOptions, context: bool = False,
-                 executor: str | None = None, soft_timeout: float | None = None) -> None:
+                 executor: str | None = None, soft_timeout: float | None = None, typed: bool = True) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -186,6 +190,12 @@ class Task(Generic[P, R]):
         """What the handler accepts, checked at enqueue (:meth:`check_arguments`)."""
         self.min_args = self.arity.fast_min
         self.max_args = self.arity.fast_max
+        self.typed = TypedArguments.of(fn, self.arity, name, context) if typed else None
+        """How its dataclass, TypedDict, enum and pydantic arguments travel (:mod:`fastjobs.typed`);
+        None when its annotations name no such type, or with ``typed=False``."""
+        self.invoke: Callable[..., Any] = fn if self.typed is None else self.typed.invoke
+        """What the worker calls with a job's decoded arguments: the handler itself, or for a typed
+        task the handler behind the rebuilding of its arguments (and the encoding of its result)."""
         if executor not in (None, "thread", "process"):
             raise ConfigurationError(f"executor must be 'thread' or 'process', not {executor!r}")
         if executor == "process" and self.is_async:
