@@ -486,8 +486,6 @@ def _key_marks() -> dict[Any, bool]:
     return marks
 
 
-_KEY_MARKS = _key_marks()
-
 
 def _typeddict(cls: type, building: dict[Any, Convert]) -> Convert:
     keys: dict[str, Convert] = {}
@@ -515,12 +513,13 @@ def _typeddict(cls: type, building: dict[Any, Convert]) -> Convert:
         hints = typing.get_type_hints(cls, include_extras=True)
     except NameError as exc:
         raise _Unresolved(f"{cls.__qualname__}: {exc}") from None
+    marks = _key_marks()  # here, not at import: typing_extensions may be imported after fastjobs
     marked = set()
     for name, hint in hints.items():
         # Required[] / NotRequired[] under `from __future__ import annotations` are missed by
         # __required_keys__ before Python 3.12 (the class only sees strings): read them here.
-        while typing.get_origin(hint) in _KEY_MARKS:
-            marked.add((name, _KEY_MARKS[typing.get_origin(hint)]))
+        while typing.get_origin(hint) in marks:
+            marked.add((name, marks[typing.get_origin(hint)]))
             hint = typing.get_args(hint)[0]
         keys[name] = _build(hint, building)
     required = frozenset({*required} - {name for name, needed in marked if not needed}

@@ -10,7 +10,8 @@ import datetime as dt
 import decimal
 import enum
 import uuid
-from typing import Any, Literal, NewType, NotRequired, Optional, TypedDict
+import sys
+from typing import Any, Literal, NewType, Optional, TypedDict
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,11 @@ import fastjobs
 from fastjobs._core import decode_value, encode_value
 from fastjobs.signatures import Arity
 from fastjobs.typed import TypedArguments, names_typed, rebuild, to_plain, type_name
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover
+    from typing_extensions import NotRequired
 
 
 class Color(enum.Enum):
@@ -284,7 +290,7 @@ def test_an_async_handlers_result_is_made_plain() -> None:
 
 
 def test_forward_references_resolve_on_first_use() -> None:
-    def handler(item: Later) -> None: ...  # defined below, after "decoration"
+    def handler(item: Later) -> None: ...  # noqa: F821  # defined below, after "decoration"
 
     typed = typed_of(handler)
     assert typed is not None  # not known yet: resolved again at first use
