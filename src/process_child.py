@@ -343,8 +343,8 @@ class Child:
                 os._exit(0)  # the worker already failed this attempt; its finally blocks ran
             except Retry as exc:
                 result = [seq, RETRY, [exc.delay, str(exc)], 0.0]
-            except Fail as exc:
-                result = [seq, FAIL, str(exc), 0.0]
+            except Fail as exc:  # its type too: ArgumentValidationError and the user's own subclasses
+                result = [seq, FAIL, [type(exc).__qualname__, str(exc)], 0.0]
             except BaseException as exc:  # the handler's failure, reported like any other
                 text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                 result = [seq, ERROR, [type(exc).__qualname__, str(exc)[:4000], text[-16000:]], 0.0]

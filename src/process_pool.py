@@ -115,6 +115,13 @@ def crash_message(returncode: int) -> str:
     return f"the process running this job exited with status {returncode}"
 
 
+def remote_fail(remote_type: str, message: str) -> Fail:
+    """A no-retry failure from a pool child, recorded under the type the child raised."""
+    error = Fail(message)
+    error.remote_type = remote_type  # type: ignore[attr-defined]  # read by job.exception_record
+    return error
+
+
 class RemoteError(Exception):
     """An exception a handler raised in a pool child, re-raised in the worker: ``remote_type`` is
     its class's name and ``remote_traceback`` the child's traceback (both stored in the job's errors)."""
@@ -493,11 +500,9 @@ class ProcessPool:
             elif status == RETRY:
                 outcomes.append((running, None, Retry(payload[0], payload[1])))
             elif status == FAIL:
-                outcomes.append((running, None, Fail(payload)))
+                outcomes.append((running, None, remote_fail(payload[0], payload[1])))
             elif status == BAD_RESULT:
-                error = Fail(f"the result cannot be stored: {payload[1]}")
-                error.remote_type = payload[0]  # type: ignore[attr-defined]  # stored as the child's error
-                outcomes.append((running, None, error))
+                outcomes.append((running, None, remote_fail(payload[0], f"the result cannot be stored: {payload[1]}")))
             elif status == UNKNOWN:
                 outcomes.append((running, None, UnknownTaskError(payload)))
             elif status == SKIPPED:  # cancelled (its outcome is not wanted), or the worker drains

@@ -201,6 +201,6 @@ async def test_typed_arguments_in_a_process_pool_child(app: fastjobs.App) -> Non
     assert await ctx_handle.result(timeout=5) == f"{ctx_handle.id}:Paris"
     info = await app.get_job(bad.id)
     assert info is not None and info.state == "dead" and info.attempt == 1 and len(info.errors) == 1  # max_attempts=5
-    # A Fail crosses the process boundary as a Fail: the message carries the validation error.
-    assert info.errors[0].type == "Fail"
+    # The error keeps its type across the process boundary, as on threads and the loop.
+    assert info.errors[0].type == "ArgumentValidationError"
     assert "argument 'customer' is not a valid Customer: 2 validation errors for Customer" in info.errors[0].message
