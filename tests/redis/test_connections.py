@@ -127,3 +127,27 @@ async def test_tls(server_factory: ServerFactory, tls_files: dict[str, str], ope
     # A certificate the client does not trust is refused.
     with pytest.raises(BackendUnavailableError):
         await open_backend(f"rediss://127.0.0.1:{port}/0", retries=0)
+
+
+async def test_more_concurrent_calls_than_pooled_connections_wait_for_one(redis_url: str, open_backend) -> None:  # type: ignore[no-untyped-def]
+    """max_connections bounds the pool; calls beyond it wait for a connection instead of failing
+    (500 handlers reading jobs at once must not fail for want of a free connection)."""
+    backend = await open_backend(redis_url, max_connections=2)
+    jobs = [NewJob(new_job_id(), "q", 0, 0.0, 3, b"x") for _ in range(20)]
+    await backend.enqueue_many(jobs)
+    stored = await asyncio.gather(*(backend.get(jobs[i % 20].id) for i in range(500)))
+    assert all(s is not None for s in stored)
+    assert len(backend._client.connection_pool._in_use_connections) + len(
+        backend._client.connection_pool._available_connections) <= 2
+
+
+async def test_a_pool_that_stays_busy_says_so(redis_url: str, open_backend) -> None:  # type: ignore[no-untyped-def]
+    backend = await open_backend(redis_url, max_connections=1, pool_timeout=0.2)
+    pool = backend._client.connection_pool
+    held = await pool.get_connection()  # the only connection, taken as a long call would
+    try:
+        with pytest.raises(BackendUnavailableError, match=r"all 1 connections .* busy for 0.2 s.*max_connections"):
+            await backend.get(new_job_id())
+    finally:
+        await pool.release(held)
+    assert await backend.get(new_job_id()) is None

@@ -61,7 +61,10 @@ class RedisBackend(JobOperations):
         options: retention and the key prefix (``BackendOptions.prefix``).
         cluster: True for Redis Cluster, False for a single server, None
             (default) to ask the server at connect.
-        max_connections: size of the connection pool (per cluster node).
+        max_connections: size of the connection pool (per cluster node). On a single
+            server, calls beyond it wait for a free connection.
+        pool_timeout: seconds such a call waits before it fails with
+            :class:`~fastjobs.BackendUnavailableError` (default: ``socket_timeout``).
         socket_timeout: seconds before a command without reply fails (retried only
             within ``connect_timeout`` of the call's start).
         socket_connect_timeout: seconds one connection attempt may take

@@ -30,7 +30,7 @@ from typing import Any, Sequence, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.connection import BlockingConnectionPool, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
@@ -137,6 +137,7 @@ class RedisConnection(Backend):
         *,
         cluster: bool | None = None,
         max_connections: int = 64,
+        pool_timeout: float | None = None,
         socket_timeout: float | None = 15.0,
         socket_connect_timeout: float | None = None,
         retries: int | None = None,
@@ -153,6 +154,7 @@ class RedisConnection(Backend):
         self._cluster_option = cluster
         self._retries = retries
         self.cluster = False
+        self._pool_timeout = (socket_timeout or 15.0) if pool_timeout is None else pool_timeout
         self._client_options: dict[str, Any] = {
             "max_connections": max_connections,
             "socket_timeout": socket_timeout,
@@ -201,7 +203,11 @@ class RedisConnection(Backend):
         async with self._connect_lock:
             if self._client is not None:
                 return
-            client: Any = aioredis.Redis.from_url(self.url, **self._client_options)
+            # A blocking pool: calls beyond max_connections wait for a free connection (redis-py's
+            # default pool fails them at once, so 500 handlers reading jobs together would fail).
+            client: Any = aioredis.Redis(connection_pool=BlockingConnectionPool.from_url(
+                self.url, timeout=self._pool_timeout, **self._client_options))
+            client.auto_close_connection_pool = True
             cluster = self._cluster_option
             try:
                 if cluster is None:
@@ -243,6 +249,12 @@ class RedisConnection(Backend):
             await client.aclose()
 
     def translate_error(self, exc: Exception) -> FastjobsError | None:
+        if isinstance(exc, RedisConnectionError) and str(exc) == "No connection available.":  # BlockingConnectionPool's
+            return BackendUnavailableError(
+                f"all {self._client_options['max_connections']} connections of the Redis pool stayed busy for "
+                f"{self._pool_timeout:g} s (pool_timeout): raise max_connections= or pool_timeout=, or run fewer "
+                "calls at once (handlers' concurrency)"
+            )
         if isinstance(exc, _UNAVAILABLE):
             return BackendUnavailableError(
                 f"cannot reach Redis at {_redact(self.url)} ({type(exc).__name__}: {exc}), tried for "
