@@ -38,6 +38,9 @@ Example:
 from __future__ import annotations
 
 import inspect
+import logging
+import sys
+import types
 import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -47,6 +50,8 @@ from .typed_values import Convert, _detail, _Invalid, _Unresolved, converter, na
 
 if TYPE_CHECKING:
     from .signatures import Arity
+
+log = logging.getLogger("fastjobs.typed")
 
 # -- a task's parameters ---------------------------------------------------------------
 
@@ -112,13 +117,8 @@ class TypedArguments:
             return typed
         return None
 
-    def _resolve(self) -> None:
-        try:
-            hints = typing.get_type_hints(self.fn)
-        except NameError as exc:
-            raise _Unresolved(str(exc)) from None
-        except Exception:  # annotations typing cannot read: the handler is called as for any task
-            hints = {}
+    def _resolve(self, final: bool = False) -> None:
+        hints = self._hints(final)
         positional: list[_Typed | None] = []
         named: dict[str, _Typed] = {}
         varargs = varkw = None
@@ -145,10 +145,52 @@ class TypedArguments:
         self._encoded_at = tuple(index for index, typed in enumerate(positional) if typed is not None)
         self._resolved = True
 
+    def _hints(self, final: bool) -> dict[str, Any]:
+        """The handler's annotations, resolved. One undefined name makes ``get_type_hints`` fail
+        for them all, and a Context (which is never rebuilt) or a return type is often imported for
+        type checkers only: then the annotations of the parameters the caller fills and the return
+        are resolved one by one. Raises :class:`_Unresolved` while one of them is undefined, unless
+        ``final``: it is then passed as decoded, as in an untyped task (warned once)."""
+        fn = self.fn
+        try:
+            return typing.get_type_hints(fn)
+        except NameError:
+            pass
+        except Exception:  # annotations typing cannot read: the handler is called as for any task
+            return {}
+        annotations = getattr(fn, "__annotations__", None) or {}
+        unwrapped = inspect.unwrap(fn)
+        globalns = getattr(unwrapped, "__globals__", {})
+        hints: dict[str, Any] = {}
+        undefined: dict[str, str] = {}
+        defaults = {param.name: param.default for param in self._arity.parameters}
+        for name in (*defaults, "return"):
+            if name not in annotations:
+                continue
+            try:
+                hint = typing.get_type_hints(types.SimpleNamespace(__annotations__={name: annotations[name]}), globalns)
+            except NameError as exc:
+                undefined[name] = str(exc)
+                continue
+            except Exception:
+                continue
+            if sys.version_info < (3, 11) and defaults.get(name, inspect.Parameter.empty) is None:
+                hint = {name: typing.Optional[hint[name]]}  # what get_type_hints does for a None default before 3.11
+            hints.update(hint)
+        if undefined and not final:
+            raise _Unresolved("; ".join(undefined.values()))
+        if undefined:
+            log.warning(
+                "task %r: the annotation of %s names something undefined (%s): passed as decoded, not rebuilt; "
+                "define or import it at module level if it is a dataclass, TypedDict, enum or pydantic model",
+                self.task, ", ".join(repr(name) for name in undefined), "; ".join(undefined.values()),
+            )
+        return hints
+
     def _ensure(self) -> None:
         if not self._resolved:
             try:
-                self._resolve()
+                self._resolve(final=True)
             except _Unresolved as exc:
                 raise ConfigurationError(
                     f"task {self.task!r}: an annotation of its handler names something undefined ({exc}): "

@@ -23,6 +23,7 @@ import datetime as _dt
 import decimal
 import enum
 import itertools
+import json
 import reprlib
 import sys
 import threading
@@ -250,7 +251,14 @@ def _build(tp: Any, building: dict[Any, Convert]) -> Convert:
         if origin in _MAPS:
             keys, values = (args if len(args) == 2 else (Any, Any))
             return _mapping(_build(keys, building), _build(values, building))
-        if _is_typed_class(origin):  # a generic dataclass or TypedDict: Box[int]
+        if _is_typed_class(origin):  # a generic dataclass or TypedDict: Box[Order]
+            if tp in building:
+                return building[tp]
+            typevars = dict(zip(getattr(origin, "__parameters__", ()), args))
+            if isinstance(origin, type) and dataclasses.is_dataclass(origin):
+                return _dataclass(origin, building, tp, typevars)
+            if _is_typeddict(origin):
+                return _typeddict(origin, building, tp, typevars)
             return _build(origin, building)
         return _as_is  # a generic this module does not know: passed as decoded
     if not isinstance(tp, type):
@@ -437,7 +445,25 @@ def _hints(cls: type) -> dict[str, Any]:
         raise _Unresolved(f"{cls.__qualname__}: {exc}") from None
 
 
-def _dataclass(cls: type, building: dict[Any, Convert]) -> Convert:
+def _substitute(hint: Any, typevars: dict[Any, Any]) -> Any:
+    """``hint`` with a generic class's type parameters replaced by its arguments (``T`` -> ``Order``
+    in ``list[T]`` for a ``Box[Order]``)."""
+    if not typevars:
+        return hint
+    if isinstance(hint, typing.TypeVar):
+        return typevars.get(hint, hint)
+    params = getattr(hint, "__parameters__", None)
+    if params and typing.get_origin(hint) is not None:
+        try:
+            return hint[tuple(typevars.get(param, param) for param in params)]
+        except TypeError:  # a form that cannot be subscripted again: its parameters stay as they are
+            return hint
+    return hint
+
+
+def _dataclass(cls: type, building: dict[Any, Convert], key: Any = None,
+               typevars: dict[Any, Any] | None = None) -> Convert:
+    """``key``, ``typevars``: a generic dataclass's alias (``Box[Order]``) and its type arguments."""
     fields: dict[str, Convert] = {}
     required: set[str] = set()
 
@@ -464,12 +490,12 @@ def _dataclass(cls: type, building: dict[Any, Convert]) -> Convert:
         except (ValueError, TypeError) as exc:  # its own checks (__post_init__, a pydantic dataclass)
             raise _Invalid(f"{cls.__qualname__}(...) raised {type(exc).__name__}: {exc}") from None
 
-    building[cls] = convert
+    building[cls if key is None else key] = convert
     hints = _hints(cls)
     for field in dataclasses.fields(cls):
         if not field.init:
             continue
-        fields[field.name] = _build(hints.get(field.name, Any), building)
+        fields[field.name] = _build(_substitute(hints.get(field.name, Any), typevars or {}), building)
         if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             required.add(field.name)
     return convert
@@ -487,7 +513,9 @@ def _key_marks() -> dict[Any, bool]:
 
 
 
-def _typeddict(cls: type, building: dict[Any, Convert]) -> Convert:
+def _typeddict(cls: type, building: dict[Any, Convert], key: Any = None,
+               typevars: dict[Any, Any] | None = None) -> Convert:
+    """``key``, ``typevars``: as for :func:`_dataclass`."""
     keys: dict[str, Convert] = {}
     required: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
 
@@ -508,7 +536,7 @@ def _typeddict(cls: type, building: dict[Any, Convert]) -> Convert:
                     raise
         return out
 
-    building[cls] = convert
+    building[cls if key is None else key] = convert
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
     except NameError as exc:
@@ -521,7 +549,7 @@ def _typeddict(cls: type, building: dict[Any, Convert]) -> Convert:
         while typing.get_origin(hint) in marks:
             marked.add((name, marks[typing.get_origin(hint)]))
             hint = typing.get_args(hint)[0]
-        keys[name] = _build(hint, building)
+        keys[name] = _build(_substitute(hint, typevars or {}), building)
     required = frozenset({*required} - {name for name, needed in marked if not needed}
                          | {name for name, needed in marked if needed})
     return convert
@@ -535,6 +563,16 @@ def _model(cls: Any) -> Convert:
             return value
         try:
             return cls.model_validate(value)
+        except error as exc:
+            problem = str(exc)
+        # to_plain sent model_dump(mode="json"), and a strict field (a datetime, a UUID...) takes
+        # its JSON form (a string) only from JSON: validate the payload as the JSON it stands for.
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):  # not JSON data (bytes, a datetime): the first answer stands
+            raise _Invalid(problem) from None
+        try:
+            return cls.model_validate_json(text)
         except error as exc:
             raise _Invalid(str(exc)) from None
     return convert
