@@ -32,8 +32,10 @@ from ._common import (
     add_command,
     fit,
     load_app,
+    open_app,
     point_app,
     print_json,
+    run,
     run_with,
     when,
 )
@@ -301,11 +303,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     # A probe must answer within its own timeout: connecting gives up sooner than the App would.
     app.options = dataclasses.replace(app.options, connect_timeout=args.timeout)
 
+    async def connect_and_check() -> Any:
+        await open_app(app)
+        return await app.check(queue=args.queue, max_age=args.max_age)
+
     async def probe() -> Any:
-        return await asyncio.wait_for(app.check(queue=args.queue, max_age=args.max_age), args.timeout)
+        # Connecting inside the deadline too: a server that accepts and then hangs would
+        # otherwise hold the probe for the client's socket timeout.
+        try:
+            return await asyncio.wait_for(connect_and_check(), args.timeout)
+        finally:
+            await app.close()
 
     try:
-        health = run_with(app, probe())
+        health = run(probe())
         ok, reason, oldest = bool(health.ok), str(health.reason), health.oldest_age
     except (BackendError, ConfigurationError) as exc:  # down, or no schema: unhealthy, not bad usage
         ok, reason, oldest = False, str(exc), None

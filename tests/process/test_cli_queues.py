@@ -5,10 +5,14 @@ commands leave an empty PostgreSQL database as it was."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import asyncpg
 import pytest
@@ -108,6 +112,36 @@ async def test_check_exit_status(any_space: Space) -> None:  # noqa: F811
     assert "--queue and --max-age go together" in await asyncio.to_thread(space.usage_error, "check", "--queue", "x")
     assert "--max-age must be more than 0" in await asyncio.to_thread(
         space.usage_error, "check", "--queue", "x", "--max-age", "0")
+
+
+@pytest.mark.parametrize("scheme", ["redis", "postgresql"])
+async def test_check_answers_within_its_timeout_when_the_server_accepts_but_never_replies(
+    redis_space: Space, scheme: str  # noqa: F811
+) -> None:
+    """A probe's own --timeout bounds connecting too: a server that accepts connections and then
+    hangs makes check unhealthy after about --timeout, not after the socket timeout (15 s)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        url = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/test"
+        started = time.monotonic()
+        hung = await asyncio.to_thread(redis_space.cli, "check", "--url", url, "--timeout", "1", ok=1)
+        took = time.monotonic() - started
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert hung.stderr.startswith("fastjobs: unhealthy: ")
+    assert took < 6, f"check --timeout 1 answered after {took:.1f} s"  # the process's start-up included
 
 
 async def test_read_only_commands_on_an_empty_database_create_nothing(postgres_url: str) -> None:
