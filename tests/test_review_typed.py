@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import logging
 import sys
 import uuid
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar
 
 import pytest
 
@@ -16,7 +17,7 @@ import fastjobs
 import fastjobs.testing
 from fastjobs._core import decode_value, encode_value
 from fastjobs.signatures import Arity
-from fastjobs.typed import TypedArguments, rebuild, to_plain
+from fastjobs.typed import TypedArguments, names_typed, rebuild, to_plain
 
 if TYPE_CHECKING:  # what typed code does with the Context: a name only type checkers see
     from fastjobs import Context as OnlyForTypeCheckers
@@ -134,3 +135,28 @@ def test_a_recursive_generic_dataclass_and_a_generic_typeddict() -> None:
         items: list[T]
 
     assert rebuild(Page[Order], {"items": [{"id": 1}], "next": None}) == {"items": [Order(1)], "next": None}
+
+
+# -- Literal of enum members -----------------------------------------------------------------
+
+
+class Shade(enum.Enum):
+    LIGHT = "light"
+    DARK = "dark"
+
+
+async def test_a_parameter_annotated_with_a_literal_of_enum_members_is_typed() -> None:
+    assert names_typed(Literal[Shade.DARK]) and names_typed(list[Literal[Shade.DARK, Shade.LIGHT]])
+    assert not names_typed(Literal["light", 1])
+    app = fastjobs.App("memory://")
+    seen: list[Any] = []
+
+    @app.task()
+    async def paint(shade: Literal[Shade.DARK, Shade.LIGHT]) -> None:
+        seen.append(shade)
+
+    job = await paint.enqueue(Shade.DARK)  # refused by the codec before: an enum is not plain data
+    async with fastjobs.testing.run_jobs(app):
+        pass
+    info = await app.get_job(job.id)
+    assert info is not None and info.state == "succeeded" and seen == [Shade.DARK]
