@@ -172,8 +172,10 @@ async def run_jobs(app: App, queues: Sequence[str] | None = None, *, ignore_dela
 MAX_TICKS = 10_000
 """The most ticks one periodic task may enqueue in one :func:`advance_time`."""
 
-_advanced: weakref.WeakKeyDictionary[App, float] = weakref.WeakKeyDictionary()
-"""Seconds each App's time was moved on: where its next window of periodic ticks starts."""
+_advanced: weakref.WeakKeyDictionary[App, tuple[float, float]] = weakref.WeakKeyDictionary()
+"""Per App: the seconds its time was moved on, and where its last window of periodic ticks ended
+(its App time then): the next window starts there, so the real time that passed between two
+calls loses no tick."""
 
 
 async def advance_time(app: App, seconds: float) -> None:
@@ -182,7 +184,8 @@ async def advance_time(app: App, seconds: float) -> None:
     Every scheduled job (``delay`` / ``eta``) and every retry in backoff becomes due
     ``seconds`` earlier, on every backend: those due by then are queued, keeping their
     order, and the others come closer, so two calls add up. Each tick of a periodic task
-    that falls in the window is enqueued once, as the worker's scheduler enqueues it
+    that falls in the window (from where the App's last call left off) is enqueued once,
+    as the worker's scheduler enqueues it
     (the same job id per tick: a tick enqueued twice is stored once). Nothing runs here:
     run the jobs with :func:`run_jobs` (at its block's end when awaited inside it) or a
     worker. Leases, result retention and ``unique_ttl`` windows keep the real clock.
@@ -208,8 +211,9 @@ async def advance_time(app: App, seconds: float) -> None:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
         raise InvalidOptionError(f"advance_time takes a number of seconds >= 0, not {seconds!r}")
     backend = await app.backend()
-    start = await backend.now() + _advanced.get(app, 0.0)
-    end = start + seconds
+    now = await backend.now()
+    moved, start = _advanced.get(app) or (0.0, now)
+    end = now + moved + seconds
     ticks: list[tuple[float, str]] = []
     for name, plan in app.schedules.items():
         tick = plan.next_after(start)
@@ -219,11 +223,12 @@ async def advance_time(app: App, seconds: float) -> None:
             if count > MAX_TICKS:
                 raise InvalidOptionError(
                     f"advance_time({seconds!r}) would enqueue more than {MAX_TICKS} ticks of periodic task "
-                    f"{name!r} ({plan!r}): advance by less, a step at a time"
+                    f"{name!r} ({plan!r}) since this App's last advance_time ended: advance by less, a step "
+                    "at a time"
                 )
             ticks.append((tick, name))
             tick = plan.next_after(tick)
-    _advanced[app] = _advanced.get(app, 0.0) + seconds
+    _advanced[app] = (moved + seconds, max(start, end))
     if seconds:
         await backend.shift_due(float(seconds))
         await backend.promote_due()
