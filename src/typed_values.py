@@ -149,6 +149,8 @@ def names_typed(tp: Any) -> bool:
     """
     if _is_typed_class(tp) or _is_typed_class(typing.get_origin(tp)):
         return True
+    if isinstance(tp, typing.NewType):
+        return names_typed(tp.__supertype__)
     if typing.get_origin(tp) is Literal:  # its enum members travel as their values
         return any(isinstance(arg, enum.Enum) for arg in typing.get_args(tp))
     return any(names_typed(arg) for arg in typing.get_args(tp) if arg is not Ellipsis)

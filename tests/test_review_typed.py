@@ -9,7 +9,7 @@ import enum
 import logging
 import sys
 import uuid
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NewType, TypedDict, TypeVar
 
 import pytest
 
@@ -160,3 +160,15 @@ async def test_a_parameter_annotated_with_a_literal_of_enum_members_is_typed() -
         pass
     info = await app.get_job(job.id)
     assert info is not None and info.state == "succeeded" and seen == [Shade.DARK]
+
+
+Paid = NewType("Paid", Order)
+
+
+def test_a_newtype_of_a_dataclass_is_typed() -> None:
+    assert names_typed(Paid) and names_typed(list[Paid])
+
+    def handler(order: Paid) -> None: ...
+
+    arguments = typed_of(handler)
+    assert arguments is not None and arguments.encode((Order(1),), {}, 0) == (({"id": 1},), {})
