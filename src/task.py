@@ -395,6 +395,6 @@ def configure_by_name(app: App, name: object, args: object, kwargs: object,
     if task is None:
         if name in app.builtin_tasks:
             raise InvalidOptionError(f"{name!r} is fastjobs' own task: enqueue one of your tasks by name")
-        task = Task(app, _unregistered, name, _BY_NAME_DEFAULTS)
+        task = Task(app, _unregistered, name, _BY_NAME_DEFAULTS, typed=False)  # nothing to type: no annotations read
     return task.options(**options), tuple(args), dict(kwargs)
 

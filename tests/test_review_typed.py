@@ -8,6 +8,7 @@ import datetime as dt
 import enum
 import logging
 import sys
+import typing
 import uuid
 from typing import TYPE_CHECKING, Any, Generic, Literal, NewType, TypedDict, TypeVar
 
@@ -172,3 +173,19 @@ def test_a_newtype_of_a_dataclass_is_typed() -> None:
 
     arguments = typed_of(handler)
     assert arguments is not None and arguments.encode((Order(1),), {}, 0) == (({"id": 1},), {})
+
+
+async def test_enqueue_by_name_of_a_task_registered_elsewhere_reads_no_annotations(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its stand-in handler has none to read: get_type_hints cost each such enqueue ~35 us (doubling it).
+    app = fastjobs.App("memory://")
+    calls: list[Any] = []
+    real = typing.get_type_hints
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(typing, "get_type_hints", counting)
+    await app.enqueue_by_name("elsewhere.task", args=[1])
+    assert calls == []
+    await app.close()
