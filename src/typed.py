@@ -181,8 +181,9 @@ class TypedArguments:
             raise _Unresolved("; ".join(undefined.values()))
         if undefined:
             log.warning(
-                "task %r: the annotation of %s names something undefined (%s): passed as decoded, not rebuilt; "
-                "define or import it at module level if it is a dataclass, TypedDict, enum or pydantic model",
+                "task %r: the annotation of %s names something undefined (%s): left as it is (not rebuilt, "
+                "nor made plain); define or import it at module level if it is a dataclass, TypedDict, enum or "
+                "pydantic model",
                 self.task, ", ".join(repr(name) for name in undefined), "; ".join(undefined.values()),
             )
         return hints
