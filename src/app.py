@@ -162,6 +162,9 @@ class App(JobOperations, HookRegistration):
         self._shared_lock = threading.Lock()
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
         self._connecting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]] = weakref.WeakKeyDictionary()
+        """Per loop, the suspended generator that closes its backend at the loop's shutdown (held here:
+        a collected one would be finalized, closing the backend early)."""
         self._bridge: _SyncBridge | None = None
         self._bridge_lock = threading.Lock()
         self.builtin_tasks: dict[str, Task[..., Any]] = {
@@ -359,7 +362,24 @@ class App(JobOperations, HookRegistration):
                 backend = self._backend_cls(self.url, self.options, **self._backend_extra)
                 await backend.connect()
                 self._per_loop[loop] = backend
+                closer = self._close_when_loop_ends(loop, backend)
+                await closer.__anext__()
+                self._closers[loop] = closer
         return backend
+
+    async def _close_when_loop_ends(self, loop: asyncio.AbstractEventLoop, backend: Backend) -> AsyncIterator[None]:
+        """Close ``backend`` when its loop shuts down, though nobody called :meth:`close`.
+
+        An async generator left suspended is finalized by ``loop.shutdown_asyncgens()``, which
+        ``asyncio.run`` and asgiref (Django's async views under WSGI) call while the loop still
+        runs: an App used from many short-lived loops would otherwise keep every ended loop's
+        connections open (the map's values hold their loop alive)."""
+        try:
+            yield
+        finally:
+            if self._per_loop.get(loop) is backend:
+                del self._per_loop[loop]
+                await backend.close()
 
     async def close(self) -> None:
         """Close this event loop's backend connections (and the sync bridge's)."""
