@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Test what ci/build_wheel.sh built, installed, far from this checkout:
 #   * the wheel, with the test extras, in a fresh virtualenv: ci/check_installed.py,
-#     `fastjobs --version`, then the core, contract (memory, Redis, PostgreSQL: they
-#     read the wheel's Lua and SQL files) and CLI tests, from a directory holding only
+#     `fastjobs --version`, then the core, the backend and worker contracts (memory, Redis,
+#     PostgreSQL: they read the wheel's Lua and SQL files) and CLI tests, from a directory holding only
 #     the sdist's tests/ and pyproject.toml, so the wheel's fastjobs is the only one;
 #   * the sdist alone, built by pip in another fresh virtualenv, then imported.
 #     It compiles while the wheel's tests run: one core each.
@@ -48,8 +48,11 @@ shown=$("$out/venv-wheel/bin/fastjobs" --version)
 echo "fastjobs --version: $shown"
 [ "$shown" = "fastjobs $version" ] || { echo "test_wheel: expected 'fastjobs $version'" >&2; exit 1; }
 
-"$out/venv-wheel/bin/python" -m pytest tests/core tests/contract tests/process/test_cli.py \
-  -m "not slow" -q -p no:cacheprovider
+# The core (compiled, from the wheel), the backend and worker contracts on all three backends
+# (every Lua script and SQL file the wheel ships is read at connect and run by them) and the
+# CLI: the whole contract suite already ran from the checkout, against the same code.
+"$out/venv-wheel/bin/python" -m pytest tests/core tests/contract/test_backend_contract.py \
+  tests/contract/test_worker_contract.py tests/process/test_cli.py -m "not slow" -q -p no:cacheprovider
 echo "== wheel tests done at $((SECONDS - start)) s"
 
 if wait "$sdist_job"; then status=0; else status=$?; fi
