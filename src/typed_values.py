@@ -30,6 +30,7 @@ import threading
 import types
 import typing
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, Union
 
@@ -344,12 +345,29 @@ _SCALAR_CHECKS: dict[Any, Convert] = {
 }
 
 
+_FIELDS: weakref.WeakKeyDictionary[Convert, cabc.KeysView[str]] = weakref.WeakKeyDictionary()
+"""A dataclass converter -> the names of its init fields (what :func:`to_plain` sends, all of them)."""
+
+
 def _union(tp: Any, arms: list[Convert]) -> Convert:
     accepts_none = _none in arms
+    # Two dataclass arms may both accept a map (the other's fields have defaults): the one whose
+    # fields are exactly its keys is the one that was sent, so it is tried first.
+    by_fields = [(arm, _FIELDS[arm]) for arm in arms if arm in _FIELDS]
+    if len(by_fields) < 2:
+        by_fields = []
 
     def convert(value: Any) -> Any:
         if value is None and accepts_none:
             return None
+        if by_fields and type(value) is dict:
+            keys = value.keys()
+            for arm, names in by_fields:
+                if names == keys:
+                    try:
+                        return arm(value)
+                    except _Invalid:
+                        break
         problems = []
         for arm in arms:
             try:
@@ -493,6 +511,7 @@ def _dataclass(cls: type, building: dict[Any, Convert], key: Any = None,
             raise _Invalid(f"{cls.__qualname__}(...) raised {type(exc).__name__}: {exc}") from None
 
     building[cls if key is None else key] = convert
+    _FIELDS[convert] = fields.keys()
     hints = _hints(cls)
     for field in dataclasses.fields(cls):
         if not field.init:
