@@ -300,7 +300,7 @@ def test_forward_references_resolve_on_first_use() -> None:
     never_typed = typed_of(never)
     assert never_typed is not None
     # Still undefined at first use (imported for type checkers only): passed as decoded, as in an
-    # untyped task, and warned about (tests/test_review_typed.py).
+    # untyped task, and warned about (tests/test_typed_edge_cases.py).
     assert never_typed.encode(({},), {}, 0) == (({},), {})
     globals()["Later"] = Tag
     try:

@@ -1,4 +1,4 @@
-"""Review of PriorityIndex.shift_delayed (both twins): after any mix of pushes, removals, pops
+"""PriorityIndex.shift_delayed (both twins): after any mix of pushes, removals, pops
 and shifts, the index serves exactly what a fresh index holding the shifted due times would."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Review of Backend.shift_due on every backend: priorities, limited jobs, paused queues, unique
+"""Backend.shift_due on every backend: priorities, limited jobs, paused queues, unique
 jobs and dependants, beside what tests/contract/test_testing_contract.py covers."""
 
 from __future__ import annotations

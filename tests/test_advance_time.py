@@ -1,4 +1,4 @@
-"""Review of fastjobs.testing.advance_time: its windows of periodic ticks follow each other even
+"""fastjobs.testing.advance_time: its windows of periodic ticks follow each other even
 when real time passes between two calls."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Review of typed arguments (fastjobs.typed): annotations typing cannot resolve, pydantic models
+"""Typed arguments (fastjobs.typed), edge cases: annotations typing cannot resolve, pydantic models
 with strict fields, and generic dataclasses."""
 
 from __future__ import annotations
