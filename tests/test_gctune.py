@@ -9,16 +9,22 @@ import fastjobs
 from fastjobs import gctune
 
 
-async def test_raised_while_any_worker_runs_and_put_back_after_the_last() -> None:
-    before = gc.get_threshold()
+def threshold_probe(hold: float = 0.0) -> tuple[fastjobs.App, fastjobs.Task[[], None], list[int]]:
+    """An App whose one task records the young-generation threshold its handler sees (then holds its slot)."""
     app = fastjobs.App("memory://")
     seen: list[int] = []
 
     @app.task
     async def look() -> None:
         seen.append(gc.get_threshold()[0])
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(hold)
 
+    return app, look, seen
+
+
+async def test_raised_while_any_worker_runs_and_put_back_after_the_last() -> None:
+    before = gc.get_threshold()
+    app, look, seen = threshold_probe(hold=0.05)
     first = app.worker(handle_signals=False, poll_interval=0.01)
     second = app.worker(handle_signals=False, poll_interval=0.01)
     running = [asyncio.ensure_future(first.run()), asyncio.ensure_future(second.run())]
@@ -40,13 +46,7 @@ async def test_raised_while_any_worker_runs_and_put_back_after_the_last() -> Non
 
 async def test_tune_gc_false_and_a_disabled_threshold_are_left_alone() -> None:
     before = gc.get_threshold()
-    app = fastjobs.App("memory://")
-    seen: list[int] = []
-
-    @app.task
-    async def look() -> None:
-        seen.append(gc.get_threshold()[0])
-
+    app, look, seen = threshold_probe()
     await look.enqueue()
     await app.worker(handle_signals=False, burst=True, tune_gc=False).run()
     assert seen == [before[0]] and before[0] < gctune.THRESHOLD  # untouched while it ran
