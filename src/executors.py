@@ -45,21 +45,19 @@ def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
     ``wait_for`` and context variables see the job, never the worker. On Python 3.12+
     the Task runs its first step at once (``eager_start``): a handler that finishes
     without suspending is done before this returns and never touches the scheduler.
-    On 3.10 and 3.11 the first step waits one loop iteration. ``context``: the
+    On 3.10 and 3.11 it is an :class:`~fastjobs.eager.EagerTask`, which does the same. ``context``: the
     contextvars context the Task runs in (default: a copy of the current one).
     """
     return asyncio.Task(coro, loop=loop, eager_start=True, context=context)  # type: ignore[call-arg]
 
 
 if sys.version_info < (3, 12):
+    from .eager import EagerTask
 
     def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],  # noqa: F811
                    context: contextvars.Context | None = None) -> asyncio.Task[Any]:
-        if context is None:
-            return loop.create_task(coro)
-        if sys.version_info >= (3, 11):
-            return loop.create_task(coro, context=context)
-        return context.run(loop.create_task, coro)  # 3.10: the Task copies the context it is made in
+        # 3.10 and 3.11 have no eager_start: EagerTask is one (see fastjobs.eager).
+        return EagerTask(coro, loop, context)
 
 
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
