@@ -43,7 +43,7 @@ class JobActions:
     _active: dict[str, JobSlot]
     _unique: dict[tuple[str, str], str]
     _unique_until: dict[tuple[str, str], float]
-    _finished: collections.deque[tuple[float, str]]
+    _finished: collections.deque[tuple[float, str | list[str]]]
     _limit_of: dict[str, tuple[str, str]]
     _key_limit: dict[tuple[str, str], Limit]
     _dependants: dict[str, list[str]]

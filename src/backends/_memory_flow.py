@@ -47,7 +47,7 @@ class FlowControl:
     # The backend's own store, which this state refers into (set in its __init__).
     _jobs: dict[str, JobSlot]
     _indexes: dict[str, PriorityIndex]
-    _finished: collections.deque[tuple[float, str]]
+    _finished: collections.deque[tuple[float, str | list[str]]]
     _woken: bool
 
     if TYPE_CHECKING:

@@ -287,6 +287,45 @@ class SearchIndex:
             done.sorted_ids.pop(at, None)
         ids[job_id] = None
 
+    def _index_succeeded(self, jobs: list[JobSlot], now: float) -> None:
+        """Jobs that one ``ack_many`` saw succeed at ``now``: move their keys, once per call.
+
+        They share their finish time, and most of them their enqueue time (one ``enqueue_many``
+        stored them): the times are turned into microseconds and their buckets looked up
+        when they change, not per job (the per-job version, :meth:`_index_finished`, was
+        ~15 % of a no-op job's instructions on memory://)."""
+        at = round(now * 1e6)
+        live_keys, done_keys = self._live_keys, self._done_keys
+        emptied: list[tuple[KeyIndex, int, dict[str, None]]] = []
+        queue: str | None = None
+        live: KeyIndex | None = None
+        done: dict[str, None] = {}
+        enqueued_at = -1.0
+        ids: dict[str, None] | None = None
+        for job in jobs:
+            if job.queue != queue:
+                queue = job.queue
+                live = live_keys.get(queue)
+                index = done_keys.get((queue, SUCCEEDED))
+                if index is None:
+                    index = done_keys[(queue, SUCCEEDED)] = KeyIndex()
+                done = index.bucket(at)
+                enqueued_at = -1.0
+            if job.enqueued_at != enqueued_at:
+                enqueued_at = job.enqueued_at
+                ids = None
+                if live is not None:
+                    start = round(enqueued_at * 1e6)
+                    ids = live.ids.get(start)
+                    if ids is not None:
+                        emptied.append((live, start, ids))
+            if ids is not None:
+                ids.pop(job.id, None)
+            done[job.id] = None
+        for live, start, ids in emptied:
+            if not ids and live.ids.get(start) is ids:
+                live.drop(start)
+
     def _unindex_search(self, job: JobSlot) -> None:
         """Take a job out of whichever index holds it (before it is deleted, retried or moved)."""
         if job.state in _LIVE_STATES:

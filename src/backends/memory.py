@@ -134,9 +134,10 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
         self._init_live()
         self._woken = False
         """Set under the lock when a waiting job was released: wake the idle waiters after it."""
-        # Finished jobs in finish order, per retention class: cleanup pops from the left.
-        self._finished: collections.deque[tuple[float, str]] = collections.deque()
-        self._dead: collections.deque[tuple[float, str]] = collections.deque()
+        # Finished jobs in finish order, per retention class: cleanup pops from the left. An
+        # entry is (finished_at, job id), or (finished_at, [ids]) for one ack_many's successes.
+        self._finished: collections.deque[tuple[float, str | list[str]]] = collections.deque()
+        self._dead: collections.deque[tuple[float, str | list[str]]] = collections.deque()
         # One wake-up event per event loop that waits, set from any thread.
         # Weak keys: a loop that was closed and dropped (asyncio.run in a script) leaves no entry.
         self._waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Event, int]] = (
@@ -231,37 +232,40 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
             live: dict[str, None] = {}
             task_of, tags_of = self._task, self._tags
             at_us = micros(now)
+            eventing = self._eventing
             for pos, new in enumerate(jobs):
-                if new.unique_key is not None:
-                    key = (new.queue, new.unique_key)
+                # One unpacking instead of a NamedTuple attribute lookup per use.
+                job_id, queue, priority, delay, _, _, unique_key, unique_ttl, _, _, _, task, tags = new
+                if unique_key is not None:
+                    key = (queue, unique_key)
                     holder = self._holder(key, now) or staged.get(key)
                     if holder is not None:
                         ids[pos] = holder
                         continue
-                    staged[key] = new.id
-                    if new.unique_ttl > 0:
-                        self._unique_ttl[new.id] = float(new.unique_ttl)
+                    staged[key] = job_id
+                    if unique_ttl > 0:
+                        self._unique_ttl[job_id] = float(unique_ttl)
                 job = JobSlot(new, now)
-                store[new.id] = job
-                task_of[new.id] = new.task
-                if new.tags:
-                    tags_of[new.id] = tuple(new.tags)
-                if new.queue != live_queue:
-                    live_queue = new.queue
+                store[job_id] = job
+                task_of[job_id] = task
+                if tags:
+                    tags_of[job_id] = tuple(tags)
+                if queue != live_queue:
+                    live_queue = queue
                     live = self._live_index(live_queue).bucket(at_us)
-                live[new.id] = None
-                if self._eventing:
-                    self._emit("enqueued", new.id, new.task, new.queue, now)
+                live[job_id] = None
+                if eventing:
+                    self._emit("enqueued", job_id, task, queue, now)
                 if flow and (new.depends_on or new.limit is not None):
                     unique.update(staged)
                     staged.clear()
                     self._enqueue_flow(new, job, now)
                     live_queue = None  # it may have finished at once, and its time's ids gone with it
                     continue
-                if new.queue != index_queue:
-                    index_queue = new.queue
+                if queue != index_queue:
+                    index_queue = queue
                     index = self._index(index_queue)
-                index.push(new.id, new.priority, job.run_at if new.delay > 0 else 0.0)  # type: ignore[union-attr]
+                index.push(job_id, priority, job.run_at if delay > 0 else 0.0)  # type: ignore[union-attr]
             unique.update(staged)
             self._woken = False
             if self._eventing:
@@ -322,7 +326,13 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
             if history:
                 self._add_history(history, now)
             active = self._active
+            # Plain successes (no unique key, no dependants, nobody listening, results kept) are
+            # filed in the search index and the retention queue once per call, not once per job:
+            # they share their finish time, so the hot path is a state change and an append.
             keep_results = self.options.result_ttl > 0
+            plain = keep_results and not self._eventing
+            succeeded: list[JobSlot] = []
+            dependants = self._dependants
             limit_of = self._limit_of
             for ack in acks:
                 job = active.get(ack.id)
@@ -337,11 +347,15 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
                 if kind == _SUCCEED:
                     job.state = SUCCEEDED
                     job.result = ack.payload
-                    self._finish(job, now)
-                    if keep_results:
-                        self._finished.append((now, job.id))
+                    if plain and job.unique_key is None and not (dependants and ack.id in dependants):
+                        job.finished_at = now
+                        succeeded.append(job)
                     else:
-                        self._forget(job.id)
+                        self._finish(job, now)
+                        if keep_results:
+                            self._finished.append((now, job.id))
+                        else:
+                            self._forget(job.id)
                 elif kind == _RETRY:
                     self._add_error(job, ack.payload)
                     if self._eventing:
@@ -367,6 +381,9 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
                 else:
                     raise ValueError(f"unknown ack kind {kind!r}")
                 applied.append(True)
+            if succeeded:
+                self._index_succeeded(succeeded, now)
+                self._finished.append((now, [job.id for job in succeeded]))
             if self._woken:
                 requeued, self._woken = True, False
             if self._eventing:
@@ -538,12 +555,13 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
             for entries, ttl in ((self._finished, self.options.result_ttl), (self._dead, self.options.dead_ttl)):
                 limit = now - ttl
                 while entries and entries[0][0] <= limit:
-                    finished_at, job_id = entries.popleft()
-                    job = self._jobs.get(job_id)
-                    # The job may have been retried, purged, or finished again since.
-                    if job is not None and job.state in _FINISHED and job.finished_at == finished_at:
-                        self._forget(job_id)
-                        removed += 1
+                    finished_at, held = entries.popleft()
+                    for job_id in (held,) if isinstance(held, str) else held:
+                        job = self._jobs.get(job_id)
+                        # The job may have been retried, purged, or finished again since.
+                        if job is not None and job.state in _FINISHED and job.finished_at == finished_at:
+                            self._forget(job_id)
+                            removed += 1
             self._drop_idle_limits(now)
             # Unique-key windows that ended with no enqueue to notice it.
             for key in [k for k, until in self._unique_until.items() if until <= now]:
