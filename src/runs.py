@@ -160,10 +160,8 @@ class JobRuns:
     def _start_hooked(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         """:meth:`_start_one` with job hooks: the before_job hooks, then the handler, in a contextvars
         context of the job's own (see :mod:`fastjobs.hooks`)."""
-        lease = task.default_options.lease or self.app.lease
-        running = Running(claim, record, task, None, lease)
-        ctx = running.ctx = JobContext(claim, record, self, time.time() + self.app.lease)  # as _context
-        jctx = running.jctx = contextvars.copy_context()
+        ctx = JobContext(claim, record, self, time.time() + self.app.lease)  # as _context
+        jctx = contextvars.copy_context()
         befores = self._befores
         if befores:
             # One hook (the common case) is called as it is, without run_hooks' frame: ~0.1 us a job.
@@ -175,6 +173,7 @@ class JobRuns:
             else:
                 jctx.run(run_hooks, "before_job", befores, claim.id, ctx)
         if not task.is_async:
+            running = self._hooked(claim, record, task, ctx, jctx)
             running.start_by = self._pending_confirmed + self.app.lease * LEASE_SAFETY
             self._track(running)
             runner = self._runner(task)
@@ -183,19 +182,40 @@ class JobRuns:
             else:
                 runner.submit(running)
             return
-        running.started = time.monotonic()
+        started = time.monotonic()
         try:
             coro = task.invoke(*((ctx, *record.args) if task.context else record.args), **record.kwargs)
             if self._befores_async:
                 coro = _preceded(self._befores_async, ctx, coro)
-            job_task = running.future = start_task(self._loop, coro, jctx)
+            job_task = start_task(self._loop, coro, jctx)
         except Exception as exc:  # calling the handler failed (e.g. wrong arguments)
+            running = self._hooked(claim, record, task, ctx, jctx)
+            running.started = started
             self._failed_attempt(running, exc, 0.0)
             return
+        if job_task.done() and not job_task.cancelled() and job_task.exception() is None:
+            # Returned in its eager first step: as in _start_one, its ack and after_job hooks
+            # without a Running (one is made only if its result cannot be stored).
+            value, seconds = job_task.result(), time.monotonic() - started
+            error = self._ackbuf.succeed(claim, record, value, seconds)
+            if error is None:
+                self._after_success(ctx, jctx, claim.id, value, seconds)
+            else:
+                self._after(self._hooked(claim, record, task, ctx, jctx), JobOutcome(DEAD, error, None, seconds))
+            return
+        running = self._hooked(claim, record, task, ctx, jctx)
+        running.started, running.future = started, job_task
         if job_task.done():
             self._settle(running, job_task)
         else:
             self._track(running)
+
+    def _hooked(self, claim: Claim, record: JobRecord, task: Task[..., Any], ctx: Context,
+                jctx: contextvars.Context) -> Running:
+        """The Running of a job with hooks, its Context and contextvars context set."""
+        running = Running(claim, record, task, None, task.default_options.lease or self.app.lease)
+        running.ctx, running.jctx = ctx, jctx
+        return running
 
     # -- outcomes and hooks -----------------------------------------------------------
 
@@ -213,25 +233,30 @@ class JobRuns:
         if error is not None:
             self._after(running, JobOutcome(DEAD, error, None, seconds))
             return
-        # The common case, without _after's layers (a success has no on_dead, and a job that
-        # ran had its before_job hooks, so its context): no after_job hooks, no JobOutcome.
-        jctx = running.jctx
+        if running.jctx is not None:
+            self._after_success(running.ctx, running.jctx, running.claim.id, value, seconds)  # type: ignore[arg-type]
+
+    def _after_success(self, ctx: Context, jctx: contextvars.Context, job_id: str, value: Any, seconds: float) -> None:
+        """The after_job hooks of a success: :meth:`_after` without its layers (a success has no
+        on_dead, and a job that ran had its before_job hooks, so its context); no JobOutcome
+        without after_job hooks."""
         afters = self._afters
-        if afters and jctx is not None:
-            outcome = JobOutcome(SUCCESS, None, value, seconds)
-            if len(afters) == 1:  # as it is, as in _start_hooked
-                hook = afters[0]
-                try:
-                    result = jctx.run(hook, running.ctx, outcome)
-                except Exception:
-                    log_raised("after_job", hook, running.claim.id)
-                    return
-                if result is not None and inspect.isawaitable(result):
-                    self._hook_task(await_logged("after_job", result, hook, running.claim.id), jctx)
+        if not afters:
+            return
+        outcome = JobOutcome(SUCCESS, None, value, seconds)
+        if len(afters) == 1:  # as it is, as in _start_hooked
+            hook = afters[0]
+            try:
+                result = jctx.run(hook, ctx, outcome)
+            except Exception:
+                log_raised("after_job", hook, job_id)
                 return
-            pending = jctx.run(run_hooks, "after_job", afters, running.claim.id, running.ctx, outcome)
-            if pending:
-                self._await_hooks(jctx, "after_job", pending, running.claim.id)
+            if result is not None and inspect.isawaitable(result):
+                self._hook_task(await_logged("after_job", result, hook, job_id), jctx)
+            return
+        pending = jctx.run(run_hooks, "after_job", afters, job_id, ctx, outcome)
+        if pending:
+            self._await_hooks(jctx, "after_job", pending, job_id)
 
     def _cancelled(self, running: Running, error: BaseException, thread_running: bool = False) -> None:
         """A job stopped (cancelled, lease lost, given back at shutdown): its outcome is not recorded."""
