@@ -25,8 +25,9 @@
     4 events: '1' ('c' in Cluster) to publish succeeded / failed / dead / released events (see _events)
     5 history: '' or the flush's history rows (outside Cluster only), added to
       the current minute and hour (see _history)
-    5 + g: the acks of group g, msgpack: an array of Ack arrays
-      {id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil, delay (seconds)}
+    5 + g: the acks of group g, msgpack: their count, then each Ack's fields in a row,
+      {count, id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil,
+      delay (seconds), id, ...}; or (as callers sent them before) an array of Ack arrays
 
   Returns: a flat array of 1 (applied) / 0 (stale), one per ack, group by group.
     A job named again in the same group after an ack of it applied is answered
@@ -58,32 +59,51 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
   local holding = 0
   local base = base_of(leases)
   local acks = cmsgpack.unpack(ARGV[g + 5])
-  local c = #acks
+  local c
+  if type(acks[1]) == 'number' then
+    -- Flat, {count, id, token, kind, payload, delay, id, ...}: no table per
+    -- ack to build and collect (payloads are often nil: hence the count).
+    c = acks[1]
+  else
+    -- One array per ack, as callers sent them before.
+    c = #acks
+    local flat = {c}
+    for i = 1, c do
+      local a, o = acks[i], 5 * i - 4
+      flat[o + 1], flat[o + 2], flat[o + 3], flat[o + 4], flat[o + 5] = a[1], a[2], a[3], a[4], a[5]
+    end
+    acks = flat
+  end
   local keys = {}
-  for i = 1, c do keys[i] = base .. 'j:' .. acks[i][1] end
+  for i = 1, c do keys[i] = base .. 'j:' .. acks[5 * i - 3] end
   local records = mget(keys)
   local metas = nil
   if events_for(base) then
     local tkeys = {}
-    for i = 1, c do tkeys[i] = base .. 't:' .. acks[i][1] end
+    for i = 1, c do tkeys[i] = base .. 't:' .. acks[5 * i - 3] end
     metas = mget(tkeys)
   end
 
   local writes, doomed, released = {}, {}, {}
+  local nwrites = 0
   local pusher = ready_pusher(prio, base)
   local requeued, retry_add, succeeded_add, dead_add, gone = 0, {}, {}, {}, {}
+  local nsucceeded, ngone = 0, 0
   local seen = {}
   local settled = {}
   for i = 1, c do
-    local ack = acks[i]
-    local id, ack_token, kind, payload = ack[1], ack[2], ack[3], ack[4]
-    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
-      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
+    local o = 5 * i - 4
+    local id, ack_token, kind, payload = acks[o + 1], acks[o + 2], acks[o + 3], acks[o + 4]
+    local rec = records[i]
+    -- Only the fields a finish reads or rewrites (see FINISH_SPANS); the
+    -- other outcomes parse the whole record below.
+    local state, kept1, token, kept2, kept3, ack_nonce, lease_batch, tail, flags
+    if rec then state, kept1, token, kept2, kept3, ack_nonce, lease_batch, tail, flags = string.match(rec, FINISH_SPANS) end
     if seen[id] then
       out[#out + 1] = 0
-    elseif state ~= ACTIVE or tonumber(token) ~= ack_token then
+    elseif state ~= ACTIVE or number_of(token) ~= ack_token then
       -- Stale, unless this very call applied it before (lost reply, retried).
-      if state and ack_nonce == call_nonce and tonumber(token) == ack_token then
+      if state and ack_nonce == call_nonce and number_of(token) == ack_token then
         seen[id] = true
         out[#out + 1] = 1
       else
@@ -103,57 +123,71 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
         end
       end
       if kind == 0 then
-        gone[#gone + 1] = id
+        ngone = ngone + 1
+        gone[ngone] = id
+        -- tail is '|<flags>|<unique key>'.
+        local unique_key = #tail > #flags + 2 and string.sub(tail, #flags + 3) or ''
         if unique_succeeded(unique, held, base, unique_key, id, now) then holding = holding + 1 end
         if result_ttl > 0 then
-          writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(SUCCEEDED, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, call_nonce, '', '', flags, unique_key)
+          nwrites = nwrites + 2
+          writes[nwrites - 1] = keys[i]
+          writes[nwrites] = SUCCEEDED .. kept1 .. token .. kept2 .. nows .. kept3 .. call_nonce .. '||' .. tail
           if payload then
-            writes[#writes + 1] = base .. 'r:' .. id
-            writes[#writes + 1] = payload
+            nwrites = nwrites + 2
+            writes[nwrites - 1] = base .. 'r:' .. id
+            writes[nwrites] = payload
           end
-          succeeded_add[#succeeded_add + 1] = nows
-          succeeded_add[#succeeded_add + 1] = id
-        else
-          add_job_keys(doomed, base, id, flags)
-        end
-      elseif kind == 2 then
-        gone[#gone + 1] = id
-        release_unique(unique, unique_key, id)
-        if dead_ttl > 0 then
-          if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
-          writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, call_nonce, '', '', with_errors(flags), unique_key)
-          dead_add[#dead_add + 1] = nows
-          dead_add[#dead_add + 1] = id
+          nsucceeded = nsucceeded + 2
+          succeeded_add[nsucceeded - 1] = nows
+          succeeded_add[nsucceeded] = id
         else
           add_job_keys(doomed, base, id, flags)
         end
       else
-        -- RETRY and RELEASE push the job again: a new position, like a fresh push.
-        seq = fmt_seq(redis.call('INCR', seqkey))
-        if not tonumber(score) then score = '0' end
-        writes[#writes + 1] = keys[i]
-        if kind == 3 then
-          local released_attempt = int_str((tonumber(attempt) or 1) - 1)
-          writes[#writes + 1] = record(QUEUED, released_attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
-          pusher.push(score, seq .. id)
-          requeued = requeued + 1
-        else
-          if payload then
-            redis.call('RPUSH', base .. 'e:' .. id, payload)
-            flags = with_errors(flags)
-          end
-          local delay = ack[5] or 0
-          if delay > 0 then
-            local due = fmt_time(now + delay)
-            writes[#writes + 1] = record(RETRY_PENDING, attempt, max_attempts, token, score, seq, enqueued_at, due, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
-            retry_add[#retry_add + 1] = due
-            retry_add[#retry_add + 1] = seq .. id
+        local _, attempt, max_attempts, _, score, seq, enqueued_at, run_at, started_at, finished_at, nonce,
+          _, _, _, _, unique_key = parse(rec)
+        ngone = ngone + 1
+        if kind == 2 then
+          gone[ngone] = id
+          release_unique(unique, unique_key, id)
+          if dead_ttl > 0 then
+            if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
+            nwrites = nwrites + 2
+            writes[nwrites - 1] = keys[i]
+            writes[nwrites] = record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, call_nonce, '', '', with_errors(flags), unique_key)
+            dead_add[#dead_add + 1] = nows
+            dead_add[#dead_add + 1] = id
           else
-            writes[#writes + 1] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, nows, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
+            add_job_keys(doomed, base, id, flags)
+          end
+        else
+          ngone = ngone - 1
+          -- RETRY and RELEASE push the job again: a new position, like a fresh push.
+          seq = fmt_seq(redis.call('INCR', seqkey))
+          if not tonumber(score) then score = '0' end
+          nwrites = nwrites + 2
+          writes[nwrites - 1] = keys[i]
+          if kind == 3 then
+            local released_attempt = int_str((tonumber(attempt) or 1) - 1)
+            writes[nwrites] = record(QUEUED, released_attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
             pusher.push(score, seq .. id)
             requeued = requeued + 1
+          else
+            if payload then
+              redis.call('RPUSH', base .. 'e:' .. id, payload)
+              flags = with_errors(flags)
+            end
+            local delay = acks[o + 5] or 0
+            if delay > 0 then
+              local due = fmt_time(now + delay)
+              writes[nwrites] = record(RETRY_PENDING, attempt, max_attempts, token, score, seq, enqueued_at, due, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
+              retry_add[#retry_add + 1] = due
+              retry_add[#retry_add + 1] = seq .. id
+            else
+              writes[nwrites] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, nows, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
+              pusher.push(score, seq .. id)
+              requeued = requeued + 1
+            end
           end
         end
       end

@@ -98,6 +98,7 @@ local function claim_queue(g)
   end
 
   local leased, writes, seen = {}, {}, {}
+  local nleased, nwrites = 0, 0
   local batch = ''
   local drained = false
   -- Each round asks for as many entries as jobs are still wanted: a skipped
@@ -108,24 +109,27 @@ local function claim_queue(g)
     popped[#popped + 1] = members
     pop_ready(ready, prio, base, asked, members)
     if #members < asked then drained = true end
+    local n = #members
     local ids, keys = {}, {}
-    for i = 1, #members do
+    for i = 1, n do
       local id = string.sub(members[i], 17)
       ids[i] = id
-      keys[#keys + 1] = base .. 'j:' .. id
-      keys[#keys + 1] = base .. 'b:' .. id
+      keys[2 * i - 1] = base .. 'j:' .. id
+      keys[2 * i] = base .. 'b:' .. id
     end
     local values = mget(keys)
     local metas = nil
-    if #ids > 0 and events_for(base) then
+    if n > 0 and events_for(base) then
       local tkeys = {}
-      for i = 1, #ids do tkeys[i] = base .. 't:' .. ids[i] end
+      for i = 1, n do tkeys[i] = base .. 't:' .. ids[i] end
       metas = mget(tkeys)
     end
-    for i = 1, #ids do
+    for i = 1, n do
       local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
-      local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
-        finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(rec)
+      -- Only the fields a lease reads or rewrites (see LEASE_SPANS); the
+      -- rare paths below parse the whole record.
+      local state, attempt, max_attempts, token, kept1, kept2, tail, flags
+      if rec then state, attempt, max_attempts, token, kept1, kept2, tail, flags = string.match(rec, LEASE_SPANS) end
       if state ~= QUEUED and state ~= SCHEDULED and state ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
         -- A cancelled job's leftover in a ready list.
         skipped = skipped + 1
@@ -141,13 +145,12 @@ local function claim_queue(g)
       elseif not body then
         seen[id] = true
         skipped = skipped + 1
-        dead_letter_bad(base, id, dead, unique, unusable(keys[2 * i], 'job body'),
-          {state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key}, now, nows, dead_keep)
+        dead_letter_bad(base, id, dead, unique, unusable(keys[2 * i], 'job body'), {parse(rec)}, now, nows, dead_keep)
       elseif state == ACTIVE or state == SUCCEEDED or state == DEAD or state == CANCELLED or state == WAITING then
         -- A ready entry for a job that is active, finished or waiting is a
         -- leftover: never lease a job twice, nor one whose parents run.
         skipped = skipped + 1
-      elseif flags ~= '' and has_flag(flags, 'l') and not limit_admit(base, id, score, members[i], now, nows) then
+      elseif flags ~= '' and has_flag(flags, 'l') and not limit_admit(base, id, select(R_SCORE, parse(rec)), members[i], now, nows) then
         -- Over its key's limit: parked with its position (see _common), and
         -- the claim goes on with the next entries.
         seen[id] = true
@@ -155,15 +158,16 @@ local function claim_queue(g)
       else
         seen[id] = true
         if batch == '' then batch = int_str(redis.call('INCR', seqkey)) end
-        local new_attempt = (tonumber(attempt) or 0) + 1
-        local new_token = (tonumber(token) or 0) + 1
-        leased[#leased + 1] = id
-        writes[#writes + 1] = keys[2 * i - 1]
-        writes[#writes + 1] = record(ACTIVE, int_str(new_attempt), max_attempts, int_str(new_token), score, seq, enqueued_at, run_at, nows, finished_at, nonce, ack_nonce, deadline, batch, flags, unique_key)
-        out[#out + 1] = id
-        out[#out + 1] = new_token
-        out[#out + 1] = new_attempt
-        out[#out + 1] = body
+        local new_attempt = (number_of(attempt) or 0) + 1
+        local new_token = (number_of(token) or 0) + 1
+        nleased = nleased + 1
+        leased[nleased] = id
+        nwrites = nwrites + 2
+        writes[nwrites - 1] = keys[2 * i - 1]
+        writes[nwrites] = ACTIVE .. '|' .. int_str(new_attempt) .. '|' .. max_attempts .. '|' .. int_str(new_token)
+          .. kept1 .. nows .. kept2 .. deadline .. '|' .. batch .. tail
+        local o = #out
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, new_token, new_attempt, body
         if metas then event(base, 'started', id, task_in(metas[i])) end
         got = got + 1
         out[g + 1] = out[g + 1] + 1
@@ -171,7 +175,7 @@ local function claim_queue(g)
     end
     if drained then break end
   end
-  if #leased > 0 then
+  if nleased > 0 then
     lease_open(leases, leasecount, base, batch, leased, deadline)
     call_chunked('MSET', nil, writes)
   end

@@ -281,7 +281,7 @@ class RedisBackend(JobOperations):
         try:
             groups, _ = await self._by_queue(ids)
             head = (os.urandom(8).hex(), self._result_ttl, self._dead_ttl, self._events_arg, packed if lead else b"")
-            applied = await self._batched(SCRIPTS["ack"], ack_keys, head, groups, acks, lead)
+            applied = await self._batched(SCRIPTS["ack"], ack_keys, head, groups, acks, lead, flat=True)
         finally:
             if writing is not None:
                 await writing

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -124,6 +125,13 @@ class BoundedRetry(Retry):
 def _redact(url: str) -> str:
     """The URL without its password, for messages."""
     return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", url)
+
+
+def _pack_flat(items: Sequence[Sequence[Any]]) -> bytes:
+    """``[len(items), *items[0], *items[1], ...]`` packed: what ``_batched(flat=True)`` sends."""
+    row: list[Any] = [len(items)]
+    row.extend(itertools.chain.from_iterable(items))
+    return pack(row)  # type: ignore[no-any-return]
 
 
 class RedisConnection(Backend):
@@ -396,14 +404,18 @@ class RedisConnection(Backend):
         groups: dict[str, list[int]],
         items: Sequence[Any],
         lead: Sequence[bytes] = (),
+        flat: bool = False,
     ) -> list[bool]:
         """Call ``script`` with ``items`` grouped by queue, one msgpack argument per queue.
 
         ``lead``: keys before the first group (renew's beat), in the one call
         there is outside Cluster; the caller leaves them out in Cluster, where
         they would be another slot. With ``lead`` the call is made even when
-        there are no items.
+        there are no items. ``flat``: each group goes as its count followed by
+        its items' fields in a row (ack-10.lua), not as an array of arrays:
+        the script then builds no table per item.
         """
+        packed = _pack_flat if flat else pack
         if self._client is None:
             await self._redis()  # connect first: the branches below depend on self.cluster
         size = len(items)
@@ -412,7 +424,7 @@ class RedisConnection(Backend):
         if len(groups) == 1 and len(next(iter(groups.values()))) == size:
             # The common case: every item belongs to one queue, in order.
             queue = next(iter(groups))
-            reply = await self._eval(script, (*lead, *keys_of(self._queue(queue))), (*head, pack(items)))
+            reply = await self._eval(script, (*lead, *keys_of(self._queue(queue))), (*head, packed(items)))
             return list(map(_ONE.__eq__, reply))
         applied = [False] * size
         if not groups:
@@ -425,7 +437,7 @@ class RedisConnection(Backend):
             order: list[int] = []
             for queue, indexes in groups.items():
                 keys.extend(keys_of(self._queue(queue)))
-                args.append(pack([items[i] for i in indexes]))
+                args.append(packed([items[i] for i in indexes]))
                 order.extend(indexes)
             reply = await self._eval(script, keys, args)
             for i, ok in zip(order, reply):
@@ -433,8 +445,7 @@ class RedisConnection(Backend):
             return applied
 
         async def one(queue: str, indexes: list[int]) -> None:
-            packed = pack([items[i] for i in indexes])
-            reply = await self._eval(script, keys_of(self._queue(queue)), (*head, packed))
+            reply = await self._eval(script, keys_of(self._queue(queue)), (*head, packed([items[i] for i in indexes])))
             for i, ok in zip(indexes, reply):
                 applied[i] = ok == 1
 
