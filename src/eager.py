@@ -25,7 +25,7 @@ Example:
     >>> async def main() -> bool:
     ...     async def handler() -> int:
     ...         return 42
-    ...     task = EagerTask(handler(), asyncio.get_running_loop(), None)
+    ...     task = EagerTask(asyncio.get_running_loop(), handler())
     ...     return task.done() and task.result() == 42
     >>> asyncio.run(main())
     True
@@ -40,6 +40,7 @@ from typing import Any
 
 _PENDING = futures._PENDING  # type: ignore[attr-defined]
 _CANCELLED = futures._CANCELLED  # type: ignore[attr-defined]
+_FINISHED = futures._FINISHED  # type: ignore[attr-defined]
 _PyFuture: Any = futures._PyFuture  # type: ignore[attr-defined]
 _PyTask: Any = tasks._PyTask  # type: ignore[attr-defined]
 _current_tasks: dict[Any, Any] = tasks._current_tasks  # type: ignore[attr-defined]
@@ -52,14 +53,14 @@ class EagerTask(_PyTask):  # type: ignore[misc]
     """A Task started eagerly: its first step runs before the constructor returns.
 
     Args:
-        coro: the coroutine to run.
         loop: the running event loop.
+        coro: the coroutine to run.
         context: the contextvars context it runs in (None: a copy of the current one).
     """
 
     _name = "fastjobs-job"
 
-    def __init__(self, coro: Any, loop: Any, context: contextvars.Context | None) -> None:
+    def __init__(self, loop: Any, coro: Any, context: contextvars.Context | None = None) -> None:
         # What Future.__init__ and Task.__init__ set, without scheduling the first step
         # (and without the debug-mode source traceback).
         self._loop = loop
@@ -69,23 +70,13 @@ class EagerTask(_PyTask):  # type: ignore[misc]
         self._coro = coro
         self._context = context = contextvars.copy_context() if context is None else context
         self._num_cancels_requested = 0
-        # The job's Task, not the worker's, is current during its first step.
+        # The first step, as Task.__step takes it; the job's Task, not the worker's, is current.
         prev = _current_tasks.get(loop)
         if prev is not None:
             _leave_task(loop, prev)
-        try:
-            context.run(self._first_step)
-        finally:
-            if prev is not None:
-                _enter_task(loop, prev)
-        if self._state is _PENDING:
-            _register_task(self)
-
-    def _first_step(self) -> None:
-        loop = self._loop
         _enter_task(loop, self)
         try:
-            result = self._coro.send(None)
+            result = context.run(coro.send, None)
         except StopIteration as exc:
             if self._must_cancel:  # cancelled right before the coroutine returned
                 self._must_cancel = False
@@ -94,7 +85,7 @@ class EagerTask(_PyTask):  # type: ignore[misc]
                 _PyFuture.set_result(self, exc.value)
             else:  # the common case: no callback to schedule
                 self._result = exc.value
-                self._state = futures._FINISHED  # type: ignore[attr-defined]
+                self._state = _FINISHED
         except exceptions.CancelledError as exc:
             self._cancelled_exc = exc
             _PyFuture.cancel(self)
@@ -107,6 +98,10 @@ class EagerTask(_PyTask):  # type: ignore[misc]
             self._suspended(result)
         finally:
             _leave_task(loop, self)
+            if prev is not None:
+                _enter_task(loop, prev)
+        if self._state is _PENDING:
+            _register_task(self)
 
     def _suspended(self, result: Any) -> None:
         """The first step yielded ``result``: wait on it as ``Task.__step`` does."""

@@ -52,12 +52,8 @@ def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],
 
 
 if sys.version_info < (3, 12):
-    from .eager import EagerTask
-
-    def start_task(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any],  # noqa: F811
-                   context: contextvars.Context | None = None) -> asyncio.Task[Any]:
-        # 3.10 and 3.11 have no eager_start: EagerTask is one (see fastjobs.eager).
-        return EagerTask(coro, loop, context)
+    # 3.10 and 3.11 have no eager_start: EagerTask is one (see fastjobs.eager), called directly.
+    from .eager import EagerTask as start_task  # noqa: F401, F811
 
 
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2

@@ -26,7 +26,7 @@ VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="outsid
 def start(kind: str, coro: Any, context: contextvars.Context | None = None) -> Any:
     loop = asyncio.get_running_loop()
     if kind == "eager":
-        return EagerTask(coro, loop, context)
+        return EagerTask(loop, coro, context)
     return loop.create_task(coro, context=context)
 
 
