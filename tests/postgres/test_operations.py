@@ -50,7 +50,8 @@ async def test_migration_003_upgrades_a_version_2_schema_with_jobs_in_it(
         f" VALUES ('old-dead', 'q', {DEAD}, 0, 3, 3, 3, now() - interval '2 hours', now() - interval '2 hours',"
         f" now() - interval '90 minutes', 'y')")
     pg = await make_pg()
-    assert pg.applied_migrations == ["003_operations", "004_event_log"]
+    assert pg.applied_migrations == [name for _, name, _ in MIGRATIONS[2:]]
+    assert pg.applied_migrations[:2] == ["003_operations", "004_event_log"]
     old = await pg.get("old-live")
     assert old is not None and old.task == "" and old.tags == ()
     # Old and new jobs are found, newest first, through the new indexes.
