@@ -18,8 +18,19 @@
 -- re-scanned the whole batch for every active job (an ack or renewal of 100
 -- took 250 ms with 20,000 active jobs instead of 1 ms).
 --
--- ack first finds its batch's rows by primary key inside a LATERAL
--- subquery (FOR UPDATE), then changes them by ctid (a TID scan per row):
+-- The common batch, every ack a success and each job id once, is one DELETE
+-- of the batch's rows by primary key (id = ANY (p_ids): a single-table scan
+-- whose only index path is jobs_pkey, so no statistics can turn it into a
+-- walk of the table), each row's token checked against its own through a
+-- jsonb map of id -> position. No lock before it: a renewal committed after
+-- the DELETE's snapshot (a new row version) makes the DELETE wait, follow the
+-- row to its latest version and re-check id, token and state on it
+-- (EvalPlanQual), so the ack still lands on a renewed row, while a recovery
+-- (state queued) or a new lease (another token) makes it miss, as it must.
+-- That saves the lookup statement and a WAL-logged row lock per job.
+--
+-- Other batches first find their rows by primary key inside a LATERAL
+-- subquery (FOR UPDATE), then change them by ctid (a TID scan per row):
 -- nothing else can drive those joins. Written as a plain join of the batch
 -- to jobs, the planner could walk the whole table
 -- for each batch row instead; it did, once autovacuum analyzed the table
@@ -55,7 +66,15 @@ DECLARE
     v_ev_ids    text[] := '{}';
     v_ev_tasks  text[] := '{}';
     v_ev_queues text[] := '{}';
+    v_pos     jsonb;
 BEGIN
+    IF p_kinds IS NULL OR NOT (p_kinds && '{1,2,3}'::smallint[]) THEN
+        -- All successes: the one-statement path, if no id comes twice (the map keeps one position per id).
+        SELECT jsonb_object_agg(a.id, a.ord) INTO v_pos FROM unnest(p_ids) WITH ORDINALITY AS a(id, ord);
+        IF (SELECT count(*) FROM jsonb_object_keys(v_pos)) <> cardinality(p_ids) THEN
+            v_pos := NULL;
+        END IF;
+    END IF;
     IF p_kinds IS NULL THEN
         p_kinds := array_fill(0::smallint, ARRAY[cardinality(p_ids)]);
     END IF;
@@ -65,17 +84,39 @@ BEGIN
     IF p_delays IS NULL THEN
         p_delays := array_fill(0::double precision, ARRAY[cardinality(p_ids)]);
     END IF;
-    -- Each ack's row, found by primary key and locked (NULL: not active with
-    -- that token); the statements below change rows by these ctids.
-    SELECT array_agg(t.tid ORDER BY a.ord) INTO v_tids
-    FROM unnest(p_ids, p_tokens) WITH ORDINALITY AS a(id, token, ord)
-    LEFT JOIN LATERAL (
-        SELECT j.ctid AS tid FROM {schema}.jobs j
-        WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = {ACTIVE}
-        FOR UPDATE
-    ) t ON true;
+    IF v_pos IS NULL THEN
+        -- Each ack's row, found by primary key and locked (NULL: not active with
+        -- that token); the statements below change rows by these ctids.
+        SELECT array_agg(t.tid ORDER BY a.ord) INTO v_tids
+        FROM unnest(p_ids, p_tokens) WITH ORDINALITY AS a(id, token, ord)
+        LEFT JOIN LATERAL (
+            SELECT j.ctid AS tid FROM {schema}.jobs j
+            WHERE j.id = a.id AND j.token = a.token AND (j.state + 0) = {ACTIVE}
+            FOR UPDATE
+        ) t ON true;
+    END IF;
     IF 0 = ANY (p_kinds) THEN
-        IF p_keep_results THEN
+        IF v_pos IS NOT NULL THEN
+            -- Results not kept: only a job whose unique key is held after
+            -- success keeps a row (without its result), to hold it from.
+            WITH done AS (
+                DELETE FROM {schema}.jobs j
+                WHERE j.id = ANY (p_ids) AND (j.state + 0) = {ACTIVE}
+                  AND j.token = p_tokens[(v_pos ->> j.id)::integer]
+                RETURNING j.*, (v_pos ->> j.id)::integer AS ord
+            ), kept AS (
+                {INSERT_FINISHED}
+                       {SUCCEEDED}, v_now,
+                       CASE WHEN unique_ttl > 0 AND unique_key IS NOT NULL
+                            THEN v_now + unique_ttl * interval '1 second' END,
+                       CASE WHEN p_keep_results THEN p_payloads[ord] END, errors
+                FROM done
+                WHERE p_keep_results OR (unique_ttl > 0 AND unique_key IS NOT NULL)
+            )
+            SELECT array_agg(done.ord), array_agg(done.id), array_agg(DISTINCT done.queue) FILTER (WHERE done.limit_key IS NOT NULL),
+                   array_agg(done.task), array_agg(done.queue)
+            INTO v_part, v_ids, v_limited, v_tasks, v_part_queues FROM done;
+        ELSIF p_keep_results THEN
             WITH a AS (
                 SELECT * FROM unnest(p_ids, p_tokens, v_tids, p_kinds, p_payloads) WITH ORDINALITY
                     AS a(id, token, tid, kind, payload, ord)
