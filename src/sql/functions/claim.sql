@@ -320,7 +320,9 @@ BEGIN
             EXIT WHEN v_left <= 0;
         END IF;
     END LOOP;
-    IF p_events AND cardinality(claimed_ids) > 0 THEN
+    -- publish's own first test, made here: with nobody listening, the call
+    -- (two functions, with their settings) cost ~0.4 us per claimed job.
+    IF p_events AND cardinality(claimed_ids) > 0 AND EXISTS (SELECT 1 FROM {schema}.event_listeners) THEN
         PERFORM {schema}.publish(1::smallint, claimed_ids, v_ev_tasks, v_ev_queues);
     END IF;
 END
