@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .metrics import WorkerMetrics
     from .process_pool import ProcessPool
     from .task import Task
+    from .waits import Flag
 
 
 class JobRuns:
@@ -70,8 +71,8 @@ class JobRuns:
     _running: dict[str, Running]
     _starting: set[asyncio.Task[None]]
     _pending_confirmed: float
-    _slot_free: asyncio.Event
-    _stop: asyncio.Event
+    _slot_free: Flag
+    _stop: Flag
     _around: bool
     _befores: list[Any]
     _befores_async: list[Any]

@@ -46,7 +46,7 @@ from .errors import (
     LeaseExpiredError,
     WorkerShutdown,
 )
-from .executors import LEASE_SAFETY, Running, ThreadRunner
+from .executors import LEASE_SAFETY, Running, ThreadRunner, start_task
 from .process_pool import ProcessPool, check_pool_settings
 from .hooks import STATE, WorkerState
 from .options import validate_queue
@@ -54,6 +54,7 @@ from .periodic import run_schedules
 from .registry import Membership
 from .runs import JobRuns
 from .signals import install_stop_signals, remove_stop_signals
+from .waits import Flag, wait_any
 
 if TYPE_CHECKING:
     from .app import App
@@ -175,9 +176,9 @@ class Worker(JobRuns):
         """``time.monotonic()`` when the claim in flight was sent (None: no claim in flight)."""
         self._claim_failed = False
         self._renew_failed = False
-        self._slot_free = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._forced = asyncio.Event()
+        self._slot_free = Flag()
+        self._stop = Flag()
+        self._forced = Flag()
         self._threads: ThreadRunner | None = None
         self._pool_settings = check_pool_settings(app, executor, process_pool, max_tasks_per_child, max_memory_per_child,
                                                   process_app)
@@ -391,11 +392,13 @@ class Worker(JobRuns):
                     if self._claim_failed or self._renew_failed or self._ackbuf.failing:
                         await self._resync()
                         continue
-                    # Sent before running the pending batch, so its round trip overlaps the work.
+                    # Sent before running the pending batch, so its round trip overlaps the work. Started
+                    # eagerly (as handlers are): the request goes out now, not a loop turn later, and a
+                    # claim that does not suspend (memory://) is done at once.
                     quiescent = not (pending or self._running) and self._ackbuf.idle
                     self._claim_sent = time.monotonic()
                     claiming = backend.claim(queues, min(room, self.batch_size), lease)
-                    inflight = asyncio.ensure_future(claiming if self.metrics is None else self._timed_claim(claiming))
+                    inflight = start_task(self._loop, claiming if self.metrics is None else self._timed_claim(claiming))
                 free = self.concurrency - len(self._running)
                 if pending and free > 0:
                     if time.monotonic() - self._pending_confirmed > lease * LEASE_SAFETY:
@@ -412,11 +415,11 @@ class Worker(JobRuns):
                     # Full, or nothing ready: wait for a slot to free up or the backend to wake us.
                     self._slot_free.clear()
                     if waiter is None:
-                        await self._wait_any(self._slot_free.wait())
+                        await self._wait_any(self._slot_free)
                     else:
-                        await self._wait_any(self._slot_free.wait(), asyncio.shield(waiter))
+                        await self._wait_any(self._slot_free, waiter)
                     continue
-                await self._wait_any(asyncio.shield(inflight))
+                await self._wait_any(inflight)
                 if not inflight.done():
                     break  # stop requested; the finally block collects the claim
                 claim_task, inflight = inflight, None
@@ -426,7 +429,7 @@ class Worker(JobRuns):
                 except Exception as exc:
                     log.warning("claim failed (%s: %s); retrying", type(exc).__name__, exc)
                     self._claim_failed = True
-                    await self._wait_any(asyncio.sleep(0.5))
+                    await self._wait_any(timeout=0.5)
                     continue
                 self._claim_failed = False
                 if claims:
@@ -440,7 +443,7 @@ class Worker(JobRuns):
                     # A retry or release not yet acknowledged may refill the queue.
                     await self._ackbuf.drain(timeout=30.0)
                     continue
-                waiter = asyncio.ensure_future(backend.wait(queues, self.poll_interval))
+                waiter = start_task(self._loop, backend.wait(queues, self.poll_interval))
         finally:
             if waiter is not None:
                 waiter.cancel()
@@ -461,20 +464,11 @@ class Worker(JobRuns):
         self.metrics.add_round_trip("claim", time.monotonic() - sent)
         return claims
 
-    async def _wait_any(self, *aws: Awaitable[Any], timeout: float | None = None, until: asyncio.Event | None = None) -> None:
-        """Await the first of ``aws`` (or ``timeout``), returning early once ``until`` (default: the stop request) is set."""
-        until = self._stop if until is None else until
-        tasks = [asyncio.ensure_future(aw) for aw in aws]
-        stopper = asyncio.ensure_future(until.wait())
-        try:
-            await asyncio.wait((*tasks, stopper), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in (*tasks, stopper):
-                if not t.done():
-                    t.cancel()
-            for t in tasks:
-                if t.done() and not t.cancelled() and t.exception() is not None:
-                    log.warning("wait failed: %s", t.exception())
+    async def _wait_any(self, *things: Flag | asyncio.Future[Any], timeout: float | None = None,
+                        until: Flag | None = None) -> None:
+        """Wait for the first of ``things`` (or ``timeout``), returning early once ``until`` (default:
+        the stop request) is set; nothing is cancelled (see :func:`fastjobs.waits.wait_any`)."""
+        await wait_any(*things, self._stop if until is None else until, timeout=timeout)
 
     # -- running jobs ---------------------------------------------------------------
 
@@ -492,7 +486,7 @@ class Worker(JobRuns):
             # claimed, so they do not hold the burst open.
             held = any(stats.get(q, {}).get("queued", 0) for q in queues if q not in paused)
         if held:
-            await self._wait_any(asyncio.sleep(self.poll_interval))
+            await self._wait_any(timeout=self.poll_interval)
         return held
 
     # -- leases and maintenance -------------------------------------------------
@@ -577,7 +571,7 @@ class Worker(JobRuns):
             if await self._ackbuf.flush_all(timeout=self.poll_interval) and await self._renew():
                 self._claim_failed = False
                 return
-            await self._wait_any(asyncio.sleep(0.5))
+            await self._wait_any(timeout=0.5)
 
     def _give_back_unconfirmed(self) -> None:
         """Release the pending claims without starting them: their leases may have expired.
@@ -637,7 +631,7 @@ class Worker(JobRuns):
         deadline = time.monotonic() + self.shutdown_grace
         while self._running and not self._forced.is_set() and time.monotonic() < deadline:
             self._slot_free.clear()
-            await self._wait_any(self._slot_free.wait(), timeout=max(0.0, deadline - time.monotonic()), until=self._forced)
+            await self._wait_any(self._slot_free, timeout=max(0.0, deadline - time.monotonic()), until=self._forced)
         # Out of time: async jobs are cancelled and given back (their _done callback releases
         # them), and so are jobs in the process pool (their children are killed); threads
         # cannot be stopped, so their jobs come back when their leases expire.
