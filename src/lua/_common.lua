@@ -118,6 +118,7 @@ local CHUNK = 4000
 local MAINTENANCE_LIMIT = 1000
 local LEASE_BATCH_LIMIT = 20
 local WAKE_TOKENS = 8
+local WAKE_TOKENS_LAST = '7'  -- WAKE_TOKENS - 1, for LTRIM
 
 local RECORD = '^(%d)|(%d*)|(%d*)|(%d*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$'
 
@@ -202,6 +203,16 @@ local function int_str(n)
     INT_STRINGS[n] = s
   end
   return s
+end
+
+-- A number handed to redis.call is formatted with snprintf("%.17g") on every
+-- call (~3,000 instructions: a claim on an idle queue spent ~50,000 on the
+-- numbers of its maintenance calls). Those calls take strings instead: this
+-- one, the same text Redis would make, formatted once per value and call.
+local G17_VALUE, G17_TEXT = nil, nil
+local function g17(x)
+  if x ~= G17_VALUE then G17_VALUE, G17_TEXT = x, string.format('%.17g', x) end
+  return G17_TEXT
 end
 
 -- 16 digits, zero-padded: members of equal priority sort in seq order.
@@ -338,7 +349,7 @@ end
 
 -- Free unique keys whose window ended (at most `limit`). Returns how many.
 local function trim_unique_held(unique, held, now, limit)
-  local done = redis.call('ZRANGEBYSCORE', held, '-inf', now, 'LIMIT', 0, limit)
+  local done = redis.call('ZRANGEBYSCORE', held, '-inf', g17(now), 'LIMIT', '0', int_str(limit))
   if #done == 0 then return 0 end
   -- A key in `held` is never held by a live job (taking it removes it
   -- from `held`), so it is the finished job's to free.
@@ -378,20 +389,20 @@ end
 local function pop_ready(ready, prio, base, want, out)
   while #out < want do
     local need = want - #out
-    local top = redis.call('ZRANGE', prio, 0, 0, 'WITHSCORES')
-    local head = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
+    local top = redis.call('ZRANGE', prio, '0', '0', 'WITHSCORES')
+    local head = redis.call('ZRANGE', ready, '0', '0', 'WITHSCORES')
     if #top == 0 and #head == 0 then break end
     local lp = #top > 0 and tonumber(top[2]) or nil
     local zp = #head > 0 and tonumber(head[2]) or nil
     if zp == nil or (lp ~= nil and lp < zp) then
       -- The whole list comes before the ZSET's head.
       local list = base .. 'rl:' .. top[1]
-      local got = redis.call('LPOP', list, need)
+      local got = redis.call('LPOP', list, int_str(need))
       if not got then got = {} end
       for i = 1, #got do out[#out + 1] = got[i] end
       if #got < need then redis.call('ZREM', prio, top[1]) end
     elseif lp == nil or zp < lp then
-      local got = redis.call('ZRANGEBYSCORE', ready, '-inf', lp and ('(' .. top[2]) or '+inf', 'LIMIT', 0, need)
+      local got = redis.call('ZRANGEBYSCORE', ready, '-inf', lp and ('(' .. top[2]) or '+inf', 'LIMIT', '0', int_str(need))
       call_chunked('ZREM', ready, got)
       for i = 1, #got do out[#out + 1] = got[i] end
     else
@@ -421,7 +432,7 @@ end
 -- renewal); the batch goes when none is left.
 local function lease_release(leases, leasecount, base, batch, count)
   if not batch or batch == '' then return end
-  if redis.call('HINCRBY', leasecount, batch, -count) <= 0 then
+  if redis.call('HINCRBY', leasecount, batch, int_str(-count)) <= 0 then
     redis.call('HDEL', leasecount, batch)
     redis.call('ZREM', leases, batch)
     redis.call('DEL', base .. 'lease:' .. batch)
@@ -432,7 +443,7 @@ end
 -- `deadline` (a formatted time).
 local function lease_open(leases, leasecount, base, batch, ids, deadline)
   call_chunked('RPUSH', base .. 'lease:' .. batch, ids)
-  redis.call('HSET', leasecount, batch, #ids)
+  redis.call('HSET', leasecount, batch, int_str(#ids))
   redis.call('ZADD', leases, deadline, batch)
 end
 
@@ -442,7 +453,7 @@ local function wake(wakekey, n)
   local tokens = {}
   for i = 1, n do tokens[i] = '1' end
   redis.call('LPUSH', wakekey, unpack(tokens))
-  redis.call('LTRIM', wakekey, 0, WAKE_TOKENS - 1)
+  redis.call('LTRIM', wakekey, '0', WAKE_TOKENS_LAST)
 end
 
 -- Dependencies (NewJob.depends_on). A job with parents is stored `waiting`
@@ -668,7 +679,7 @@ end
 -- Keys whose wait is over (window open, or an active job left): unpark their
 -- room. At most 100 keys per call. Returns how many jobs moved.
 local function limit_promote(base, now)
-  local due = redis.call('ZRANGEBYSCORE', base .. 'limitwait', '-inf', now, 'LIMIT', 0, 100)
+  local due = redis.call('ZRANGEBYSCORE', base .. 'limitwait', '-inf', g17(now), 'LIMIT', '0', '100')
   local moved = 0
   for i = 1, #due do
     moved = moved + limit_unpark(base, due[i], limit_params(base, due[i]), now)
@@ -742,7 +753,7 @@ end
 -- Move due jobs of one delayed ZSET to the `ready` ZSET, keeping their member
 -- (hence their position). Returns how many.
 local function promote(ready, delayed, base, now)
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, MAINTENANCE_LIMIT)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', g17(now), 'LIMIT', '0', int_str(MAINTENANCE_LIMIT))
   local n = #due
   if n == 0 then return 0 end
   local keys = {}
@@ -773,7 +784,7 @@ end
 -- (fastjobs.job.LEASE_EXPIRED_MESSAGE, passed by the caller: one source of the
 -- text). Returns how many jobs.
 local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep, lease_expired)
-  local batches = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, LEASE_BATCH_LIMIT)
+  local batches = redis.call('ZRANGEBYSCORE', leases, '-inf', g17(now), 'LIMIT', '0', int_str(LEASE_BATCH_LIMIT))
   if #batches == 0 then return 0 end
   local pusher = ready_pusher(prio, base)
   local dead_add, writes, doomed, settled, gone = {}, {}, {}, {}, {}
@@ -834,7 +845,7 @@ end
 -- Delete jobs finished before `cutoff` from a retention ZSET (at most
 -- `limit`), unless they left that state since. Returns how many entries.
 local function trim_zset(zset, base, cutoff, limit, state)
-  local old = redis.call('ZRANGEBYSCORE', zset, '-inf', '(' .. cutoff, 'LIMIT', 0, limit)
+  local old = redis.call('ZRANGEBYSCORE', zset, '-inf', '(' .. g17(cutoff), 'LIMIT', '0', int_str(limit))
   local n = #old
   if n == 0 then return 0 end
   local jkeys = {}
