@@ -462,7 +462,10 @@ class JobRuns:
             if not self._forget(running) or running.lost:
                 continue  # timed out, or its lease was lost: the outcome is discarded
             if exc is None:
-                self._succeeded(running, value, running.ran)
+                if self._around:
+                    self._succeeded(running, value, running.ran)
+                else:
+                    self._ackbuf.succeed(running.claim, running.record, value, running.ran)
             elif exc is LEASE_UNCONFIRMED:  # a thread found it too late to start: give it back
                 self._ackbuf.release(running.claim)
                 self._cancelled(running, LeaseExpiredError(
