@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import operator
 import os
 import sys
 import threading
@@ -41,6 +42,9 @@ from .search import Instant
 from .operations import JobOperations
 from .task import Call, Task, configure_by_name
 from .worker import Worker
+
+_DEPENDS_ON = operator.itemgetter(8)
+"""NewJob.depends_on by position (a NamedTuple field read through its descriptor costs more)."""
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -484,7 +488,8 @@ class App(JobOperations, HookRegistration):
         max_payload = self.max_payload
         now = time.time()
         new_jobs = [call.to_new_job(max_payload, job_id, now) for call, job_id in zip(calls, new_job_ids(len(calls)))]
-        if any(call.depends_on for call in calls):
+        # map() over the NewJobs' depends_on: no Python frame per job (a generator was ~5 % of enqueue).
+        if any(map(_DEPENDS_ON, new_jobs)):
             check_dependencies(new_jobs)
         backend = await self.backend()
         counter = metrics.PROCESS

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from ._core import Backoff, JobRecord, encode_job
+from ._core import Backoff, JobTemplate
 from .backends.base import Limit, NewJob
 from .constants import BATCH, PIPE
 from .errors import ConfigurationError, InvalidOptionError, TaskArgumentsError
@@ -87,35 +87,23 @@ class Call(Generic[R]):
         if task.typed is not None:
             args, kwargs = task.typed.encode(args, kwargs, 1 if self.meta and PIPE in self.meta else 0)
         opts = self.options
+        template = task.template
+        if template is None or template[0] is not opts:
+            template = task.template_of(opts)
         job_id = self.job_id or job_id
-        task_name = task.name
-        body = encode_job(
-            JobRecord(
-                job_id,
-                task_name,
-                opts.queue,
-                args,
-                kwargs,
-                opts.priority,
-                0,
-                opts.max_attempts,
-                now + self.delay if self.delay else 0.0,
-                now,
-                opts.timeout,
-                opts.backoff_spec,
-                self.unique_key,
-                # A batch callback waits on every member: their ids stay in the backend
-                # (StoredJob.parents), not in each callback's body, so a batch is not capped by
-                # max_payload. Nothing reads the body's parents (JobInfo shows StoredJob.parents).
-                () if self.meta and BATCH in self.meta else self.depends_on,
-                self.meta,
-            ),
-            max_payload,
+        meta = self.meta
+        body = template[1].encode(
+            job_id, args, kwargs, now + self.delay if self.delay else 0.0, now, self.unique_key,
+            # A batch callback waits on every member: their ids stay in the backend
+            # (StoredJob.parents), not in each callback's body, so a batch is not capped by
+            # max_payload. Nothing reads the body's parents (JobInfo shows StoredJob.parents).
+            () if meta and BATCH in meta else self.depends_on,
+            meta, max_payload,
         )
         # tuple.__new__ skips NamedTuple's Python-level __new__ (a third of this call's cost).
         return _new_tuple(NewJob, (
             job_id, opts.queue, opts.priority, self.delay, opts.max_attempts, body, self.unique_key, self.unique_ttl,
-            self.depends_on, self.after, opts.limit, task_name, self.tags,
+            self.depends_on, self.after, opts.limit, task.name, self.tags,
         ))
 
 
@@ -223,7 +211,25 @@ class Task(Generic[P, R]):
         """``@app.task(backoff=fn)``: asked by the worker after each failed attempt (see :mod:`fastjobs.retries`)."""
         self.on_dead: Callable[..., Any] | None = None
         """Run as ``on_dead(ctx, outcome)`` when one of its jobs is dead-lettered (``@app.task(on_dead=...)``)."""
+        self.template: tuple[TaskOptions, JobTemplate] | None = None
+        """The encoder of this task's jobs with its default options (:meth:`template_of`)."""
+        self._other_template: tuple[TaskOptions, JobTemplate] | None = None
         functools.update_wrapper(self, fn)
+
+    def template_of(self, opts: TaskOptions) -> tuple[TaskOptions, JobTemplate]:
+        """``opts`` and the :class:`JobTemplate` that encodes this task's jobs with them: the fixed
+        fields are checked and written once per options, not per job. Kept for the default options
+        and for the last other ones (a ``task.options(...)`` reused for many calls)."""
+        other = self._other_template
+        if other is not None and other[0] is opts:
+            return other
+        made = (opts, JobTemplate(self.name, opts.queue, opts.priority, opts.max_attempts, opts.timeout,
+                                  opts.backoff_spec))
+        if opts is self.default_options:
+            self.template = made
+        else:
+            self._other_template = made
+        return made
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.default_options.queue!r}>"

@@ -75,6 +75,7 @@ PriorityIndex = _heap.PriorityIndex
 JobSlot = _store.JobSlot
 
 JobRecord = _codec.JobRecord
+JobTemplate = _codec.JobTemplate
 encode_job = _codec.encode_job
 decode_job = _codec.decode_job
 encode_value = _codec.encode_value
@@ -117,7 +118,7 @@ def implementation() -> Literal["compiled", "pure"]:
 
 __all__ = [
     "ACTIVE", "Backoff", "CANCELLED", "CorruptJobError", "DEAD", "DEFAULT_MAX_PAYLOAD",
-    "Exponential", "FastjobsError", "Fixed", "JobSlot", "Linear", "IMPLEMENTATION", "InvalidTransition", "JobRecord", "MODULES",
+    "Exponential", "FastjobsError", "Fixed", "JobSlot", "Linear", "IMPLEMENTATION", "InvalidTransition", "JobRecord", "JobTemplate", "MODULES",
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
     "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",

@@ -53,6 +53,23 @@ class JobRecord:
     def replace(self, **changes: Any) -> JobRecord:
         """Return a copy with some fields changed; unchanged fields are shared, not copied."""
 
+class JobTemplate:
+    """The fields of a new job that a task's options fix, checked and encoded once."""
+
+    task: str
+    queue: str
+    priority: int
+    max_attempts: int
+    timeout: float | None
+    backoff: tuple[str, float, float, float, str] | None
+
+    def __init__(self, task: str, queue: str, priority: int, max_attempts: int, timeout: float | None,
+                 backoff: tuple[str, float, float, float, str] | None) -> None: ...
+    def encode(self, id: str, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any] | None, run_at: float,
+               enqueued_at: float, unique_key: str | None, parents: tuple[str, ...] | list[str],
+               meta: dict[str, Any] | None, max_size: int = ...) -> bytes:
+        """The job's bytes, as ``encode_job`` writes them (``kwargs`` / ``meta`` None: empty)."""
+
 def encode_job(job: JobRecord, max_size: int = ...) -> bytes:
     """Encode a job as msgpack bytes, checking every field on the way."""
 
@@ -66,6 +83,6 @@ def decode_value(data: bytes, max_size: int = ...) -> Any:
     """Decode bytes written by :func:`encode_value` back into the value."""
 
 __all__ = [
-    "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "SCHEMA_VERSION",
+    "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "JobTemplate", "SCHEMA_VERSION",
     "decode_job", "decode_value", "encode_job", "encode_value",
 ]

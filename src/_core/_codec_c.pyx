@@ -969,6 +969,131 @@ def encode_value(value, max_size=DEFAULT_MAX_PAYLOAD):
             PyMem_Free(w.buf)
 
 
+cdef dict _NO_ITEMS = {}  # kwargs / meta given as None: written as the empty map, never mutated
+
+
+cdef int _put_encoded(_Writer* w, bytes encoded) except -1:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(encoded)
+    cdef uint8_t* p = _room(w, n)
+    memcpy(p, PyBytes_AS_STRING(encoded), <size_t>n)
+    w.len += n
+    return 0
+
+
+@cython.final
+cdef class JobTemplate:
+    """The fields of a new job that a task's options fix, checked and encoded once.
+
+    ``encode(...)`` gives the very bytes ``encode_job`` gives for a
+    :class:`JobRecord` of these fields (``attempt`` 0) and the per-job ones, and
+    raises the same errors for the per-job fields; a bad fixed field raises here,
+    at construction. Enqueue builds one per task options, so a job's backoff
+    tuple, task name and queue are not checked and written again per job (that
+    was about half of ``encode_job`` for a task with a backoff).
+
+    Example:
+        >>> template = JobTemplate("t", "default", 0, 3, None, None)
+        >>> template.encode("1f0c", (), None, 0.0, 0.0, None, (), None) == encode_job(
+        ...     JobRecord("1f0c", "t", "default", max_attempts=3))
+        True
+    """
+
+    cdef readonly object task
+    cdef readonly object queue
+    cdef readonly object priority
+    cdef readonly object max_attempts
+    cdef readonly object timeout
+    cdef readonly object backoff
+    cdef bytes _routing  # task, queue
+    cdef bytes _policy  # priority, attempt (0), max_attempts
+    cdef bytes _retry  # timeout, backoff
+
+    def __init__(self, task, queue, priority, max_attempts, timeout, backoff):
+        cdef uint8_t stack[_STACK_BUF]
+        cdef _Writer w
+        w.buf = stack
+        w.len = 0
+        w.cap = _STACK_BUF
+        w.heap = False
+        try:
+            _put_name_field(&w, task, "task")
+            _put_name_field(&w, queue, "queue")
+            self._routing = PyBytes_FromStringAndSize(<char*>w.buf, w.len)
+            w.len = 0
+            _put_int_field(&w, priority, "priority")
+            _put_byte(&w, 0)  # attempt
+            _put_int_field(&w, max_attempts, "max_attempts", 1, "an int >= 1")
+            self._policy = PyBytes_FromStringAndSize(<char*>w.buf, w.len)
+            w.len = 0
+            if timeout is None:
+                _put_byte(&w, 0xc0)
+            else:
+                _put_float_field(&w, timeout, "timeout", "None or a number of seconds")
+            _put_backoff(&w, backoff)
+            self._retry = PyBytes_FromStringAndSize(<char*>w.buf, w.len)
+        finally:
+            if w.heap:
+                PyMem_Free(w.buf)
+        self.task = task
+        self.queue = queue
+        self.priority = priority
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.backoff = backoff
+
+    def encode(self, id, args, kwargs, run_at, enqueued_at, unique_key, parents, meta,
+               max_size=DEFAULT_MAX_PAYLOAD):
+        """The job's bytes, as ``encode_job`` writes them (``kwargs`` / ``meta`` None: empty)."""
+        cdef uint8_t stack[_STACK_BUF]
+        cdef _Writer w
+        cdef uint8_t* p
+        limit = max_size if PyLong_CheckExact(max_size) else _index(max_size)
+        if kwargs is None:
+            kwargs = _NO_ITEMS
+        if meta is None:
+            meta = _NO_ITEMS
+        w.buf = stack
+        w.len = 0
+        w.cap = _STACK_BUF
+        w.heap = False
+        try:
+            p = _room(&w, 4)
+            p[0] = 0xdc  # array 16, as _put_job
+            p[1] = 0x00
+            p[2] = 0x10
+            p[3] = _C_SCHEMA_VERSION
+            w.len += 4
+            _put_name_field(&w, id, "id")
+            _put_encoded(&w, self._routing)
+            if not (PyTuple_Check(args) or PyList_Check(args)):
+                raise _field_error("args", "a tuple or list", args)
+            _put_user(&w, args, 0)
+            if not PyDict_Check(kwargs):
+                raise _field_error("kwargs", "a dict with str keys", kwargs)
+            _put_user(&w, kwargs, 1)
+            _put_encoded(&w, self._policy)
+            _put_float_field(&w, run_at, "run_at", "an int or float (epoch seconds)")
+            _put_float_field(&w, enqueued_at, "enqueued_at", "an int or float (epoch seconds)")
+            _put_encoded(&w, self._retry)
+            if unique_key is None:
+                _put_byte(&w, 0xc0)
+            elif PyUnicode_Check(unique_key):
+                _put_text_field(&w, unique_key, "unique_key")
+            else:
+                raise _field_error("unique_key", "None or a str", unique_key)
+            _put_parents(&w, parents)
+            if not PyDict_Check(meta):
+                raise _field_error("meta", "a dict with str keys", meta)
+            _put_user(&w, meta, 2)
+            return _finish(&w, "job", limit)
+        finally:
+            if w.heap:
+                PyMem_Free(w.buf)
+
+    def __repr__(self):
+        return f"JobTemplate(task={self.task!r}, queue={self.queue!r})"
+
+
 # --------------------------------------------------------------------------
 # Decoding has two paths. The fast one reads the bytes with a hand-written
 # reader built for what encode_job writes, and gives up (_Bail, or any error
@@ -1493,6 +1618,6 @@ def decode_value(data, max_size=DEFAULT_MAX_PAYLOAD):
 
 
 __all__ = [
-    "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "SCHEMA_VERSION",
+    "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "JobTemplate", "SCHEMA_VERSION",
     "decode_job", "decode_value", "encode_job", "encode_value",
 ]

@@ -259,14 +259,14 @@ def test_constants(core: types.SimpleNamespace) -> None:
         "run_at", "enqueued_at", "timeout", "backoff", "unique_key", "parents", "meta",
     )  # fmt: skip
     assert set(codec.__all__) == {
-        "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "SCHEMA_VERSION",
+        "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "JobTemplate", "SCHEMA_VERSION",
         "decode_job", "decode_value", "encode_job", "encode_value",
     }  # fmt: skip
 
 
 def test_docstring_examples_run(core: types.SimpleNamespace) -> None:
     codec = core.codec
-    documented = [codec, codec.JobRecord, codec.JobRecord.replace, codec.encode_job,
+    documented = [codec, codec.JobRecord, codec.JobRecord.replace, codec.JobTemplate, codec.encode_job,
                   codec.decode_job, codec.encode_value, codec.decode_value]  # fmt: skip
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for obj in documented:
