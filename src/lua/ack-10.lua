@@ -25,9 +25,10 @@
     4 events: '1' ('c' in Cluster) to publish succeeded / failed / dead / released events (see _events)
     5 history: '' or the flush's history rows (outside Cluster only), added to
       the current minute and hour (see _history)
-    5 + g: the acks of group g, msgpack: their count, then each Ack's fields in a row,
-      {count, id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil,
-      delay (seconds), id, ...}; or (as callers sent them before) an array of Ack arrays
+    5 + g: the acks of group g, as unpack_rows reads them (see _common): their count,
+      then each Ack's fields in a row, {count, id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD,
+      3 RELEASE), payload or nil, delay (seconds), id, ...}; or (as callers sent them
+      before) an array of Ack arrays
 
   Returns: a flat array of 1 (applied) / 0 (stale), one per ack, group by group.
     A job named again in the same group after an ack of it applied is answered
@@ -58,11 +59,11 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
   local held = KEYS[k + 10]
   local holding = 0
   local base = base_of(leases)
-  local acks = cmsgpack.unpack(ARGV[g + 5])
+  local acks = unpack_rows(ARGV[g + 5])
   local c
   if type(acks[1]) == 'number' then
-    -- Flat, {count, id, token, kind, payload, delay, id, ...}: no table per
-    -- ack to build and collect (payloads are often nil: hence the count).
+    -- {count, id, token, kind, payload, delay, id, ...}: no table per ack to
+    -- build and collect (payloads are often nil: hence the count).
     c = acks[1]
   else
     -- One array per ack, as callers sent them before.

@@ -10,11 +10,13 @@
   ARGV:
     1  nonce: random per call. A call retried after a lost reply finds its own
        jobs stored with this nonce and answers as the first time did.
-    1 + g: the jobs of group g, msgpack: an array of NewJob arrays
-       {id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil,
-        unique_ttl (seconds the key stays held after the job succeeded; absent = 0),
+    1 + g: the jobs of group g, as unpack_rows reads them (see _common): their count,
+       then each NewJob's 13 fields in a row
+       {count, id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil,
+        unique_ttl (seconds the key stays held after the job succeeded; nil = 0),
         depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED), limit or nil
-        ({key, concurrency, rate, per}), task (name), tags (array of strings)}
+        ({key, concurrency, rate, per}), task (name), tags (array of strings), id, ...};
+       or (as callers sent them before) an array of NewJob arrays
     2 + groups (optional, only when some job has them): the features to read, 'd'
        (depends_on) and/or 'l' (limit), and 'e' ('E' in Cluster) to publish an
        `enqueued` event per job stored (see _events). Without it those fields are not looked at.
@@ -46,16 +48,32 @@ local GROUP = 6
 local nonce = ARGV[1]
 local groups = math.floor(#KEYS / GROUP)
 
+-- A group's jobs as sent (unpack_rows, see _common): {count, then each
+-- NewJob's W fields in a row}, no table per job for cmsgpack to build and
+-- grow; or (as callers sent them before) an array of NewJob arrays, made flat
+-- here. Job i's field k is then jobs[W * i - W + 1 + k].
+local W = 13
+local function flat_jobs(jobs)
+  if type(jobs[1]) == 'number' then return jobs, jobs[1] end
+  local c = #jobs
+  local flat = {c}
+  for i = 1, c do
+    local job, o = jobs[i], W * i - W + 1
+    for k = 1, W do flat[o + k] = job[k] end
+  end
+  return flat, c
+end
+
 -- Pass 1: refuse existing ids before writing anything (all or none).
-local batches, jkeys = {}, {}
+local batches, counts, jkeys = {}, {}, {}
 local seen = {}
 local replay = false
 for g = 1, groups do
   local base = base_of(KEYS[(g - 1) * GROUP + 1])
-  local jobs = cmsgpack.unpack(ARGV[g + 1])
+  local jobs, c = flat_jobs(unpack_rows(ARGV[g + 1]))
   local keys = {}
-  for i = 1, #jobs do
-    local id = jobs[i][1]
+  for i = 1, c do
+    local id = jobs[W * i - W + 2]
     if seen[id] then
       return redis.error_reply('FJDUPLICATE ' .. id .. ' (twice in one batch)')
     end
@@ -69,16 +87,16 @@ for g = 1, groups do
     found = found + redis.call('EXISTS', unpack(keys, i, math.min(i + CHUNK - 1, #keys)))
   end
   if found > 0 then existing = mget(keys) end
-  for i = 1, #jobs do
+  for i = 1, c do
     if existing[i] then
       if select(R_NONCE, parse(existing[i])) == nonce then
         replay = true
       else
-        return redis.error_reply('FJDUPLICATE ' .. jobs[i][1])
+        return redis.error_reply('FJDUPLICATE ' .. jobs[W * i - W + 2])
       end
     end
   end
-  batches[g], jkeys[g] = jobs, keys
+  batches[g], counts[g], jkeys[g] = jobs, c, keys
 end
 
 local out = {}
@@ -93,11 +111,11 @@ if has_deps and not replay then
   -- before, or in this very group. Refused before anything is written.
   for g = 1, groups do
     local base = base_of(KEYS[(g - 1) * GROUP + 1])
-    local jobs = batches[g]
+    local jobs, c = batches[g], counts[g]
     local ingroup = {}
-    for i = 1, #jobs do ingroup[jobs[i][1]] = true end
-    for i = 1, #jobs do
-      local parents = jobs[i][9]
+    for i = 1, c do ingroup[jobs[W * i - W + 2]] = true end
+    for i = 1, c do
+      local parents = jobs[W * i - W + 10]
       if type(parents) == 'table' then
         for j = 1, #parents do
           local pid = parents[j]
@@ -116,8 +134,9 @@ if replay then
     local unique = KEYS[(g - 1) * GROUP + 3]
     local jobs = batches[g]
     local existing = mget(jkeys[g])
-    for i = 1, #jobs do
-      local id, uk = jobs[i][1], jobs[i][7]
+    for i = 1, counts[g] do
+      local o = W * i - W + 1
+      local id, uk = jobs[o + 1], jobs[o + 7]
       if uk and not existing[i] then
         local holder = redis.call('HGET', unique, uk)
         if holder and holder ~= id then
@@ -141,15 +160,15 @@ for g = 1, groups do
   local held = KEYS[k + 6]
   local base = base_of(prio)
   local jobs, keys = batches[g], jkeys[g]
-  local c = #jobs
+  local c = counts[g]
   local first = redis.call('INCRBY', seqkey, c) - c
   local pusher = ready_pusher(prio, base)
   local ready_count, sched_add, writes = 0, {}, {}
   local children, replaced, waiting_add, limit_set = {}, {}, {}, {}
   local live_add = {}
   for i = 1, c do
-    local job = jobs[i]
-    local id, uk = job[1], job[7]
+    local o = W * i - W + 1
+    local id, uk = jobs[o + 1], jobs[o + 7]
     local holder = false
     if uk then
       holder = unique_holder(unique, held, uk, now)
@@ -161,7 +180,7 @@ for g = 1, groups do
         replaced[id] = holder
       else
         redis.call('HSET', unique, uk, id)
-        local ttl = job[8]
+        local ttl = jobs[o + 8]
         if ttl and ttl > 0 then
           writes[#writes + 1] = base .. 'u:' .. id
           writes[#writes + 1] = fmt_time(ttl)
@@ -172,15 +191,16 @@ for g = 1, groups do
     end
     if not holder then
       local seq = fmt_seq(first + i)
-      local score = job[3] == 0 and '0' or int_str(-job[3])
-      local delay = job[4]
+      local priority = jobs[o + 3]
+      local score = priority == 0 and '0' or int_str(-priority)
+      local delay = jobs[o + 4]
       local flags, parents = '', nil
       if has_deps then
-        parents = job[9]
+        parents = jobs[o + 9]
         if type(parents) ~= 'table' or #parents == 0 then parents = nil else flags = 'w' end
       end
       if has_limits then
-        local lim = job[11]
+        local lim = jobs[o + 11]
         if type(lim) == 'table' and lim[1] then
           flags = flags .. 'l'
           writes[#writes + 1] = base .. 'l:' .. id
@@ -196,25 +216,25 @@ for g = 1, groups do
       if parents then
         -- Waiting: resolved below, once every job of the group is stored.
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(WAITING, '0', int_str(job[5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
+        writes[#writes + 1] = record(WAITING, '0', int_str(jobs[o + 5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
         waiting_add[#waiting_add + 1] = nows
         waiting_add[#waiting_add + 1] = id
         children[#children + 1] = i
       elseif delay > 0 then
         local due = fmt_time(now + delay)
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(SCHEDULED, '0', int_str(job[5]), '0', score, seq, nows, due, '', '', nonce, '', '', '', flags, uk)
+        writes[#writes + 1] = record(SCHEDULED, '0', int_str(jobs[o + 5]), '0', score, seq, nows, due, '', '', nonce, '', '', '', flags, uk)
         sched_add[#sched_add + 1] = due
         sched_add[#sched_add + 1] = seq .. id
       else
         writes[#writes + 1] = keys[i]
-        writes[#writes + 1] = record(QUEUED, '0', int_str(job[5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
+        writes[#writes + 1] = record(QUEUED, '0', int_str(jobs[o + 5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
         pusher.push(score, seq .. id)
         ready_count = ready_count + 1
       end
       writes[#writes + 1] = base .. 'b:' .. id
-      writes[#writes + 1] = job[6]
-      local task, tags = job[12] or '', job[13]
+      writes[#writes + 1] = jobs[o + 6]
+      local task, tags = jobs[o + 12] or '', jobs[o + 13]
       local meta = task
       if type(tags) == 'table' and #tags > 0 then meta = task .. '\t' .. table.concat(tags, '\t') end
       if meta ~= '' then
@@ -239,9 +259,9 @@ for g = 1, groups do
     -- as failed by the later ones and cascades to the earlier ones.
     local ran = 0
     for ci = 1, #children do
-      local job = jobs[children[ci]]
-      local id = job[1]
-      local parents = job[9]
+      local o = W * children[ci] - W + 1
+      local id = jobs[o + 1]
+      local parents = jobs[o + 9]
       local pending, failed = 0, 0
       for j = 1, #parents do
         local pid = replaced[parents[j]] or parents[j]
@@ -261,8 +281,8 @@ for g = 1, groups do
           end
         end
       end
-      local mode = tonumber(job[10]) or 0
-      local delay = job[4] > 0 and fmt_time(job[4]) or ''
+      local mode = tonumber(jobs[o + 10]) or 0
+      local delay = jobs[o + 4] > 0 and fmt_time(jobs[o + 4]) or ''
       redis.call('SET', base .. 'd:' .. id, deps_format(mode, pending, failed, delay))
       redis.call('SET', base .. 'dp:' .. id, cmsgpack.pack(parents))
       local outcome = deps_outcome(mode, pending, failed)

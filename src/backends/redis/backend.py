@@ -26,7 +26,7 @@ from ..base import (
     BROKEN, Ack, Beat, Claim, HistoryRow, NewJob, StoredJob, WorkerInfo, by_start, check_beat, check_worker,
     check_worker_id,
 )
-from .connection import FAIL_FAST
+from .connection import FAIL_FAST, pack_rows
 from .jobs import JobOperations
 from .keys import ack_keys, cleanup_keys, promote_keys, recover_keys, renew_keys, shift_keys, stats_keys
 from .records import stored_job
@@ -131,7 +131,7 @@ class RedisBackend(JobOperations):
                 args: list[Any] = [nonce]
                 for queue, indexes in groups.items():
                     keys.extend(self._queue(queue).enqueue)
-                    args.append(pack(jobs if whole else [jobs[i] for i in indexes]))
+                    args.append(pack_rows(jobs if whole else [jobs[i] for i in indexes]))
                 keys.append(self._registry)
                 args.extend(tail)
                 reply = await self._eval(script, keys, args)
@@ -142,7 +142,7 @@ class RedisBackend(JobOperations):
                 client = await self._redis()
 
                 async def one(queue: str, indexes: list[int]) -> None:
-                    packed = pack(jobs if whole else [jobs[i] for i in indexes])
+                    packed = pack_rows(jobs if whole else [jobs[i] for i in indexes])
                     reply = await self._eval(script, self._queue(queue).enqueue, (nonce, packed, *tail))
                     for k in range(0, len(reply), 3):
                         ids[indexes[reply[k + 1] - 1]] = reply[k + 2].decode()
