@@ -12,6 +12,8 @@ and the collector never walks these records at all.
 """
 
 cimport cython
+from cpython.float cimport PyFloat_CheckExact, PyFloat_FromDouble
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 
 # The state numbers of fastjobs._core._states_* (a test checks they agree).
 cdef int _SCHEDULED = 0
@@ -49,14 +51,26 @@ cdef class JobSlot:
     cdef public object lease_until
     cdef public object unique_key
 
-    def __init__(self, new, double now):
-        cdef double delay = new[3]
-        self.id = new[0]
-        self.queue = new[1]
-        self.priority = new[2]
-        self.max_attempts = new[4]
-        self.body = new[5]
-        self.unique_key = new[6]
+    def __init__(self, new, now):
+        cdef double at = now
+        cdef double delay
+        cdef tuple fields
+        # The jobs of one enqueue share one float object for their enqueue time (two floats
+        # fewer per stored job); another number is turned into a float, as the twin does.
+        if not PyFloat_CheckExact(now):
+            now = PyFloat_FromDouble(at)
+        # A NewJob, or any sequence of at least its first seven fields (read without bounds
+        # checks once their count is known).
+        fields = <tuple>new if PyTuple_Check(new) else tuple(new)
+        if PyTuple_GET_SIZE(fields) < 7:
+            raise IndexError(f"a job slot is built from at least 7 fields, not {PyTuple_GET_SIZE(fields)}")
+        delay = fields[3]
+        self.id = fields[0]
+        self.queue = fields[1]
+        self.priority = fields[2]
+        self.max_attempts = fields[4]
+        self.body = fields[5]
+        self.unique_key = fields[6]
         self.attempt = 0
         self.token = 0
         self.result = None
@@ -67,7 +81,7 @@ cdef class JobSlot:
         self.lease_until = None
         if delay > 0:
             self.state = _SCHEDULED
-            self.run_at = now + delay
+            self.run_at = at + delay
         else:
             self.state = _QUEUED
             self.run_at = now

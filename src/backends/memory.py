@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import operator
 import threading
 import weakref
 import time
@@ -67,6 +68,8 @@ from .base import by_start, check_beat, check_search_limit, check_worker, check_
 
 # tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
 _new_tuple = tuple.__new__
+_ID, _DEPENDS_ON, _LIMIT = (operator.itemgetter(NewJob._fields.index(name)) for name in ("id", "depends_on", "limit"))
+"""NewJob fields by position, for map() over a batch (no Python frame per job)."""
 # Plain ints: comparing with AckKind.X looks the member up on the Enum class per ack.
 _SUCCEED, _RETRY, _DEAD, _RELEASE = (int(k) for k in (AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE))
 _LIVE = frozenset((SCHEDULED, QUEUED, ACTIVE, RETRY_PENDING, WAITING))
@@ -209,14 +212,16 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
     async def enqueue_many(self, jobs: Sequence[NewJob], *, connection: Any = None) -> list[str]:
         if connection is not None:
             raise ConfigurationError("transactional enqueue (connection=) needs the postgresql:// backend")
-        ids = [new.id for new in jobs]
+        ids = list(map(_ID, jobs))
         with self._lock:
             store = self._jobs
             # Validate the whole batch before storing any of it: all or nothing.
             if len(set(ids)) != len(ids) or not store.keys().isdisjoint(ids):
                 taken = next(i for i in ids if i in store or ids.count(i) > 1)
                 raise DuplicateJobError(taken, in_batch=taken not in store)
-            flow = [new for new in jobs if new.depends_on or new.limit is not None]
+            # map() first: most batches have neither, and a Limit (a non-empty tuple) is true.
+            flow = [new for new in jobs if new.depends_on or new.limit is not None] if (
+                any(map(_DEPENDS_ON, jobs)) or any(map(_LIMIT, jobs))) else []
             if flow:
                 batch = set(ids)
                 for new in flow:

@@ -74,3 +74,24 @@ def test_compiled_record_is_not_tracked_by_the_gc() -> None:
     slot = compiled.JobSlot(("a", "q", 0, 0.0, 1, b"", None), 1.0)
     slot.errors = [b"e"]
     assert not gc.is_tracked(slot)
+
+
+@given(now=st.floats(min_value=0, max_value=4e9, allow_nan=False) | st.integers(0, 4 * 10**9),
+       delay=st.sampled_from([0.0, 0, 1.5, 2]))
+def test_enqueue_time_is_one_float(core: types.SimpleNamespace, now: float, delay: float) -> None:
+    """The slots of one enqueue share the clock's float (an int clock is turned into a float);
+    the fields come from a NewJob, a plain tuple or a list alike."""
+    slots = [core.store.JobSlot(new, now) for new in (
+        NewJob("a", "q", 0, delay, 1, b"", None), ("b", "q", 0, delay, 1, b"", None, 0.0),
+        ["c", "q", 0, delay, 1, b"", None])]
+    for slot in slots:
+        assert type(slot.enqueued_at) is float and slot.enqueued_at == now
+        assert type(slot.run_at) is float and slot.run_at == now + delay
+    if isinstance(now, float):
+        assert all(slot.enqueued_at is now for slot in slots)
+        assert all(slot.run_at is now for slot in slots if not delay)
+
+
+def test_too_few_fields_raise(core: types.SimpleNamespace) -> None:
+    with pytest.raises(IndexError):
+        core.store.JobSlot(("a", "q", 0, 0.0, 1, b""), 1.0)
