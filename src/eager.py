@@ -15,9 +15,10 @@ difference from a C Task: ``isinstance(task, asyncio.Task)`` is False (``asyncio
 is True), as for any pure-Python Task.
 
 Its first step follows asyncio's ``Task.__step`` for a new Task line by line.
-``tests/test_eager.py`` holds it to a plain Task's behaviour. It is not compiled: a Cython
-build of this class measured no fewer instructions per job (96,700 against 95,500), since
-its attribute reads go through the instance dict of a Python class either way.
+``tests/test_eager.py`` holds it to a plain Task's behaviour. The class is not compiled (a
+Cython build of it measured no fewer instructions per job, 96,700 against 95,500: its
+attributes live in an instance dict either way); the step itself is,
+:func:`fastjobs._core.first_step`, with a pure-Python twin.
 
 Example:
     >>> import asyncio
@@ -38,14 +39,13 @@ import inspect
 from asyncio import exceptions, futures, tasks
 from typing import Any
 
+from ._core import first_step
+
 _PENDING = futures._PENDING  # type: ignore[attr-defined]
 _CANCELLED = futures._CANCELLED  # type: ignore[attr-defined]
 _FINISHED = futures._FINISHED  # type: ignore[attr-defined]
 _PyFuture: Any = futures._PyFuture  # type: ignore[attr-defined]
 _PyTask: Any = tasks._PyTask  # type: ignore[attr-defined]
-_current_tasks: dict[Any, Any] = tasks._current_tasks  # type: ignore[attr-defined]
-_enter_task = tasks._enter_task
-_leave_task = tasks._leave_task
 _register_task = tasks._register_task
 
 
@@ -70,22 +70,10 @@ class EagerTask(_PyTask):  # type: ignore[misc]
         self._coro = coro
         self._context = context = contextvars.copy_context() if context is None else context
         self._num_cancels_requested = 0
-        # The first step, as Task.__step takes it; the job's Task, not the worker's, is current.
-        prev = _current_tasks.get(loop)
-        if prev is not None:
-            _leave_task(loop, prev)
-        _enter_task(loop, self)
+        # The first step, as Task.__step takes it (fastjobs._core.first_step: the job's Task is
+        # current, not the worker's; compiled, a return raises no StopIteration).
         try:
-            result = context.run(coro.send, None)
-        except StopIteration as exc:
-            if self._must_cancel:  # cancelled right before the coroutine returned
-                self._must_cancel = False
-                _PyFuture.cancel(self, msg=self._cancel_message)
-            elif self._callbacks:
-                _PyFuture.set_result(self, exc.value)
-            else:  # the common case: no callback to schedule
-                self._result = exc.value
-                self._state = _FINISHED
+            returned, result = first_step(self, loop, coro, context)
         except exceptions.CancelledError as exc:
             self._cancelled_exc = exc
             _PyFuture.cancel(self)
@@ -95,11 +83,16 @@ class EagerTask(_PyTask):  # type: ignore[misc]
         except BaseException as exc:
             _PyFuture.set_exception(self, exc)
         else:
-            self._suspended(result)
-        finally:
-            _leave_task(loop, self)
-            if prev is not None:
-                _enter_task(loop, prev)
+            if not returned:
+                self._suspended(result)
+            elif self._must_cancel:  # cancelled right before the coroutine returned
+                self._must_cancel = False
+                _PyFuture.cancel(self, msg=self._cancel_message)
+            elif self._callbacks:
+                _PyFuture.set_result(self, result)
+            else:  # the common case: no callback to schedule
+                self._result = result
+                self._state = _FINISHED
         if self._state is _PENDING:
             _register_task(self)
 

@@ -31,7 +31,7 @@ from tests.backends import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, reachable, t
 settings.register_profile("fastjobs", deadline=None)
 settings.load_profile("fastjobs")
 
-CORE_PIECES = ("heap", "codec", "states", "store")
+CORE_PIECES = ("heap", "codec", "states", "step", "store")
 
 
 def import_compiled(piece: str) -> types.ModuleType:
@@ -60,7 +60,7 @@ def _load_core(kind: str) -> types.SimpleNamespace:
 
 @pytest.fixture(scope="session", params=["compiled", "pure"])
 def core(request: pytest.FixtureRequest) -> types.SimpleNamespace:
-    """The core modules of one implementation: ``core.heap``, ``.codec``, ``.states``, ``.store``."""
+    """The core modules of one implementation: ``core.heap``, ``.codec``, ``.states``, ``.step``, ``.store``."""
     if request.param == "compiled" and active_core.NO_EXTENSIONS:
         pytest.skip("FASTJOBS_NO_EXTENSIONS is set: only the pure twins are under test")
     return _load_core(request.param)
