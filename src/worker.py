@@ -71,10 +71,13 @@ class Worker(JobRuns):
             app's tasks use, sorted).
         concurrency: most jobs in progress at once (async and sync together).
         threads: thread-pool size for plain ``def`` handlers (default: min(32, concurrency)).
-        prefetch: jobs claimed ahead of free slots (default: ``concurrency``), so
-            the next claim's round trip overlaps running the current batch.
-            Prefetched jobs keep their lease renewed and are given back, attempt
-            unused, at shutdown.
+        prefetch: jobs claimed ahead of free slots, so the next claim's round trip
+            overlaps running the current batch. Prefetched jobs keep their lease
+            renewed and are given back, attempt unused, at shutdown. Default: adaptive,
+            from ``concurrency`` up to ``2 * batch_size`` while jobs finish faster than
+            claims arrive and claims come back full (fewer, larger claims: each round
+            trip and statement has a fixed cost), back to ``concurrency`` when a claim
+            comes back short. An int fixes it.
         batch_size: most jobs claimed per round trip.
         ack_batch: flush acknowledgements at once when this many are pending.
         ack_interval: otherwise flush pending acknowledgements after this many seconds.
@@ -146,6 +149,7 @@ class Worker(JobRuns):
         self.queues = [validate_queue(q) for q in queues]
         if not self.queues:
             raise ConfigurationError("a worker needs at least one queue")
+        self._adaptive = prefetch is None
         prefetch = concurrency if prefetch is None else prefetch
         for name, value in (("concurrency", concurrency), ("batch_size", batch_size), ("ack_batch", ack_batch),
                             ("prefetch", prefetch + 1)):
@@ -372,7 +376,12 @@ class Worker(JobRuns):
         lease = self.app.lease
         stop = self._stop
         pending = self._pending
-        hold = self.concurrency + self.prefetch
+        # Jobs claimed and not finished: at most hold. With an adaptive prefetch, hold doubles, up
+        # to most_held, each time a full claim comes back to a worker that ran dry waiting for it,
+        # and falls back when a claim comes back short (the queue is shallow).
+        least_held = hold = self.concurrency + self.prefetch
+        most_held = self.concurrency + 2 * self.batch_size if self._adaptive else hold
+        asked = 0
         inflight: asyncio.Future[list[Claim]] | None = None
         # Set when a claim came back empty: no claim is sent again until this
         # wait on the backend ends (an enqueue, a due delayed job, or the poll
@@ -397,7 +406,8 @@ class Worker(JobRuns):
                     # claim that does not suspend (memory://) is done at once.
                     quiescent = not (pending or self._running) and self._ackbuf.idle
                     self._claim_sent = time.monotonic()
-                    claiming = backend.claim(queues, min(room, self.batch_size), lease)
+                    asked = min(room, self.batch_size)
+                    claiming = backend.claim(queues, asked, lease)
                     inflight = start_task(self._loop, claiming if self.metrics is None else self._timed_claim(claiming))
                 free = self.concurrency - len(self._running)
                 if pending and free > 0:
@@ -432,6 +442,10 @@ class Worker(JobRuns):
                     await self._wait_any(timeout=0.5)
                     continue
                 self._claim_failed = False
+                if len(claims) < asked:
+                    hold = least_held
+                elif not (quiescent or pending) and len(self._running) < self.concurrency:
+                    hold = min(most_held, 2 * hold)  # it had work when it asked, and ran dry waiting
                 if claims:
                     if not pending:  # else the older claims' confirmation is the lower bound
                         self._pending_confirmed = claim_sent or 0.0

@@ -446,3 +446,62 @@ async def test_leases_are_renewed_while_running_jobs_finish_after_a_stop(make_ap
     await asyncio.wait_for(running, 15)
     info = await job.info()
     assert info is not None and (info.state, info.attempt, info.result, info.errors) == ("succeeded", 1, "done", [])
+
+
+async def _record_claims(app: fastjobs.App) -> list[tuple[int, int]]:
+    """Wrap the App's backend's claim: each call's (n asked, jobs returned)."""
+    backend = await app.backend()
+    claim = backend.claim
+    calls: list[tuple[int, int]] = []
+
+    async def recording(queues: Any, n: int, lease: float) -> Any:
+        claims = await claim(queues, n, lease)
+        calls.append((n, len(claims)))
+        return claims
+
+    backend.claim = recording  # type: ignore[method-assign]
+    return calls
+
+
+async def test_an_adaptive_prefetch_grows_claims_for_fast_jobs_up_to_twice_the_batch(app: fastjobs.App) -> None:
+    @app.task()
+    async def fast() -> None:
+        return None
+
+    await app.enqueue_many([fast.call() for _ in range(1500)])
+    calls = await _record_claims(app)
+    worker = await run_burst(app, concurrency=10, batch_size=50)
+    assert worker.succeeded == 1500
+    asked = [n for n, _ in calls]
+    assert asked[0] == 20  # concurrency + prefetch (= concurrency) at first
+    assert max(asked) == 50  # then full batches: the worker ran dry waiting for each claim
+    assert len(calls) < 1500 / 20  # fewer round trips than at the starting size
+
+
+async def test_a_fixed_prefetch_or_slow_jobs_keep_claims_small(app: fastjobs.App) -> None:
+    running = 0
+    most = 0
+
+    @app.task()
+    async def slow() -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+
+    await app.enqueue_many([slow.call() for _ in range(200)])
+    calls = await _record_claims(app)
+    worker = await run_burst(app, concurrency=10, batch_size=50, prefetch=5)
+    assert worker.succeeded == 200 and most <= 10
+    assert max(n for n, _ in calls) <= 15  # concurrency + the fixed prefetch, never more
+
+    @app.task()
+    async def slower() -> None:
+        await asyncio.sleep(0.2)  # far longer than a claim's round trip: slots never run dry
+
+    await app.enqueue_many([slower.call() for _ in range(40)])
+    calls.clear()
+    worker = await run_burst(app, concurrency=10, batch_size=50)  # adaptive
+    assert worker.succeeded == 40
+    assert max(n for n, _ in calls) <= 20
