@@ -33,12 +33,10 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import operator
 import threading
-import weakref
 import time
 from collections.abc import Iterable
 from typing import Any, Sequence, cast
@@ -62,6 +60,7 @@ from ._memory_actions import JobActions
 from ._memory_flow import FlowControl, _Deps
 from ._memory_live import LiveFeed
 from ._memory_search import SearchIndex, micros
+from ._memory_wake import WakeUps
 from .base import GONE_KEPT, Ack, AckKind, Backend, BackendOptions, Beat, Claim, NewJob, StoredJob, WorkerInfo
 from .base import HistoryPoint, HistoryRow, JobFilter, Position
 from .base import by_start, check_beat, check_search_limit, check_worker, check_worker_id
@@ -107,7 +106,7 @@ def _count_every_job(jobs: Iterable[JobSlot], now: float) -> dict[str, list[int]
     return rows
 
 
-class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
+class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, WakeUps, Backend):
     """In-process job store behind ``memory://`` (see the module docstring)."""
 
     loop_bound = False
@@ -135,71 +134,18 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, Backend):
         self._init_flow()
         self._init_search()
         self._init_live()
+        self._init_wake()
         self._woken = False
         """Set under the lock when a waiting job was released: wake the idle waiters after it."""
         # Finished jobs in finish order, per retention class: cleanup pops from the left. An
         # entry is (finished_at, job id), or (finished_at, [ids]) for one ack_many's successes.
         self._finished: collections.deque[tuple[float, str | list[str]]] = collections.deque()
         self._dead: collections.deque[tuple[float, str | list[str]]] = collections.deque()
-        # One wake-up event per event loop that waits, set from any thread.
-        # Weak keys: a loop that was closed and dropped (asyncio.run in a script) leaves no entry.
-        self._waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Event, int]] = (
-            weakref.WeakKeyDictionary()
-        )
 
     # -- time and wake-ups ------------------------------------------------
 
     async def now(self) -> float:
         return time.time()
-
-    def _wake(self) -> None:
-        if not self._waiters:
-            return
-        me = threading.get_ident()
-        for loop, (event, thread_id) in list(self._waiters.items()):
-            if thread_id == me:
-                event.set()
-            elif not loop.is_closed():
-                try:
-                    loop.call_soon_threadsafe(event.set)
-                except RuntimeError:  # closed between the check and the call
-                    pass
-
-    async def wait(self, queues: Sequence[str], timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            entry = self._waiters.get(loop)
-            if entry is None:
-                entry = (asyncio.Event(), threading.get_ident())
-                self._waiters[loop] = entry
-            now = time.time()
-            paused = self._paused
-            for queue in queues:
-                index = self._indexes.get(queue)
-                if index is None or queue in paused:
-                    continue
-                if index.ready_count:
-                    return
-                due = index.peek_due()
-                if due is not None:
-                    timeout = min(timeout, max(0.0, due - now))
-            for queue in queues:
-                per_key = self._limited.get(queue)
-                if per_key and queue not in paused:
-                    timeout = min(timeout, self._limited_wait(queue, per_key, now, timeout))
-                    if timeout <= 0:
-                        return
-            if self._active:
-                timeout = min(timeout, max(0.0, self._next_lease_check - now))
-        event = entry[0]
-        if timeout <= 0:
-            return
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            event.clear()
 
     # -- enqueue, claim, ack ----------------------------------------------
 
