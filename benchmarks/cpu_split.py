@@ -103,10 +103,13 @@ async def measure(backend: str, stage: str, jobs: int, app: fastjobs.App, work: 
                  round(cpu / wall, 2), round(server / wall, 2))
 
 
-async def run(backend: str, jobs: int, concurrency: int, **options: Any) -> list[Split]:
-    from tests.backends import wipe_namespace
+Stage = Callable[[], Awaitable[None]]
 
-    app = fastjobs.App(URLS[backend](), prefix="cpusplit" + uuid.uuid4().hex[:8], result_ttl=3600, **options)
+
+def noop_workload(url: str, prefix: str, jobs: int, concurrency: int, **options: Any) -> tuple[fastjobs.App, Stage, Stage]:
+    """An App on ``url`` with one no-op task, and its two stages: enqueue ``jobs`` of it in
+    batches of :data:`BATCH`, then drain them with one burst worker."""
+    app = fastjobs.App(url, prefix=prefix + uuid.uuid4().hex[:8], result_ttl=3600, **options)
 
     @app.task(name="noop", queue="bench")
     async def noop() -> None:
@@ -121,6 +124,13 @@ async def run(backend: str, jobs: int, concurrency: int, **options: Any) -> list
         await worker.run()
         assert worker.acked == jobs, f"drain acknowledged {worker.acked} of {jobs} jobs"
 
+    return app, enqueue, drain
+
+
+async def run(backend: str, jobs: int, concurrency: int, **options: Any) -> list[Split]:
+    from tests.backends import wipe_namespace
+
+    app, enqueue, drain = noop_workload(URLS[backend](), "cpusplit", jobs, concurrency, **options)
     try:
         await app.backend()  # connected (and migrated) before the first measure
         return [await measure(backend, "enqueue", jobs, app, enqueue), await measure(backend, "drain", jobs, app, drain)]

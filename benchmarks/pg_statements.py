@@ -23,13 +23,10 @@ import argparse
 import contextlib
 import json
 import sys
-import uuid
 from typing import Any
 
-import fastjobs
-
 from . import URLS, loop_runner
-from .cpu_split import BATCH, measure
+from .cpu_split import measure, noop_workload
 
 
 async def _server(url: str, sql: str) -> Any:
@@ -66,20 +63,7 @@ async def run(jobs: int, concurrency: int, top: int, **options: Any) -> list[dic
     from tests.backends import wipe_namespace
 
     url = URLS["postgres"]()
-    app = fastjobs.App(url, prefix="pgstmt" + uuid.uuid4().hex[:8], result_ttl=3600, **options)
-
-    @app.task(name="noop", queue="bench")
-    async def noop() -> None:
-        return None
-
-    async def enqueue() -> None:
-        for done in range(0, jobs, BATCH):
-            await app.enqueue_many([noop.call() for _ in range(min(BATCH, jobs - done))])
-
-    async def drain() -> None:
-        worker = app.worker(["bench"], concurrency=concurrency, burst=True, handle_signals=False)
-        await worker.run()
-        assert worker.acked == jobs, f"drain acknowledged {worker.acked} of {jobs} jobs"
+    app, enqueue, drain = noop_workload(url, "pgstmt", jobs, concurrency, **options)
 
     stages = []
     try:
