@@ -74,10 +74,10 @@ class Worker(JobRuns):
         prefetch: jobs claimed ahead of free slots, so the next claim's round trip
             overlaps running the current batch. Prefetched jobs keep their lease
             renewed and are given back, attempt unused, at shutdown. Default: adaptive,
-            from ``concurrency`` up to ``2 * batch_size`` while jobs finish faster than
-            claims arrive and claims come back full (fewer, larger claims: each round
-            trip and statement has a fixed cost), back to ``concurrency`` when a claim
-            comes back short. An int fixes it.
+            from ``concurrency`` up to ``2 * batch_size`` (if that is more) while jobs
+            finish faster than claims arrive and claims come back full (fewer, larger
+            claims: each round trip and statement has a fixed cost), back to
+            ``concurrency`` when a claim comes back short. An int fixes it.
         batch_size: most jobs claimed per round trip.
         ack_batch: flush acknowledgements at once when this many are pending.
         ack_interval: otherwise flush pending acknowledgements after this many seconds.
@@ -380,7 +380,7 @@ class Worker(JobRuns):
         # to most_held, each time a full claim comes back to a worker that ran dry waiting for it,
         # and falls back when a claim comes back short (the queue is shallow).
         least_held = hold = self.concurrency + self.prefetch
-        most_held = self.concurrency + 2 * self.batch_size if self._adaptive else hold
+        most_held = max(hold, self.concurrency + 2 * self.batch_size) if self._adaptive else hold
         asked = 0
         inflight: asyncio.Future[list[Claim]] | None = None
         # Set when a claim came back empty: no claim is sent again until this
