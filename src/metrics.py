@@ -29,6 +29,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._core import tally_starts
 from .backends.values import HISTOGRAM_BOUNDS, HistoryRow, Outcome
 
 if TYPE_CHECKING:
@@ -105,25 +106,20 @@ class WorkerMetrics:
     def add_started(self, records: Iterable[JobRecord], now: float) -> None:
         """Jobs handed to their handler (one start batch), with their wait: for a first attempt
         from enqueue (or when due) to ``now``; a retry's due time is not in its record, so its
-        wait is not counted. Consecutive jobs of one task share a lookup (the common case)."""
+        wait is not counted. The per-job part is compiled (:func:`fastjobs._core.tally_starts`);
+        here, one merge per run of jobs of one task."""
         started = self.started
-        queue = task = ""
-        cell: list[float] = []
-        n = 0
-        for record in records:
-            if record.task != task or record.queue != queue:
-                if n:
-                    started[(queue, task)] = started.get((queue, task), 0) + n
-                queue, task, n = record.queue, record.task, 0
-                cell = self.wait.get((queue, task)) or self.wait.setdefault((queue, task), _cell(WAIT_BOUNDS))
-            n += 1
-            if record.attempt == 1:
-                due = record.run_at if record.run_at > record.enqueued_at else record.enqueued_at
-                seconds = now - due if now > due else 0.0
-                cell[0] += seconds
-                cell[bisect_left(WAIT_BOUNDS, seconds) + 1] += 1
-        if n:
-            started[(queue, task)] = started.get((queue, task), 0) + n
+        wait = self.wait
+        for queue, task, n, added in tally_starts(records, now, WAIT_BOUNDS):
+            key = (queue, task)
+            started[key] = started.get(key, 0) + n
+            cell = wait.get(key)
+            if cell is None:
+                wait[key] = added
+            else:
+                for i, value in enumerate(added):
+                    if value:
+                        cell[i] += value
 
     def add_rows(self, rows: Iterable[HistoryRow]) -> None:
         """The runs one ack flush sends (succeeded, retried and dead, with their run-time histograms)."""

@@ -82,6 +82,7 @@ encode_job = _codec.encode_job
 decode_job = _codec.decode_job
 encode_value = _codec.encode_value
 decode_value = _codec.decode_value
+tally_starts = _codec.tally_starts
 SCHEMA_VERSION = _codec.SCHEMA_VERSION
 DEFAULT_MAX_PAYLOAD = _codec.DEFAULT_MAX_PAYLOAD
 
@@ -125,5 +126,5 @@ __all__ = [
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
     "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",
-    "encode_job", "encode_value", "first_step", "implementation",
+    "encode_job", "encode_value", "first_step", "implementation", "tally_starts",
 ]

@@ -1,5 +1,6 @@
 """Type stub for the compiled job codec; it mirrors ``_codec_py``, the reference twin."""
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 # The compiled module takes these from the shared plain module.
@@ -86,3 +87,5 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "JobTemplate", "SCHEMA_VERSION",
     "decode_job", "decode_value", "encode_job", "encode_value",
 ]
+
+def tally_starts(records: Iterable[JobRecord], now: float, bounds: tuple[float, ...]) -> list[tuple[Any, Any, int, list[Any]]]: ...

@@ -1617,7 +1617,56 @@ def decode_value(data, max_size=DEFAULT_MAX_PAYLOAD):
     return _unpack("value", raw, 1)
 
 
+def tally_starts(records, double now, tuple bounds):
+    """What a batch of started jobs adds to the wait histograms: one entry per run of
+    consecutive records of one (queue, task), ``(queue, task, started, cell)``, where ``cell``
+    is ``[sum of waits, count per bucket...]`` over the run's first attempts (a retry's due
+    time is not in its record). A wait is from the later of ``run_at`` and ``enqueued_at`` to
+    ``now`` (0 if ``now`` is earlier); its bucket is ``bisect_left(bounds, wait)``.
+
+    The worker's metrics call this once per start batch: compiled, the per-job part is a few
+    field reads and a binary search (the Python loop was most of what counting cost a job).
+
+    Example:
+        >>> r = JobRecord(id="j", task="t", attempt=1, enqueued_at=10.0)
+        >>> tally_starts([r, r], 10.5, (0.1, 1.0))
+        [('default', 't', 2, [1.0, 0, 2, 0])]
+    """
+    cdef list out = []
+    cdef list cell = None
+    cdef JobRecord record
+    cdef object queue = None, task = None
+    cdef Py_ssize_t n = 0, nb = len(bounds), lo, hi, mid
+    cdef double due, wait, enqueued
+    for item in records:
+        record = <JobRecord?>item
+        if cell is None or record.task != task or record.queue != queue:
+            if cell is not None:
+                out.append((queue, task, n, cell))
+            queue, task, n = record.queue, record.task, 0
+            cell = [0.0] + [0] * (nb + 1)
+        n += 1
+        if record.attempt == 1:
+            due = record.run_at
+            enqueued = record.enqueued_at
+            if enqueued > due:
+                due = enqueued
+            wait = now - due if now > due else 0.0
+            cell[0] = <double>cell[0] + wait
+            lo, hi = 0, nb
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if <double>bounds[mid] < wait:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            cell[lo + 1] = cell[lo + 1] + 1
+    if cell is not None:
+        out.append((queue, task, n, cell))
+    return out
+
+
 __all__ = [
     "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "JobTemplate", "SCHEMA_VERSION",
-    "decode_job", "decode_value", "encode_job", "encode_value",
+    "decode_job", "decode_value", "encode_job", "encode_value", "tally_starts",
 ]

@@ -54,11 +54,13 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import decimal
 import operator
 import threading
 import uuid
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
@@ -718,7 +720,44 @@ def decode_value(data: bytes, max_size: int = DEFAULT_MAX_PAYLOAD) -> Any:
     return _unpack("decode_value", "value", data, max_size, 1)
 
 
+def tally_starts(records: Iterable[JobRecord], now: float, bounds: tuple[float, ...]) -> list[tuple[Any, Any, int, list[Any]]]:
+    """What a batch of started jobs adds to the wait histograms: one entry per run of
+    consecutive records of one (queue, task), ``(queue, task, started, cell)``, where ``cell``
+    is ``[sum of waits, count per bucket...]`` over the run's first attempts (a retry's due
+    time is not in its record). A wait is from the later of ``run_at`` and ``enqueued_at`` to
+    ``now`` (0 if ``now`` is earlier); its bucket is ``bisect_left(bounds, wait)``.
+
+    Example:
+        >>> r = JobRecord(id="j", task="t", attempt=1, enqueued_at=10.0)
+        >>> tally_starts([r, r], 10.5, (0.1, 1.0))
+        [('default', 't', 2, [1.0, 0, 2, 0])]
+    """
+    out: list[tuple[Any, Any, int, list[Any]]] = []
+    cell: list[Any] | None = None
+    queue: Any = None
+    task: Any = None
+    n = 0
+    for record in records:
+        if cell is None or record.task != task or record.queue != queue:
+            if cell is not None:
+                out.append((queue, task, n, cell))
+            queue, task, n = record.queue, record.task, 0
+            cell = [0.0] + [0] * (len(bounds) + 1)
+        n += 1
+        if record.attempt == 1:
+            due = float(record.run_at)
+            enqueued = float(record.enqueued_at)
+            if enqueued > due:
+                due = enqueued
+            wait = now - due if now > due else 0.0
+            cell[0] += wait
+            cell[bisect.bisect_left(bounds, wait) + 1] += 1
+    if cell is not None:
+        out.append((queue, task, n, cell))
+    return out
+
+
 __all__ = [
     "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "JobTemplate", "SCHEMA_VERSION",
-    "decode_job", "decode_value", "encode_job", "encode_value",
+    "decode_job", "decode_value", "encode_job", "encode_value", "tally_starts",
 ]  # fmt: skip

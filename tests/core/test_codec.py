@@ -260,7 +260,7 @@ def test_constants(core: types.SimpleNamespace) -> None:
     )  # fmt: skip
     assert set(codec.__all__) == {
         "DEFAULT_MAX_PAYLOAD", "FIELDS", "JobRecord", "JobTemplate", "SCHEMA_VERSION",
-        "decode_job", "decode_value", "encode_job", "encode_value",
+        "decode_job", "decode_value", "encode_job", "encode_value", "tally_starts",
     }  # fmt: skip
 
 
