@@ -33,7 +33,7 @@ from .job import JobInfo, new_job_ids
 from .options import TASK_NAME, UNSET, BackoffFunction, TaskOptions, TaskSettings, check_dependencies, check_limit, check_seconds
 from .options import split_backoff, validate_queue
 from .periodic import DEFAULT_MISFIRE_GRACE, Schedule
-from .backends.base import Event
+from .backends.base import Event, NewJob
 from .events import listen, parse_queues
 from .history import HistoryBucket, read_history
 from .hooks import HookRegistration, Hooks, check_hook, enqueue_hooks
@@ -43,7 +43,7 @@ from .operations import JobOperations
 from .task import Call, Task, configure_by_name
 from .worker import Worker
 
-_DEPENDS_ON = operator.itemgetter(8)
+_DEPENDS_ON = operator.itemgetter(NewJob._fields.index("depends_on"))
 """NewJob.depends_on by position (a NamedTuple field read through its descriptor costs more)."""
 
 if TYPE_CHECKING:

@@ -293,8 +293,7 @@ end
 -- msgpack objects, collected by one table constructor (presized), rather
 -- than as an array that cmsgpack grows a field at a time (~600 instructions
 -- per field; measured); a long batch comes as an array (the stream's objects
--- go through the Lua stack, ~8,000 at most). A table of row arrays (as
--- callers sent before) is returned as cmsgpack reads it: t[1] is a table.
+-- go through the Lua stack, ~8,000 at most).
 local function unpack_rows(packed)
   local head = string.byte(packed, 1)
   if head and ((head >= 0x90 and head <= 0x9f) or head == 0xdc or head == 0xdd) then

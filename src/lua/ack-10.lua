@@ -27,8 +27,7 @@
       the current minute and hour (see _history)
     5 + g: the acks of group g, as unpack_rows reads them (see _common): their count,
       then each Ack's fields in a row, {count, id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD,
-      3 RELEASE), payload or nil, delay (seconds), id, ...}; or (as callers sent them
-      before) an array of Ack arrays
+      3 RELEASE), payload or nil, delay (seconds), id, ...}
 
   Returns: a flat array of 1 (applied) / 0 (stale), one per ack, group by group.
     A job named again in the same group after an ack of it applied is answered
@@ -59,22 +58,10 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
   local held = KEYS[k + 10]
   local holding = 0
   local base = base_of(leases)
+  -- {count, id, token, kind, payload, delay, id, ...}: no table per ack to
+  -- build and collect (payloads are often nil: hence the count).
   local acks = unpack_rows(ARGV[g + 5])
-  local c
-  if type(acks[1]) == 'number' then
-    -- {count, id, token, kind, payload, delay, id, ...}: no table per ack to
-    -- build and collect (payloads are often nil: hence the count).
-    c = acks[1]
-  else
-    -- One array per ack, as callers sent them before.
-    c = #acks
-    local flat = {c}
-    for i = 1, c do
-      local a, o = acks[i], 5 * i - 4
-      flat[o + 1], flat[o + 2], flat[o + 3], flat[o + 4], flat[o + 5] = a[1], a[2], a[3], a[4], a[5]
-    end
-    acks = flat
-  end
+  local c = acks[1]
   local keys = {}
   for i = 1, c do keys[i] = base .. 'j:' .. acks[5 * i - 3] end
   local records = mget(keys)

@@ -15,8 +15,7 @@
        {count, id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil,
         unique_ttl (seconds the key stays held after the job succeeded; nil = 0),
         depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED), limit or nil
-        ({key, concurrency, rate, per}), task (name), tags (array of strings), id, ...};
-       or (as callers sent them before) an array of NewJob arrays
+        ({key, concurrency, rate, per}), task (name), tags (array of strings), id, ...}
     2 + groups (optional, only when some job has them): the features to read, 'd'
        (depends_on) and/or 'l' (limit), and 'e' ('E' in Cluster) to publish an
        `enqueued` event per job stored (see _events). Without it those fields are not looked at.
@@ -50,19 +49,8 @@ local groups = math.floor(#KEYS / GROUP)
 
 -- A group's jobs as sent (unpack_rows, see _common): {count, then each
 -- NewJob's W fields in a row}, no table per job for cmsgpack to build and
--- grow; or (as callers sent them before) an array of NewJob arrays, made flat
--- here. Job i's field k is then jobs[W * i - W + 1 + k].
+-- grow. Job i's field k is jobs[W * i - W + 1 + k].
 local W = 13
-local function flat_jobs(jobs)
-  if type(jobs[1]) == 'number' then return jobs, jobs[1] end
-  local c = #jobs
-  local flat = {c}
-  for i = 1, c do
-    local job, o = jobs[i], W * i - W + 1
-    for k = 1, W do flat[o + k] = job[k] end
-  end
-  return flat, c
-end
 
 -- Pass 1: refuse existing ids before writing anything (all or none).
 local batches, counts, jkeys = {}, {}, {}
@@ -70,7 +58,8 @@ local seen = {}
 local replay = false
 for g = 1, groups do
   local base = base_of(KEYS[(g - 1) * GROUP + 1])
-  local jobs, c = flat_jobs(unpack_rows(ARGV[g + 1]))
+  local jobs = unpack_rows(ARGV[g + 1])
+  local c = jobs[1]
   local keys = {}
   for i = 1, c do
     local id = jobs[W * i - W + 2]

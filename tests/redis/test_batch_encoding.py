@@ -1,6 +1,6 @@
 """How enqueue and ack batches travel to their scripts (connection.pack_rows): a msgpack stream
-of the count and the fields in a row while short, the array itself past ROWS_STREAM_MAX, and
-the array of arrays callers sent before; every form stores and settles the same."""
+of the count and the fields in a row while short, the array itself past ROWS_STREAM_MAX; both
+forms store and settle the same."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from fastjobs._core import QUEUED, SUCCEEDED
 from fastjobs.backends import Ack, AckKind, NewJob
-from fastjobs.backends.redis import SCRIPTS, RedisBackend
+from fastjobs.backends.redis import RedisBackend
 from fastjobs.backends.redis.connection import ROWS_STREAM_MAX, pack_rows
 from fastjobs.job import new_job_id
 from tests.redis.servers import RedisServer
@@ -72,14 +72,3 @@ async def test_ack_batches_on_either_side_of_the_stream_limit_apply_each_ack(
     for c, a in ((claims[0], acks[0]), (claims[-1], acks[-1])):
         stored = await backend.get(c.id)
         assert stored is not None and stored.state == SUCCEEDED and stored.result == a.payload
-
-
-async def test_the_ack_script_still_reads_an_array_of_ack_arrays(server: RedisServer, open_backend) -> None:  # type: ignore[no-untyped-def]
-    backend: RedisBackend = await open_backend(server.url)
-    jobs = [job(i) for i in range(3)]
-    await backend.enqueue_many(jobs)
-    claims = await backend.claim(["q"], 3, 30.0)
-    acks = [Ack(c.id, c.token, AckKind.SUCCEED) for c in claims]
-    head = ("nonce-x", 60.0, 60.0, b"", b"", msgpack.packb(acks, use_bin_type=False))
-    assert await backend._eval(SCRIPTS["ack"], backend._queue("q").ack, head) == [1, 1, 1]
-    assert await backend.ack_many(acks) == [False, False, False]

@@ -190,14 +190,13 @@ async def test_lost_replies_are_answered_again(server: "object", open_backend) -
     """An enqueue or ack whose reply was lost is retried with the same nonce: the retry reports what the first call did."""
     from fastjobs.backends import Ack, AckKind, NewJob
     from fastjobs.backends.redis import SCRIPTS
+    from fastjobs.backends.redis.connection import pack_rows
     from fastjobs.job import new_job_id
 
     backend: RedisBackend = await open_backend(server.url)  # type: ignore[attr-defined]
     k = backend._queue("q")
-    import msgpack
-
     jobs = [NewJob(new_job_id(), "q", 0, 0.0, 3, b"body", None), NewJob(new_job_id(), "q", 0, 0.0, 3, b"b2", "u1")]
-    args = ("nonce-1", msgpack.packb(jobs, use_bin_type=False))
+    args = ("nonce-1", pack_rows(jobs))  # as enqueue_many sends them
     first = await backend._eval(SCRIPTS["enqueue"], (*k.enqueue, backend._registry), args)
     again = await backend._eval(SCRIPTS["enqueue"], (*k.enqueue, backend._registry), args)
     assert first == again == []
@@ -205,7 +204,7 @@ async def test_lost_replies_are_answered_again(server: "object", open_backend) -
         await backend.enqueue_many([jobs[0]])  # a new call (new nonce) is refused, as ever
     claims = await backend.claim(["q"], 2, 30.0)
     acks = [Ack(c.id, c.token, AckKind.SUCCEED) for c in claims]
-    head = ("ack-nonce", 60.0, 60.0, b"", b"", msgpack.packb(acks, use_bin_type=False))
+    head = ("ack-nonce", 60.0, 60.0, b"", b"", pack_rows(acks))  # as ack_many sends them
     assert await backend._eval(SCRIPTS["ack"], k.ack, head) == [1, 1]
     assert await backend._eval(SCRIPTS["ack"], k.ack, head) == [1, 1]  # the retry
     assert await backend.ack_many(acks) == [False, False]  # a new ack of the same token is stale
