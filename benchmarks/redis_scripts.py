@@ -59,12 +59,12 @@ def dump_total(pid: int, folder: str) -> int:
 
 
 async def run(jobs: int, enqueue_batch: int, claim_batch: int, ack_batch: int, history: bool,
-              callgrind_pid: int | None, callgrind_dir: str) -> dict[str, dict[str, float]]:
+              callgrind_pid: int | None, callgrind_dir: str, url: str | None = None) -> dict[str, dict[str, float]]:
     import redis.asyncio
 
     from tests.backends import wipe_namespace
 
-    app = fastjobs.App(URLS["redis"](), prefix="rscripts" + uuid.uuid4().hex[:8], result_ttl=3600)
+    app = fastjobs.App(url or URLS["redis"](), prefix="rscripts" + uuid.uuid4().hex[:8], result_ttl=3600)
 
     @app.task(name="noop", queue="bench")
     async def noop() -> None:
