@@ -26,7 +26,7 @@ NO_EXTENSIONS = _flag("FASTJOBS_NO_EXTENSIONS") or sys.implementation.name != "c
 DEBUG = _flag("FASTJOBS_DEBUG_BUILD")
 REQUIRE = _flag("FASTJOBS_REQUIRE_EXTENSIONS")
 
-MODULES = ("_heap_c", "_codec_c", "_states_c", "_step_c", "_store_c")
+MODULES = ("_heap_c", "_codec_c", "_states_c", "_step_c", "_store_c", "_enqueue_c")
 
 
 def extensions() -> list[Extension]:

@@ -9,8 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
 import traceback as tb
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from ._core import (
     decode_job,
     decode_value,
     encode_value,
+    new_job_ids as _new_job_ids,
 )
 
 from .constants import BATCH, RESERVED_META_PREFIXES
@@ -39,16 +38,12 @@ The one source of this text: the PostgreSQL functions and the Redis scripts get 
 as a parameter."""
 
 
-# Ids come from a per-process counter that starts at a random point, behind a
-# per-batch random head: one urandom call per batch instead of one per job
-# (ids were 40% of the enqueue cost). next() on itertools.count is atomic
-# under the GIL, so threads enqueueing at once still get distinct ids.
-_counter = itertools.count(int.from_bytes(os.urandom(6), "big"))
-_MASK48 = 0xFFFFFFFFFFFF
-
-
 def new_job_ids(n: int) -> list[str]:
     """``n`` new job ids: 32 hex digits each, time-ordered by their first 12 (milliseconds).
+
+    The rest: 8 random digits drawn once per call, and 12 of a per-process counter that
+    starts at a random point (see :mod:`fastjobs._core._enqueue_py`), so one ``urandom`` call
+    serves a whole batch and threads enqueueing at once still get distinct ids.
 
     Example:
         >>> from fastjobs.job import new_job_ids
@@ -56,9 +51,7 @@ def new_job_ids(n: int) -> list[str]:
         >>> a != b and len(a) == 32
         True
     """
-    head = f"{int(time.time() * 1000) & _MASK48:012x}{os.urandom(4).hex()}"
-    count = _counter
-    return [f"{head}{next(count) & _MASK48:012x}" for _ in range(n)]
+    return _new_job_ids(n)
 
 
 def new_job_id() -> str:

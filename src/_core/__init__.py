@@ -1,5 +1,5 @@
 """fastjobs' hot core: the priority/delay index, the job codec, backoff and states, the
-memory backend's job record, and a handler's first step (:mod:`fastjobs.eager`).
+memory backend's job record, a handler's first step, and enqueue's ids and NewJobs (:mod:`fastjobs.eager`).
 
 Each piece is a Cython module (``_*_c``) with a pure-Python twin (``_*_py``) of
 identical behaviour. This module picks one set, once, at import:
@@ -45,22 +45,32 @@ IMPORT_ERROR: ImportError | None = None
 
 if TYPE_CHECKING:  # type checkers always see the twins: they are the reference
     from . import _codec_py as _codec
+    from . import _enqueue_py as _enqueue
     from . import _heap_py as _heap
     from . import _states_py as _states
     from . import _step_py as _step
     from . import _store_py as _store
 elif NO_EXTENSIONS:
-    from . import _codec_py as _codec, _heap_py as _heap, _states_py as _states, _step_py as _step, _store_py as _store
+    from . import (
+        _codec_py as _codec, _enqueue_py as _enqueue, _heap_py as _heap, _states_py as _states, _step_py as _step,
+        _store_py as _store,
+    )
 
     IMPLEMENTATION = "pure"
 else:
     try:
-        from . import _codec_c as _codec, _heap_c as _heap, _states_c as _states, _step_c as _step, _store_c as _store
+        from . import (
+            _codec_c as _codec, _enqueue_c as _enqueue, _heap_c as _heap, _states_c as _states, _step_c as _step,
+            _store_c as _store,
+        )
 
         IMPLEMENTATION = "compiled"
     except ImportError as exc:  # pragma: no cover - depends on the build
         IMPORT_ERROR = exc
-        from . import _codec_py as _codec, _heap_py as _heap, _states_py as _states, _step_py as _step, _store_py as _store
+        from . import (
+            _codec_py as _codec, _enqueue_py as _enqueue, _heap_py as _heap, _states_py as _states, _step_py as _step,
+            _store_py as _store,
+        )
 
         IMPLEMENTATION = "pure"
         warnings.warn(
@@ -75,6 +85,8 @@ else:
 PriorityIndex = _heap.PriorityIndex
 JobSlot = _store.JobSlot
 first_step = _step.first_step
+new_job_ids = _enqueue.new_job_ids
+new_jobs = _enqueue.new_jobs
 
 JobRecord = _codec.JobRecord
 JobTemplate = _codec.JobTemplate
@@ -105,7 +117,7 @@ STATE_NAMES = _states.STATE_NAMES
 TRANSITIONS = _states.TRANSITIONS
 
 MODULES = {"heap": _heap.__name__, "codec": _codec.__name__, "states": _states.__name__, "step": _step.__name__,
-           "store": _store.__name__}
+           "store": _store.__name__, "enqueue": _enqueue.__name__}
 """The module behind each piece, e.g. ``{"heap": "fastjobs._core._heap_c", ...}``."""
 
 
@@ -126,5 +138,5 @@ __all__ = [
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
     "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",
-    "encode_job", "encode_value", "first_step", "implementation", "tally_starts",
+    "encode_job", "encode_value", "first_step", "implementation", "new_job_ids", "new_jobs", "tally_starts",
 ]

@@ -1,0 +1,6 @@
+"""Type stub for the compiled enqueue path; the signatures match ``_enqueue_py``."""
+
+from typing import Any
+
+def new_job_ids(n: int) -> list[str]: ...
+def new_jobs(calls: list[Any], ids: list[str], now: float, max_size: int, new_job: type) -> list[Any]: ...
