@@ -4,8 +4,10 @@ A worker allocates a few dozen small container objects per job (its claim, recor
 outcome, ack), so CPython's default young-generation threshold of 700 allocations runs a
 collection every ten-odd jobs, each walking every young object and some older ones: about a
 third of a no-op job's wall time in a profile of the memory backend. While at least one
-:class:`~fastjobs.Worker` runs in the process, the threshold is raised to :data:`THRESHOLD`
-(never lowered); when the last one stops, the settings it found are put back. Cycles are
+:class:`~fastjobs.Worker` runs in the process, and while :meth:`App.enqueue_many
+<fastjobs.App.enqueue_many>` encodes and stores a batch of 64 calls or more (whose NewJobs all
+live until it is stored), the threshold is raised to :data:`THRESHOLD` (never lowered); when
+the last of them ends, the settings it found are put back. Cycles are
 still collected, just in larger batches; the older generations keep their own thresholds.
 ``Worker(tune_gc=False)`` leaves the collector alone.
 

@@ -58,3 +58,26 @@ async def test_tune_gc_false_and_a_disabled_threshold_are_left_alone() -> None:
     finally:
         gc.set_threshold(*before)
     await app.close()
+
+
+async def test_a_large_enqueue_many_runs_without_young_collections_and_puts_the_threshold_back() -> None:
+    app, look, _ = threshold_probe()
+    before = gc.get_threshold()
+    young: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            young.append(1)
+
+    calls = [look.call() for _ in range(5_000)]
+    gc.collect()
+    young.clear()
+    gc.callbacks.append(count)
+    try:
+        await app.enqueue_many(calls)
+    finally:
+        gc.callbacks.remove(count)
+    # The batch's 5,000 NewJobs live until it is stored: at the default 700, several collections.
+    assert young == []
+    assert gc.get_threshold() == before
+    await app.close()
