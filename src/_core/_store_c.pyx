@@ -1,6 +1,7 @@
 """The memory backend's job record, compiled: built in C and invisible to the cyclic GC.
 
-``_store_py`` is the pure-Python twin with the same fields and constructor.
+``_store_py`` is the pure-Python twin with the same fields and constructor, and the same
+``lease`` and ``succeed`` (a claim's and a plain success's per-job steps, one C loop each).
 
 Why it exists: ``memory://`` keeps every job (queued, running, and finished
 ones until their retention ends) as one record. As an ordinary Python object
@@ -14,10 +15,14 @@ and the collector never walks these records at all.
 cimport cython
 from cpython.float cimport PyFloat_CheckExact, PyFloat_FromDouble
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem, PyDict_DelItem
+from cpython.object cimport PyObject
 
 # The state numbers of fastjobs._core._states_* (a test checks they agree).
 cdef int _SCHEDULED = 0
 cdef int _QUEUED = 1
+cdef object _ACTIVE = 2
+cdef object _SUCCEEDED = 3
 
 
 @cython.no_gc
@@ -85,3 +90,43 @@ cdef class JobSlot:
         else:
             self.state = _QUEUED
             self.run_at = now
+
+
+def lease(dict store, dict active, list taken, now, until, claim, list claims):
+    """Lease the jobs ``taken`` (ids of slots in ``store``): see ``_store_py.lease``."""
+    cdef JobSlot job
+    for job_id in taken:
+        job = <JobSlot>store[job_id]
+        job.state = _ACTIVE
+        job.attempt = job.attempt + 1
+        job.token = job.token + 1
+        job.started_at = now
+        job.lease_until = until
+        active[job_id] = job
+        claims.append(tuple.__new__(claim, (job_id, job.token, job.attempt, job.body)))
+
+
+def succeed(dict active, list acks, now, succeed_kind, dict dependants, list applied, list succeeded):
+    """Apply the leading plain successes of ``acks``: see ``_store_py.succeed``."""
+    cdef Py_ssize_t i, n = len(acks)
+    cdef JobSlot job
+    cdef PyObject* found
+    cdef tuple ack
+    for i in range(n):
+        ack = <tuple>acks[i]
+        job_id = ack[0]
+        found = PyDict_GetItem(active, job_id)
+        if found == NULL or (<JobSlot>found).token != ack[1]:
+            applied.append(False)
+            continue
+        job = <JobSlot>found
+        if ack[2] != succeed_kind or job.unique_key is not None or (dependants and job_id in dependants):
+            return i
+        PyDict_DelItem(active, job_id)  # `job` holds its own reference to the slot
+        job.lease_until = None
+        job.state = _SUCCEEDED
+        job.result = ack[3]
+        job.finished_at = now
+        succeeded.append(job)
+        applied.append(True)
+    return n

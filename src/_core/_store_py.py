@@ -1,14 +1,17 @@
 """The memory backend's job record, pure Python: the twin of ``_store_c``.
 
 Same fields and constructor as the compiled record; the compiled one is built
-in C and is not tracked by the cyclic GC (see ``_store_c`` for why).
+in C and is not tracked by the cyclic GC (see ``_store_c`` for why). ``lease`` and
+``succeed`` are the per-job steps of a claim and of an ack of plain successes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._states_py import QUEUED, SCHEDULED
+from ._states_py import ACTIVE, QUEUED, SCHEDULED, SUCCEEDED
+
+_new_tuple = tuple.__new__
 
 
 class JobSlot:
@@ -52,3 +55,45 @@ class JobSlot:
         else:
             self.state = QUEUED
             self.run_at = float(now)
+
+
+def lease(store: dict[str, Any], active: dict[str, Any], taken: list[str], now: float, until: float,
+          claim: type, claims: list[Any]) -> None:
+    """Lease the jobs ``taken`` (ids of slots in ``store``): each goes ACTIVE, one attempt and one
+    token up, started ``now``, leased ``until``; it is put in ``active`` and its ``claim``
+    (a Claim: id, token, attempt, body) appended to ``claims``."""
+    for job_id in taken:
+        job = store[job_id]
+        job.state = ACTIVE
+        job.attempt += 1
+        job.token += 1
+        job.started_at = now
+        job.lease_until = until
+        active[job_id] = job
+        claims.append(_new_tuple(claim, (job_id, job.token, job.attempt, job.body)))
+
+
+def succeed(active: dict[str, Any], acks: list[Any], now: float, succeed_kind: int, dependants: dict[str, Any],
+            applied: list[bool], succeeded: list[Any]) -> int:
+    """Apply the leading plain successes of ``acks`` (Ack tuples: id, token, kind, payload):
+    an ack whose job is not in ``active`` under its token is stale (False appended to
+    ``applied``); a success (kind ``succeed_kind``) of a job with no unique key and no
+    ``dependants`` entry leaves ``active``, goes SUCCEEDED with its result and finish time and is
+    appended to ``succeeded`` (True to ``applied``). Stops at the first other ack; returns its
+    position (``len(acks)`` if none): the caller applies the rest."""
+    for i, ack in enumerate(acks):
+        job_id, token, kind, payload = ack[0], ack[1], ack[2], ack[3]
+        job = active.get(job_id)
+        if job is None or job.token != token:
+            applied.append(False)
+            continue
+        if kind != succeed_kind or job.unique_key is not None or (dependants and job_id in dependants):
+            return i
+        del active[job_id]
+        job.lease_until = None
+        job.state = SUCCEEDED
+        job.result = payload
+        job.finished_at = now
+        succeeded.append(job)
+        applied.append(True)
+    return len(acks)

@@ -53,6 +53,8 @@ from .._core import (
     WAITING,
     JobSlot,
     PriorityIndex,
+    lease_slots,
+    succeed_slots,
 )
 from ..errors import ConfigurationError, DependencyError, DuplicateJobError
 from ..job import lease_expired_error
@@ -66,7 +68,6 @@ from .base import HistoryPoint, HistoryRow, JobFilter, Position
 from .base import by_start, check_beat, check_search_limit, check_worker, check_worker_id
 
 # tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
-_new_tuple = tuple.__new__
 _ID, _DEPENDS_ON, _LIMIT = (operator.itemgetter(NewJob._fields.index(name)) for name in ("id", "depends_on", "limit"))
 """NewJob fields by position, for map() over a batch (no Python frame per job)."""
 # Plain ints: comparing with AckKind.X looks the member up on the Enum class per ack.
@@ -247,15 +248,7 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, WakeUps, Bac
                     taken: list[Any] = self._claim_merged(queue, index, n - len(claims), now)
                 else:
                     taken = [] if index is None else index.pop(n - len(claims), now)
-                for job_id in taken:
-                    job = store[job_id]
-                    job.state = ACTIVE
-                    job.attempt += 1
-                    job.token += 1
-                    job.started_at = now
-                    job.lease_until = until
-                    active[job_id] = job
-                    claims.append(_new_tuple(Claim, (job_id, job.token, job.attempt, job.body)))
+                lease_slots(store, active, taken, now, until, Claim, claims)
                 if len(claims) >= n:
                     break
             if self._eventing:
@@ -285,7 +278,10 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, WakeUps, Bac
             succeeded: list[JobSlot] = []
             dependants = self._dependants
             limit_of = self._limit_of
-            for ack in acks:
+            # The leading plain successes in one compiled loop (all of a drain's acks); the rest here.
+            first = succeed_slots(active, acks, now, _SUCCEED, dependants, applied, succeeded) if (
+                plain and not limit_of and type(acks) is list) else 0
+            for ack in acks if first == 0 else acks[first:]:
                 job = active.get(ack.id)
                 if job is None or job.token != ack.token:
                     applied.append(False)

@@ -95,3 +95,58 @@ def test_enqueue_time_is_one_float(core: types.SimpleNamespace, now: float, dela
 def test_too_few_fields_raise(core: types.SimpleNamespace) -> None:
     with pytest.raises(IndexError):
         core.store.JobSlot(("a", "q", 0, 0.0, 1, b""), 1.0)
+
+
+def test_lease_makes_the_slots_active_and_gives_their_claims(core: types.SimpleNamespace) -> None:
+    from fastjobs.backends.base import Claim
+
+    store = {i: core.store.JobSlot((i, "q", 0, 0.0, 3, i.encode(), None), 1.0) for i in ("a", "b", "c")}
+    store["b"].attempt, store["b"].token = 1, 4  # a retried job
+    active: dict[str, object] = {}
+    claims: list[Claim] = [Claim("x", 1, 1, b"")]  # appended to, not replaced
+    core.store.lease(store, active, ["b", "a"], 10.0, 40.0, Claim, claims)
+    assert claims == [Claim("x", 1, 1, b""), Claim("b", 5, 2, b"b"), Claim("a", 1, 1, b"a")]
+    assert all(type(c) is Claim for c in claims)
+    assert list(active) == ["b", "a"] and active["a"] is store["a"]
+    assert [(s.state, s.started_at, s.lease_until) for s in (store["a"], store["b"])] == [
+        (core.states.ACTIVE, 10.0, 40.0)] * 2
+    assert values(store["c"])["state"] == core.states.QUEUED
+    with pytest.raises(KeyError):
+        core.store.lease(store, active, ["missing"], 10.0, 40.0, Claim, claims)
+
+
+@given(plan=st.lists(st.sampled_from(["ok", "stale", "token", "retry", "unique", "dependant"]), max_size=8))
+def test_succeed_applies_the_leading_plain_successes(core: types.SimpleNamespace, plan: list[str]) -> None:
+    """The twins agree with each other and with the rule: stale acks are refused, plain successes
+    applied, and the first other ack stops the loop where the caller takes over."""
+    from fastjobs.backends.base import Ack
+
+    active: dict[str, object] = {}
+    acks: list[Ack] = []
+    dependants: dict[str, object] = {}
+    for n, what in enumerate(plan):
+        job_id = f"j{n}"
+        slot = core.store.JobSlot((job_id, "q", 0, 0.0, 3, b"", "key" if what == "unique" else None), 1.0)
+        slot.state, slot.token, slot.lease_until = core.states.ACTIVE, 2, 9.0
+        if what != "stale":
+            active[job_id] = slot
+        if what == "dependant":
+            dependants[job_id] = ["child"]
+        kind = 1 if what == "retry" else 0
+        acks.append(Ack(job_id, 1 if what == "token" else 2, kind, b"r%d" % n))
+    slots = dict(active)
+    applied: list[bool] = []
+    succeeded: list[object] = []
+    stop = core.store.succeed(active, acks, 5.0, 0, dependants, applied, succeeded)
+    expected_stop = next((n for n, what in enumerate(plan) if what in ("retry", "unique", "dependant")), len(plan))
+    assert stop == expected_stop
+    assert applied == [what == "ok" for what in plan[:stop]]
+    assert [s.id for s in succeeded] == [f"j{n}" for n, what in enumerate(plan[:stop]) if what == "ok"]
+    for n, what in enumerate(plan):
+        slot = slots.get(f"j{n}")
+        if what == "ok" and n < stop:
+            assert f"j{n}" not in active
+            assert (slot.state, slot.result, slot.finished_at, slot.lease_until) == (
+                core.states.SUCCEEDED, b"r%d" % n, 5.0, None)
+        elif slot is not None:
+            assert active[f"j{n}"] is slot and slot.state == core.states.ACTIVE and slot.lease_until == 9.0
