@@ -27,6 +27,7 @@ DEBUG = _flag("FASTJOBS_DEBUG_BUILD")
 REQUIRE = _flag("FASTJOBS_REQUIRE_EXTENSIONS")
 
 MODULES = ("_heap_c", "_codec_c", "_states_c", "_step_c", "_store_c", "_enqueue_c")
+MODULES += ("_hooks_c",)
 
 
 def extensions() -> list[Extension]:

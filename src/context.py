@@ -15,22 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from ._core import encode_value
-from .constants import BATCH
+from ._core import ContextFields, encode_value
 from .errors import InvalidOptionError
 
-if TYPE_CHECKING:
-    from ._core import JobRecord
-    from .backends.base import Claim
-    from .runs import JobRuns
 
-
-# eq=False: compared by identity; repr=False: its own, without the job's arguments.
-@dataclass(slots=True, eq=False, repr=False)
-class Context:
+class Context(ContextFields):
     """What a handler registered with ``context=True`` gets as its first argument.
 
     Attributes:
@@ -45,6 +35,13 @@ class Context:
             ``before_enqueue`` hooks added, and fastjobs' own ``fastjobs.`` keys).
         state: the worker's :class:`~fastjobs.WorkerState` (what its start hooks opened).
         worker_id: the id of the worker running it.
+        lease_until: when the lease runs out unless renewed (the worker's clock, epoch
+            seconds); renewed while the job runs.
+
+    Its fields are stored in the compiled core (:mod:`fastjobs._core`, ``ContextFields``):
+    the Context a worker makes for a job (``fastjobs._core.job_context``) is built in C and reads the
+    job's fields from its claim and record when asked; there they are read-only, except
+    ``job_id``, ``meta``, ``cancelled`` and ``lease_until``. Compared by identity.
 
     Example:
         >>> @app.task(context=True)  # doctest: +SKIP
@@ -58,25 +55,7 @@ class Context:
         ...         ctx.progress_sync(i / len(rows))
     """
 
-    job_id: str
-    task: str
-    queue: str
-    attempt: int
-    max_attempts: int
-    _token: int
-    _backend: Any
-    _loop: Any
-    lease_until: float
-    """When the lease runs out unless renewed (the worker's clock, epoch seconds); renewed while the job runs."""
-    cancelled: bool = False
-    batch_id: str | None = None
-    """For a batch callback (``then``/``catch``/``finally_``): the batch's id, for ``app.get_batch``."""
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    state: Any = None
-    """The worker's :class:`~fastjobs.WorkerState`."""
-    worker_id: str = ""
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"Context(job_id={self.job_id!r}, task={self.task!r}, attempt={self.attempt})"
@@ -102,75 +81,3 @@ class Context:
         future = asyncio.run_coroutine_threadsafe(self.progress(fraction, message), self._loop)
         return future.result(timeout=60)
 
-
-class JobContext(Context):
-    """The :class:`Context` a worker makes for a job it runs: the job's fields are read from its
-    claim, its record and the worker when asked, not copied in.
-
-    A job with hooks gets one whether or not anything reads it, and hooks read two or three
-    fields: filling all sixteen cost ~0.4 us a job (measured), 3% of a no-op job. The job's
-    fields are read-only here; ``cancelled`` and ``lease_until`` are set by the worker.
-    """
-
-    __slots__ = ("_claim", "_record", "_worker")
-
-    def __init__(self, claim: Claim, record: JobRecord, worker: JobRuns, lease_until: float) -> None:
-        self._claim = claim
-        self._record = record
-        self._worker = worker
-        # Copied, as in Context: the fields most hooks read (a property read costs ~40 ns, a slot's ~10).
-        self.job_id = claim.id
-        self.meta = record.meta or {}
-        self.lease_until = lease_until
-        self.cancelled = False
-
-    # Each property replaces a field of Context (a slot there, read-only here).
-
-    @property
-    def task(self) -> str:  # type: ignore[override]
-        return self._record.task
-
-    @property
-    def queue(self) -> str:  # type: ignore[override]
-        return self._record.queue
-
-    @property
-    def attempt(self) -> int:  # type: ignore[override]
-        return self._claim.attempt
-
-    @property
-    def max_attempts(self) -> int:  # type: ignore[override]
-        return self._record.max_attempts
-
-    @property
-    def _token(self) -> int:  # type: ignore[override]
-        return self._claim.token
-
-    @property
-    def _backend(self) -> Any:
-        return self._worker._backend
-
-    @property
-    def _loop(self) -> Any:
-        return self._worker._loop
-
-    @property
-    def batch_id(self) -> str | None:  # type: ignore[override]
-        meta = self._record.meta
-        return meta.get(BATCH) if meta else None
-
-    @property
-    def args(self) -> tuple[Any, ...]:  # type: ignore[override]
-        return self._record.args
-
-    @property
-    def kwargs(self) -> dict[str, Any]:  # type: ignore[override]
-        return self._record.kwargs
-
-    @property
-    def state(self) -> Any:
-        return self._worker.state
-
-    @property
-    def worker_id(self) -> str:  # type: ignore[override]
-        return self._worker.id

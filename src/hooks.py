@@ -65,6 +65,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._core import JobOutcome as _JobOutcome
 from .constants import RESERVED_META_PREFIXES
 from .errors import ConfigurationError, InvalidOptionError
 from .job import new_job_ids
@@ -127,33 +128,10 @@ def worker_state() -> WorkerState:
         ) from None
 
 
-# eq=False: compared by identity; repr=False: a job's arguments and result stay out of reprs.
-@dataclass(slots=True, eq=False, repr=False)
-class JobOutcome:
-    """How one attempt ended, as ``after_job`` and ``on_dead`` hooks get it.
-
-    Attributes:
-        status: ``"succeeded"``; ``"failed"`` (raised; will be retried); ``"timed_out"``
-            (ran past its timeout; will be retried); ``"dead"`` (dead-lettered: its last
-            attempt failed or timed out, or its result could not be stored); ``"cancelled"``
-            (stopped, its outcome discarded: the job was cancelled, its lease was lost, or
-            shutdown gave it back to run again).
-        error: the exception (failed, timed_out, dead; for cancelled, what stopped it), else None.
-        result: what the handler returned (succeeded), else None.
-        seconds: how long the handler ran.
-        will_retry: whether another attempt is scheduled.
-        timed_out: whether the attempt ran past its timeout (status timed_out, or dead).
-    """
-
-    status: str
-    error: BaseException | None = None
-    result: Any = None
-    seconds: float = 0.0
-    will_retry: bool = False
-    timed_out: bool = False
-
-    def __repr__(self) -> str:
-        return f"JobOutcome(status={self.status!r}, error={self.error!r}, seconds={self.seconds:.6f})"
+JobOutcome = _JobOutcome
+"""How one attempt ended, as ``after_job`` and ``on_dead`` hooks get it: ``status``, ``error``,
+``result``, ``seconds``, ``will_retry``, ``timed_out`` (see :class:`fastjobs._core._hooks_py.JobOutcome`).
+Built in the compiled core: one is made for every attempt of a job with job hooks."""
 
 
 @dataclass(slots=True, eq=False, repr=False)

@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 from ._core import (
     SUCCEEDED,
     CorruptJobError,
+    JobOutcome,
     PayloadTooLargeError,
     UnencodableError,
     decode_job,
+    after_success,
     decode_value,
+    job_context,
 )
 from .constants import PIPE
-from .context import Context, JobContext
+from .context import Context
 from .errors import DependencyError, JobTimeoutError, LeaseExpiredError, UnknownTaskError, WorkerShutdown
 from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, NOT_STARTED, Running, ThreadRunner, start_task
 from .hooks import (
@@ -36,7 +39,6 @@ from .hooks import (
     FAILED,
     SUCCEEDED as SUCCESS,
     TIMED_OUT,
-    JobOutcome,
     WorkerState,
     await_logged,
     call_logged,
@@ -161,7 +163,7 @@ class JobRuns:
     def _start_hooked(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         """:meth:`_start_one` with job hooks: the before_job hooks, then the handler, in a contextvars
         context of the job's own (see :mod:`fastjobs.hooks`)."""
-        ctx = JobContext(claim, record, self, time.time() + self.app.lease)  # as _context
+        ctx = job_context(Context, claim, record, self, self._pending_confirmed, self.app.lease)  # as _context
         jctx = contextvars.copy_context()
         befores = self._befores
         if befores:
@@ -200,7 +202,8 @@ class JobRuns:
             value, seconds = job_task.result(), time.monotonic() - started
             error = self._ackbuf.succeed(claim, record, value, seconds)
             if error is None:
-                self._after_success(ctx, jctx, claim.id, value, seconds)
+                if self._afters:
+                    self._after_success(ctx, jctx, claim.id, value, seconds)
             else:
                 self._after(self._hooked(claim, record, task, ctx, jctx), JobOutcome(DEAD, error, None, seconds))
             return
@@ -244,18 +247,17 @@ class JobRuns:
         afters = self._afters
         if not afters:
             return
-        outcome = JobOutcome(SUCCESS, None, value, seconds)
-        if len(afters) == 1:  # as it is, as in _start_hooked
+        if len(afters) == 1:  # as it is, as in _start_hooked; its outcome built in C
             hook = afters[0]
             try:
-                result = jctx.run(hook, ctx, outcome)
+                result = after_success(hook, jctx, ctx, value, seconds)
             except Exception:
                 log_raised("after_job", hook, job_id)
                 return
             if result is not None and inspect.isawaitable(result):
                 self._hook_task(await_logged("after_job", result, hook, job_id), jctx)
             return
-        pending = jctx.run(run_hooks, "after_job", afters, job_id, ctx, outcome)
+        pending = jctx.run(run_hooks, "after_job", afters, job_id, ctx, JobOutcome(SUCCESS, None, value, seconds))
         if pending:
             self._await_hooks(jctx, "after_job", pending, job_id)
 
@@ -358,8 +360,10 @@ class JobRuns:
         starting.add_done_callback(self._starting.discard)
 
     def _context(self, claim: Claim, record: JobRecord) -> Context:
-        # Claimed with the App's lease; the first renewal applies the task's own.
-        return JobContext(claim, record, self, time.time() + self.app.lease)
+        # Built in C, its fields read when asked (fastjobs._core.job_context). Claimed with the App's
+        # lease, as last confirmed; the first renewal applies the task's own.
+        ctx: Context = job_context(Context, claim, record, self, self._pending_confirmed, self.app.lease)
+        return ctx
 
     def _runner(self, task: Task[..., Any]) -> ThreadRunner | ProcessPool:
         """Where a plain def handler of ``task`` runs: the process pool (``executor="process"``) or the threads."""

@@ -84,6 +84,7 @@ else:
 
 PriorityIndex = _heap.PriorityIndex
 JobSlot = _store.JobSlot
+insert_slots = _store.insert
 lease_slots = _store.lease
 succeed_slots = _store.succeed
 first_step = _step.first_step
@@ -118,9 +119,26 @@ WAITING = _states.WAITING
 STATE_NAMES = _states.STATE_NAMES
 TRANSITIONS = _states.TRANSITIONS
 
+# The job hooks' Context fields and JobOutcome: the same set as the modules above.
+if TYPE_CHECKING or IMPLEMENTATION == "pure":
+    from . import _hooks_py as _hooks
+else:
+    try:
+        from . import _hooks_c as _hooks
+    except ImportError as exc:  # pragma: no cover - a build older than this module: rebuild it
+        raise ImportError(f"fastjobs._core._hooks_c is missing from a build that has the other compiled modules "
+                          f"({exc}): rebuild the extensions (pip install -e . or python setup.py build_ext "
+                          "--inplace), or set FASTJOBS_NO_EXTENSIONS=1") from exc
+
+ContextFields = _hooks.ContextFields
+JobOutcome = _hooks.JobOutcome
+job_context = _hooks.job_context
+after_success = _hooks.after_success
+
 MODULES = {"heap": _heap.__name__, "codec": _codec.__name__, "states": _states.__name__, "step": _step.__name__,
            "store": _store.__name__, "enqueue": _enqueue.__name__}
 """The module behind each piece, e.g. ``{"heap": "fastjobs._core._heap_c", ...}``."""
+MODULES["hooks"] = _hooks.__name__
 
 
 def implementation() -> Literal["compiled", "pure"]:
@@ -140,6 +158,6 @@ __all__ = [
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
     "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",
-    "encode_job", "encode_value", "first_step", "implementation", "lease_slots", "new_job_ids", "new_jobs", "succeed_slots",
-    "tally_starts",
+    "encode_job", "encode_value", "first_step", "implementation", "insert_slots", "lease_slots", "new_job_ids",
+    "new_jobs", "succeed_slots", "tally_starts",
 ]
