@@ -84,6 +84,7 @@ else:
 
 PriorityIndex = _heap.PriorityIndex
 JobSlot = _store.JobSlot
+insert_slots = _store.insert
 lease_slots = _store.lease
 succeed_slots = _store.succeed
 first_step = _step.first_step
@@ -157,6 +158,6 @@ __all__ = [
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
     "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",
-    "encode_job", "encode_value", "first_step", "implementation", "lease_slots", "new_job_ids", "new_jobs", "succeed_slots",
-    "tally_starts",
+    "encode_job", "encode_value", "first_step", "implementation", "insert_slots", "lease_slots", "new_job_ids",
+    "new_jobs", "succeed_slots", "tally_starts",
 ]

@@ -1,5 +1,6 @@
 """Type stub for the compiled job record (``_store_c``); mirrors ``_store_py``."""
 
+from collections.abc import Callable
 from typing import Any
 
 class JobSlot:
@@ -21,6 +22,8 @@ class JobSlot:
     unique_key: str | None
     def __init__(self, new: tuple[Any, ...], now: float) -> None: ...
 
+def insert(jobs: list[Any], now: float, store: dict[str, Any], tasks: dict[str, str], live_of: Callable[[str], Any],
+           index_of: Callable[[str], Any]) -> int: ...
 def lease(store: dict[str, Any], active: dict[str, Any], taken: list[str], now: float, until: float,
           claim: type, claims: list[Any]) -> None: ...
 def succeed(active: dict[str, Any], acks: list[Any], now: float, succeed_kind: int, dependants: dict[str, Any],

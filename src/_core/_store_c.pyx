@@ -1,7 +1,8 @@
 """The memory backend's job record, compiled: built in C and invisible to the cyclic GC.
 
 ``_store_py`` is the pure-Python twin with the same fields and constructor, and the same
-``lease`` and ``succeed`` (a claim's and a plain success's per-job steps, one C loop each).
+``insert``, ``lease`` and ``succeed`` (an enqueue's, a claim's and a plain success's per-job
+steps, one C loop each).
 
 Why it exists: ``memory://`` keeps every job (queued, running, and finished
 ones until their retention ends) as one record. As an ordinary Python object
@@ -90,6 +91,35 @@ cdef class JobSlot:
         else:
             self.state = _QUEUED
             self.run_at = now
+
+
+def insert(list jobs, now, dict store, dict tasks, live_of, index_of):
+    """Store the leading plain NewJobs of ``jobs``: see ``_store_py.insert``."""
+    cdef Py_ssize_t pos, n = len(jobs)
+    cdef tuple new
+    cdef JobSlot job
+    cdef dict live = None
+    live_queue = index_queue = index = None
+    for pos in range(n):
+        new = <tuple>jobs[pos]
+        if PyTuple_GET_SIZE(new) < 13:
+            raise IndexError(f"a NewJob has 13 fields, not {PyTuple_GET_SIZE(new)}")
+        if new[6] is not None or new[8] or new[10] is not None or new[12]:  # unique_key, depends_on, limit, tags
+            return pos
+        job_id = new[0]
+        queue = new[1]
+        job = JobSlot(new, now)
+        store[job_id] = job
+        tasks[job_id] = new[11]
+        if queue != live_queue:
+            live_queue = queue
+            live = <dict>live_of(queue)
+        live[job_id] = None
+        if queue != index_queue:
+            index_queue = queue
+            index = index_of(queue)
+        index.push(job_id, new[2], job.run_at if new[3] > 0 else 0.0)
+    return n
 
 
 def lease(dict store, dict active, list taken, now, until, claim, list claims):

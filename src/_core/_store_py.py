@@ -1,12 +1,13 @@
 """The memory backend's job record, pure Python: the twin of ``_store_c``.
 
 Same fields and constructor as the compiled record; the compiled one is built
-in C and is not tracked by the cyclic GC (see ``_store_c`` for why). ``lease`` and
-``succeed`` are the per-job steps of a claim and of an ack of plain successes.
+in C and is not tracked by the cyclic GC (see ``_store_c`` for why). ``insert``, ``lease``
+and ``succeed`` are the per-job steps of an enqueue, a claim and an ack of plain successes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._states_py import ACTIVE, QUEUED, SCHEDULED, SUCCEEDED
@@ -55,6 +56,36 @@ class JobSlot:
         else:
             self.state = QUEUED
             self.run_at = float(now)
+
+
+def insert(jobs: list[Any], now: float, store: dict[str, Any], tasks: dict[str, str], live_of: Callable[[str], Any],
+           index_of: Callable[[str], Any]) -> int:
+    """Store the leading plain NewJobs of ``jobs`` (no unique key, parents, limit or tags): each
+    as a JobSlot in ``store``, its task's name in ``tasks``, its id in the dict ``live_of(queue)``
+    gives and pushed on the PriorityIndex ``index_of(queue)`` gives (each asked once per run of
+    jobs of one queue). Stops at the first other job; returns its position (``len(jobs)`` if
+    none): the caller stores the rest."""
+    live_queue = index_queue = None
+    live: Any = None
+    index: Any = None
+    for pos, new in enumerate(jobs):
+        if len(new) < 13:
+            raise IndexError(f"a NewJob has 13 fields, not {len(new)}")
+        if new[6] is not None or new[8] or new[10] is not None or new[12]:  # unique_key, depends_on, limit, tags
+            return pos
+        job_id, queue, priority, delay = new[0], new[1], new[2], new[3]
+        job = JobSlot(new, now)
+        store[job_id] = job
+        tasks[job_id] = new[11]
+        if queue != live_queue:
+            live_queue = queue
+            live = live_of(queue)
+        live[job_id] = None
+        if queue != index_queue:
+            index_queue = queue
+            index = index_of(queue)
+        index.push(job_id, priority, job.run_at if delay > 0 else 0.0)
+    return len(jobs)
 
 
 def lease(store: dict[str, Any], active: dict[str, Any], taken: list[str], now: float, until: float,

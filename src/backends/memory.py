@@ -53,6 +53,7 @@ from .._core import (
     WAITING,
     JobSlot,
     PriorityIndex,
+    insert_slots,
     lease_slots,
     succeed_slots,
 )
@@ -185,7 +186,10 @@ class MemoryBackend(FlowControl, SearchIndex, LiveFeed, JobActions, WakeUps, Bac
             task_of, tags_of = self._task, self._tags
             at_us = micros(now)
             eventing = self._eventing
-            for pos, new in enumerate(jobs):
+            # The leading plain jobs in one compiled loop (all of most batches); the rest here.
+            first = 0 if eventing or type(jobs) is not list else insert_slots(
+                jobs, now, store, task_of, lambda queue: self._live_index(queue).bucket(at_us), self._index)
+            for pos, new in enumerate(jobs if first == 0 else jobs[first:], first):
                 # One unpacking instead of a NamedTuple attribute lookup per use.
                 job_id, queue, priority, delay, _, _, unique_key, unique_ttl, _, _, _, task, tags = new
                 if unique_key is not None:

@@ -150,3 +150,41 @@ def test_succeed_applies_the_leading_plain_successes(core: types.SimpleNamespace
                 core.states.SUCCEEDED, b"r%d" % n, 5.0, None)
         elif slot is not None:
             assert active[f"j{n}"] is slot and slot.state == core.states.ACTIVE and slot.lease_until == 9.0
+
+
+@given(plan=st.lists(st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(["plain", "delayed", "unique", "parents",
+                                                                             "limit", "tags"])), max_size=10))
+def test_insert_stores_the_leading_plain_jobs(core: types.SimpleNamespace, plan: list[tuple[str, str]]) -> None:
+    from fastjobs.backends.base import Limit
+
+    jobs = [NewJob(f"j{n}", queue, n % 3, 5.0 if what == "delayed" else 0.0, 3, b"x", "k" if what == "unique" else None,
+                   0.0, ("p",) if what == "parents" else (), 0, Limit("key", 1) if what == "limit" else None, f"t{n}",
+                   ("red",) if what == "tags" else ())
+            for n, (queue, what) in enumerate(plan)]
+    store: dict[str, object] = {}
+    tasks: dict[str, str] = {}
+    live: dict[str, dict[str, None]] = {}
+    indexes = {q: core.heap.PriorityIndex() for q in ("a", "b")}
+    asked: list[str] = []
+
+    def live_of(queue: str) -> dict[str, None]:
+        asked.append(queue)
+        return live.setdefault(queue, {})
+
+    stop = core.store.insert(jobs, 100.0, store, tasks, live_of, indexes.__getitem__)
+    assert stop == next((n for n, (_, what) in enumerate(plan) if what not in ("plain", "delayed")), len(plan))
+    stored = jobs[:stop]
+    assert list(store) == [j.id for j in stored] and tasks == {j.id: j.task for j in stored}
+    assert all(values(store[j.id]) == values(core.store.JobSlot(j, 100.0)) for j in stored)
+    assert {q: list(ids) for q, ids in live.items()} == {
+        q: [j.id for j in stored if j.queue == q] for q in {j.queue for j in stored}}
+    assert asked == [q for n, q in enumerate(j.queue for j in stored) if n == 0 or stored[n - 1].queue != q]
+    for q, index in indexes.items():
+        ready = index.pop(100, 100.0)
+        assert sorted(ready) == sorted(j.id for j in stored if j.queue == q and not j.delay)
+        assert len(index) == sum(1 for j in stored if j.queue == q and j.delay)
+
+
+def test_insert_refuses_a_short_row(core: types.SimpleNamespace) -> None:
+    with pytest.raises(IndexError):
+        core.store.insert([("a", "q", 0, 0.0, 1, b"", None)], 1.0, {}, {}, lambda q: {}, lambda q: None)
