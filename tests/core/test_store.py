@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import importlib.machinery
 import types
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -102,7 +103,7 @@ def test_lease_makes_the_slots_active_and_gives_their_claims(core: types.SimpleN
 
     store = {i: core.store.JobSlot((i, "q", 0, 0.0, 3, i.encode(), None), 1.0) for i in ("a", "b", "c")}
     store["b"].attempt, store["b"].token = 1, 4  # a retried job
-    active: dict[str, object] = {}
+    active: dict[str, Any] = {}
     claims: list[Claim] = [Claim("x", 1, 1, b"")]  # appended to, not replaced
     core.store.lease(store, active, ["b", "a"], 10.0, 40.0, Claim, claims)
     assert claims == [Claim("x", 1, 1, b""), Claim("b", 5, 2, b"b"), Claim("a", 1, 1, b"a")]
@@ -121,7 +122,7 @@ def test_succeed_applies_the_leading_plain_successes(core: types.SimpleNamespace
     applied, and the first other ack stops the loop where the caller takes over."""
     from fastjobs.backends.base import Ack
 
-    active: dict[str, object] = {}
+    active: dict[str, Any] = {}
     acks: list[Ack] = []
     dependants: dict[str, object] = {}
     for n, what in enumerate(plan):
@@ -136,7 +137,7 @@ def test_succeed_applies_the_leading_plain_successes(core: types.SimpleNamespace
         acks.append(Ack(job_id, 1 if what == "token" else 2, kind, b"r%d" % n))
     slots = dict(active)
     applied: list[bool] = []
-    succeeded: list[object] = []
+    succeeded: list[Any] = []
     stop = core.store.succeed(active, acks, 5.0, 0, dependants, applied, succeeded)
     expected_stop = next((n for n, what in enumerate(plan) if what in ("retry", "unique", "dependant")), len(plan))
     assert stop == expected_stop
@@ -161,7 +162,7 @@ def test_insert_stores_the_leading_plain_jobs(core: types.SimpleNamespace, plan:
                    0.0, ("p",) if what == "parents" else (), 0, Limit("key", 1) if what == "limit" else None, f"t{n}",
                    ("red",) if what == "tags" else ())
             for n, (queue, what) in enumerate(plan)]
-    store: dict[str, object] = {}
+    store: dict[str, Any] = {}
     tasks: dict[str, str] = {}
     live: dict[str, dict[str, None]] = {}
     indexes = {q: core.heap.PriorityIndex() for q in ("a", "b")}
