@@ -150,11 +150,50 @@ end
 -- LEASE_SPANS: state, attempt, max_attempts, token, '|score|seq|enqueued_at|run_at|',
 --   '|finished_at|nonce|ack_nonce|', '|flags|unique_key', flags
 --   (not captured: started_at, lease_until, lease_batch: a lease rewrites them).
+-- LEASE_SPANS_AT, FINISH_SPANS_AT: the same with the position just after seq
+--   captured after the span that holds it, for hash_pad (servers before 7.0
+--   only: the capture costs the others ~200 instructions per job).
 local LEASE_SPANS = '^(%d)|(%d*)|(%d*)|(%d*)(|[^|]*|[^|]*|[^|]*|[^|]*|)[^|]*(|[^|]*|[^|]*|[^|]*|)[^|]*|[^|]*(|([^|]*)|.*)$'
+local LEASE_SPANS_AT = '^(%d)|(%d*)|(%d*)|(%d*)(|[^|]*|[^|]*()|[^|]*|[^|]*|)[^|]*(|[^|]*|[^|]*|[^|]*|)[^|]*|[^|]*(|([^|]*)|.*)$'
 -- FINISH_SPANS: state, '|attempt|max_attempts|', token,
 --   '|score|seq|enqueued_at|run_at|started_at|', '|nonce|', ack_nonce, lease_batch,
 --   '|flags|unique_key', flags (not captured: finished_at, lease_until).
 local FINISH_SPANS = '^(%d)(|%d*|%d*|)(%d*)(|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|)[^|]*(|[^|]*|)([^|]*)|[^|]*|([^|]*)(|([^|]*)|.*)$'
+local FINISH_SPANS_AT = '^(%d)(|%d*|%d*|)(%d*)(|[^|]*|[^|]*()|[^|]*|[^|]*|[^|]*|)[^|]*(|[^|]*|)([^|]*)|[^|]*|([^|]*)(|([^|]*)|.*)$'
+
+-- Lua 5.1 (Redis' Lua) interns every string it makes, and before Redis 7.0
+-- hashes a string of length l from only every ((l >> 5) + 1)-th byte, counting
+-- back from the last.
+-- The records one claim (or ack) writes differ only in the last digits of their
+-- seq, and when none of those is sampled they all hash alike: each new one is
+-- compared with every other in one chain (~250 comparisons per record in a
+-- batch of 500: ~6,000 instructions, three times per job between claim and ack;
+-- callgrind, redis-server 6.2). hash_pad gives the zeros to append to a time
+-- field that follows seq (a lease's deadline, a finish time: trailing zeros
+-- read as the same number everywhere) so that the seq's last digit is sampled:
+-- the records of a batch then spread over ten chains. L: the record's length
+-- without them; q: the position just after its seq (1-based). Each Lua VM
+-- step costs some 40 instructions here, so the answer is memoized per call in
+-- PADS[L * 65536 + q] (q < 65536: seq comes after five short fields) and the
+-- per-job callers look there first: `PADS[size * 65536 + q] or hash_pad(size, q)`.
+-- Redis 7.0 hashes every byte (redis/redis#9449: no such collisions there) and
+-- is the first to tell scripts its version: the padding is for older servers only.
+local HASH_SAMPLES = redis.REDIS_VERSION == nil
+-- Up to 16 zeros: a longer record (a long unique key) has a wider step and
+-- may stay unpadded.
+local PADS = {}
+local function hash_pad(L, q)
+  local pad = ''
+  for k = 0, 16 do
+    local l = L + k
+    if (l - q + 1) % ((l - l % 32) / 32 + 1) == 0 then
+      pad = string.rep('0', k)
+      break
+    end
+  end
+  if q < 65536 then PADS[L * 65536 + q] = pad end
+  return pad
+end
 
 -- tonumber() of the record's small numbers (attempts, tokens), memoized per
 -- call: a table lookup instead of a C call per job. false: not a number.

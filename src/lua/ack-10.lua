@@ -48,6 +48,8 @@ if ARGV[5] ~= '' then
   lead = 2
   history_add(KEYS[1], KEYS[2], ARGV[5], now)
 end
+-- A finished record's length but for its kept spans and token (see hash_pad).
+local finish_fixed = 3 + #nows + #call_nonce
 local KINDS = {[0] = 'succeeded', [1] = 'failed', [2] = 'dead', [3] = 'released'}
 
 local out = {}
@@ -85,8 +87,14 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
     local rec = records[i]
     -- Only the fields a finish reads or rewrites (see FINISH_SPANS); the
     -- other outcomes parse the whole record below.
-    local state, kept1, token, kept2, kept3, ack_nonce, lease_batch, tail, flags
-    if rec then state, kept1, token, kept2, kept3, ack_nonce, lease_batch, tail, flags = string.match(rec, FINISH_SPANS) end
+    local state, kept1, token, kept2, seq_end, kept3, ack_nonce, lease_batch, tail, flags
+    if not rec then
+      -- Missing: stale.
+    elseif HASH_SAMPLES then
+      state, kept1, token, kept2, seq_end, kept3, ack_nonce, lease_batch, tail, flags = string.match(rec, FINISH_SPANS_AT)
+    else
+      state, kept1, token, kept2, kept3, ack_nonce, lease_batch, tail, flags = string.match(rec, FINISH_SPANS)
+    end
     if seen[id] then
       out[#out + 1] = 0
     elseif state ~= ACTIVE or number_of(token) ~= ack_token then
@@ -119,7 +127,14 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
         if result_ttl > 0 then
           nwrites = nwrites + 2
           writes[nwrites - 1] = keys[i]
-          writes[nwrites] = SUCCEEDED .. kept1 .. token .. kept2 .. nows .. kept3 .. call_nonce .. '||' .. tail
+          local pad = ''
+          if HASH_SAMPLES then
+            -- Its finish time padded so that Lua hashes the seq (see hash_pad);
+            -- seq ends where it did: nothing before it changes length.
+            local size = finish_fixed + #kept1 + #token + #kept2 + #kept3 + #tail
+            pad = PADS[size * 65536 + seq_end] or hash_pad(size, seq_end)
+          end
+          writes[nwrites] = SUCCEEDED .. kept1 .. token .. kept2 .. nows .. pad .. kept3 .. call_nonce .. '||' .. tail
           if payload then
             nwrites = nwrites + 2
             writes[nwrites - 1] = base .. 'r:' .. id

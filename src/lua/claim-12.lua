@@ -99,7 +99,7 @@ local function claim_queue(g)
 
   local leased, writes, seen = {}, {}, {}
   local nleased, nwrites = 0, 0
-  local batch = ''
+  local batch, fixed = '', 0
   local drained = false
   -- Each round asks for as many entries as jobs are still wanted: a skipped
   -- entry is replaced by the next one, never left as a hole in the claim.
@@ -128,8 +128,14 @@ local function claim_queue(g)
       local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
       -- Only the fields a lease reads or rewrites (see LEASE_SPANS); the
       -- rare paths below parse the whole record.
-      local state, attempt, max_attempts, token, kept1, kept2, tail, flags
-      if rec then state, attempt, max_attempts, token, kept1, kept2, tail, flags = string.match(rec, LEASE_SPANS) end
+      local state, attempt, max_attempts, token, kept1, seq_end, kept2, tail, flags
+      if not rec then
+        -- Missing: dead-lettered below.
+      elseif HASH_SAMPLES then
+        state, attempt, max_attempts, token, kept1, seq_end, kept2, tail, flags = string.match(rec, LEASE_SPANS_AT)
+      else
+        state, attempt, max_attempts, token, kept1, kept2, tail, flags = string.match(rec, LEASE_SPANS)
+      end
       if state ~= QUEUED and state ~= SCHEDULED and state ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
         -- A cancelled job's leftover in a ready list.
         skipped = skipped + 1
@@ -157,15 +163,29 @@ local function claim_queue(g)
         skipped = skipped + 1
       else
         seen[id] = true
-        if batch == '' then batch = int_str(redis.call('INCR', seqkey)) end
+        if batch == '' then
+          batch = int_str(redis.call('INCR', seqkey))
+          -- The new records' length but for their kept spans and numbers (bars included).
+          fixed = 5 + #nows + #deadline + #batch
+        end
         local new_attempt = (number_of(attempt) or 0) + 1
         local new_token = (number_of(token) or 0) + 1
+        local attempt_s, token_s = int_str(new_attempt), int_str(new_token)
         nleased = nleased + 1
         leased[nleased] = id
         nwrites = nwrites + 2
         writes[nwrites - 1] = keys[2 * i - 1]
-        writes[nwrites] = ACTIVE .. '|' .. int_str(new_attempt) .. '|' .. max_attempts .. '|' .. int_str(new_token)
-          .. kept1 .. nows .. kept2 .. deadline .. '|' .. batch .. tail
+        local pad = ''
+        if HASH_SAMPLES then
+          -- The new record's length and where its seq ends, before it is made
+          -- (see hash_pad): its deadline is padded so that Lua hashes the seq.
+          local la, lt = #attempt_s, #token_s
+          local size = fixed + la + #max_attempts + lt + #kept1 + #kept2 + #tail
+          local q = seq_end + la - #attempt + lt - #token
+          pad = PADS[size * 65536 + q] or hash_pad(size, q)
+        end
+        writes[nwrites] = ACTIVE .. '|' .. attempt_s .. '|' .. max_attempts .. '|' .. token_s
+          .. kept1 .. nows .. kept2 .. deadline .. pad .. '|' .. batch .. tail
         local o = #out
         out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, new_token, new_attempt, body
         if metas then event(base, 'started', id, task_in(metas[i])) end
