@@ -43,11 +43,6 @@ from .operations import JobOperations
 from .task import Call, Task, configure_by_name
 from .worker import Worker
 
-_TUNE_GC_FROM = 64
-"""Batches of at least this many calls are encoded and stored with the collector's young-generation
-threshold raised (:mod:`fastjobs.gctune`): a batch's Calls and NewJobs live until it is stored, so
-collections in between walked and promoted them all (12-16 % of a memory:// enqueue's time)."""
-
 _DEPENDS_ON = operator.itemgetter(NewJob._fields.index("depends_on"))
 """NewJob.depends_on by position (a NamedTuple field read through its descriptor costs more)."""
 
@@ -490,7 +485,7 @@ class App(JobOperations, HookRegistration):
     async def _enqueue(self, calls: list[Call[Any]], connection: Any) -> JobHandles:
         if not calls:
             return JobHandles(self, [])
-        if len(calls) >= _TUNE_GC_FROM:
+        if len(calls) >= gctune.ENQUEUE_BATCH:
             with gctune.tuned():
                 return await self._enqueue_calls(calls, connection)
         return await self._enqueue_calls(calls, connection)
