@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ._core import SlotMaker
 from .hooks import STATE
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ if sys.version_info < (3, 12):
 
 
 _WAITING, _STARTED, _WITHDRAWN = 0, 1, 2
+_NEVER = float("inf")
 
 LEASE_SAFETY = 0.5
 """A claimed job may start only within this fraction of its lease since the lease was last
@@ -101,7 +103,7 @@ class Running:
         """Its Context: the handler's first argument if its task takes one, and what its hooks get."""
         self.jctx: contextvars.Context | None = None
         """With job hooks: the contextvars context its hooks and handler share (see :mod:`fastjobs.hooks`)."""
-        self.start_by = float("inf")
+        self.start_by = _NEVER
         """Sync jobs: ``time.monotonic()`` after which a thread must not start it (see :data:`LEASE_SAFETY`)."""
         self.runner: ThreadRunner | ProcessPool | None = None
         """Sync jobs: the pool it was submitted to (threads, or processes for ``executor="process"``)."""
@@ -109,6 +111,14 @@ class Running:
         """Process-executor jobs: the child it was sent to."""
         self.seq = 0
         """Process-executor jobs: its number on the wire to its child."""
+
+
+new_running: Callable[[Claim, JobRecord, Task[..., Any], asyncio.Future[Any] | None, float], Running] = SlotMaker(
+    Running, ("claim", "record", "task", "future", "lease"),
+    {"timer": None, "timed_out": False, "lost": False, "thread_state": _WAITING, "started": None, "ran": 0.0, "ctx": None,
+     "start_by": _NEVER, "jctx": None, "runner": None, "child": None, "seq": 0})
+"""``Running(claim, record, task, future, lease)`` built in C, without its ``__init__`` call (~3,000
+instructions less a job; tests/test_hooks_core.py holds the defaults to ``__init__``'s)."""
 
 
 class ThreadRunner:

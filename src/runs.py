@@ -34,7 +34,7 @@ from ._core import (
 from .constants import PIPE
 from .context import Context
 from .errors import DependencyError, JobTimeoutError, LeaseExpiredError, UnknownTaskError, WorkerShutdown
-from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, NOT_STARTED, Running, ThreadRunner, start_task
+from .executors import LEASE_SAFETY, LEASE_UNCONFIRMED, NOT_STARTED, Running, ThreadRunner, new_running, start_task
 from .hooks import (
     CANCELLED,
     DEAD,
@@ -157,7 +157,7 @@ class JobRuns:
             # without the Running that a job in progress needs.
             self._ackbuf.succeed(claim, record, job_task._result, time.monotonic() - started)  # type: ignore[attr-defined]
             return
-        running = Running(claim, record, task, job_task, task.default_options.lease or self.app.lease)
+        running = new_running(claim, record, task, job_task, task.default_options.lease or self.app.lease)
         running.ctx, running.started = ctx, started
         if job_task.done():  # failed or cancelled in its first step
             self._settle(running, job_task)
@@ -231,7 +231,7 @@ class JobRuns:
     def _hooked(self, claim: Claim, record: JobRecord, task: Task[..., Any], ctx: Context,
                 jctx: contextvars.Context) -> Running:
         """The Running of a job with hooks, its Context and contextvars context set."""
-        running = Running(claim, record, task, None, task.default_options.lease or self.app.lease)
+        running = new_running(claim, record, task, None, task.default_options.lease or self.app.lease)
         running.ctx, running.jctx = ctx, jctx
         return running
 
@@ -388,7 +388,7 @@ class JobRuns:
 
     def _submit_sync(self, claim: Claim, record: JobRecord, task: Task[..., Any]) -> None:
         lease = task.default_options.lease or self.app.lease
-        running = Running(claim, record, task, None, lease)
+        running = new_running(claim, record, task, None, lease)
         # Claimed with the App's lease; a thread must not start it once that may have run out.
         running.start_by = self._pending_confirmed + self.app.lease * LEASE_SAFETY
         if task.context:

@@ -154,3 +154,35 @@ def test_after_success_runs_the_hook_in_the_context(hooks: types.ModuleType) -> 
         hooks.after_success(raises, context, "ctx", None, 0.0)
     assert VAR.get() == "outside"
     assert context.run(VAR.get) == "changed"  # exited: it can be entered again
+
+
+class Pair:
+    __slots__ = ("a", "b", "c")
+
+
+def test_slot_maker_fills_every_slot(hooks: types.ModuleType) -> None:
+    make = hooks.SlotMaker(Pair, ("a", "b"), {"c": None})
+    pair = make(1, [2])
+    assert type(pair) is Pair and (pair.a, pair.b, pair.c) == (1, [2], None)
+    pair.a = 5
+    assert pair.a == 5
+    with pytest.raises(TypeError):
+        make(1)
+    for names, defaults in ((("a",), {"c": None}), (("a", "b"), {"c": None, "d": 1}), (("a", "b", "c"), {"c": 1})):
+        with pytest.raises(ValueError):
+            hooks.SlotMaker(Pair, names, defaults)
+
+    class WithDict:
+        a = None
+
+    with pytest.raises(ValueError):
+        hooks.SlotMaker(WithDict, ("a",), {})
+
+
+def test_new_running_is_running_as_init_builds_it() -> None:
+    from fastjobs.executors import Running, new_running
+
+    built, made = Running("c", "r", "t", None, 30.0), new_running("c", "r", "t", None, 30.0)  # type: ignore[arg-type]
+    assert type(made) is Running
+    assert {name: getattr(made, name) for name in Running.__slots__} == {
+        name: getattr(built, name) for name in Running.__slots__}

@@ -134,6 +134,7 @@ ContextFields = _hooks.ContextFields
 JobOutcome = _hooks.JobOutcome
 job_context = _hooks.job_context
 after_success = _hooks.after_success
+SlotMaker = _hooks.SlotMaker
 
 MODULES = {"heap": _heap.__name__, "codec": _codec.__name__, "states": _states.__name__, "step": _step.__name__,
            "store": _store.__name__, "enqueue": _enqueue.__name__}
