@@ -1,11 +1,26 @@
 """``python -m benchmarks.redis_floor``: how far fastjobs' Redis scripts are from the floor.
 
 Starts a private ``redis-server`` (``--save "" --appendonly no``, a free port) and
-moves N no-op jobs through enqueue, claim and ack (SUCCEED, result kept) three ways,
+moves N no-op jobs through enqueue, claim and ack (SUCCEED, result kept) four ways,
 measuring the server's cost per job of each stage:
 
 * ``fastjobs``: the real scripts through the backend (``benchmarks.redis_scripts``:
   ``App.enqueue_many``, ``backend.claim``, ``backend.ack_many`` with a history row);
+* ``lua-keys``: fastjobs' keys and indexes, no logic: minimal Lua scripts that
+  issue exactly the Redis commands fastjobs' enqueue-6, claim-12 and ack-10 issue
+  for these jobs (checked against ``MONITOR``: the same commands, with the same
+  numbers of arguments, on the same keys), on records of fastjobs' layout and
+  length (69 / 107 / 119 bytes) built by concatenation, the fields carried over
+  cut at fixed offsets (never a pattern), and bodies as ``lua-min``'s. Per job:
+  j:, b:, t:, ``live``, the ready list (members <seq><id>), the lease batch and
+  ``done``; per call: EXISTS of the new records, TIME, INCRBY / INCR seq, the
+  events check (PUBSUB NUMPAT / NUMSUB), ``prio``, the wake tokens, the queue
+  registry, claim's maintenance reads (leases, sched, retry, limitwait, paused,
+  ready), ack's history row (minute and hour) and ``done`` trim read. Left out:
+  fastjobs' argument decoding (cmsgpack), the fencing beyond the state byte,
+  the hash padding of records before Redis 7.0, and every branch the no-op
+  case does not take. The floor of the current
+  storage design: what any script keeping these keys pays;
 * ``lua-min``: minimal Lua scripts that issue only the Redis commands the same
   state transitions need, on the same key layout, with a tiny fixed record and no
   parsing: enqueue = MSET record + body, RPUSH to the ready list, ZADD to the
@@ -86,7 +101,7 @@ from fastjobs.job import new_job_ids
 from . import redis_scripts
 
 STAGES = ("enqueue", "claim", "ack")
-VARIANTS = ("fastjobs", "lua-min same-body", "lua-min", "pipeline")
+VARIANTS = ("fastjobs", "lua-keys", "lua-min same-body", "lua-min", "pipeline")
 
 # The floor's records: fixed and tiny, never parsed (state|attempt|token).
 QUEUED_RECORD, ACTIVE_RECORD, DONE_RECORD = "1|0|0", "2|1|1", "3|1|1"
@@ -159,6 +174,155 @@ if redis.call('HINCRBY', base .. 'leasecount', batch, -n) <= 0 then
   redis.call('DEL', base .. 'lease:' .. batch)
 end
 return n
+"""
+
+# lua-keys: fastjobs' keys, indexes and per-call commands in the common case
+# (plain job, no events heard, no unique key, result_ttl > 0, a history row per
+# ack call), with records of fastjobs' layout and length, built by concatenation
+# (the fields carried over are cut at fixed offsets, never matched).
+KEYS_PRELUDE = """
+local SEQ_HIGH, SEQ_LOW = {}, {}
+local function fmt_seq(seq)
+  local low = seq % 100
+  local high = (seq - low) / 100
+  local hs, ls = SEQ_HIGH[high], SEQ_LOW[low]
+  if not hs then hs = string.format('%014d', high); SEQ_HIGH[high] = hs end
+  if not ls then ls = string.format('%02d', low); SEQ_LOW[low] = ls end
+  return hs .. ls
+end
+local function now_time()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function heard(prefix)
+  return redis.call('PUBSUB', 'NUMPAT') > 0 or redis.call('PUBSUB', 'NUMSUB', prefix .. 'events:bench')[2] > 0
+end
+"""
+
+ENQUEUE_KEYS_LUA = KEYS_PRELUDE + """
+local prefix, base, nonce, meta = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local n = (#ARGV - 4) / 2
+local keys = {}
+for i = 1, n do keys[i] = base .. 'j:' .. ARGV[3 + 2 * i] end
+if redis.call('EXISTS', unpack(keys)) > 0 then return redis.error_reply('FJDUPLICATE') end
+local now = now_time()
+local nows = string.format('%.6f', now)
+local first = redis.call('INCRBY', base .. 'seq', n) - n
+heard(prefix)
+local head = '|' .. nows .. '||||' .. nonce .. '|||||'
+local writes, live, members = {}, {}, {}
+for i = 1, n do
+  local id = ARGV[3 + 2 * i]
+  local seq = fmt_seq(first + i)
+  writes[6 * i - 5], writes[6 * i - 4] = keys[i], '1|0|3|0|0|' .. seq .. head
+  writes[6 * i - 3], writes[6 * i - 2] = base .. 'b:' .. id, ARGV[4 + 2 * i]
+  writes[6 * i - 1], writes[6 * i] = base .. 't:' .. id, meta
+  live[2 * i - 1], live[2 * i] = nows, id
+  members[i] = seq .. id
+end
+for i = 1, #writes, 4000 do redis.call('MSET', unpack(writes, i, math.min(i + 3999, #writes))) end
+redis.call('ZADD', base .. 'live', unpack(live))
+redis.call('RPUSH', base .. 'rl:0', unpack(members))
+redis.call('ZADD', base .. 'prio', '0', '0')
+local tokens = {}
+for i = 1, math.min(n, 8) do tokens[i] = '1' end
+redis.call('LPUSH', base .. 'wake', unpack(tokens))
+redis.call('LTRIM', base .. 'wake', '0', '7')
+redis.call('SADD', prefix .. 'queues', 'bench')
+return {}
+"""
+
+CLAIM_KEYS_LUA = KEYS_PRELUDE + """
+local prefix, base, want, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = now_time()
+local nows = string.format('%.6f', now)
+local deadline = string.format('%.6f', now + lease)
+local cut = string.format('%.17g', now)
+redis.call('ZRANGEBYSCORE', base .. 'leases', '-inf', cut, 'LIMIT', '0', '20')
+redis.call('ZRANGEBYSCORE', base .. 'sched', '-inf', cut, 'LIMIT', '0', '1000')
+redis.call('ZRANGEBYSCORE', base .. 'retry', '-inf', cut, 'LIMIT', '0', '1000')
+redis.call('ZRANGEBYSCORE', base .. 'limitwait', '-inf', cut, 'LIMIT', '0', '100')
+redis.call('EXISTS', base .. 'paused')
+redis.call('ZRANGE', base .. 'prio', '0', '0', 'WITHSCORES')
+redis.call('ZRANGE', base .. 'ready', '0', '0', 'WITHSCORES')
+local members = redis.call('LPOP', base .. 'rl:0', ARGV[3]) or {}
+local n = #members
+if n < want then redis.call('ZREM', base .. 'prio', '0') end
+local ids, keys = {}, {}
+for i = 1, n do
+  local id = string.sub(members[i], 17)
+  ids[i] = id
+  keys[2 * i - 1] = base .. 'j:' .. id
+  keys[2 * i] = base .. 'b:' .. id
+end
+local values = n > 0 and redis.call('MGET', unpack(keys)) or {}
+heard(prefix)
+local out = {0, 0}
+if n > 0 then
+  local batch = string.format('%d', redis.call('INCR', base .. 'seq'))
+  out[1] = batch
+  local mid = '||' .. deadline .. '|' .. batch .. '||'
+  local writes = {}
+  for i = 1, n do
+    local rec = values[2 * i - 1]
+    writes[2 * i - 1] = keys[2 * i - 1]
+    writes[2 * i] = '2|1|3|1|0|' .. string.sub(rec, 11, 46) .. nows .. '||' .. string.sub(rec, 49, 64) .. mid
+    out[4 * i - 1], out[4 * i], out[4 * i + 1], out[4 * i + 2] = ids[i], 1, 1, values[2 * i]
+  end
+  redis.call('RPUSH', base .. 'lease:' .. batch, unpack(ids))
+  redis.call('HSET', base .. 'leasecount', batch, string.format('%d', n))
+  redis.call('ZADD', base .. 'leases', deadline, batch)
+  redis.call('MSET', unpack(writes))
+end
+if n < want then redis.call('DEL', base .. 'wake') end
+return out
+"""
+
+ACK_KEYS_LUA = KEYS_PRELUDE + """
+local prefix, base, call_nonce, batch, result_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local n = #ARGV - 5
+local now = now_time()
+local nows = string.format('%.6f', now)
+for _, s in ipairs({{'m', 60, 86400}, {'h', 3600, 2592000}}) do
+  local index = prefix .. '{~history}:' .. s[1]
+  local starts = string.format('%d', now - now % s[2])
+  local key = index .. ':' .. starts
+  if redis.call('ZADD', index, 'NX', starts, starts) == 1 then
+    redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. string.format('%d', now - s[3]), 'LIMIT', 0, 20)
+  end
+  redis.call('HINCRBY', key, 'bench\\tnoop\\t0\\tn', n)
+  redis.call('HINCRBYFLOAT', key, 'bench\\tnoop\\t0\\ts', '0.0001')
+  redis.call('HINCRBY', key, 'bench\\tnoop\\t0\\tb0', n)
+end
+local keys, ids = {}, {}
+for i = 1, n do
+  ids[i] = ARGV[5 + i]
+  keys[i] = base .. 'j:' .. ids[i]
+end
+local records = redis.call('MGET', unpack(keys))
+heard(prefix)
+local tail = '|' .. call_nonce .. '||||'
+local writes, done, gone = {}, {}, {}
+for i = 1, n do
+  local rec = records[i]
+  if rec and string.byte(rec, 1) == 50 then
+    writes[#writes + 1] = keys[i]
+    writes[#writes + 1] = '3|1|3|1|0|' .. string.sub(rec, 11, 64) .. nows .. '|' .. string.sub(rec, 66, 81) .. tail
+    done[#done + 1] = nows
+    done[#done + 1] = ids[i]
+    gone[#gone + 1] = ids[i]
+  end
+end
+redis.call('MSET', unpack(writes))
+if redis.call('HINCRBY', base .. 'leasecount', batch, string.format('%d', -#gone)) <= 0 then
+  redis.call('HDEL', base .. 'leasecount', batch)
+  redis.call('ZREM', base .. 'leases', batch)
+  redis.call('DEL', base .. 'lease:' .. batch)
+end
+redis.call('ZREM', base .. 'live', unpack(gone))
+redis.call('ZADD', base .. 'done', unpack(done))
+redis.call('ZRANGEBYSCORE', base .. 'done', '-inf', '(' .. string.format('%.17g', now - result_ttl), 'LIMIT', '0', string.format('%d', #gone + 100))
+return #gone
 """
 
 
@@ -241,9 +405,10 @@ def body_shape(server: Server) -> tuple[bytes, bytes]:
 
 def run_floor(server: Server, jobs: int, enqueue_batch: int, claim_batch: int, ack_batch: int,
               mode: str, shape: tuple[bytes, bytes]) -> dict[str, dict[str, float]]:
-    """One pass of a floor variant: mode 'lua', 'lua-same' or 'pipeline'."""
+    """One pass of a floor variant: mode 'keys', 'lua', 'lua-same' or 'pipeline'."""
     c = server.client
-    base = f"floor{os.urandom(4).hex()}:{{bench}}:"
+    prefix = f"floor{os.urandom(4).hex()}:"
+    base = prefix + "{bench}:"
     ids = new_job_ids(jobs)
     head, tail = shape
     same = head + b"0" * 32 + tail
@@ -251,7 +416,8 @@ def run_floor(server: Server, jobs: int, enqueue_batch: int, claim_batch: int, a
     def body(job_id: str) -> bytes:
         return same if mode == "lua-same" else head + job_id.encode() + tail
 
-    enqueue_sha, claim_sha, ack_sha = (c.script_load(s) for s in (ENQUEUE_LUA, CLAIM_LUA, ACK_LUA))
+    scripts = (ENQUEUE_KEYS_LUA, CLAIM_KEYS_LUA, ACK_KEYS_LUA) if mode == "keys" else (ENQUEUE_LUA, CLAIM_LUA, ACK_LUA)
+    enqueue_sha, claim_sha, ack_sha = (c.script_load(s) for s in scripts)
     batches: list[tuple[str, list[str]]] = []
 
     def enqueue() -> None:
@@ -269,6 +435,11 @@ def run_floor(server: Server, jobs: int, enqueue_batch: int, claim_batch: int, a
                     pipe.execute_command("RPUSH", base + "rl:0", *part)
                     pipe.execute_command("ZADD", base + "live", *live)
                     pipe.execute()
+            elif mode == "keys":
+                kargs: list[Any] = [prefix, base, os.urandom(8).hex(), "noop"]
+                for job_id in part:
+                    kargs += [job_id, body(job_id)]
+                c.evalsha(enqueue_sha, 0, *kargs)
             else:
                 args: list[Any] = [base, QUEUED_RECORD, now]
                 for job_id in part:
@@ -297,6 +468,10 @@ def run_floor(server: Server, jobs: int, enqueue_batch: int, claim_batch: int, a
                     pipe.execute_command("ZADD", base + "leases", deadline, batch)
                     popped = pipe.execute()[0]
                 batches.append((str(batch), [x.decode() for x in popped]))
+            elif mode == "keys":
+                out = c.evalsha(claim_sha, 0, prefix, base, n, 60)
+                batches.append((out[0].decode(), [out[i].decode() for i in range(2, len(out), 4)]))
+                n = (len(out) - 2) // 4
             else:
                 out = c.evalsha(claim_sha, 0, base, n, ACTIVE_RECORD, deadline)
                 batch = c.get(base + "seq").decode()
@@ -330,11 +505,13 @@ def run_floor(server: Server, jobs: int, enqueue_batch: int, claim_batch: int, a
                             pipe.execute_command("ZREM", base + "leases", batch)
                             pipe.execute_command("DEL", base + f"lease:{batch}")
                             pipe.execute()
+                elif mode == "keys":
+                    c.evalsha(ack_sha, 0, prefix, base, os.urandom(8).hex(), batch, 3600, *chunk)
                 else:
                     c.evalsha(ack_sha, 0, base, DONE_RECORD, now, batch, *chunk)
 
     out = measure(server, jobs, (("enqueue", enqueue), ("claim", claim), ("ack", ack)))
-    for key in c.scan_iter(base.replace("{", "[{]").replace("}", "[}]") + "*", count=1000):
+    for key in c.scan_iter(prefix + "*", count=1000):
         c.unlink(key)
     return out
 
@@ -364,7 +541,7 @@ def one_pass(server: Server, variant: str, jobs: int, batches: tuple[int, int, i
              shape: tuple[bytes, bytes]) -> dict[str, dict[str, float]]:
     if variant == "fastjobs":
         return run_fastjobs(server, jobs, *batches)
-    mode = {"lua-min same-body": "lua-same", "lua-min": "lua", "pipeline": "pipeline"}[variant]
+    mode = {"lua-keys": "keys", "lua-min same-body": "lua-same", "lua-min": "lua", "pipeline": "pipeline"}[variant]
     return run_floor(server, jobs, *batches, mode, shape)
 
 
