@@ -67,6 +67,16 @@ each call spends ~120k-200k instructions before its first job (defining the
 shared helpers: closures whose upvalues are searched in a list, and their
 garbage), ~250-400 per job at batches of 500.
 
+``lua-keys`` (added later the same day, 20,000 jobs under callgrind, 7.0.15):
+38.2k / 30.3k / 28.6k instructions per job (fastjobs 60.8k / 45.7k / 42.8k,
+lua-min 25.0k / 19.5k / 19.1k), i.e. 97k end to end against fastjobs' 149k and
+lua-min's 64k: two thirds of fastjobs' cost is the storage design itself, one
+third (~52k per job) its logic. Its CPU time on a busy machine was 8.7 / 4.2 /
+4.7 us (end to end 17.6 us, 56.7k jobs/s) where fastjobs read 11.1 / 6.8 / 5.9
+(23.8 us); scaled to the quiet figures above (by the CPU ratio 0.74, or the
+instruction ratio 0.65, of 21.4 us) it is ~14-16 us, 63k-72k jobs/s: issue 17's
+60k (16.7 us) leaves the logic of the current design ~1-3 us per job in all.
+
 ``--server`` must name the binary itself under ``--callgrind`` (not a pyenv shim,
 which valgrind would not follow); a build with symbols (not Debian's stripped one)
 lets ``callgrind_annotate`` name the Lua functions in the dumps kept with
