@@ -12,6 +12,9 @@ builds for a worker's job reads them from the job's claim, its record and the wo
 asked (hooks read two or three of sixteen): those are read-only, except ``job_id``,
 ``meta``, ``cancelled`` and ``lease_until``, which the worker sets or a hook may.
 
+:class:`SlotMaker` builds a slotted Python class's instances without its ``__init__`` (the
+worker's ``Running`` of a plain ``def`` job, or of an async one that suspends).
+
 Example:
     >>> from fastjobs._core._hooks_py import ContextFields, JobOutcome
     >>> ctx = ContextFields("j1", "t", "q", 1, 3, 0, None, None, 0.0)
@@ -291,9 +294,9 @@ class JobOutcome:
 
 
 def after_success(hook: Any, context: contextvars.Context, ctx: Any, value: Any, seconds: float) -> Any:
-    """``context.run(hook, ctx, JobOutcome("succeeded", None, value, seconds))``: the outcome
-    built in C and the context entered without a ``Context.run`` call; returns what the hook
-    returned, raises what it raised."""
+    """``context.run(hook, ctx, JobOutcome("succeeded", None, value, seconds))``: returns what the
+    hook returned, raises what it raised. The compiled twin builds the outcome in C and enters the
+    context without a ``Context.run`` call."""
     return context.run(hook, ctx, JobOutcome("succeeded", None, value, seconds))
 
 
