@@ -70,12 +70,16 @@ garbage), ~250-400 per job at batches of 500.
 ``lua-keys`` (added later the same day, 20,000 jobs under callgrind, 7.0.15):
 38.2k / 30.3k / 28.6k instructions per job (fastjobs 60.8k / 45.7k / 42.8k,
 lua-min 25.0k / 19.5k / 19.1k), i.e. 97k end to end against fastjobs' 149k and
-lua-min's 64k: two thirds of fastjobs' cost is the storage design itself, one
-third (~52k per job) its logic. Its CPU time on a busy machine was 8.7 / 4.2 /
-4.7 us (end to end 17.6 us, 56.7k jobs/s) where fastjobs read 11.1 / 6.8 / 5.9
-(23.8 us); scaled to the quiet figures above (by the CPU ratio 0.74, or the
-instruction ratio 0.65, of 21.4 us) it is ~14-16 us, 63k-72k jobs/s: issue 17's
-60k (16.7 us) leaves the logic of the current design ~1-3 us per job in all.
+lua-min's 64k: two thirds of fastjobs' instructions are the storage design
+itself, one third (~52k per job) its logic. In CPU time (two runs on a busy
+machine, 100,000 jobs) lua-keys cost 0.74 and 0.73 of fastjobs (enqueue 0.79-0.80,
+more than its instructions' 0.63: new keys likely cost in memory, not instructions):
+scaled to fastjobs' quiet 21.4 us above, the design's floor is ~15.7 us end to
+end (~64k jobs/s), so issue 17's 60k (16.7 us) leaves all of its logic ~1 us per
+job. Removing one piece at a time from lua-keys (instructions per job, enqueue /
+claim / ack): records of 5 bytes instead of fastjobs' ~110 save 1.9k / 6.6k /
+7.7k; the t: key 4.8k at enqueue; EXISTS 0.9k; the history row, claim's
+maintenance reads and the other per-call commands under 0.3k each.
 
 ``--server`` must name the binary itself under ``--callgrind`` (not a pyenv shim,
 which valgrind would not follow); a build with symbols (not Debian's stripped one)
