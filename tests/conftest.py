@@ -31,7 +31,7 @@ from tests.backends import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, reachable, t
 settings.register_profile("fastjobs", deadline=None)
 settings.load_profile("fastjobs")
 
-CORE_PIECES = ("heap", "codec", "states", "step", "store", "enqueue")
+CORE_PIECES = ("heap", "codec", "states", "step", "store", "enqueue", "hooks")
 
 
 def import_compiled(piece: str) -> types.ModuleType:

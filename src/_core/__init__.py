@@ -1,5 +1,6 @@
 """fastjobs' hot core: the priority/delay index, the job codec, backoff and states, the
-memory backend's job record, a handler's first step, and enqueue's ids and NewJobs (:mod:`fastjobs.eager`).
+memory backend's job record, a handler's first step (:mod:`fastjobs.eager`), a worker's job
+Context and outcome (:mod:`fastjobs.hooks`), and enqueue's job ids and NewJobs.
 
 Each piece is a Cython module (``_*_c``) with a pure-Python twin (``_*_py``) of
 identical behaviour. This module picks one set, once, at import:
@@ -47,29 +48,30 @@ if TYPE_CHECKING:  # type checkers always see the twins: they are the reference
     from . import _codec_py as _codec
     from . import _enqueue_py as _enqueue
     from . import _heap_py as _heap
+    from . import _hooks_py as _hooks
     from . import _states_py as _states
     from . import _step_py as _step
     from . import _store_py as _store
 elif NO_EXTENSIONS:
     from . import (
-        _codec_py as _codec, _enqueue_py as _enqueue, _heap_py as _heap, _states_py as _states, _step_py as _step,
-        _store_py as _store,
+        _codec_py as _codec, _enqueue_py as _enqueue, _heap_py as _heap, _hooks_py as _hooks, _states_py as _states,
+        _step_py as _step, _store_py as _store,
     )
 
     IMPLEMENTATION = "pure"
 else:
     try:
         from . import (
-            _codec_c as _codec, _enqueue_c as _enqueue, _heap_c as _heap, _states_c as _states, _step_c as _step,
-            _store_c as _store,
+            _codec_c as _codec, _enqueue_c as _enqueue, _heap_c as _heap, _hooks_c as _hooks, _states_c as _states,
+            _step_c as _step, _store_c as _store,
         )
 
         IMPLEMENTATION = "compiled"
     except ImportError as exc:  # pragma: no cover - depends on the build
         IMPORT_ERROR = exc
         from . import (
-            _codec_py as _codec, _enqueue_py as _enqueue, _heap_py as _heap, _states_py as _states, _step_py as _step,
-            _store_py as _store,
+            _codec_py as _codec, _enqueue_py as _enqueue, _heap_py as _heap, _hooks_py as _hooks, _states_py as _states,
+            _step_py as _step, _store_py as _store,
         )
 
         IMPLEMENTATION = "pure"
@@ -119,17 +121,6 @@ WAITING = _states.WAITING
 STATE_NAMES = _states.STATE_NAMES
 TRANSITIONS = _states.TRANSITIONS
 
-# The job hooks' Context fields and JobOutcome: the same set as the modules above.
-if TYPE_CHECKING or IMPLEMENTATION == "pure":
-    from . import _hooks_py as _hooks
-else:
-    try:
-        from . import _hooks_c as _hooks
-    except ImportError as exc:  # pragma: no cover - a build older than this module: rebuild it
-        raise ImportError(f"fastjobs._core._hooks_c is missing from a build that has the other compiled modules "
-                          f"({exc}): rebuild the extensions (pip install -e . or python setup.py build_ext "
-                          "--inplace), or set FASTJOBS_NO_EXTENSIONS=1") from exc
-
 ContextFields = _hooks.ContextFields
 JobOutcome = _hooks.JobOutcome
 job_context = _hooks.job_context
@@ -137,9 +128,8 @@ after_success = _hooks.after_success
 SlotMaker = _hooks.SlotMaker
 
 MODULES = {"heap": _heap.__name__, "codec": _codec.__name__, "states": _states.__name__, "step": _step.__name__,
-           "store": _store.__name__, "enqueue": _enqueue.__name__}
+           "store": _store.__name__, "enqueue": _enqueue.__name__, "hooks": _hooks.__name__}
 """The module behind each piece, e.g. ``{"heap": "fastjobs._core._heap_c", ...}``."""
-MODULES["hooks"] = _hooks.__name__
 
 
 def implementation() -> Literal["compiled", "pure"]:
@@ -154,8 +144,9 @@ def implementation() -> Literal["compiled", "pure"]:
 
 
 __all__ = [
-    "ACTIVE", "Backoff", "CANCELLED", "CorruptJobError", "DEAD", "DEFAULT_MAX_PAYLOAD",
-    "Exponential", "FastjobsError", "Fixed", "JobSlot", "Linear", "IMPLEMENTATION", "InvalidTransition", "JobRecord", "JobTemplate", "MODULES",
+    "ACTIVE", "Backoff", "CANCELLED", "ContextFields", "CorruptJobError", "DEAD", "DEFAULT_MAX_PAYLOAD",
+    "Exponential", "FastjobsError", "Fixed", "JobSlot", "Linear", "IMPLEMENTATION", "InvalidTransition", "JobOutcome",
+    "JobRecord", "JobTemplate", "MODULES", "SlotMaker", "after_success", "job_context",
     "PayloadTooLargeError", "PriorityIndex", "QUEUED", "RETRY_PENDING", "SCHEDULED",
     "SCHEMA_VERSION", "STATE_NAMES", "SUCCEEDED", "TRANSITIONS", "UnencodableError", "WAITING",
     "can_transition", "check_transition", "decide_retry", "decode_job", "decode_value",
