@@ -2,9 +2,10 @@
 """Enqueue's per-job work, compiled: new job ids, and calls made NewJobs.
 
 The behaviour is ``_enqueue_py``'s (read its docstring). Ids are written into a new str
-byte by byte (about 40 ns each, against 160 for %-formatting); ``new_jobs`` builds the
-common call's NewJob in one C loop: its fields read once, its body from the task's
-JobTemplate, the tuple made here. Any other call goes through ``call.to_new_job``.
+byte by byte (about 16 ns each, against 160 for the twin's %-formatting and 290 for the
+f-string it replaced); ``new_jobs`` builds the common call's NewJob in one C loop: its fields
+read once, its body from the task's JobTemplate, the tuple made here. Any other call goes
+through ``call.to_new_job``.
 """
 
 import os
