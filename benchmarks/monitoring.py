@@ -7,7 +7,8 @@ to the plain run's median:
 
 * **plain**: nothing on;
 * **prometheus**: ``Worker(metrics=True)`` counting, and ``/metrics`` served and scraped
-  once a second over HTTP, as Prometheus would (needs ``fastjobs[prometheus]``);
+  once a second over HTTP by a process of its own (``benchmarks.scraper``), as Prometheus
+  would (needs ``fastjobs[prometheus]``);
 * **otel**: ``fastjobs.otel.instrument(app)`` with the SDK and a batch span processor
   whose exporter drops the spans (needs ``fastjobs[otel]`` and ``opentelemetry-sdk``): every
   job's ``send`` and ``process`` spans are recorded;
@@ -57,18 +58,26 @@ def _otel_provider(ratio: float | None = None) -> Any:
     return provider
 
 
-async def _scrape_every_second(client: Any, port: int, stop: asyncio.Event) -> int:
-    scrapes = 0
-    async with client:
-        while not stop.is_set():
-            response = await client.get(f"http://127.0.0.1:{port}/metrics")
-            response.raise_for_status()
-            scrapes += 1
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
-    return scrapes
+async def _start_scraper(port: int, token: str) -> asyncio.subprocess.Process:
+    """``benchmarks.scraper`` on the worker's /metrics, in a process of its own (as Prometheus):
+    returned once its first scrape answered."""
+    scraper = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "benchmarks.scraper", f"http://127.0.0.1:{port}/metrics", token,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert scraper.stdout is not None
+    line = await asyncio.wait_for(scraper.stdout.readline(), 30)
+    if line.strip() != b"ready":
+        raise RuntimeError(f"the metrics scraper did not start (it printed {line!r})")
+    return scraper
+
+
+async def _stop_scraper(scraper: asyncio.subprocess.Process) -> int:
+    """Stop the scraper; how many scrapes it made (it exits 1 if one failed)."""
+    scraper.terminate()
+    out, _ = await scraper.communicate()
+    if await scraper.wait() != 0:
+        raise RuntimeError("a scrape of the worker's /metrics failed")
+    return int(out.split()[-1])
 
 
 def _free_port() -> int:
@@ -88,8 +97,7 @@ async def run_variant(backend: str, variant: str, jobs: int, concurrency: int) -
         return None
 
     options: dict[str, Any] = {}
-    scraper: asyncio.Future[int] | None = None
-    stop = asyncio.Event()
+    scraper: asyncio.subprocess.Process | None = None
     provider = None
     if variant == "prometheus":
         port, token = _free_port(), uuid.uuid4().hex
@@ -112,22 +120,17 @@ async def run_variant(backend: str, variant: str, jobs: int, concurrency: int) -
     runner = asyncio.ensure_future(worker.run())
     await asyncio.sleep(0.1)  # connected, waiting (and, with metrics, serving)
     if variant == "prometheus":
-        import httpx
-
-        # Made before the clock starts: an httpx client costs ~25 ms to make (its TLS context),
-        # ~4% of a 50,000-job run, and a Prometheus server is not the worker's process. Each
-        # scrape (the server's side and this client's) is timed.
-        client = httpx.AsyncClient(headers={"Authorization": f"Bearer {options['metrics_token']}"})
-        scraper = asyncio.ensure_future(_scrape_every_second(client, options["metrics_port"], stop))
+        # A process of its own, as a Prometheus server is: the worker pays the server's side of
+        # each scrape, not the client's. The clock starts after its first scrape.
+        scraper = await _start_scraper(options["metrics_port"], options["metrics_token"])
     started = time.perf_counter()
     for first in range(0, jobs, 1000):
         await app.enqueue_many([noop_async.call() for _ in range(min(1000, jobs - first))])
         await asyncio.sleep(0)
     await worker.wait_acked(jobs)
     elapsed = time.perf_counter() - started
-    stop.set()
     if scraper is not None:
-        await scraper
+        await _stop_scraper(scraper)
     worker.request_stop()
     await runner
     if provider is not None:
@@ -152,7 +155,7 @@ class MonitoringResult:
 
 def available(variants: tuple[str, ...]) -> tuple[tuple[str, ...], list[str]]:
     """The variants whose libraries are installed, and a note per one skipped."""
-    needs = {"prometheus": ("prometheus_client", "httpx"), "otel": ("opentelemetry.sdk",),
+    needs = {"prometheus": ("prometheus_client",), "otel": ("opentelemetry.sdk",),
              "otel-sampled": ("opentelemetry.sdk",)}
     kept, skipped = [], []
     for variant in variants:
