@@ -68,7 +68,6 @@ from .base import GONE_KEPT, Ack, AckKind, Backend, BackendOptions, Beat, Claim,
 from .base import HistoryPoint, HistoryRow, JobFilter, Position
 from .base import by_start, check_beat, check_search_limit, check_worker, check_worker_id
 
-# tuple.__new__ skips NamedTuple's Python-level __new__: a measurable share of a claim.
 _ID, _DEPENDS_ON, _LIMIT = (operator.itemgetter(NewJob._fields.index(name)) for name in ("id", "depends_on", "limit"))
 """NewJob fields by position, for map() over a batch (no Python frame per job)."""
 # Plain ints: comparing with AckKind.X looks the member up on the Enum class per ack.
