@@ -113,12 +113,17 @@ class Running:
         """Process-executor jobs: its number on the wire to its child."""
 
 
-new_running: Callable[[Claim, JobRecord, Task[..., Any], asyncio.Future[Any] | None, float], Running] = SlotMaker(
-    Running, ("claim", "record", "task", "future", "lease"),
-    {"timer": None, "timed_out": False, "lost": False, "thread_state": _WAITING, "started": None, "ran": 0.0, "ctx": None,
-     "start_by": _NEVER, "jctx": None, "runner": None, "child": None, "seq": 0})
+def _running_maker() -> Callable[[Claim, JobRecord, Task[..., Any], asyncio.Future[Any] | None, float], Running]:
+    """A SlotMaker of Running whose defaults are the ones ``__init__`` sets (read off one it built,
+    so the two cannot drift apart; all are immutable, so sharing them is safe)."""
+    given = ("claim", "record", "task", "future", "lease")
+    built = Running(None, None, None, None, 0.0)  # type: ignore[arg-type]
+    return SlotMaker(Running, given, {name: getattr(built, name) for name in Running.__slots__ if name not in given})
+
+
+new_running = _running_maker()
 """``Running(claim, record, task, future, lease)`` built in C, without its ``__init__`` call (~3,000
-instructions less a job; tests/test_hooks_core.py holds the defaults to ``__init__``'s)."""
+instructions less a job; tests/test_hooks_core.py holds it to ``Running(...)``)."""
 
 
 class ThreadRunner:
