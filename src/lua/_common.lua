@@ -415,13 +415,19 @@ end
 local function ready_pusher(prio, base)
   local lists, order = {}, {}
   local pusher = {}
-  function pusher.push(p, member)
+  -- The members to push for score p, for a caller that appends many of one
+  -- score itself (enqueue).
+  function pusher.list(p)
     local list = lists[p]
     if not list then
       list = {}
       lists[p] = list
       order[#order + 1] = p
     end
+    return list
+  end
+  function pusher.push(p, member)
+    local list = lists[p] or pusher.list(p)
     list[#list + 1] = member
   end
   function pusher.flush()

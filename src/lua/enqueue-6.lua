@@ -10,15 +10,18 @@
   ARGV:
     1  nonce: random per call. A call retried after a lost reply finds its own
        jobs stored with this nonce and answers as the first time did.
-    1 + g: the jobs of group g, as unpack_rows reads them (see _common): their count,
-       then each NewJob's 13 fields in a row
-       {count, id, queue, priority, delay (seconds, 0 = ready now), max_attempts, body, unique key or nil,
-        unique_ttl (seconds the key stays held after the job succeeded; nil = 0),
-        depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED), limit or nil
-        ({key, concurrency, rate, per}), task (name), tags (array of strings), id, ...}
-    2 + groups (optional, only when some job has them): the features to read, 'd'
-       (depends_on) and/or 'l' (limit), and 'e' ('E' in Cluster) to publish an
-       `enqueued` event per job stored (see _events). Without it those fields are not looked at.
+    1 + g: the jobs of group g (redis/connection.py pack_jobs): a msgpack stream of
+       their count, then each job's fields in a row: id, priority, delay (seconds,
+       0 = ready now), meta (the t:<id> value: task, then tags, tab-separated; ''
+       for neither), max_attempts, body, then only if the features say so:
+       'u': unique key or nil, unique_ttl (seconds the key stays held after the job
+            succeeded; nil = 0);
+       'd': depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED);
+       'l': limit or nil ({key, concurrency, rate, per}).
+    2 + groups (optional, only when some job has them): the features, 'u' (unique
+       keys), 'd' (depends_on) and/or 'l' (limit), and 'e' ('E' in Cluster) to
+       publish an `enqueued` event per job stored (see _events). A plain batch sends
+       none of those fields (6 values per job, not 13).
 
   Every stored job is indexed in `live` (search) and its task and tags go in
   t:<id> (one more MSET pair per job).
@@ -36,7 +39,9 @@
     holds their unique key: g the group, i the job's
     1-based position in its group, holder the live job's id. Empty when all
     were stored.
-  Errors: "FJDUPLICATE <id>" if a job id already exists (nothing is stored);
+  Errors: "FJDUPLICATE <id>" if a job id already exists (nothing is stored; the
+    ids of one call are distinct: the client refuses a batch that repeats one
+    before sending it);
     "FJDEPENDENCY <g> <i> <j> <queue>" if parent j of job i of group g is neither
     in that queue nor in the group (nothing is stored; the caller finds out
     whether it is in another queue).
@@ -46,28 +51,64 @@
 local GROUP = 6
 local nonce = ARGV[1]
 local groups = math.floor(#KEYS / GROUP)
+-- Optional features of this batch, named in one trailing argument only when
+-- some job has them: a plain batch sends and reads no fields for them.
+local features = ARGV[groups + 2] or ''
+local has_unique = string.find(features, 'u', 1, true) ~= nil
+local has_deps = string.find(features, 'd', 1, true) ~= nil
+local has_limits = string.find(features, 'l', 1, true) ~= nil
 
--- A group's jobs as sent (unpack_rows, see _common): {count, then each
--- NewJob's W fields in a row}, no table per job for cmsgpack to build and
--- grow. Job i's field k is jobs[W * i - W + 1 + k].
-local W = 13
+-- A job's fields in its row (see ARGV), and the row's width W.
+-- F_MAX_ATTEMPTS is 5: the lines that build the records read jobs[o + 5].
+local F_ID, F_PRIORITY, F_DELAY, F_META, F_MAX_ATTEMPTS, F_BODY = 1, 2, 3, 4, 5, 6
+local W = 6
+local F_UNIQUE, F_TTL, F_PARENTS, F_AFTER, F_LIMIT
+if has_unique then F_UNIQUE, F_TTL, W = W + 1, W + 2, W + 2 end
+if has_deps then F_PARENTS, F_AFTER, W = W + 1, W + 2, W + 2 end
+if has_limits then F_LIMIT, W = W + 1, W + 1 end
+
+-- Values per part at most: cmsgpack returns a part's values on Lua's C
+-- stack, which holds 7,998 of them (redis-server 6.2 and 7.0, measured).
+local PART = 7000
+
+-- A group's jobs: their count, and the rows in parts of whole rows (each a
+-- table: job r of part p has field F at parts[p][bases[p] + W * (r - 1) + F];
+-- sizes[p] rows). Each part is collected by one presized table constructor
+-- from cmsgpack.unpack_limit's results (the next part's offset, -1 after
+-- the last, then the values), where an array of the whole batch would be
+-- grown by cmsgpack a field at a time (~600 instructions per field;
+-- callgrind, redis-server 6.2: a quarter of enqueue's cost at 13 fields).
+local function read_jobs(packed)
+  local rows = math.floor(PART / W)
+  local part = {cmsgpack.unpack_limit(packed, 1 + rows * W, 0)}
+  local count = part[2]
+  local parts, bases, sizes = {part}, {2}, {math.min(count, rows)}
+  local left, n = count - sizes[1], 1
+  while left > 0 do
+    part = {cmsgpack.unpack_limit(packed, rows * W, part[1])}
+    n = n + 1
+    parts[n], bases[n], sizes[n] = part, 1, math.min(left, rows)
+    left = left - rows
+  end
+  return count, parts, bases, sizes
+end
+
+-- The per-job loops run over i = 1..count and step through the parts as
+-- they go: `if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W,
+-- last + sizes[p] end; o = o + W`, and then job i's field F is jobs[o + F].
 
 -- Pass 1: refuse existing ids before writing anything (all or none).
-local batches, counts, jkeys = {}, {}, {}
-local seen = {}
+local gparts, gbases, gsizes, counts, jkeys = {}, {}, {}, {}, {}
 local replay = false
 for g = 1, groups do
   local base = base_of(KEYS[(g - 1) * GROUP + 1])
-  local jobs = unpack_rows(ARGV[g + 1])
-  local c = jobs[1]
+  local c, parts, bases, sizes = read_jobs(ARGV[g + 1])
   local keys = {}
+  local jobs, p, o, last = nil, 0, 0, 0
   for i = 1, c do
-    local id = jobs[W * i - W + 2]
-    if seen[id] then
-      return redis.error_reply('FJDUPLICATE ' .. id .. ' (twice in one batch)')
-    end
-    seen[id] = true
-    keys[i] = base .. 'j:' .. id
+    if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
+    o = o + W
+    keys[i] = base .. 'j:' .. jobs[o + F_ID]
   end
   -- EXISTS answers with a count, cheaper than reading every key back.
   local existing = {}
@@ -81,30 +122,31 @@ for g = 1, groups do
       if select(R_NONCE, parse(existing[i])) == nonce then
         replay = true
       else
-        return redis.error_reply('FJDUPLICATE ' .. jobs[W * i - W + 2])
+        return redis.error_reply('FJDUPLICATE ' .. string.sub(keys[i], #base + 3))
       end
     end
   end
-  batches[g], counts[g], jkeys[g] = jobs, c, keys
+  gparts[g], gbases[g], gsizes[g], counts[g], jkeys[g] = parts, bases, sizes, c, keys
 end
 
 local out = {}
--- Optional features of this batch, named in one trailing argument only when
--- some job has them: a plain batch does no per-job work for them.
-local features = ARGV[groups + 2] or ''
-local has_deps = string.find(features, 'd', 1, true) ~= nil
-local has_limits = string.find(features, 'l', 1, true) ~= nil
 
 if has_deps and not replay then
   -- Every parent must be in its dependant's queue (this slot): stored
   -- before, or in this very group. Refused before anything is written.
   for g = 1, groups do
     local base = base_of(KEYS[(g - 1) * GROUP + 1])
-    local jobs, c = batches[g], counts[g]
+    local parts, bases, sizes, c = gparts[g], gbases[g], gsizes[g], counts[g]
     local ingroup = {}
-    for i = 1, c do ingroup[jobs[W * i - W + 2]] = true end
+    for p = 1, #parts do
+      local jobs = parts[p]
+      for o = bases[p], bases[p] + W * (sizes[p] - 1), W do ingroup[jobs[o + F_ID]] = true end
+    end
+    local jobs, p, o, last = nil, 0, 0, 0
     for i = 1, c do
-      local parents = jobs[W * i - W + 10]
+      if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
+      o = o + W
+      local parents = jobs[o + F_PARENTS]
       if type(parents) == 'table' then
         for j = 1, #parents do
           local pid = parents[j]
@@ -121,11 +163,13 @@ if replay then
   -- This very call was applied before and its reply lost: answer again.
   for g = 1, groups do
     local unique = KEYS[(g - 1) * GROUP + 3]
-    local jobs = batches[g]
+    local parts, bases, sizes = gparts[g], gbases[g], gsizes[g]
     local existing = mget(jkeys[g])
+    local jobs, p, o, last = nil, 0, 0, 0
     for i = 1, counts[g] do
-      local o = W * i - W + 1
-      local id, uk = jobs[o + 1], jobs[o + 7]
+      if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
+      o = o + W
+      local id, uk = jobs[o + F_ID], has_unique and jobs[o + F_UNIQUE]
       if uk and not existing[i] then
         local holder = redis.call('HGET', unique, uk)
         if holder and holder ~= id then
@@ -148,16 +192,24 @@ for g = 1, groups do
   local prio, sched, unique, seqkey, wakekey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local held = KEYS[k + 6]
   local base = base_of(prio)
-  local jobs, keys = batches[g], jkeys[g]
+  local parts, bases, sizes, keys = gparts[g], gbases[g], gsizes[g], jkeys[g]
   local c = counts[g]
   local first = redis.call('INCRBY', seqkey, c) - c
   local pusher = ready_pusher(prio, base)
-  local ready_count, sched_add, writes = 0, {}, {}
-  local children, replaced, waiting_add, limit_set = {}, {}, {}, {}
-  local live_add = {}
+  -- Appends by counters, not `t[#t + 1]` (a binary search for the border each).
+  local ready_count, sched_add, writes, ns, nw = 0, {}, {}, 0, 0
+  local children, child_rows, child_at, replaced, waiting_add, limit_set = {}, {}, {}, {}, {}, {}
+  local live_add, nl = {}, 0
+  -- The ready list of the latest score (a batch's jobs mostly share one),
+  -- appended to here rather than through a call of pusher.push per job.
+  local ready_score, ready_list, nr = nil, nil, 0
+  -- Nobody listening (or events off) is the usual case: no call per job then.
+  local heard = events_for(base)
+  local jobs, p, o, last = nil, 0, 0, 0
   for i = 1, c do
-    local o = W * i - W + 1
-    local id, uk = jobs[o + 1], jobs[o + 7]
+    if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
+    o = o + W
+    local id, uk = jobs[o + F_ID], has_unique and jobs[o + F_UNIQUE]
     local holder = false
     if uk then
       holder = unique_holder(unique, held, uk, now)
@@ -169,10 +221,10 @@ for g = 1, groups do
         replaced[id] = holder
       else
         redis.call('HSET', unique, uk, id)
-        local ttl = jobs[o + 8]
+        local ttl = jobs[o + F_TTL]
         if ttl and ttl > 0 then
-          writes[#writes + 1] = base .. 'u:' .. id
-          writes[#writes + 1] = fmt_time(ttl)
+          writes[nw + 1], writes[nw + 2] = base .. 'u:' .. id, fmt_time(ttl)
+          nw = nw + 2
         end
       end
     else
@@ -180,20 +232,20 @@ for g = 1, groups do
     end
     if not holder then
       local seq = fmt_seq(first + i)
-      local priority = jobs[o + 3]
+      local priority = jobs[o + F_PRIORITY]
       local score = priority == 0 and '0' or int_str(-priority)
-      local delay = jobs[o + 4]
+      local delay = jobs[o + F_DELAY]
       local flags, parents = '', nil
       if has_deps then
-        parents = jobs[o + 9]
+        parents = jobs[o + F_PARENTS]
         if type(parents) ~= 'table' or #parents == 0 then parents = nil else flags = 'w' end
       end
       if has_limits then
-        local lim = jobs[o + 11]
+        local lim = jobs[o + F_LIMIT]
         if type(lim) == 'table' and lim[1] then
           flags = flags .. 'l'
-          writes[#writes + 1] = base .. 'l:' .. id
-          writes[#writes + 1] = lim[1]
+          writes[nw + 1], writes[nw + 2] = base .. 'l:' .. id, lim[1]
+          nw = nw + 2
           if not limit_set[lim[1]] then
             -- The key's latest enqueue sets its numbers.
             limit_set[lim[1]] = true
@@ -204,35 +256,42 @@ for g = 1, groups do
       end
       if parents then
         -- Waiting: resolved below, once every job of the group is stored.
-        writes[#writes + 1] = keys[i]
+        writes[nw + 1] = keys[i]
         writes[#writes + 1] = record(WAITING, '0', int_str(jobs[o + 5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
+        nw = nw + 2
         waiting_add[#waiting_add + 1] = nows
         waiting_add[#waiting_add + 1] = id
         children[#children + 1] = i
+        child_rows[#child_rows + 1], child_at[#child_at + 1] = jobs, o
       elseif delay > 0 then
         local due = fmt_time(now + delay)
-        writes[#writes + 1] = keys[i]
+        writes[nw + 1] = keys[i]
         writes[#writes + 1] = record(SCHEDULED, '0', int_str(jobs[o + 5]), '0', score, seq, nows, due, '', '', nonce, '', '', '', flags, uk)
-        sched_add[#sched_add + 1] = due
-        sched_add[#sched_add + 1] = seq .. id
+        nw = nw + 2
+        sched_add[ns + 1], sched_add[ns + 2] = due, seq .. id
+        ns = ns + 2
       else
-        writes[#writes + 1] = keys[i]
+        writes[nw + 1] = keys[i]
         writes[#writes + 1] = record(QUEUED, '0', int_str(jobs[o + 5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
-        pusher.push(score, seq .. id)
+        nw = nw + 2
+        if score ~= ready_score then
+          ready_score, ready_list = score, pusher.list(score)
+          nr = #ready_list
+        end
+        nr = nr + 1
+        ready_list[nr] = seq .. id
         ready_count = ready_count + 1
       end
-      writes[#writes + 1] = base .. 'b:' .. id
-      writes[#writes + 1] = jobs[o + 6]
-      local task, tags = jobs[o + 12] or '', jobs[o + 13]
-      local meta = task
-      if type(tags) == 'table' and #tags > 0 then meta = task .. '\t' .. table.concat(tags, '\t') end
+      writes[nw + 1], writes[nw + 2] = base .. 'b:' .. id, jobs[o + F_BODY]
+      nw = nw + 2
+      local meta = jobs[o + F_META]
       if meta ~= '' then
-        writes[#writes + 1] = base .. 't:' .. id
-        writes[#writes + 1] = meta
+        writes[nw + 1], writes[nw + 2] = base .. 't:' .. id, meta
+        nw = nw + 2
       end
-      live_add[#live_add + 1] = nows
-      live_add[#live_add + 1] = id
-      event(base, 'enqueued', id, task)
+      live_add[nl + 1], live_add[nl + 2] = nows, id
+      nl = nl + 2
+      if heard then event(base, 'enqueued', id, task_in(meta)) end
     end
   end
   call_chunked('MSET', nil, writes)
@@ -240,7 +299,7 @@ for g = 1, groups do
   pusher.flush()
   call_chunked('ZADD', sched, sched_add)
   -- A delayed job wakes idle workers too: their wait must now end at its due time.
-  wake(wakekey, ready_count + (#sched_add > 0 and 1 or 0))
+  wake(wakekey, ready_count + (ns > 0 and 1 or 0))
   if #children > 0 then
     call_chunked('ZADD', base .. 'waiting', waiting_add)
     -- Count each dependant's parents by state, and register it on the ones
@@ -248,9 +307,9 @@ for g = 1, groups do
     -- as failed by the later ones and cascades to the earlier ones.
     local ran = 0
     for ci = 1, #children do
-      local o = W * children[ci] - W + 1
-      local id = jobs[o + 1]
-      local parents = jobs[o + 9]
+      local jobs, o = child_rows[ci], child_at[ci]
+      local id = jobs[o + F_ID]
+      local parents = jobs[o + F_PARENTS]
       local pending, failed = 0, 0
       for j = 1, #parents do
         local pid = replaced[parents[j]] or parents[j]
@@ -270,8 +329,8 @@ for g = 1, groups do
           end
         end
       end
-      local mode = tonumber(jobs[o + 10]) or 0
-      local delay = jobs[o + 4] > 0 and fmt_time(jobs[o + 4]) or ''
+      local mode = tonumber(jobs[o + F_AFTER]) or 0
+      local delay = jobs[o + F_DELAY] > 0 and fmt_time(jobs[o + F_DELAY]) or ''
       redis.call('SET', base .. 'd:' .. id, deps_format(mode, pending, failed, delay))
       redis.call('SET', base .. 'dp:' .. id, cmsgpack.pack(parents))
       local outcome = deps_outcome(mode, pending, failed)

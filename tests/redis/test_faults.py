@@ -190,13 +190,13 @@ async def test_lost_replies_are_answered_again(server: "object", open_backend) -
     """An enqueue or ack whose reply was lost is retried with the same nonce: the retry reports what the first call did."""
     from fastjobs.backends import Ack, AckKind, NewJob
     from fastjobs.backends.redis import SCRIPTS
-    from fastjobs.backends.redis.connection import pack_rows
+    from fastjobs.backends.redis.connection import pack_jobs, pack_rows
     from fastjobs.job import new_job_id
 
     backend: RedisBackend = await open_backend(server.url)  # type: ignore[attr-defined]
     k = backend._queue("q")
     jobs = [NewJob(new_job_id(), "q", 0, 0.0, 3, b"body", None), NewJob(new_job_id(), "q", 0, 0.0, 3, b"b2", "u1")]
-    args = ("nonce-1", pack_rows(jobs))  # as enqueue_many sends them
+    args = ("nonce-1", pack_jobs(jobs, "u"), "u")  # as enqueue_many sends them
     first = await backend._eval(SCRIPTS["enqueue"], (*k.enqueue, backend._registry), args)
     again = await backend._eval(SCRIPTS["enqueue"], (*k.enqueue, backend._registry), args)
     assert first == again == []

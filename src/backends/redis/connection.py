@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
+import operator
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -45,6 +47,7 @@ from redis.exceptions import (
 
 from ...errors import BackendError, BackendUnavailableError, ConfigurationError, CorruptJobError, FastjobsError
 from ..base import Backend, BackendOptions
+from ..values import NewJob
 from .keys import HistoryKeys, QueueKeys, WorkerKeys
 from .scripts import SCRIPTS, Script, evalsha, load_into, log, pack
 from .wakeup import WakeUps
@@ -137,14 +140,50 @@ def pack_rows(items: Sequence[Sequence[Any]]) -> bytes:
 
     As a stream of msgpack objects (the array's header cut off) when it is short enough:
     the script collects it with ``{cmsgpack.unpack(s)}``, one presized table, instead of
-    cmsgpack growing a table one field at a time (~600 instructions per field, for
-    enqueue's 13 fields per job a tenth of its cost). Longer: the array itself.
+    cmsgpack growing a table one field at a time (~600 instructions per field). Longer:
+    the array itself. Ack batches travel so (ack-10.lua); enqueue's, see :func:`pack_jobs`.
     """
     row: list[Any] = [len(items)]
     row.extend(itertools.chain.from_iterable(items))
     packed: bytes = pack(row)
     if len(row) > ROWS_STREAM_MAX:
         return packed
+    head = packed[0]
+    return packed[1:] if head < 0xDC else packed[3:] if head == 0xDC else packed[5:]
+
+
+_ENQUEUE_FIELDS = ("id", "priority", "delay", "task", "max_attempts", "body")
+_FEATURE_FIELDS = {"u": ("unique_key", "unique_ttl"), "d": ("depends_on", "after"), "l": ("limit",)}
+_task = operator.itemgetter(NewJob._fields.index("task"))
+_tags = operator.itemgetter(NewJob._fields.index("tags"))
+
+
+@functools.lru_cache(maxsize=None)
+def _enqueue_fields(features: str) -> tuple[int, Callable[[NewJob], tuple[Any, ...]]]:
+    """The width of an enqueue row for ``features`` and the getter of its fields (see :func:`pack_jobs`)."""
+    names = _ENQUEUE_FIELDS + tuple(f for c in "udl" if c in features for f in _FEATURE_FIELDS[c])
+    return len(names), operator.itemgetter(*map(NewJob._fields.index, names))
+
+
+def pack_jobs(jobs: Sequence[NewJob], features: str) -> bytes:
+    """A group of jobs as enqueue-6.lua reads it: ``len(jobs)``, then each job's fields in a row.
+
+    A row holds id, priority, delay, meta (the task, then the tags, tab-separated: the
+    job's ``t:`` value), max_attempts and body, then unique_key and unique_ttl if
+    ``features`` has 'u', depends_on and after if 'd', limit if 'l'. A plain job sends 6 values, not
+    its 13 fields: the queue is the group's, and the empty fields of a plain job cost the
+    server a value to decode each (an empty tuple a Lua table). As a msgpack stream
+    (no array header): the script reads it in parts that fit the Lua stack, each
+    collected by one presized table constructor.
+    """
+    width, fields = _enqueue_fields(features)
+    row: list[Any] = [len(jobs)]
+    row.extend(itertools.chain.from_iterable(map(fields, jobs)))
+    if any(map(_tags, jobs)):
+        row[4::width] = [
+            "\t".join((task, *tags)) if tags else task for task, tags in zip(map(_task, jobs), map(_tags, jobs))
+        ]
+    packed: bytes = pack(row)
     head = packed[0]
     return packed[1:] if head < 0xDC else packed[3:] if head == 0xDC else packed[5:]
 
