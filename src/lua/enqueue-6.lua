@@ -10,18 +10,20 @@
   ARGV:
     1  nonce: random per call. A call retried after a lost reply finds its own
        jobs stored with this nonce and answers as the first time did.
-    1 + g: the jobs of group g (redis/connection.py pack_jobs): a msgpack stream of
-       their count, then each job's fields in a row: id, priority, delay (seconds,
-       0 = ready now), meta (the t:<id> value: task, then tags, tab-separated; ''
-       for neither), max_attempts, body, then only if the features say so:
+    1 + g: the jobs of group g (redis/connection.py pack_jobs), a msgpack stream:
+       their count; priority, delay (seconds, 0 = ready now) and meta (the t:<id>
+       value: task, then tags, tab-separated; '' for neither), each the value all
+       the group's jobs share, or nil when they differ; then each job's fields in
+       a row: id, body, max_attempts, then only if the features say so
        'u': unique key or nil, unique_ttl (seconds the key stays held after the job
             succeeded; nil = 0);
        'd': depends_on (parent ids), after (0 SUCCEEDED, 1 FINISHED, 2 FAILED);
-       'l': limit or nil ({key, concurrency, rate, per}).
+       'l': limit or nil ({key, concurrency, rate, per});
+       and last those of priority, delay and meta that were nil above.
     2 + groups (optional, only when some job has them): the features, 'u' (unique
        keys), 'd' (depends_on) and/or 'l' (limit), and 'e' ('E' in Cluster) to
-       publish an `enqueued` event per job stored (see _events). A plain batch sends
-       none of those fields (6 values per job, not 13).
+       publish an `enqueued` event per job stored (see _events). A plain batch of
+       one task, priority and delay sends 3 values per job (a NewJob has 13 fields).
 
   Every stored job is indexed in `live` (search) and its task and tags go in
   t:<id> (one more MSET pair per job).
@@ -58,56 +60,65 @@ local has_unique = string.find(features, 'u', 1, true) ~= nil
 local has_deps = string.find(features, 'd', 1, true) ~= nil
 local has_limits = string.find(features, 'l', 1, true) ~= nil
 
--- A job's fields in its row (see ARGV), and the row's width W.
--- F_MAX_ATTEMPTS is 5: the lines that build the records read jobs[o + 5].
-local F_ID, F_PRIORITY, F_DELAY, F_META, F_MAX_ATTEMPTS, F_BODY = 1, 2, 3, 4, 5, 6
-local W = 6
+-- A job's fields in its row (see ARGV): job i's field F is jobs[o + F] (the
+-- loops below say how o goes), numbered from 3 so that max_attempts is 5:
+-- the lines that build the records read it as jobs[o + 5]. W: how many a row
+-- has before the ones a group sends only when its jobs differ in them.
+local F_ID, F_BODY, F_MAX_ATTEMPTS = 3, 4, 5
+local W = 3
 local F_UNIQUE, F_TTL, F_PARENTS, F_AFTER, F_LIMIT
-if has_unique then F_UNIQUE, F_TTL, W = W + 1, W + 2, W + 2 end
-if has_deps then F_PARENTS, F_AFTER, W = W + 1, W + 2, W + 2 end
-if has_limits then F_LIMIT, W = W + 1, W + 1 end
+if has_unique then F_UNIQUE, F_TTL, W = W + 3, W + 4, W + 2 end
+if has_deps then F_PARENTS, F_AFTER, W = W + 3, W + 4, W + 2 end
+if has_limits then F_LIMIT, W = W + 3, W + 1 end
 
 -- Values per part at most: cmsgpack returns a part's values on Lua's C
 -- stack, which holds 7,998 of them (redis-server 6.2 and 7.0, measured).
 local PART = 7000
 
--- A group's jobs: their count, and the rows in parts of whole rows (each a
--- table: job r of part p has field F at parts[p][bases[p] + W * (r - 1) + F];
--- sizes[p] rows). Each part is collected by one presized table constructor
--- from cmsgpack.unpack_limit's results (the next part's offset, -1 after
--- the last, then the values), where an array of the whole batch would be
--- grown by cmsgpack a field at a time (~600 instructions per field;
--- callgrind, redis-server 6.2: a quarter of enqueue's cost at 13 fields).
+-- A group's jobs: {count, the shared priority, delay and meta (nil: per
+-- job, field f_priority, f_delay, f_meta), w (fields per row), parts, sizes}:
+-- the rows in parts of whole rows, sizes[p] in parts[p], each part a table
+-- whose [1] is unpack_limit's offset and whose rows start at [2]. Each part is
+-- collected by one presized table constructor from cmsgpack.unpack_limit's
+-- results, where an array of the whole batch would be grown by cmsgpack a
+-- field at a time (~600 instructions per field; callgrind, redis-server 6.2:
+-- a quarter of enqueue's cost at a NewJob's 13 fields).
 local function read_jobs(packed)
-  local rows = math.floor(PART / W)
-  local part = {cmsgpack.unpack_limit(packed, 1 + rows * W, 0)}
-  local count = part[2]
-  local parts, bases, sizes = {part}, {2}, {math.min(count, rows)}
-  local left, n = count - sizes[1], 1
+  local head = {cmsgpack.unpack_limit(packed, 4, 0)}
+  local batch = {count = head[2], priority = head[3], delay = head[4], meta = head[5]}
+  local w = W
+  if batch.priority == nil then batch.f_priority, w = w + 3, w + 1 end
+  if batch.delay == nil then batch.f_delay, w = w + 3, w + 1 end
+  if batch.meta == nil then batch.f_meta, w = w + 3, w + 1 end
+  local rows = math.floor(PART / w)
+  local parts, sizes, n = {}, {}, 0
+  local off, left = head[1], batch.count
   while left > 0 do
-    part = {cmsgpack.unpack_limit(packed, rows * W, part[1])}
+    local part = {cmsgpack.unpack_limit(packed, rows * w, off)}
     n = n + 1
-    parts[n], bases[n], sizes[n] = part, 1, math.min(left, rows)
-    left = left - rows
+    parts[n], sizes[n] = part, math.min(left, rows)
+    off, left = part[1], left - rows
   end
-  return count, parts, bases, sizes
+  batch.w, batch.parts, batch.sizes = w, parts, sizes
+  return batch
 end
 
 -- The per-job loops run over i = 1..count and step through the parts as
--- they go: `if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W,
--- last + sizes[p] end; o = o + W`, and then job i's field F is jobs[o + F].
+-- they go: `if i > last then p = p + 1; jobs, o, last = parts[p], -1 - w,
+-- last + sizes[p] end; o = o + w`, and then job i's field F is jobs[o + F].
 
 -- Pass 1: refuse existing ids before writing anything (all or none).
-local gparts, gbases, gsizes, counts, jkeys = {}, {}, {}, {}, {}
+local batches, jkeys = {}, {}
 local replay = false
 for g = 1, groups do
   local base = base_of(KEYS[(g - 1) * GROUP + 1])
-  local c, parts, bases, sizes = read_jobs(ARGV[g + 1])
+  local batch = read_jobs(ARGV[g + 1])
+  local parts, sizes, w, c = batch.parts, batch.sizes, batch.w, batch.count
   local keys = {}
   local jobs, p, o, last = nil, 0, 0, 0
   for i = 1, c do
-    if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
-    o = o + W
+    if i > last then p = p + 1; jobs, o, last = parts[p], -1 - w, last + sizes[p] end
+    o = o + w
     keys[i] = base .. 'j:' .. jobs[o + F_ID]
   end
   -- EXISTS answers with a count, cheaper than reading every key back.
@@ -126,7 +137,7 @@ for g = 1, groups do
       end
     end
   end
-  gparts[g], gbases[g], gsizes[g], counts[g], jkeys[g] = parts, bases, sizes, c, keys
+  batches[g], jkeys[g] = batch, keys
 end
 
 local out = {}
@@ -136,16 +147,17 @@ if has_deps and not replay then
   -- before, or in this very group. Refused before anything is written.
   for g = 1, groups do
     local base = base_of(KEYS[(g - 1) * GROUP + 1])
-    local parts, bases, sizes, c = gparts[g], gbases[g], gsizes[g], counts[g]
+    local batch = batches[g]
+    local parts, sizes, w, c = batch.parts, batch.sizes, batch.w, batch.count
     local ingroup = {}
     for p = 1, #parts do
       local jobs = parts[p]
-      for o = bases[p], bases[p] + W * (sizes[p] - 1), W do ingroup[jobs[o + F_ID]] = true end
+      for o = -1, -1 + w * (sizes[p] - 1), w do ingroup[jobs[o + F_ID]] = true end
     end
     local jobs, p, o, last = nil, 0, 0, 0
     for i = 1, c do
-      if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
-      o = o + W
+      if i > last then p = p + 1; jobs, o, last = parts[p], -1 - w, last + sizes[p] end
+      o = o + w
       local parents = jobs[o + F_PARENTS]
       if type(parents) == 'table' then
         for j = 1, #parents do
@@ -163,12 +175,13 @@ if replay then
   -- This very call was applied before and its reply lost: answer again.
   for g = 1, groups do
     local unique = KEYS[(g - 1) * GROUP + 3]
-    local parts, bases, sizes = gparts[g], gbases[g], gsizes[g]
+    local batch = batches[g]
+    local parts, sizes, w = batch.parts, batch.sizes, batch.w
     local existing = mget(jkeys[g])
     local jobs, p, o, last = nil, 0, 0, 0
-    for i = 1, counts[g] do
-      if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
-      o = o + W
+    for i = 1, batch.count do
+      if i > last then p = p + 1; jobs, o, last = parts[p], -1 - w, last + sizes[p] end
+      o = o + w
       local id, uk = jobs[o + F_ID], has_unique and jobs[o + F_UNIQUE]
       if uk and not existing[i] then
         local holder = redis.call('HGET', unique, uk)
@@ -192,8 +205,13 @@ for g = 1, groups do
   local prio, sched, unique, seqkey, wakekey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local held = KEYS[k + 6]
   local base = base_of(prio)
-  local parts, bases, sizes, keys = gparts[g], gbases[g], gsizes[g], jkeys[g]
-  local c = counts[g]
+  local batch, keys = batches[g], jkeys[g]
+  local parts, sizes, w, c = batch.parts, batch.sizes, batch.w, batch.count
+  -- The group's shared priority (as its score), delay and meta, or nil: then
+  -- each job's own, at f_priority, f_delay, f_meta.
+  local f_priority, f_delay, f_meta = batch.f_priority, batch.f_delay, batch.f_meta
+  local c_score, c_delay, c_meta = nil, batch.delay, batch.meta
+  if not f_priority then c_score = batch.priority == 0 and '0' or int_str(-batch.priority) end
   local first = redis.call('INCRBY', seqkey, c) - c
   local pusher = ready_pusher(prio, base)
   -- Appends by counters, not `t[#t + 1]` (a binary search for the border each).
@@ -207,8 +225,8 @@ for g = 1, groups do
   local heard = events_for(base)
   local jobs, p, o, last = nil, 0, 0, 0
   for i = 1, c do
-    if i > last then p = p + 1; jobs, o, last = parts[p], bases[p] - W, last + sizes[p] end
-    o = o + W
+    if i > last then p = p + 1; jobs, o, last = parts[p], -1 - w, last + sizes[p] end
+    o = o + w
     local id, uk = jobs[o + F_ID], has_unique and jobs[o + F_UNIQUE]
     local holder = false
     if uk then
@@ -232,9 +250,12 @@ for g = 1, groups do
     end
     if not holder then
       local seq = fmt_seq(first + i)
-      local priority = jobs[o + F_PRIORITY]
-      local score = priority == 0 and '0' or int_str(-priority)
-      local delay = jobs[o + F_DELAY]
+      local score = c_score
+      if not score then
+        local priority = jobs[o + f_priority]
+        score = priority == 0 and '0' or int_str(-priority)
+      end
+      local delay = c_delay or jobs[o + f_delay]
       local flags, parents = '', nil
       if has_deps then
         parents = jobs[o + F_PARENTS]
@@ -284,7 +305,7 @@ for g = 1, groups do
       end
       writes[nw + 1], writes[nw + 2] = base .. 'b:' .. id, jobs[o + F_BODY]
       nw = nw + 2
-      local meta = jobs[o + F_META]
+      local meta = c_meta or jobs[o + f_meta]
       if meta ~= '' then
         writes[nw + 1], writes[nw + 2] = base .. 't:' .. id, meta
         nw = nw + 2
@@ -330,7 +351,8 @@ for g = 1, groups do
         end
       end
       local mode = tonumber(jobs[o + F_AFTER]) or 0
-      local delay = jobs[o + F_DELAY] > 0 and fmt_time(jobs[o + F_DELAY]) or ''
+      local delay = c_delay or jobs[o + f_delay]
+      delay = delay > 0 and fmt_time(delay) or ''
       redis.call('SET', base .. 'd:' .. id, deps_format(mode, pending, failed, delay))
       redis.call('SET', base .. 'dp:' .. id, cmsgpack.pack(parents))
       local outcome = deps_outcome(mode, pending, failed)

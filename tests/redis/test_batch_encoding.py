@@ -29,25 +29,35 @@ def job(i: int, unique: bool = False, job_id: str | None = None) -> NewJob:
                   task="t", tags=("a", "b") if i % 2 else ())
 
 
-def test_pack_jobs_sends_six_fields_of_a_plain_job_and_the_features_fields_after_them() -> None:
+def test_pack_jobs_sends_what_the_jobs_share_once_and_the_features_fields_only_when_asked() -> None:
+    def unpacked(packed: bytes) -> list[object]:
+        return list(msgpack.Unpacker(io.BytesIO(packed), raw=False))
+
     plain = NewJob("a", "q", 2, 0.5, 3, b"x", task="t")
-    tagged = NewJob("b", "q", 0, 0.0, 1, b"y", tags=("k", "l"))
-    assert list(msgpack.Unpacker(io.BytesIO(pack_jobs([plain, tagged], "")), raw=False)) == [
-        2, "a", 2, 0.5, "t", 3, "x", "b", 0, 0.0, "\tk\tl", 1, "y",
+    same = plain._replace(id="b", body=b"y", max_attempts=1)
+    assert unpacked(pack_jobs([plain, same], "")) == [2, 2, 0.5, "t", "a", "x", 3, "b", "y", 1]
+    # Priority, delay and meta where they differ: per job, after the rest of the row.
+    tagged = NewJob("b", "q", 0, 0.5, 1, b"y", tags=("k", "l"))
+    assert unpacked(pack_jobs([plain, tagged], "")) == [
+        2, None, 0.5, None, "a", "x", 3, 2, "t", "b", "y", 1, 0, "\tk\tl",
     ]
-    full = NewJob("c", "q", 0, 0.0, 3, b"z", "uk", 9.0, ("a",), 1, Limit("k", 2), "t", ("g",))
-    assert list(msgpack.Unpacker(io.BytesIO(pack_jobs([plain, full], "udl")), raw=False)) == [
-        2, "a", 2, 0.5, "t", 3, "x", None, 0.0, [], 0, None,
-        "c", 0, 0.0, "t\tg", 3, "z", "uk", 9.0, ["a"], 1, ["k", 2, 0, 0.0],
+    full = NewJob("c", "q", 2, 0.0, 3, b"z", "uk", 9.0, ("a",), 1, Limit("k", 2), "t", ("g",))
+    assert unpacked(pack_jobs([plain, full], "udl")) == [
+        2, 2, None, None,
+        "a", "x", 3, None, 0.0, [], 0, None, 0.5, "t",
+        "c", "z", 3, "uk", 9.0, ["a"], 1, ["k", 2, 0, 0.0], 0.0, "t\tg",
     ]
     # Past 15 values the array's header is 3 bytes (array 16): the stream cuts all three.
     assert pack_jobs([plain] * 4, "")[0] == 4
+    assert unpacked(pack_jobs([], "")) == [0]
 
 
-ROWS_UNIQUE = PART // 8  # the parts' rows for a batch with unique keys (8 fields each)
+ROWS = PART // 7
+"""Rows per part of job()'s batches: id, body, max_attempts, unique key and ttl, priority and
+meta (they differ between jobs; the delay is shared)."""
 
 
-@pytest.mark.parametrize("count", [1, 17, ROWS_UNIQUE, ROWS_UNIQUE + 1, 5000])
+@pytest.mark.parametrize("count", [1, 17, ROWS, ROWS + 1, 5000])
 async def test_enqueue_batches_of_one_part_or_several_store_every_field(
     server: RedisServer, open_backend, count: int  # type: ignore[no-untyped-def]
 ) -> None:

@@ -152,37 +152,53 @@ def pack_rows(items: Sequence[Sequence[Any]]) -> bytes:
     return packed[1:] if head < 0xDC else packed[3:] if head == 0xDC else packed[5:]
 
 
-_ENQUEUE_FIELDS = ("id", "priority", "delay", "task", "max_attempts", "body")
+_ROW_FIELDS = ("id", "body", "max_attempts")
 _FEATURE_FIELDS = {"u": ("unique_key", "unique_ttl"), "d": ("depends_on", "after"), "l": ("limit",)}
+_priority = operator.itemgetter(NewJob._fields.index("priority"))
+_delay = operator.itemgetter(NewJob._fields.index("delay"))
 _task = operator.itemgetter(NewJob._fields.index("task"))
 _tags = operator.itemgetter(NewJob._fields.index("tags"))
 
 
 @functools.lru_cache(maxsize=None)
-def _enqueue_fields(features: str) -> tuple[int, Callable[[NewJob], tuple[Any, ...]]]:
-    """The width of an enqueue row for ``features`` and the getter of its fields (see :func:`pack_jobs`)."""
-    names = _ENQUEUE_FIELDS + tuple(f for c in "udl" if c in features for f in _FEATURE_FIELDS[c])
-    return len(names), operator.itemgetter(*map(NewJob._fields.index, names))
+def _row_fields(features: str) -> Callable[[NewJob], tuple[Any, ...]]:
+    """The getter of a job's row for ``features`` (see :func:`pack_jobs`)."""
+    names = _ROW_FIELDS + tuple(f for c in "udl" if c in features for f in _FEATURE_FIELDS[c])
+    return operator.itemgetter(*map(NewJob._fields.index, names))
 
 
 def pack_jobs(jobs: Sequence[NewJob], features: str) -> bytes:
-    """A group of jobs as enqueue-6.lua reads it: ``len(jobs)``, then each job's fields in a row.
+    """A group of jobs as enqueue-6.lua reads it: ``len(jobs)``, what they share, then their rows.
 
-    A row holds id, priority, delay, meta (the task, then the tags, tab-separated: the
-    job's ``t:`` value), max_attempts and body, then unique_key and unique_ttl if
-    ``features`` has 'u', depends_on and after if 'd', limit if 'l'. A plain job sends 6 values, not
-    its 13 fields: the queue is the group's, and the empty fields of a plain job cost the
-    server a value to decode each (an empty tuple a Lua table). As a msgpack stream
-    (no array header): the script reads it in parts that fit the Lua stack, each
-    collected by one presized table constructor.
+    After the count: the priority, the delay and the meta (the task, then the tags,
+    tab-separated: the job's ``t:`` value) the jobs share, each None if they differ.
+    Then each job's row: id, body, max_attempts, then unique_key and unique_ttl if
+    ``features`` has 'u', depends_on and after if 'd', limit if 'l', and last its own
+    priority, delay, meta where they differ. A batch of one task's plain jobs sends
+    3 values per job, not a NewJob's 13 fields: each costs the server a value to
+    decode (~150 instructions for a number, an empty tuple a Lua table), and the
+    queue is the group's. As a msgpack stream (no array header): the script reads it
+    in parts that fit the Lua stack, each collected by one presized table constructor.
     """
-    width, fields = _enqueue_fields(features)
-    row: list[Any] = [len(jobs)]
-    row.extend(itertools.chain.from_iterable(map(fields, jobs)))
+    size = len(jobs)
+    if not size:
+        return b"\x00"
+    metas = list(map(_task, jobs))
     if any(map(_tags, jobs)):
-        row[4::width] = [
-            "\t".join((task, *tags)) if tags else task for task, tags in zip(map(_task, jobs), map(_tags, jobs))
-        ]
+        metas = ["\t".join((task, *tags)) if tags else task for task, tags in zip(metas, map(_tags, jobs))]
+    row: list[Any] = [size]
+    varying = []
+    for column in (list(map(_priority, jobs)), list(map(_delay, jobs)), metas):
+        if column.count(column[0]) == size:
+            row.append(column[0])
+        else:
+            row.append(None)
+            varying.append(column)
+    fields = _row_fields(features)
+    if varying:
+        row.extend(itertools.chain.from_iterable(map(operator.add, map(fields, jobs), zip(*varying))))
+    else:
+        row.extend(itertools.chain.from_iterable(map(fields, jobs)))
     packed: bytes = pack(row)
     head = packed[0]
     return packed[1:] if head < 0xDC else packed[3:] if head == 0xDC else packed[5:]
