@@ -9,17 +9,18 @@ measuring the server's cost per job of each stage:
 * ``lua-keys``: fastjobs' keys and indexes, no logic: minimal Lua scripts that
   issue exactly the Redis commands fastjobs' enqueue-6, claim-12 and ack-10 issue
   for these jobs (checked against ``MONITOR``: the same commands, with the same
-  numbers of arguments, on the same keys), on records of fastjobs' layout and
-  length (69 / 107 / 119 bytes) built by concatenation, the fields carried over
-  cut at fixed offsets (never a pattern), and bodies as ``lua-min``'s. Per job:
+  numbers of arguments, on the same keys), on records of the text layout
+  fastjobs stored before its layout 1 (binary: lua/_common.lua) and of its
+  length (69 / 107 / 119 bytes; layout 1: 89 / 89 / 97) built by concatenation,
+  the fields carried over cut at fixed offsets (never a pattern), and bodies
+  as ``lua-min``'s. Per job:
   j:, b:, t:, ``live``, the ready list (members <seq><id>), the lease batch and
   ``done``; per call: EXISTS of the new records, TIME, INCRBY / INCR seq, the
   events check (PUBSUB NUMPAT / NUMSUB), ``prio``, the wake tokens, the queue
   registry, claim's maintenance reads (leases, sched, retry, limitwait, paused,
   ready), ack's history row (minute and hour) and ``done`` trim read. Left out:
   fastjobs' argument decoding (cmsgpack), the fencing beyond the state byte,
-  the hash padding of records before Redis 7.0, and every branch the no-op
-  case does not take. The floor of the current
+  and every branch the no-op case does not take. The floor of the current
   storage design: what any script keeping these keys pays;
 * ``lua-min``: minimal Lua scripts that issue only the Redis commands the same
   state transitions need, on the same key layout, with a tiny fixed record and no

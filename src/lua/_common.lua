@@ -78,15 +78,63 @@
   batch's count (and drop the batch at zero); recovery reads the expired
   batches and takes back the jobs still leased by them.
 
-  The job record is one string, fields separated by '|', the unique key last
-  (it may contain '|'):
+  The job record is one string, its fields in this order (positions: R_*
+  below; parse() returns them as strings, record() takes them so):
     state|attempt|max_attempts|token|score|seq|enqueued_at|run_at|started_at|finished_at|nonce|ack_nonce|lease_until|lease_batch|flags|unique_key
-  (positions: R_* below; score is -priority; run_at empty means enqueued_at; flags holds '1' once the
+  (score is -priority; run_at empty means enqueued_at; flags holds '1' once the
   error list exists, 'p' once the progress key does, 'w' for a job with
   parents (d:<id>), 'd' once a dependant waits on it (c:<id>), 'l' for a
   limited job (l:<id>): so the retention trims can say which keys
   to delete, and the finishing scripts look for dependants or a limit only on
   a flagged job; a plain job's flags are '', and cost them one comparison.)
+
+  Two layouts of those fields. Every script writes layout 1; every reader
+  (parse(), fields_of(), state_of(), and records.Record.parse in Python) reads
+  both, so a record an older fastjobs stored is read as it always was and
+  rewritten in layout 1 by the first script that changes it (no migration).
+  * Text (fastjobs before layout 1; read, never written): the fields above
+    as text, separated by '|', the unique key last (it may contain '|'); it
+    starts with the state digit, '0' to '7'. Times '%.6f', seq 16 digits,
+    '' for empty.
+  * Layout 1, binary, big-endian: struct format V1.format (struct.pack and
+    struct.unpack of Redis' Lua; records.py decodes the same, a test checks).
+    A fixed part of 73 bytes, then the strings, then seq:
+      B    1, the version (no text record starts with this byte)
+      B    state
+      B    the flags as bits (1 '1', 2 'p', 4 'w', 8 'd', 16 'l'), and 32 when
+           the nonce is hex-packed, 64 when the ack_nonce is (below)
+      B    the length of ack_nonce, then B that of nonce,
+      I4   that of unique_key
+      i4   attempt, token (signed, 4 bytes each)
+      d    started_at, lease_until (doubles: the time whose '%.6f' parse()
+           gives; 0 for empty)
+      I8   lease_batch (0: none)
+      d    finished_at
+      i4   max_attempts, score (a max_attempts or score beyond +-(2^31-1) is
+           stored at that bound)
+      d    enqueued_at, run_at
+      c0   ack_nonce, nonce, unique_key: their bytes (lengths above). A nonce of
+           lowercase hex digits (as fastjobs' clients make them) is stored
+           hex-packed: the bytes its digits spell, half its length.
+      I8   seq (0: empty), last (below)
+    That is 89 bytes for a queued or active plain job (text: ~69 queued,
+    ~104 active) and 97 for a succeeded one (text ~119). The fields a lease
+    reads and writes come first, then those a finish writes: claim and ack
+    read and write those leading fields with one struct.unpack and one
+    struct.pack of a few fields each, and carry the rest over as it is
+    (string.sub), where the text layout took a Lua pattern over the whole
+    record (~10,000 instructions per job in claim, and again in ack).
+    A record's length is checked against the lengths it gives: one that
+    does not add up is unreadable.
+    Why seq is last: Lua 5.1 (Redis' Lua) interns every string it makes, and
+    before Redis 7.0 hashes a string of length l from only every
+    ((l >> 5) + 1)-th byte, counting back from the LAST one, which is always
+    hashed. The records one claim or ack writes differ mostly in their seq;
+    with its low byte last, consecutive seqs hash apart and a batch's records
+    spread over the chains of Lua's string table, instead of sharing one
+    where each new record is compared with all the others (~250 comparisons
+    per record in a batch of 500: ~6,000 instructions, three times per job
+    between claim and ack, before the text records were padded for it).
 
   Why strings and not a hash per job: every per-job redis.call costs a few
   microseconds of Redis time on its own, so the batch scripts read and write
@@ -132,93 +180,6 @@ local R_STATE, R_ATTEMPT, R_MAX_ATTEMPTS, R_TOKEN, R_SCORE, R_SEQ, R_ENQUEUED_AT
 local R_STARTED_AT, R_FINISHED_AT, R_NONCE, R_ACK_NONCE, R_LEASE_UNTIL, R_LEASE_BATCH, R_FLAGS, R_UNIQUE_KEY =
   9, 10, 11, 12, 13, 14, 15, 16
 local R_COUNT = 16
-
--- The record's fields, strings (state, attempt, ... unique_key: see R_*); nil
--- if unreadable.
-local function parse(rec)
-  if not rec then return nil end
-  return string.match(rec, RECORD)
-end
-
--- The hot paths' parses. Redis' Lua scans a pattern at ~100 instructions per
--- character and makes each capture a new string (~300 more): parse() of a
--- 110-byte record cost ~13,000 instructions, a quarter of claim's and of
--- ack's whole per-job cost (callgrind, redis-server 6.2). Claim and a
--- succeeding ack capture only the fields they read or change, each run of
--- fields they keep as one string (bars included), and splice the new record
--- from those; they match exactly the records RECORD matches.
--- LEASE_SPANS: state, attempt, max_attempts, token, '|score|seq|enqueued_at|run_at|',
---   '|finished_at|nonce|ack_nonce|', '|flags|unique_key', flags
---   (not captured: started_at, lease_until, lease_batch: a lease rewrites them).
--- LEASE_SPANS_AT, FINISH_SPANS_AT: the same with the position just after seq
---   captured after the span that holds it, for hash_pad (servers before 7.0
---   only: the capture costs the others ~200 instructions per job).
-local LEASE_SPANS = '^(%d)|(%d*)|(%d*)|(%d*)(|[^|]*|[^|]*|[^|]*|[^|]*|)[^|]*(|[^|]*|[^|]*|[^|]*|)[^|]*|[^|]*(|([^|]*)|.*)$'
-local LEASE_SPANS_AT = '^(%d)|(%d*)|(%d*)|(%d*)(|[^|]*|[^|]*()|[^|]*|[^|]*|)[^|]*(|[^|]*|[^|]*|[^|]*|)[^|]*|[^|]*(|([^|]*)|.*)$'
--- FINISH_SPANS: state, '|attempt|max_attempts|', token,
---   '|score|seq|enqueued_at|run_at|started_at|', '|nonce|', ack_nonce, lease_batch,
---   '|flags|unique_key', flags (not captured: finished_at, lease_until).
-local FINISH_SPANS = '^(%d)(|%d*|%d*|)(%d*)(|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|)[^|]*(|[^|]*|)([^|]*)|[^|]*|([^|]*)(|([^|]*)|.*)$'
-local FINISH_SPANS_AT = '^(%d)(|%d*|%d*|)(%d*)(|[^|]*|[^|]*()|[^|]*|[^|]*|[^|]*|)[^|]*(|[^|]*|)([^|]*)|[^|]*|([^|]*)(|([^|]*)|.*)$'
-
--- Lua 5.1 (Redis' Lua) interns every string it makes, and before Redis 7.0
--- hashes a string of length l from only every ((l >> 5) + 1)-th byte, counting
--- back from the last.
--- The records one claim (or ack) writes differ only in the last digits of their
--- seq, and when none of those is sampled they all hash alike: each new one is
--- compared with every other in one chain (~250 comparisons per record in a
--- batch of 500: ~6,000 instructions, three times per job between claim and ack;
--- callgrind, redis-server 6.2). hash_pad gives the zeros to append to a time
--- field that follows seq (a lease's deadline, a finish time: trailing zeros
--- read as the same number everywhere) so that the seq's last digit is sampled:
--- the records of a batch then spread over ten chains. L: the record's length
--- without them; q: the position just after its seq (1-based). Each Lua VM
--- step costs some 40 instructions here, so the answer is memoized per call in
--- PADS[L * 65536 + q] (q < 65536: seq comes after five short fields) and the
--- per-job callers look there first: `PADS[size * 65536 + q] or hash_pad(size, q)`.
--- Redis 7.0 hashes every byte (redis/redis#9449: no such collisions there) and
--- is the first to tell scripts its version: the padding is for older servers only.
-local HASH_SAMPLES = redis.REDIS_VERSION == nil
--- Up to 16 zeros: a longer record (a long unique key) has a wider step and
--- may stay unpadded.
-local PADS = {}
-local function hash_pad(L, q)
-  local pad = ''
-  for k = 0, 16 do
-    local l = L + k
-    if (l - q + 1) % ((l - l % 32) / 32 + 1) == 0 then
-      pad = string.rep('0', k)
-      break
-    end
-  end
-  if q < 65536 then PADS[L * 65536 + q] = pad end
-  return pad
-end
-
--- tonumber() of the record's small numbers (attempts, tokens), memoized per
--- call: a table lookup instead of a C call per job. false: not a number.
-local NUMBERS = {}
-local function number_of(s)
-  if s == nil then return false end
-  local n = NUMBERS[s]
-  if n == nil then
-    n = tonumber(s) or false
-    NUMBERS[s] = n
-  end
-  return n
-end
-
-local function record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
-                      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key)
-  return state .. '|' .. attempt .. '|' .. max_attempts .. '|' .. token .. '|' .. score .. '|' .. seq
-    .. '|' .. enqueued_at .. '|' .. run_at .. '|' .. started_at .. '|' .. finished_at .. '|' .. nonce
-    .. '|' .. ack_nonce .. '|' .. lease_until .. '|' .. lease_batch .. '|' .. flags .. '|' .. unique_key
-end
-
--- record() of a parsed record kept as a table (see R_*).
-local function record_of(fields)
-  return record(unpack(fields, 1, R_COUNT))
-end
 
 local function now_time()
   local t = redis.call('TIME')
@@ -281,6 +242,257 @@ local function with_errors(flags)
   if not flags or flags == '' then return '1' end
   if string.find(flags, '1', 1, true) then return flags end
   return '1' .. flags
+end
+
+-- Job records (the layouts above). fields_of() is the readers' common
+-- ground: the fields of either layout as layout 1 holds them, in its order
+-- (state, attempt, max_attempts, token, score, enqueued_at, run_at,
+-- started_at, finished_at, lease_until, lease_batch: numbers, 0 for empty;
+-- flag bits, nonce, ack_nonce: the stored bytes; unique_key; seq: a number),
+-- nil if unreadable; renew and promote work on those (pack_record writes
+-- them back). The hottest paths read less: claim and ack read and write only
+-- a layout 1 record's leading fields (V1.leasing, leased, finished) and carry
+-- the rest over as it is; enqueue packs a new record's head once per call
+-- (new_record). parse() and record() speak the fields as strings, formatted
+-- as the text layout held them, for the many rarer paths that keep a record
+-- as a table ({parse(rec)}, R_*).
+-- Layout 1's constants, in one table (see the locals note below): its
+-- version byte, struct format, the states as it stores them (numbers, by
+-- name: those the hot paths compare or write), and the bits of its flag byte
+-- (a bit b of m is set when m % (2 * b) >= b; `all`: the flags are the bits
+-- below it). The per-job loops take what they use into locals.
+local V1 = {
+  version = 1,
+  format = '>BBBBBI4i4i4ddI8di4i4ddc0c0c0I8',
+  -- Its fixed part (offsets 1 to 73), and the leading fields a lease reads
+  -- (through token), a lease writes and a finish reads (through
+  -- lease_batch), a finish writes (through finished_at).
+  fixed = '>BBBBBI4i4i4ddI8di4i4dd',
+  leasing = '>BBBBBI4i4i4',
+  leased = '>BBBBBI4i4i4ddI8',
+  finished = '>BBBBBI4i4i4ddI8d',
+  state = {
+    SCHEDULED = tonumber(SCHEDULED), QUEUED = tonumber(QUEUED), ACTIVE = tonumber(ACTIVE),
+    SUCCEEDED = tonumber(SUCCEEDED), RETRY_PENDING = tonumber(RETRY_PENDING), DEAD = tonumber(DEAD),
+  },
+  bit = {errors = 1, progress = 2, waits = 4, dependants = 8, limited = 16, all = 32, nonce = 32, ack_nonce = 64},
+}
+-- The record helpers, below: their own helpers are local to the block (the
+-- main chunk of a script may hold 200 locals, and the scripts with _common
+-- come near that).
+local fields_of, pack_record, parse, state_of, record, record_of, new_record, flags_text, nonce_raw
+do
+  local V1_VERSION, V1_FORMAT, V1_FIXED, BITS = V1.version, V1.format, V1.fixed, V1.bit
+  local FLAG_CHARS = {'1', 'p', 'w', 'd', 'l'}  -- bits 1, 2, 4, 8, 16
+  local I4_MAX = 2147483647
+
+  -- Per-call memos: flags text <-> bits (flags), nonce text -> stored bytes
+  -- (nonce_raw) and back (nonce_text), new records' heads (new_record).
+  local V1_MEMO = {flags = {}, nonce_raw = {}, nonce_text = {}, new_heads = {}}
+
+  -- The flag bits of flags text (memoized per call).
+  local function flags_mask(flags)
+    local memo = V1_MEMO.flags
+    local m = memo[flags]
+    if not m then
+      m = 0
+      local b = 1
+      for i = 1, #FLAG_CHARS do
+        if string.find(flags, FLAG_CHARS[i], 1, true) then m = m + b end
+        b = b + b
+      end
+      memo[flags] = m
+    end
+    return m
+  end
+
+  -- The flags text of mask m (its flag bits, in FLAG_CHARS order).
+  function flags_text(m)
+    m = m % BITS.all
+    local memo = V1_MEMO.flags
+    local t = memo[m]
+    if not t then
+      t = ''
+      local b = 1
+      for i = 1, #FLAG_CHARS do
+        if m % (b + b) >= b then t = t .. FLAG_CHARS[i] end
+        b = b + b
+      end
+      memo[m] = t
+    end
+    return t
+  end
+
+  -- A nonce as layout 1 stores it: its bytes, and whether they are hex-packed
+  -- (then they differ from the text: half its length). Memoized per call (a
+  -- call writes its own nonce into every record), as is the way back.
+  function nonce_raw(s)
+    local memo = V1_MEMO.nonce_raw
+    local raw = memo[s]
+    if not raw then
+      if s ~= '' and #s % 2 == 0 and #s <= 510 and not string.find(s, '[^0-9a-f]') then
+        raw = (string.gsub(s, '..', function(h) return string.char(tonumber(h, 16)) end))
+      elseif #s > 255 then
+        error('fastjobs: a nonce of more than 255 bytes: ' .. string.sub(s, 1, 40))
+      else
+        raw = s
+      end
+      memo[s] = raw
+    end
+    return raw, raw ~= s
+  end
+
+  -- The nonce text of stored bytes `raw` (hex-packed or not).
+  local function nonce_text(raw, packed)
+    if not packed or raw == '' then return raw end
+    local memo = V1_MEMO.nonce_text
+    local t = memo[raw]
+    if not t then
+      t = (string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end))
+      memo[raw] = t
+    end
+    return t
+  end
+
+  -- Numbers of text fields, as layout 1 can hold them: i4 (clamped), u8
+  -- (seq, batch: an integer from 0), time (0: empty or unreadable).
+  local function i4_of(s)
+    local n = tonumber(s)
+    if not n or n ~= n then return 0 end
+    if n > I4_MAX then return I4_MAX end
+    if n < -I4_MAX then return -I4_MAX end
+    return n
+  end
+
+  local function u8_of(s)
+    local n = tonumber(s)
+    if not n or n ~= n or n < 0 then return 0 end
+    if n > 9007199254740992 then return 9007199254740992 end  -- 2^53: the last integer of a double
+    return n
+  end
+
+  local function time_of(s)
+    local n = tonumber(s)
+    if not n or n ~= n then return 0 end
+    return n
+  end
+
+  -- The fields of record `rec` (either layout) in layout 1's terms, in the
+  -- order above; nil if unreadable: missing, too short or too long for the
+  -- lengths it gives, an unknown version. (A record of at least 81 bytes
+  -- holds the fixed part that struct.unpack reads: it cannot fail the call.)
+  function fields_of(rec)
+    if not rec then return nil end
+    local n = #rec
+    if n >= 81 then
+      local v, state, mask, al, nl, ul, attempt, token, started_at, lease_until, lease_batch, finished_at,
+        max_attempts, score, enqueued_at, run_at = struct.unpack(V1_FIXED, rec)
+      if v == V1_VERSION then
+        if n ~= 81 + al + nl + ul then return nil end
+        local a = 74 + al
+        return state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at,
+          lease_until, lease_batch, mask, string.sub(rec, a, a + nl - 1), string.sub(rec, 74, a - 1),
+          string.sub(rec, a + nl, n - 8), (struct.unpack('>I8', rec, n - 7))
+      end
+    end
+    if string.byte(rec, 1) == V1_VERSION then return nil end
+    -- A text record: its fields converted.
+    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = string.match(rec, RECORD)
+    if not state then return nil end
+    local n_raw, n_packed = nonce_raw(nonce)
+    local a_raw, a_packed = nonce_raw(ack_nonce)
+    local mask = flags_mask(flags) + (n_packed and BITS.nonce or 0) + (a_packed and BITS.ack_nonce or 0)
+    return tonumber(state), i4_of(attempt), i4_of(max_attempts), i4_of(token), i4_of(score), time_of(enqueued_at),
+      time_of(run_at), time_of(started_at), time_of(finished_at), time_of(lease_until), u8_of(lease_batch), mask,
+      n_raw, a_raw, unique_key, u8_of(seq)
+  end
+
+  -- A layout 1 record of fields in fields_of() terms. Callers keep the
+  -- numbers within the layout's ranges (i4, u8) and the nonces' bytes to 255.
+  function pack_record(state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at,
+                             lease_until, lease_batch, mask, nonce, ack_nonce, unique_key, seq)
+    return struct.pack(V1_FORMAT, V1_VERSION, state, mask, #ack_nonce, #nonce, #unique_key, attempt, token, started_at,
+      lease_until, lease_batch, finished_at, max_attempts, score, enqueued_at, run_at, ack_nonce, nonce, unique_key, seq)
+  end
+
+  -- The record's fields, strings (state, attempt, ... unique_key: see R_*),
+  -- formatted as the text layout held them; nil if unreadable. A text record's
+  -- are its own text.
+  function parse(rec)
+    if not rec then return nil end
+    if string.byte(rec, 1) ~= V1_VERSION then return string.match(rec, RECORD) end
+    local state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at,
+      lease_until, lease_batch, mask, nonce, ack_nonce, unique_key, seq = fields_of(rec)
+    if not state then return nil end
+    -- Times: 0 is empty.
+    return int_str(state), int_str(attempt), int_str(max_attempts), int_str(token), int_str(score),
+      seq > 0 and fmt_seq(seq) or '', enqueued_at ~= 0 and fmt_time(enqueued_at) or '',
+      run_at ~= 0 and fmt_time(run_at) or '', started_at ~= 0 and fmt_time(started_at) or '',
+      finished_at ~= 0 and fmt_time(finished_at) or '', nonce_text(nonce, mask % (BITS.nonce + BITS.nonce) >= BITS.nonce),
+      nonce_text(ack_nonce, mask >= BITS.ack_nonce), lease_until ~= 0 and fmt_time(lease_until) or '',
+      lease_batch > 0 and int_str(lease_batch) or '', flags_text(mask), unique_key
+  end
+
+  -- The state of record `rec` as parse() gives it, without parsing the rest
+  -- (search and the like filter on it); nil if the record is missing or
+  -- starts as neither layout does.
+  function state_of(rec)
+    if not rec then return nil end
+    local v, s = string.byte(rec, 1, 2)
+    if v == V1_VERSION then return s and int_str(s) or nil end
+    return string.match(rec, '^(%d)|')
+  end
+
+  -- A layout 1 record of fields given as parse() gives them.
+  function record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
+                        finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key)
+    local n_raw, n_packed = nonce_raw(nonce or '')
+    local a_raw, a_packed = nonce_raw(ack_nonce or '')
+    local mask = flags_mask(flags or '') + (n_packed and BITS.nonce or 0) + (a_packed and BITS.ack_nonce or 0)
+    return pack_record(tonumber(state), i4_of(attempt), i4_of(max_attempts), i4_of(token), i4_of(score),
+      time_of(enqueued_at), time_of(run_at), time_of(started_at), time_of(finished_at), time_of(lease_until),
+      u8_of(lease_batch), mask, n_raw, a_raw, unique_key or '', u8_of(seq))
+  end
+
+  -- record() of a parsed record kept as a table (see R_*).
+  function record_of(fields)
+    return record(unpack(fields, 1, R_COUNT))
+  end
+
+  -- A new job's record (enqueue): state (a prelude name), max_attempts (a
+  -- number, or its text), score (text, as the ready structures take it), seq
+  -- (a number), enqueued_at and run_at (formatted times, '' for none), nonce,
+  -- flags and unique key as record() takes them. A job without a unique key
+  -- is the same as the call's other jobs of its state, score and
+  -- max_attempts but for its seq: all of it before the seq (its head) is
+  -- packed once per call, and each job packs only its seq.
+  function new_record(state, max_attempts, score, seq, enqueued_at, run_at, nonce, flags, unique_key)
+    if unique_key ~= '' or run_at ~= '' or flags ~= '' then
+      local n_raw, n_packed = nonce_raw(nonce)
+      return pack_record(tonumber(state), 0, i4_of(max_attempts), 0, i4_of(score), time_of(enqueued_at),
+        time_of(run_at), 0, 0, 0, 0, flags_mask(flags) + (n_packed and BITS.nonce or 0), n_raw, '', unique_key, seq)
+    end
+    local heads = V1_MEMO.new_heads[state]
+    if not heads or heads.nonce ~= nonce or heads.at ~= enqueued_at then
+      heads = {nonce = nonce, at = enqueued_at}
+      V1_MEMO.new_heads[state] = heads
+    end
+    local by_score = heads[score]
+    if not by_score then
+      by_score = {}
+      heads[score] = by_score
+    end
+    local head = by_score[max_attempts]
+    if not head then
+      -- The record but for its last 8 bytes (seq).
+      local n_raw, n_packed = nonce_raw(nonce)
+      head = string.sub(pack_record(tonumber(state), 0, i4_of(max_attempts), 0, i4_of(score), time_of(enqueued_at),
+        0, 0, 0, 0, 0, n_packed and BITS.nonce or 0, n_raw, '', '', 0), 1, -9)
+      by_score[max_attempts] = head
+    end
+    return head .. struct.pack('>I8', seq)
+  end
 end
 
 -- A worker's beat (see renew-5.lua): last_seen, ttl and running jobs, and its
@@ -820,15 +1032,16 @@ local function promote(ready, delayed, base, now)
   local records = mget(keys)
   local add, writes = {}, {}
   for i = 1, n do
-    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
-      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
+    local state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at,
+      lease_until, lease_batch, mask, nonce, ack_nonce, unique_key, seq = fields_of(records[i])
     if state then
       writes[#writes + 1] = keys[i]
-      writes[#writes + 1] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key)
+      writes[#writes + 1] = pack_record(V1.state.QUEUED, attempt, max_attempts, token, score, enqueued_at, run_at, started_at,
+        finished_at, lease_until, lease_batch, mask, nonce, ack_nonce, unique_key, seq)
+      add[#add + 1] = int_str(score)
     else
-      score = '0'  -- claim dead-letters it with a reason
+      add[#add + 1] = '0'  -- claim dead-letters it with a reason
     end
-    add[#add + 1] = tonumber(score) and score or '0'
     add[#add + 1] = due[i]
   end
   call_chunked('ZREM', delayed, due)

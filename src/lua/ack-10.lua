@@ -48,18 +48,25 @@ if ARGV[5] ~= '' then
   lead = 2
   history_add(KEYS[1], KEYS[2], ARGV[5], now)
 end
--- A finished record's length but for its kept spans and token (see hash_pad).
-local finish_fixed = 3 + #nows + #call_nonce
+-- As layout 1 stores them: the time the text says, the nonce's bytes.
+local now6 = tonumber(nows)
+local call_raw, call_packed = nonce_raw(call_nonce)
+local call_bit = call_packed and V1.bit.ack_nonce or 0
 local KINDS = {[0] = 'succeeded', [1] = 'failed', [2] = 'dead', [3] = 'released'}
 
 local out = {}
-for g = 1, math.floor((#KEYS - lead) / GROUP) do
+-- One group's acks (a function: the main chunk's locals, with _common's, are
+-- near Lua's limit of 200).
+local function ack_group(g)
   local k = lead + (g - 1) * GROUP
   local leases, leasecount, prio, retry = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local succeeded, dead, unique, seqkey, wakekey = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8], KEYS[k + 9]
   local held = KEYS[k + 10]
   local holding = 0
   local base = base_of(leases)
+  local N_ACTIVE, N_SUCCEEDED, N_DEAD, N_QUEUED, N_RETRY_PENDING =
+    V1.state.ACTIVE, V1.state.SUCCEEDED, V1.state.DEAD, V1.state.QUEUED, V1.state.RETRY_PENDING
+  local V1_VERSION, LEASED, FINISHED, BITS = V1.version, V1.leased, V1.finished, V1.bit
   -- {count, id, token, kind, payload, delay, id, ...}: no table per ack to
   -- build and collect (payloads are often nil: hence the count).
   local acks = unpack_rows(ARGV[g + 5])
@@ -85,21 +92,27 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
     local o = 5 * i - 4
     local id, ack_token, kind, payload = acks[o + 1], acks[o + 2], acks[o + 3], acks[o + 4]
     local rec = records[i]
-    -- Only the fields a finish reads or rewrites (see FINISH_SPANS); the
-    -- other outcomes parse the whole record below.
-    local state, kept1, token, kept2, seq_end, kept3, ack_nonce, lease_batch, tail, flags
-    if not rec then
-      -- Missing: stale.
-    elseif HASH_SAMPLES then
-      state, kept1, token, kept2, seq_end, kept3, ack_nonce, lease_batch, tail, flags = string.match(rec, FINISH_SPANS_AT)
-    else
-      state, kept1, token, kept2, kept3, ack_nonce, lease_batch, tail, flags = string.match(rec, FINISH_SPANS)
+    -- A layout 1 record: its leading fields (through lease_batch), those a
+    -- finish reads, and the lengths that say whether it is whole; the others
+    -- are read where needed, or carried over as they are. A text record (an
+    -- older fastjobs'): all its fields (fields_of), rewritten in layout 1.
+    local v, state, mask, al, nl, ul, attempt, token, started_at, lease_until, lease_batch
+    local size = rec and #rec or 0
+    if size >= 81 then
+      v, state, mask, al, nl, ul, attempt, token, started_at, lease_until, lease_batch = struct.unpack(LEASED, rec)
+    end
+    local max_attempts, score, enqueued_at, run_at, finished_at, nonce, ack_nonce, unique_key, seq
+    if v ~= V1_VERSION or size ~= 81 + al + nl + ul then
+      -- Text, or unreadable (missing, a length that does not add up): state nil.
+      state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at, lease_until,
+        lease_batch, mask, nonce, ack_nonce, unique_key, seq = fields_of(v ~= V1_VERSION and rec or nil)
     end
     if seen[id] then
       out[#out + 1] = 0
-    elseif state ~= ACTIVE or number_of(token) ~= ack_token then
+    elseif state ~= N_ACTIVE or token ~= ack_token then
       -- Stale, unless this very call applied it before (lost reply, retried).
-      if state and ack_nonce == call_nonce and number_of(token) == ack_token then
+      if state and (ack_nonce or string.sub(rec, 74, 73 + al)) == call_raw and mask - mask % BITS.ack_nonce == call_bit
+          and token == ack_token then
         seen[id] = true
         out[#out + 1] = 1
       else
@@ -110,31 +123,42 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
       out[#out + 1] = 1
       released[lease_batch] = (released[lease_batch] or 0) + 1
       if metas then event(base, KINDS[kind] or 'released', id, task_in(metas[i])) end
-      if flags ~= '' then
+      local flagged = mask % BITS.all
+      if flagged ~= 0 then
         -- Flagged jobs only: a plain one pays this one comparison.
-        if has_flag(flags, 'l') then limit_release(base, id, nows) end
-        if has_flag(flags, 'd') and (kind == 0 or kind == 2) then
+        if flagged >= BITS.limited then limit_release(base, id, nows) end
+        if flagged % BITS.limited >= BITS.dependants and (kind == 0 or kind == 2) then
           settled[#settled + 1] = id
           settled[#settled + 1] = kind == 2
         end
       end
+      -- The ack's nonce replaces the last one; the other bits stay.
+      local acked_mask = mask % BITS.ack_nonce + call_bit
+      if kind ~= 0 and not nonce then
+        -- The other outcomes rewrite more of the record: all its fields.
+        local _
+        _, _, max_attempts, _, score, enqueued_at, run_at, _, finished_at, _, _, _, nonce, ack_nonce, unique_key,
+          seq = fields_of(rec)
+      end
       if kind == 0 then
         ngone = ngone + 1
         gone[ngone] = id
-        -- tail is '|<flags>|<unique key>'.
-        local unique_key = #tail > #flags + 2 and string.sub(tail, #flags + 3) or ''
-        if unique_succeeded(unique, held, base, unique_key, id, now) then holding = holding + 1 end
+        if not nonce and ul > 0 then unique_key = string.sub(rec, 74 + al + nl, size - 8) end
+        if unique_key and unique_key ~= '' and unique_succeeded(unique, held, base, unique_key, id, now) then
+          holding = holding + 1
+        end
         if result_ttl > 0 then
           nwrites = nwrites + 2
           writes[nwrites - 1] = keys[i]
-          local pad = ''
-          if HASH_SAMPLES then
-            -- Its finish time padded so that Lua hashes the seq (see hash_pad);
-            -- seq ends where it did: nothing before it changes length.
-            local size = finish_fixed + #kept1 + #token + #kept2 + #kept3 + #tail
-            pad = PADS[size * 65536 + seq_end] or hash_pad(size, seq_end)
+          if nonce then
+            writes[nwrites] = pack_record(N_SUCCEEDED, attempt, max_attempts, token, score, enqueued_at, run_at, started_at,
+              now6, 0, 0, acked_mask, nonce, call_raw, unique_key, seq)
+          else
+            -- The leading fields, then max_attempts to run_at as they are, the
+            -- ack's nonce, the rest (nonce, unique_key, seq) as it is.
+            writes[nwrites] = struct.pack(FINISHED, V1_VERSION, N_SUCCEEDED, acked_mask, #call_raw, nl, ul, attempt, token,
+              started_at, 0, 0, now6) .. string.sub(rec, 50, 73) .. call_raw .. string.sub(rec, 74 + al)
           end
-          writes[nwrites] = SUCCEEDED .. kept1 .. token .. kept2 .. nows .. pad .. kept3 .. call_nonce .. '||' .. tail
           if payload then
             nwrites = nwrites + 2
             writes[nwrites - 1] = base .. 'r:' .. id
@@ -144,53 +168,53 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
           succeeded_add[nsucceeded - 1] = nows
           succeeded_add[nsucceeded] = id
         else
-          add_job_keys(doomed, base, id, flags)
+          add_job_keys(doomed, base, id, flags_text(mask))
         end
-      else
-        local _, attempt, max_attempts, _, score, seq, enqueued_at, run_at, started_at, finished_at, nonce,
-          _, _, _, _, unique_key = parse(rec)
+      elseif kind == 2 then
         ngone = ngone + 1
-        if kind == 2 then
-          gone[ngone] = id
-          release_unique(unique, unique_key, id)
-          if dead_ttl > 0 then
-            if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
-            nwrites = nwrites + 2
-            writes[nwrites - 1] = keys[i]
-            writes[nwrites] = record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, call_nonce, '', '', with_errors(flags), unique_key)
-            dead_add[#dead_add + 1] = nows
-            dead_add[#dead_add + 1] = id
-          else
-            add_job_keys(doomed, base, id, flags)
-          end
-        else
-          ngone = ngone - 1
-          -- RETRY and RELEASE push the job again: a new position, like a fresh push.
-          seq = fmt_seq(redis.call('INCR', seqkey))
-          if not tonumber(score) then score = '0' end
+        gone[ngone] = id
+        release_unique(unique, unique_key, id)
+        if dead_ttl > 0 then
+          if payload then redis.call('RPUSH', base .. 'e:' .. id, payload) end
           nwrites = nwrites + 2
           writes[nwrites - 1] = keys[i]
-          if kind == 3 then
-            local released_attempt = int_str((tonumber(attempt) or 1) - 1)
-            writes[nwrites] = record(QUEUED, released_attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
-            pusher.push(score, seq .. id)
-            requeued = requeued + 1
+          -- with the errors flag (see with_errors)
+          if acked_mask % 2 == 0 then acked_mask = acked_mask + BITS.errors end
+          writes[nwrites] = pack_record(N_DEAD, attempt, max_attempts, token, score, enqueued_at, run_at, started_at,
+            now6, 0, 0, acked_mask, nonce, call_raw, unique_key, seq)
+          dead_add[#dead_add + 1] = nows
+          dead_add[#dead_add + 1] = id
+        else
+          add_job_keys(doomed, base, id, flags_text(mask))
+        end
+      else
+        -- RETRY and RELEASE push the job again: a new position, like a fresh push.
+        local seq_n = redis.call('INCR', seqkey)
+        local seq_s, score_s = fmt_seq(seq_n), int_str(score)
+        nwrites = nwrites + 2
+        writes[nwrites - 1] = keys[i]
+        if kind == 3 then
+          writes[nwrites] = pack_record(N_QUEUED, attempt - 1, max_attempts, token, score, enqueued_at, run_at, started_at,
+            finished_at, 0, 0, acked_mask, nonce, call_raw, unique_key, seq_n)
+          pusher.push(score_s, seq_s .. id)
+          requeued = requeued + 1
+        else
+          if payload then
+            redis.call('RPUSH', base .. 'e:' .. id, payload)
+            if acked_mask % 2 == 0 then acked_mask = acked_mask + BITS.errors end
+          end
+          local delay = acks[o + 5] or 0
+          if delay > 0 then
+            local due = fmt_time(now + delay)
+            writes[nwrites] = pack_record(N_RETRY_PENDING, attempt, max_attempts, token, score, enqueued_at, tonumber(due),
+              started_at, finished_at, 0, 0, acked_mask, nonce, call_raw, unique_key, seq_n)
+            retry_add[#retry_add + 1] = due
+            retry_add[#retry_add + 1] = seq_s .. id
           else
-            if payload then
-              redis.call('RPUSH', base .. 'e:' .. id, payload)
-              flags = with_errors(flags)
-            end
-            local delay = acks[o + 5] or 0
-            if delay > 0 then
-              local due = fmt_time(now + delay)
-              writes[nwrites] = record(RETRY_PENDING, attempt, max_attempts, token, score, seq, enqueued_at, due, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
-              retry_add[#retry_add + 1] = due
-              retry_add[#retry_add + 1] = seq .. id
-            else
-              writes[nwrites] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, nows, started_at, finished_at, nonce, call_nonce, '', '', flags, unique_key)
-              pusher.push(score, seq .. id)
-              requeued = requeued + 1
-            end
+            writes[nwrites] = pack_record(N_QUEUED, attempt, max_attempts, token, score, enqueued_at, now6, started_at,
+              finished_at, 0, 0, acked_mask, nonce, call_raw, unique_key, seq_n)
+            pusher.push(score_s, seq_s .. id)
+            requeued = requeued + 1
           end
         end
       end
@@ -203,7 +227,7 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
   for i = 1, #settled, 2 do deps_settle(base, settled[i], settled[i + 1], now, nows) end
   call_chunked('DEL', nil, doomed)
   for batch, count in pairs(released) do
-    lease_release(leases, leasecount, base, batch, count)
+    lease_release(leases, leasecount, base, batch > 0 and int_str(batch) or '', count)
   end
   pusher.flush()
   call_chunked('ZADD', retry, retry_add)
@@ -224,5 +248,6 @@ for g = 1, math.floor((#KEYS - lead) / GROUP) do
   end
   wake(wakekey, requeued + (#retry_add > 0 and 1 or 0))
 end
+for g = 1, math.floor((#KEYS - lead) / GROUP) do ack_group(g) end
 events_publish()
 return out

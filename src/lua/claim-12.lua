@@ -66,6 +66,8 @@ local lease_expired = ARGV[4]
 local now = now_time()
 local nows = fmt_time(now)
 local deadline = fmt_time(now + lease)
+-- The times as layout 1 stores them: the numbers of their text.
+local now6, deadline6 = tonumber(nows), tonumber(deadline)
 events_on(ARGV[5], now)
 
 local groups = math.floor(#KEYS / GROUP)
@@ -82,6 +84,8 @@ local function claim_queue(g)
   local leases, leasecount, dead, unique = KEYS[k + 5], KEYS[k + 6], KEYS[k + 7], KEYS[k + 8]
   local seqkey, wakekey, ghosts, paused = KEYS[k + 9], KEYS[k + 10], KEYS[k + 11], KEYS[k + 12]
   local base = base_of(ready)
+  local N_QUEUED, N_SCHEDULED, N_RETRY_PENDING, N_ACTIVE = V1.state.QUEUED, V1.state.SCHEDULED, V1.state.RETRY_PENDING, V1.state.ACTIVE
+  local V1_VERSION, LEASING, LEASED, FLAGS_ALL, LIMITED = V1.version, V1.leasing, V1.leased, V1.bit.all, V1.bit.limited
 
   recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep, lease_expired)
   promote(ready, sched, base, now)
@@ -99,7 +103,7 @@ local function claim_queue(g)
 
   local leased, writes, seen = {}, {}, {}
   local nleased, nwrites = 0, 0
-  local batch, fixed = '', 0
+  local batch, batch_n = '', 0
   local drained = false
   -- Each round asks for as many entries as jobs are still wanted: a skipped
   -- entry is replaced by the next one, never left as a hole in the claim.
@@ -126,17 +130,26 @@ local function claim_queue(g)
     end
     for i = 1, n do
       local id, rec, body = ids[i], values[2 * i - 1], values[2 * i]
-      -- Only the fields a lease reads or rewrites (see LEASE_SPANS); the
-      -- rare paths below parse the whole record.
-      local state, attempt, max_attempts, token, kept1, seq_end, kept2, tail, flags
-      if not rec then
-        -- Missing: dead-lettered below.
-      elseif HASH_SAMPLES then
-        state, attempt, max_attempts, token, kept1, seq_end, kept2, tail, flags = string.match(rec, LEASE_SPANS_AT)
-      else
-        state, attempt, max_attempts, token, kept1, kept2, tail, flags = string.match(rec, LEASE_SPANS)
+      -- A layout 1 record: its leading fields (through token), those a lease
+      -- reads, and the lengths that say whether it is whole; the rest is
+      -- carried over as it is. A text record (an older fastjobs'): all its
+      -- fields (fields_of), rewritten in layout 1. The rare paths below parse
+      -- the whole record as strings.
+      local state, mask, attempt, token, al, nl, ul, f
+      local size = rec and #rec or 0
+      if size >= 81 then
+        local v, st, m, a, b, c, at, t = struct.unpack(LEASING, rec)
+        if v == V1_VERSION then
+          -- (Unreadable when its length does not add up: state stays nil.)
+          if size == 81 + a + b + c then state, mask, al, nl, ul, attempt, token = st, m, a, b, c, at, t end
+        else
+          f = {fields_of(rec)}
+        end
+      elseif rec then
+        f = {fields_of(rec)}
       end
-      if state ~= QUEUED and state ~= SCHEDULED and state ~= RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
+      if f then state, attempt, token, mask = f[1], f[2], f[4], f[12] end
+      if state ~= N_QUEUED and state ~= N_SCHEDULED and state ~= N_RETRY_PENDING and redis.call('SREM', ghosts, members[i]) == 1 then
         -- A cancelled job's leftover in a ready list.
         skipped = skipped + 1
       elseif seen[id] then
@@ -152,11 +165,11 @@ local function claim_queue(g)
         seen[id] = true
         skipped = skipped + 1
         dead_letter_bad(base, id, dead, unique, unusable(keys[2 * i], 'job body'), {parse(rec)}, now, nows, dead_keep)
-      elseif state == ACTIVE or state == SUCCEEDED or state == DEAD or state == CANCELLED or state == WAITING then
+      elseif state ~= N_QUEUED and state ~= N_SCHEDULED and state ~= N_RETRY_PENDING then
         -- A ready entry for a job that is active, finished or waiting is a
         -- leftover: never lease a job twice, nor one whose parents run.
         skipped = skipped + 1
-      elseif flags ~= '' and has_flag(flags, 'l') and not limit_admit(base, id, select(R_SCORE, parse(rec)), members[i], now, nows) then
+      elseif mask % FLAGS_ALL >= LIMITED and not limit_admit(base, id, select(R_SCORE, parse(rec)), members[i], now, nows) then
         -- Over its key's limit: parked with its position (see _common), and
         -- the claim goes on with the next entries.
         seen[id] = true
@@ -164,28 +177,21 @@ local function claim_queue(g)
       else
         seen[id] = true
         if batch == '' then
-          batch = int_str(redis.call('INCR', seqkey))
-          -- The new records' length but for their kept spans and numbers (bars included).
-          fixed = 5 + #nows + #deadline + #batch
+          batch_n = redis.call('INCR', seqkey)
+          batch = int_str(batch_n)
         end
-        local new_attempt = (number_of(attempt) or 0) + 1
-        local new_token = (number_of(token) or 0) + 1
-        local attempt_s, token_s = int_str(new_attempt), int_str(new_token)
+        local new_attempt, new_token = attempt + 1, token + 1
         nleased = nleased + 1
         leased[nleased] = id
         nwrites = nwrites + 2
         writes[nwrites - 1] = keys[2 * i - 1]
-        local pad = ''
-        if HASH_SAMPLES then
-          -- The new record's length and where its seq ends, before it is made
-          -- (see hash_pad): its deadline is padded so that Lua hashes the seq.
-          local la, lt = #attempt_s, #token_s
-          local size = fixed + la + #max_attempts + lt + #kept1 + #kept2 + #tail
-          local q = seq_end + la - #attempt + lt - #token
-          pad = PADS[size * 65536 + q] or hash_pad(size, q)
+        if f then
+          writes[nwrites] = pack_record(N_ACTIVE, new_attempt, f[3], new_token, f[5], f[6], f[7], now6, f[9], deadline6,
+            batch_n, mask, f[13], f[14], f[15], f[16])
+        else
+          writes[nwrites] = struct.pack(LEASED, V1_VERSION, N_ACTIVE, mask, al, nl, ul, new_attempt, new_token, now6,
+            deadline6, batch_n) .. string.sub(rec, 42)
         end
-        writes[nwrites] = ACTIVE .. '|' .. attempt_s .. '|' .. max_attempts .. '|' .. token_s
-          .. kept1 .. nows .. kept2 .. deadline .. pad .. '|' .. batch .. tail
         local o = #out
         out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, new_token, new_attempt, body
         if metas then event(base, 'started', id, task_in(metas[i])) end

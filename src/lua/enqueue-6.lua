@@ -278,7 +278,7 @@ for g = 1, groups do
       if parents then
         -- Waiting: resolved below, once every job of the group is stored.
         writes[nw + 1] = keys[i]
-        writes[#writes + 1] = record(WAITING, '0', int_str(jobs[o + 5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
+        writes[nw + 2] = new_record(WAITING, jobs[o + 5], score, first + i, nows, '', nonce, flags, uk)
         nw = nw + 2
         waiting_add[#waiting_add + 1] = nows
         waiting_add[#waiting_add + 1] = id
@@ -287,13 +287,13 @@ for g = 1, groups do
       elseif delay > 0 then
         local due = fmt_time(now + delay)
         writes[nw + 1] = keys[i]
-        writes[#writes + 1] = record(SCHEDULED, '0', int_str(jobs[o + 5]), '0', score, seq, nows, due, '', '', nonce, '', '', '', flags, uk)
+        writes[nw + 2] = new_record(SCHEDULED, jobs[o + 5], score, first + i, nows, due, nonce, flags, uk)
         nw = nw + 2
         sched_add[ns + 1], sched_add[ns + 2] = due, seq .. id
         ns = ns + 2
       else
         writes[nw + 1] = keys[i]
-        writes[#writes + 1] = record(QUEUED, '0', int_str(jobs[o + 5]), '0', score, seq, nows, '', '', '', nonce, '', '', '', flags, uk)
+        writes[nw + 2] = new_record(QUEUED, jobs[o + 5], score, first + i, nows, '', nonce, flags, uk)
         nw = nw + 2
         if score ~= ready_score then
           ready_score, ready_list = score, pusher.list(score)

@@ -34,7 +34,7 @@ while examined < budget do
   local recs = mget(keys)
   for i = 1, #ids do
     local rec = recs[i]
-    local state = rec and string.match(rec, '^(%d)|') or nil
+    local state = state_of(rec)
     if state == QUEUED or ((state == SCHEDULED or state == RETRY_PENDING)
         and (tonumber((select(R_RUN_AT, parse(rec)))) or 0) <= now) then
       out[#out + 1] = ids[i]

@@ -45,19 +45,22 @@ for g = 1, math.floor((#KEYS - first) / GROUP) do
   local batches, writes, released, seen = {}, {}, {}, {}
   for i = 1, #items do
     local item = items[i]
-    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
-      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
-    if state == ACTIVE and tonumber(token) == item[2] and not seen[item[1]] then
+    local state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at,
+      lease_until, lease_batch, mask, nonce, ack_nonce, unique_key, seq = fields_of(records[i])
+    if state == V1.state.ACTIVE and token == item[2] and not seen[item[1]] then
       seen[item[1]] = true
       local nb = batches[item[3]]
       if not nb then
-        nb = {id = int_str(redis.call('INCR', seqkey)), deadline = fmt_time(now + item[3]), ids = {}}
+        local id = redis.call('INCR', seqkey)
+        local deadline = fmt_time(now + item[3])
+        nb = {id = int_str(id), id_n = id, deadline = deadline, deadline_n = tonumber(deadline), ids = {}}
         batches[item[3]] = nb
       end
       nb.ids[#nb.ids + 1] = item[1]
       released[lease_batch] = (released[lease_batch] or 0) + 1
       writes[#writes + 1] = keys[i]
-      writes[#writes + 1] = record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, nb.deadline, nb.id, flags, unique_key)
+      writes[#writes + 1] = pack_record(state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at,
+        finished_at, nb.deadline_n, nb.id_n, mask, nonce, ack_nonce, unique_key, seq)
       out[#out + 1] = 1
     else
       out[#out + 1] = 0
@@ -68,7 +71,7 @@ for g = 1, math.floor((#KEYS - first) / GROUP) do
     lease_open(leases, leasecount, base, nb.id, nb.ids, nb.deadline)
   end
   for batch, count in pairs(released) do
-    lease_release(leases, leasecount, base, batch, count)
+    lease_release(leases, leasecount, base, batch > 0 and int_str(batch) or '', count)
   end
 end
 return out

@@ -129,10 +129,10 @@ while matches < limit and examined < budget do
     last = e
     examined = examined + 1
     local rec, meta = values[2 * c - 1], values[2 * c]
-    -- The state is the record's first character (one digit): the whole
-    -- record is parsed only for a delayed job's time (parsing costs more
-    -- than the rest of a candidate's check).
-    local state = rec and string.match(rec, '^(%d)|') or nil
+    -- The state is read alone (state_of): the whole record is parsed only
+    -- for a delayed job's time (parsing costs more than the rest of a
+    -- candidate's check).
+    local state = state_of(rec)
     local ok = state ~= nil
     if ok then
       local expect = SOURCE_STATE[e[3]]

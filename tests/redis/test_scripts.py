@@ -127,6 +127,36 @@ def test_the_lua_record_positions_follow_the_python_record() -> None:
     assert pattern is not None and pattern.group(1).count("(") == len(Record._fields)
 
 
+def test_the_lua_and_python_readers_of_layout_1_agree_on_its_format() -> None:
+    """Layout 1 (binary) is written by the scripts' V1.format (Lua struct) and read by records.py:
+    the same format; its fixed part, and the leading parts claim and ack read and write, are
+    prefixes of it; records.py reads the fixed part in Python's spelling; the layout comment
+    describes it in order."""
+    from fastjobs.backends.redis import records
+
+    common = _code((FOLDER / "_common.lua").read_text("utf-8"))
+    formats = dict(re.findall(r"^  (format|fixed|leasing|leased|finished) = '(.*)',$", common, re.MULTILINE))
+    assert formats["format"] == records.LUA_FORMAT
+    assert formats["format"] == formats["fixed"] + "c0c0c0I8"
+    for part in ("leasing", "leased", "finished"):
+        assert formats["fixed"].startswith(formats[part]), part
+    # Lua struct -> Python struct: sizes are explicit in Lua (i4, I8), implied in Python.
+    python = {"B": "B", "i4": "i", "I4": "I", "I8": "Q", "d": "d"}
+    items = re.findall(r"[BdiI]\d?|c0", formats["fixed"][1:])
+    assert records._V1_FIXED.format == ">" + "".join(python[i] for i in items)
+    assert records._V1_FIXED.size == 73
+    # The layout comment describes the same format, in order (runs of one type collapsed).
+    raw = (FOLDER / "_common.lua").read_text("utf-8")
+    layout = raw[raw.index("Layout 1, binary"):raw.index("Why seq is last")]
+    described = re.findall(r"^ {6}(B|i4|d|I8|I4|c0) ", layout, re.MULTILINE)
+
+    def collapse(seq: list[str]) -> list[str]:
+        return [x for i, x in enumerate(seq) if i == 0 or seq[i - 1] != x]
+
+    spelled = re.findall(r"[BdiI]\d?|c0", records.LUA_FORMAT[1:])
+    assert collapse(described) == collapse(spelled), described
+
+
 async def test_scripts_are_loaded_at_connect_and_again_after_script_flush(server: RedisServer, open_backend) -> None:  # type: ignore[no-untyped-def]
     admin = server.client()
     try:

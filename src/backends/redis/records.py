@@ -1,14 +1,20 @@
 """Record decoding: a job's record string and its companion keys, read into a StoredJob.
 
-The record is one string, fields separated by ``|``, the unique key last (it
-may contain ``|``); the layout is documented once, in ``lua/_common.lua``,
-whose ``R_*`` position constants follow :class:`Record`'s field order (a test
-checks they agree). Only inspection calls (``get``, ``list_jobs``) decode
-records in Python; the hot paths stay in the scripts.
+A record has two layouts, documented once, in ``lua/_common.lua``: layout 1
+(binary: the struct format ``V1.format`` there, which :data:`LUA_FORMAT`
+repeats and a test compares), which every script writes, and the text layout
+of fastjobs before it (fields separated by ``|``, the unique key last), which
+records stored by an older version still hold until a script rewrites them.
+Both read into the same :class:`Record`, whose fields are the text layout's
+(the scripts' ``R_*`` position constants follow its order: a test checks), so
+a job reads the same whichever layout holds it. Only inspection calls
+(``get``, ``list_jobs``) decode records in Python; the hot paths stay in the
+scripts.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
@@ -41,7 +47,10 @@ class Record(NamedTuple):
 
     @classmethod
     def parse(cls, record: bytes) -> Record:
-        """The fields of ``record``; an unreadable one reads as dead, as claim would make it."""
+        """The fields of ``record`` (either layout), as the text layout holds them; an
+        unreadable one reads as dead, as claim would make it."""
+        if record[:1] == _V1:
+            return _parse_v1(record)
         fields = record.split(b"|", len(cls._fields) - 1)
         if len(fields) != len(cls._fields):
             return _UNREADABLE
@@ -49,6 +58,44 @@ class Record(NamedTuple):
 
 
 _UNREADABLE = Record._make([str(DEAD).encode()] + [b""] * (len(Record._fields) - 1))
+
+LUA_FORMAT = ">BBBBBI4i4i4ddI8di4i4ddc0c0c0I8"
+"""Layout 1 as ``V1.format`` in ``lua/_common.lua`` spells it (Redis' Lua struct, which packs a
+``c0`` string whole): the fixed part, :data:`_V1_FIXED` here, then ack_nonce, nonce and
+unique_key (their lengths are in the fixed part), then seq."""
+
+_V1 = b"\x01"
+_V1_FIXED = struct.Struct(">BBBBBIiiddQdiidd")
+_SEQ = struct.Struct(">Q")
+_FLAG_CHARS = b"1pwdl"
+_NONCE_HEX, _ACK_NONCE_HEX = 32, 64
+
+
+def _time(t: float) -> bytes:
+    return b"%.6f" % t if t != 0 else b""
+
+
+def _nonce(raw: bytes, packed: bool) -> bytes:
+    return raw.hex().encode() if packed else raw
+
+
+def _parse_v1(record: bytes) -> Record:
+    if len(record) < _V1_FIXED.size + _SEQ.size:
+        return _UNREADABLE
+    (_, state, mask, al, nl, ul, attempt, token, started_at, lease_until, lease_batch, finished_at, max_attempts,
+     score, enqueued_at, run_at) = _V1_FIXED.unpack_from(record)
+    a = _V1_FIXED.size
+    if len(record) != a + al + nl + ul + _SEQ.size:
+        return _UNREADABLE
+    (seq,) = _SEQ.unpack_from(record, len(record) - _SEQ.size)
+    return Record(
+        str(state).encode(), str(attempt).encode(), str(max_attempts).encode(), str(token).encode(),
+        str(score).encode(), b"%016d" % seq if seq else b"", _time(enqueued_at), _time(run_at), _time(started_at),
+        _time(finished_at), _nonce(record[a + al:a + al + nl], bool(mask & _NONCE_HEX)),
+        _nonce(record[a:a + al], bool(mask & _ACK_NONCE_HEX)), _time(lease_until),
+        str(lease_batch).encode() if lease_batch else b"",
+        bytes(c for i, c in enumerate(_FLAG_CHARS) if mask & (1 << i)), record[a + al + nl:a + al + nl + ul],
+    )
 
 
 def _int(value: bytes | None, default: int = 0) -> int:
@@ -144,4 +191,4 @@ def stored_job(
     )
 
 
-__all__ = ["Record", "stored_job", "task_and_tags"]
+__all__ = ["LUA_FORMAT", "Record", "stored_job", "task_and_tags"]
