@@ -1067,6 +1067,7 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
   local pusher = ready_pusher(prio, base)
   local dead_add, writes, doomed, settled, gone = {}, {}, {}, {}, {}
   local recovered = 0
+  local now6 = tonumber(nows)
   for b = 1, #batches do
     local batch = batches[b]
     local ids = redis.call('LRANGE', base .. 'lease:' .. batch, 0, -1)
@@ -1075,32 +1076,37 @@ local function recover(prio, leases, leasecount, dead, unique, seqkey, base, now
     local records = mget(keys)
     for i = 1, #ids do
       local id = ids[i]
-      local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
-        finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(records[i])
-      if state == ACTIVE and lease_batch == batch then
+      -- As numbers (fields_of), written back with pack_record: parse() and
+      -- record() would format and read back every field.
+      local state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at,
+        lease_until, lease_batch, mask, nonce, ack_nonce, unique_key, seq = fields_of(records[i])
+      if state == V1.state.ACTIVE and int_str(lease_batch) == batch then
         recovered = recovered + 1
+        local flags = flags_text(mask)
         if has_flag(flags, 'l') then limit_release(base, id, nows) end
-        local attempts_made = tonumber(attempt) or 0
-        redis.call('RPUSH', base .. 'e:' .. id, error_record(attempts_made, 'LeaseExpiredError', lease_expired, now))
-        if attempts_made >= (tonumber(max_attempts) or 0) then
+        redis.call('RPUSH', base .. 'e:' .. id, error_record(attempt, 'LeaseExpiredError', lease_expired, now))
+        -- With the error list's flag (with_errors).
+        if mask % 2 == 0 then mask = mask + V1.bit.errors end
+        if attempt >= max_attempts then
           release_unique(unique, unique_key, id)
           if has_flag(flags, 'd') then settled[#settled + 1] = id end
           gone[#gone + 1] = id
           event(base, 'dead', id, task_of(base, id))
           if dead_keep then
             writes[#writes + 1] = keys[i]
-            writes[#writes + 1] = record(DEAD, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, nows, nonce, ack_nonce, '', '', with_errors(flags), unique_key)
+            writes[#writes + 1] = pack_record(V1.state.DEAD, attempt, max_attempts, token, score, enqueued_at, run_at,
+              started_at, now6, 0, 0, mask, nonce, ack_nonce, unique_key, seq)
             dead_add[#dead_add + 1] = nows
             dead_add[#dead_add + 1] = id
           else
-            add_job_keys(doomed, base, id, flags)
+            add_job_keys(doomed, base, id, flags, unique_key ~= '')
           end
         else
-          seq = fmt_seq(redis.call('INCR', seqkey))
-          if not tonumber(score) then score = '0' end
+          local seq_n = redis.call('INCR', seqkey)
           writes[#writes + 1] = keys[i]
-          writes[#writes + 1] = record(QUEUED, attempt, max_attempts, token, score, seq, enqueued_at, nows, started_at, finished_at, nonce, ack_nonce, '', '', with_errors(flags), unique_key)
-          pusher.push(score, seq .. id)
+          writes[#writes + 1] = pack_record(V1.state.QUEUED, attempt, max_attempts, token, score, enqueued_at, now6,
+            started_at, finished_at, 0, 0, mask, nonce, ack_nonce, unique_key, seq_n)
+          pusher.push(int_str(score), fmt_seq(seq_n) .. id)
           event(base, 'released', id, task_of(base, id))
         end
       end

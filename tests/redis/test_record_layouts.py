@@ -237,6 +237,29 @@ async def test_a_scheduled_text_record_is_promoted_when_due(server: RedisServer,
         client.close()
 
 
+async def test_an_expired_lease_of_a_text_record_is_taken_back(server: RedisServer, open_backend) -> None:  # type: ignore[no-untyped-def]
+    backend = await open_backend(server.url, dead_ttl=3600)
+    client = server.client()
+    try:
+        again, last = new_job_id(), new_job_id()
+        await backend.enqueue_many([NewJob(again, "q", 0, 0.0, 3, b"x"), NewJob(last, "q", 0, 0.0, 1, b"y", "k|é")])
+        assert len(await backend.claim(["q"], 2, 0.2)) == 2
+        keys = {j: f"{backend.options.prefix}:{{q}}:j:{j}" for j in (again, last)}
+        for k in keys.values():
+            client.set(k, text(Record.parse(client.get(k))))
+        await asyncio.sleep(0.3)
+        # The next claim takes both back: one to its queue (and leases it again), one dead.
+        claims = await backend.claim(["q"], 2, 30.0)
+        assert [(c.id, c.attempt, c.token) for c in claims] == [(again, 2, 2)]
+        dead = await backend.get(last)
+        assert dead is not None and dead.state == DEAD and dead.unique_key == "k|é" and dead.attempt == 1
+        assert msgpack.unpackb(dead.errors[-1], raw=False)["type"] == "LeaseExpiredError"
+        assert client.hget(f"{backend.options.prefix}:{{q}}:unique", "k|é") is None
+        assert all(client.get(k)[:1] == b"\x01" for k in keys.values())
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "trailing bytes", "unknown version", "empty"])
 async def test_a_record_neither_layout_reads_is_dead_lettered_with_a_reason(
     server: RedisServer, open_backend, damage: str  # type: ignore[no-untyped-def]
