@@ -23,9 +23,10 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
   local jk = KEYS[g * GROUP + 1]
   local rec = redis.call('GET', jk)
   if rec then
-    local state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at,
-      finished_at, nonce, ack_nonce, lease_until, lease_batch, flags, unique_key = parse(rec)
-    if state ~= ACTIVE or token ~= lease_token then return 0 end
+    -- As numbers (fields_of): parse() would format every field, per report.
+    local state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at,
+      lease_until, lease_batch, mask, nonce, ack_nonce, unique_key, seq = fields_of(rec)
+    if state ~= V1.state.ACTIVE or token ~= tonumber(lease_token) then return 0 end
     redis.call('SET', KEYS[g * GROUP + 2], ARGV[2])
     if ARGV[3] and ARGV[3] ~= '' then
       local base = base_of(jk)
@@ -33,9 +34,10 @@ for g = 0, math.floor(#KEYS / GROUP) - 1 do
       event(base, 'progress', string.sub(jk, #base + 3), task_of(base, string.sub(jk, #base + 3)))
       events_publish()
     end
-    if not string.find(flags, 'p', 1, true) then
+    if mask % (2 * V1.bit.progress) < V1.bit.progress then
       -- Flagged once, so the succeeded retention index knows to delete the key.
-      redis.call('SET', jk, record(state, attempt, max_attempts, token, score, seq, enqueued_at, run_at, started_at, finished_at, nonce, ack_nonce, lease_until, lease_batch, flags .. 'p', unique_key))
+      redis.call('SET', jk, pack_record(state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at,
+        finished_at, lease_until, lease_batch, mask + V1.bit.progress, nonce, ack_nonce, unique_key, seq))
     end
     return 1
   end

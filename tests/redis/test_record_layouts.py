@@ -207,6 +207,15 @@ async def test_a_text_record_of_an_older_version_is_served_and_upgraded_at_its_f
             assert stored is not None and stored.state == CANCELLED and stored.finished_at is not None
             assert client.get(key(job_id))[:1] == b"\x01"
 
+        # Progress of a running job stored as text: refused for another token, kept, flagged.
+        assert client.get(key(claims[5].id))[:1] == str(ACTIVE).encode()
+        assert not await backend.set_progress(claims[5].id, 2, b"half")
+        assert await backend.set_progress(claims[5].id, 1, b"half")
+        rec = client.get(key(claims[5].id))
+        assert rec[:1] == b"\x01" and Record.parse(rec).flags == b"p"
+        stored = await backend.get(claims[5].id)
+        assert stored is not None and stored.progress == b"half" and stored.state == ACTIVE
+
         # The retried and released jobs come back with their attempts, then succeed.
         downgrade(claims[1].id)
         again = await backend.claim(["q"], 10, 30.0)
