@@ -120,10 +120,11 @@
     That is 89 bytes for a queued or active plain job (text: ~69 queued,
     ~104 active) and 97 for a succeeded one (text ~119). The fields a lease
     reads and writes come first, then those a finish writes: claim and ack
-    read and write those leading fields with one struct.unpack and one
-    struct.pack of a few fields each, and carry the rest over as it is
-    (string.sub), where the text layout took a Lua pattern over the whole
-    record (~10,000 instructions per job in claim, and again in ack).
+    read those leading fields with one struct.unpack of a few fields each,
+    write the bytes they change (the lease's and a finish's the same for a
+    whole call) and carry the rest over as it is (string.sub), where the
+    text layout took a Lua pattern over the whole record (~10,000
+    instructions per job in claim, and again in ack).
     A record's length is checked against the lengths it gives: one that
     does not add up is unreadable.
     Why seq is last: Lua 5.1 (Redis' Lua) interns every string it makes, and
@@ -251,9 +252,9 @@ end
 -- flag bits, nonce, ack_nonce: the stored bytes; unique_key; seq: a number),
 -- nil if unreadable; renew and promote work on those (pack_record writes
 -- them back). The hottest paths read less: claim and ack read and write only
--- a layout 1 record's leading fields (V1.leasing, leased, finished) and carry
--- the rest over as it is; enqueue packs a new record's head once per call
--- (new_record). parse() and record() speak the fields as strings, formatted
+-- a layout 1 record's leading fields (V1.leasing, leased), write the bytes
+-- they change and carry the rest over as it is; enqueue packs a new
+-- record's head once per call (new_record). parse() and record() speak the fields as strings, formatted
 -- as the text layout held them, for the many rarer paths that keep a record
 -- as a table ({parse(rec)}, R_*).
 -- Layout 1's constants, in one table (see the locals note below): its
@@ -265,12 +266,10 @@ local V1 = {
   version = 1,
   format = '>BBBBBI4i4i4ddI8di4i4ddc0c0c0I8',
   -- Its fixed part (offsets 1 to 73), and the leading fields a lease reads
-  -- (through token), a lease writes and a finish reads (through
-  -- lease_batch), a finish writes (through finished_at).
+  -- (through token) and a finish reads (through lease_batch).
   fixed = '>BBBBBI4i4i4ddI8di4i4dd',
   leasing = '>BBBBBI4i4i4',
   leased = '>BBBBBI4i4i4ddI8',
-  finished = '>BBBBBI4i4i4ddI8d',
   state = {
     SCHEDULED = tonumber(SCHEDULED), QUEUED = tonumber(QUEUED), ACTIVE = tonumber(ACTIVE),
     SUCCEEDED = tonumber(SUCCEEDED), RETRY_PENDING = tonumber(RETRY_PENDING), DEAD = tonumber(DEAD),

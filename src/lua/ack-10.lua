@@ -53,6 +53,11 @@ local now6 = tonumber(nows)
 local call_raw, call_packed = nonce_raw(call_nonce)
 local call_bit = call_packed and V1.bit.ack_nonce or 0
 local KINDS = {[0] = 'succeeded', [1] = 'failed', [2] = 'dead', [3] = 'released'}
+-- A succeeded record's bytes 26 to 49 (lease_until 0, lease_batch 0,
+-- finished_at now), the same for every job of the call; its first four
+-- bytes per flag mask (see ack_group).
+local finish_mid = struct.pack('>dI8d', 0, 0, now6)
+local heads = {}
 
 local out = {}
 -- One group's acks (a function: the main chunk's locals, with _common's, are
@@ -66,7 +71,7 @@ local function ack_group(g)
   local base = base_of(leases)
   local N_ACTIVE, N_SUCCEEDED, N_DEAD, N_QUEUED, N_RETRY_PENDING =
     V1.state.ACTIVE, V1.state.SUCCEEDED, V1.state.DEAD, V1.state.QUEUED, V1.state.RETRY_PENDING
-  local V1_VERSION, LEASED, FINISHED, BITS = V1.version, V1.leased, V1.finished, V1.bit
+  local V1_VERSION, LEASED, BITS = V1.version, V1.leased, V1.bit
   -- {count, id, token, kind, payload, delay, id, ...}: no table per ack to
   -- build and collect (payloads are often nil: hence the count).
   local acks = unpack_rows(ARGV[g + 5])
@@ -154,10 +159,18 @@ local function ack_group(g)
             writes[nwrites] = pack_record(N_SUCCEEDED, attempt, max_attempts, token, score, enqueued_at, run_at, started_at,
               now6, 0, 0, acked_mask, nonce, call_raw, unique_key, seq)
           else
-            -- The leading fields, then max_attempts to run_at as they are, the
-            -- ack's nonce, the rest (nonce, unique_key, seq) as it is.
-            writes[nwrites] = struct.pack(FINISHED, V1_VERSION, N_SUCCEEDED, acked_mask, #call_raw, nl, ul, attempt, token,
-              started_at, 0, 0, now6) .. string.sub(rec, 50, 73) .. call_raw .. string.sub(rec, 74 + al)
+            -- Version, state, flags and the ack nonce's length (per mask),
+            -- nl to started_at as they are, the lease cleared and finished_at
+            -- (per call), max_attempts to run_at as they are, the ack's
+            -- nonce, the rest (nonce, unique_key, seq) as it is: by bytes, no
+            -- struct.pack of the leading fields (~2,000 instructions per job).
+            local head = heads[acked_mask]
+            if not head then
+              head = string.char(V1_VERSION, N_SUCCEEDED, acked_mask, #call_raw)
+              heads[acked_mask] = head
+            end
+            writes[nwrites] = head .. string.sub(rec, 5, 25) .. finish_mid .. string.sub(rec, 50, 73) .. call_raw
+              .. string.sub(rec, 74 + al)
           end
           if payload then
             nwrites = nwrites + 2

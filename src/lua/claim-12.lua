@@ -85,7 +85,7 @@ local function claim_queue(g)
   local seqkey, wakekey, ghosts, paused = KEYS[k + 9], KEYS[k + 10], KEYS[k + 11], KEYS[k + 12]
   local base = base_of(ready)
   local N_QUEUED, N_SCHEDULED, N_RETRY_PENDING, N_ACTIVE = V1.state.QUEUED, V1.state.SCHEDULED, V1.state.RETRY_PENDING, V1.state.ACTIVE
-  local V1_VERSION, LEASING, LEASED, FLAGS_ALL, LIMITED = V1.version, V1.leasing, V1.leased, V1.bit.all, V1.bit.limited
+  local V1_VERSION, LEASING, FLAGS_ALL, LIMITED = V1.version, V1.leasing, V1.bit.all, V1.bit.limited
 
   recover(prio, leases, leasecount, dead, unique, seqkey, base, now, nows, dead_keep, lease_expired)
   promote(ready, sched, base, now)
@@ -104,6 +104,9 @@ local function claim_queue(g)
   local leased, writes, seen = {}, {}, {}
   local nleased, nwrites = 0, 0
   local batch, batch_n = '', 0
+  -- A leased record's first three bytes per flag mask, and its bytes 18 to 41
+  -- (started_at, lease_until, lease_batch): the same for the queue's leases.
+  local heads, lease_mid = {}, nil
   local drained = false
   -- Each round asks for as many entries as jobs are still wanted: a skipped
   -- entry is replaced by the next one, never left as a hole in the claim.
@@ -189,8 +192,18 @@ local function claim_queue(g)
           writes[nwrites] = pack_record(N_ACTIVE, new_attempt, f[3], new_token, f[5], f[6], f[7], now6, f[9], deadline6,
             batch_n, mask, f[13], f[14], f[15], f[16])
         else
-          writes[nwrites] = struct.pack(LEASED, V1_VERSION, N_ACTIVE, mask, al, nl, ul, new_attempt, new_token, now6,
-            deadline6, batch_n) .. string.sub(rec, 42)
+          -- Version, state and flags (per mask), the lengths as they are,
+          -- attempt and token, the lease (per call), the rest as it is: by
+          -- bytes, one struct.pack of two fields (of eleven: ~1,500
+          -- instructions per job).
+          local head = heads[mask]
+          if not head then
+            head = string.char(V1_VERSION, N_ACTIVE, mask)
+            heads[mask] = head
+          end
+          if lease_mid == nil then lease_mid = struct.pack('>ddI8', now6, deadline6, batch_n) end
+          writes[nwrites] = head .. string.sub(rec, 4, 9) .. struct.pack('>i4i4', new_attempt, new_token) .. lease_mid
+            .. string.sub(rec, 42)
         end
         local o = #out
         out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, new_token, new_attempt, body

@@ -129,16 +129,16 @@ def test_the_lua_record_positions_follow_the_python_record() -> None:
 
 def test_the_lua_and_python_readers_of_layout_1_agree_on_its_format() -> None:
     """Layout 1 (binary) is written by the scripts' V1.format (Lua struct) and read by records.py:
-    the same format; its fixed part, and the leading parts claim and ack read and write, are
+    the same format; its fixed part, and the leading parts claim and ack read, are
     prefixes of it; records.py reads the fixed part in Python's spelling; the layout comment
     describes it in order."""
     from fastjobs.backends.redis import records
 
     common = _code((FOLDER / "_common.lua").read_text("utf-8"))
-    formats = dict(re.findall(r"^  (format|fixed|leasing|leased|finished) = '(.*)',$", common, re.MULTILINE))
+    formats = dict(re.findall(r"^  (format|fixed|leasing|leased) = '(.*)',$", common, re.MULTILINE))
     assert formats["format"] == records.LUA_FORMAT
     assert formats["format"] == formats["fixed"] + "c0c0c0I8"
-    for part in ("leasing", "leased", "finished"):
+    for part in ("leasing", "leased"):
         assert formats["fixed"].startswith(formats[part]), part
     # Lua struct -> Python struct: sizes are explicit in Lua (i4, I8), implied in Python.
     python = {"B": "B", "i4": "i", "I4": "I", "I8": "Q", "d": "d"}
