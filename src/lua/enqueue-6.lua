@@ -221,6 +221,10 @@ for g = 1, groups do
   -- The ready list of the latest score (a batch's jobs mostly share one),
   -- appended to here rather than through a call of pusher.push per job.
   local ready_score, ready_list, nr = nil, nil, 0
+  -- The members of the ready lists and sched, <seq><id>, are made by one
+  -- concat each from fmt_seq's memoized halves, the high one kept while it
+  -- stays (it changes every 100 jobs): no call and no seq string per job.
+  local seq_high, seq_hs = nil, nil
   -- Nobody listening (or events off) is the usual case: no call per job then.
   local heard = events_for(base)
   local jobs, p, o, last = nil, 0, 0, 0
@@ -249,7 +253,6 @@ for g = 1, groups do
       uk = ''
     end
     if not holder then
-      local seq = fmt_seq(first + i)
       local score = c_score
       if not score then
         local priority = jobs[o + f_priority]
@@ -275,6 +278,17 @@ for g = 1, groups do
           end
         end
       end
+      local member
+      if not parents then
+        local n = first + i
+        local low = n % 100
+        local ls = SEQ_LOW[low]
+        if not ls or n - low ~= seq_high then
+          fmt_seq(n)
+          seq_high, seq_hs, ls = n - low, SEQ_HIGH[(n - low) / 100], SEQ_LOW[low]
+        end
+        member = seq_hs .. ls .. id
+      end
       if parents then
         -- Waiting: resolved below, once every job of the group is stored.
         writes[nw + 1] = keys[i]
@@ -289,7 +303,7 @@ for g = 1, groups do
         writes[nw + 1] = keys[i]
         writes[nw + 2] = new_record(SCHEDULED, jobs[o + 5], score, first + i, nows, due, nonce, flags, uk)
         nw = nw + 2
-        sched_add[ns + 1], sched_add[ns + 2] = due, seq .. id
+        sched_add[ns + 1], sched_add[ns + 2] = due, member
         ns = ns + 2
       else
         writes[nw + 1] = keys[i]
@@ -300,7 +314,7 @@ for g = 1, groups do
           nr = #ready_list
         end
         nr = nr + 1
-        ready_list[nr] = seq .. id
+        ready_list[nr] = member
         ready_count = ready_count + 1
       end
       writes[nw + 1], writes[nw + 2] = base .. 'b:' .. id, jobs[o + F_BODY]
