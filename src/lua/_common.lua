@@ -538,20 +538,6 @@ local function mget(keys)
   return out
 end
 
--- A batch argument of rows (redis/connection.py pack_rows): a table whose
--- [1] is the row count, then each row's fields in a row. Sent as a stream of
--- msgpack objects, collected by one table constructor (presized), rather
--- than as an array that cmsgpack grows a field at a time (~600 instructions
--- per field; measured); a long batch comes as an array (the stream's objects
--- go through the Lua stack, ~8,000 at most).
-local function unpack_rows(packed)
-  local head = string.byte(packed, 1)
-  if head and ((head >= 0x90 and head <= 0x9f) or head == 0xdc or head == 0xdd) then
-    return cmsgpack.unpack(packed)
-  end
-  return {cmsgpack.unpack(packed)}
-end
-
 -- The keys of a job, to delete it. `flags`: its record flags, if known (nil:
 -- every key is named); the error list, progress, dependency and limit keys
 -- are named only when flagged. `has_uk`: whether the record holds a unique

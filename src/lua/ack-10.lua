@@ -25,9 +25,11 @@
     4 events: '1' ('c' in Cluster) to publish succeeded / failed / dead / released events (see _events)
     5 history: '' or the flush's history rows (outside Cluster only), added to
       the current minute and hour (see _history)
-    5 + g: the acks of group g, as unpack_rows reads them (see _common): their count,
-      then each Ack's fields in a row, {count, id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD,
-      3 RELEASE), payload or nil, delay (seconds), id, ...}
+    5 + g: the acks of group g (redis/connection.py pack_acks), a msgpack
+      stream: their count, the width w of a row, then each ack's row: w = 5
+      id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil,
+      delay (seconds); when all are SUCCEED, w = 3 id, token, payload or nil,
+      or w = 2 id, token when none has a payload (a plain batch).
 
   Returns: a flat array of 1 (applied) / 0 (stale), one per ack, group by group.
     A job named again in the same group after an ack of it applied is answered
@@ -59,6 +61,28 @@ local KINDS = {[0] = 'succeeded', [1] = 'failed', [2] = 'dead', [3] = 'released'
 local finish_mid = struct.pack('>dI8d', 0, 0, now6)
 local heads = {}
 
+-- A group's acks (see ARGV): a table whose [1] is an offset and whose rows of
+-- w values start at [2], their count and w. Read as enqueue's read_jobs reads
+-- its jobs: in parts of whole rows that fit Lua's C stack (7,000 values at
+-- most), each collected by one presized table constructor; a second part
+-- and later ones (past 3,500 plain acks) are copied onto the first.
+local function read_acks(packed)
+  local head = {cmsgpack.unpack_limit(packed, 2, 0)}
+  local c, w = head[2], head[3]
+  if c == 0 then return {}, 0, w end
+  local rows = math.floor(7000 / w)
+  local acks = {cmsgpack.unpack_limit(packed, math.min(c, rows) * w, head[1])}
+  local n, left, off = 1 + math.min(c, rows) * w, c - rows, acks[1]
+  while left > 0 do
+    local k = math.min(left, rows) * w
+    local part = {cmsgpack.unpack_limit(packed, k, off)}
+    off = part[1]
+    for j = 2, k + 1 do acks[n + j - 1] = part[j] end
+    n, left = n + k, left - rows
+  end
+  return acks, c, w
+end
+
 local out = {}
 -- One group's acks (a function: the main chunk's locals, with _common's, are
 -- near Lua's limit of 200).
@@ -72,17 +96,16 @@ local function ack_group(g)
   local N_ACTIVE, N_SUCCEEDED, N_DEAD, N_QUEUED, N_RETRY_PENDING =
     V1.state.ACTIVE, V1.state.SUCCEEDED, V1.state.DEAD, V1.state.QUEUED, V1.state.RETRY_PENDING
   local V1_VERSION, LEASED, BITS = V1.version, V1.leased, V1.bit
-  -- {count, id, token, kind, payload, delay, id, ...}: no table per ack to
-  -- build and collect (payloads are often nil: hence the count).
-  local acks = unpack_rows(ARGV[g + 5])
-  local c = acks[1]
+  -- Ack i's value F of its row (1-based) is acks[o + F], o = 1 + w * (i - 1):
+  -- no table per ack to build and collect.
+  local acks, c, w = read_acks(ARGV[g + 5])
   local keys = {}
-  for i = 1, c do keys[i] = base .. 'j:' .. acks[5 * i - 3] end
+  for i = 1, c do keys[i] = base .. 'j:' .. acks[w * i - w + 2] end
   local records = mget(keys)
   local metas = nil
   if events_for(base) then
     local tkeys = {}
-    for i = 1, c do tkeys[i] = base .. 't:' .. acks[5 * i - 3] end
+    for i = 1, c do tkeys[i] = base .. 't:' .. acks[w * i - w + 2] end
     metas = mget(tkeys)
   end
 
@@ -93,9 +116,16 @@ local function ack_group(g)
   local nsucceeded, ngone = 0, 0
   local seen = {}
   local settled = {}
+  local o = 1 - w
   for i = 1, c do
-    local o = 5 * i - 4
-    local id, ack_token, kind, payload = acks[o + 1], acks[o + 2], acks[o + 3], acks[o + 4]
+    o = o + w
+    local id, ack_token = acks[o + 1], acks[o + 2]
+    local kind, payload = 0, nil
+    if w == 5 then
+      kind, payload = acks[o + 3], acks[o + 4]
+    elseif w == 3 then
+      payload = acks[o + 3]
+    end
     local rec = records[i]
     -- A layout 1 record: its leading fields (through lease_batch), those a
     -- finish reads, and the lengths that say whether it is whole; the others

@@ -2,8 +2,9 @@
 
 Enqueue (connection.pack_jobs): a msgpack stream of the count and each job's fields in a row,
 only the fields the batch's features need; enqueue-6.lua reads it in parts that fit Lua's
-stack. Ack (connection.pack_rows): the count and the fields in a row while short, the array
-itself past ROWS_STREAM_MAX. Every form stores and settles the same."""
+stack. Ack (connection.pack_acks): the count, the width of a row and each ack's row, 2 values
+(plain successes), 3 (successes with payloads) or 5 (any other), read in parts the same way.
+Every form stores and settles the same."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import io
 import msgpack
 import pytest
 
-from fastjobs._core import QUEUED, SCHEDULED, SUCCEEDED, WAITING
-from fastjobs.backends import Ack, AckKind, Limit, NewJob
+from fastjobs._core import DEAD, QUEUED, RETRY_PENDING, SCHEDULED, SUCCEEDED, WAITING
+from fastjobs.backends import Ack, AckKind, Claim, Limit, NewJob
 from fastjobs.backends.redis import RedisBackend
-from fastjobs.backends.redis.connection import ROWS_STREAM_MAX, pack_jobs, pack_rows
+from fastjobs.backends.redis import SCRIPTS
+from fastjobs.backends.redis.connection import pack_acks, pack_jobs
 from fastjobs.errors import DuplicateJobError
 from fastjobs.job import new_job_id, new_job_ids
 from tests.redis.servers import RedisServer
@@ -121,34 +123,67 @@ async def test_a_duplicate_id_in_the_last_part_of_a_long_batch_stores_nothing(
     assert (await backend.stats()).get("q", {}).get("queued", 0) == (1 if taken == "stored" else 0)
 
 
-def test_pack_rows_streams_short_batches_and_sends_long_ones_as_an_array() -> None:
-    short = [(f"id{i}", i, 0, None, 0.0) for i in range(3)]
-    assert list(msgpack.Unpacker(io.BytesIO(pack_rows(short)), raw=False)) == [
-        3, "id0", 0, 0, None, 0.0, "id1", 1, 0, None, 0.0, "id2", 2, 0, None, 0.0,
-    ]
-    n = ROWS_STREAM_MAX // 5  # 1 + 5n values: one more than the stream's limit
-    long = [(f"id{i}", i, 0, None, 0.0) for i in range(n)]
-    unpacked = msgpack.unpackb(pack_rows(long), raw=False)
-    assert unpacked[0] == n and len(unpacked) == 1 + 5 * n
+def test_pack_acks_sends_two_values_per_plain_success_three_with_payloads_five_otherwise() -> None:
+    def unpacked(packed: bytes) -> list[object]:
+        return list(msgpack.Unpacker(io.BytesIO(packed), raw=False))
+
+    plain = [Ack("a", 1, AckKind.SUCCEED), Ack("b", 2, AckKind.SUCCEED)]
+    assert unpacked(pack_acks(plain)) == [2, 2, "a", 1, "b", 2]
+    results = [plain[0], Ack("b", 2, AckKind.SUCCEED, b"r")]
+    assert unpacked(pack_acks(results)) == [2, 3, "a", 1, None, "b", 2, "r"]
+    mixed = [plain[0], Ack("b", 2, AckKind.RETRY, b"e", 5.0)]
+    assert unpacked(pack_acks(mixed)) == [2, 5, "a", 1, 0, None, 0.0, "b", 2, 1, "e", 5.0]
     # Past 15 values the array's header is 3 bytes (array 16): the stream cuts all three.
-    sixteen = [(f"id{i}", i, 0, None, 0.0) for i in range(4)]
-    assert pack_rows(sixteen)[0] == 4
+    assert pack_acks(plain * 4)[0] == 8
+    assert unpacked(pack_acks([])) == [0, 2]
 
 
-@pytest.mark.parametrize("count", [1, ROWS_STREAM_MAX // 5 - 1, ROWS_STREAM_MAX // 5 + 1])
-async def test_ack_batches_on_either_side_of_the_stream_limit_apply_each_ack(
-    server: RedisServer, open_backend, count: int  # type: ignore[no-untyped-def]
+def mixed_ack(i: int, claim: Claim) -> Ack:
+    """Of every kind, with and without payloads and delays: i % 8 0 and 4 SUCCEED (4 with a
+    result), 1 and 5 RETRY (1 in 30 s, 5 now), 2 and 6 DEAD, 3 and 7 RELEASE."""
+    kind = (AckKind.SUCCEED, AckKind.RETRY, AckKind.DEAD, AckKind.RELEASE)[i % 4]
+    payload = None if kind == AckKind.RELEASE or i % 8 == 0 else b"p%d" % i
+    return Ack(claim.id, claim.token, kind, payload, 30.0 if i % 8 == 1 else 0.0)
+
+
+@pytest.mark.parametrize(("width", "count"), [
+    (2, 1), (2, PART // 2), (3, PART // 3), (5, 7), (5, PART // 5),  # one more (the stale ack): two parts
+])
+async def test_ack_batches_of_each_width_and_of_several_parts_apply_each_ack_and_replay_alike(
+    server: RedisServer, open_backend, width: int, count: int  # type: ignore[no-untyped-def]
 ) -> None:
-    backend: RedisBackend = await open_backend(server.url)
+    """A stale ack first, then count acks of the width's form: each applied once; the same call
+    retried (a lost reply: same nonce) answers the same, and a new call finds them all stale."""
+    backend: RedisBackend = await open_backend(server.url, dead_ttl=60.0)
     jobs = [job(i) for i in range(count)]
-    for k in range(0, count, 400):
-        await backend.enqueue_many(jobs[k:k + 400])
-    claims = []
+    for k in range(0, count, 1000):
+        await backend.enqueue_many(jobs[k:k + 1000])
+    claims: list[Claim] = []
     while len(claims) < count:
         claims += await backend.claim(["q"], 1000, 30.0)
-    stale = Ack(claims[0].id, claims[0].token + 1, AckKind.SUCCEED)
-    acks = [Ack(c.id, c.token, AckKind.SUCCEED, b"r" if i % 2 else None) for i, c in enumerate(claims)]
-    assert await backend.ack_many([stale, *acks]) == [False] + [True] * count
-    for c, a in ((claims[0], acks[0]), (claims[-1], acks[-1])):
-        stored = await backend.get(c.id)
-        assert stored is not None and stored.state == SUCCEEDED and stored.result == a.payload
+    if width == 2:
+        acks = [Ack(c.id, c.token, AckKind.SUCCEED) for c in claims]
+    elif width == 3:
+        acks = [Ack(c.id, c.token, AckKind.SUCCEED, b"r%d" % i if i % 2 else None) for i, c in enumerate(claims)]
+    else:
+        acks = [mixed_ack(i, c) for i, c in enumerate(claims)]
+    batch = [Ack(claims[0].id, claims[0].token + 1, AckKind.SUCCEED), *acks]
+    packed = pack_acks(batch)
+    assert list(msgpack.Unpacker(io.BytesIO(packed), raw=False))[:2] == [count + 1, width]
+    args = ("ab12cd34ef567890", 60.0, 60.0, b"", b"", packed)
+    keys = backend._queue("q").ack
+    assert await backend._eval(SCRIPTS["ack"], keys, args) == [0] + [1] * count
+    assert await backend._eval(SCRIPTS["ack"], keys, args) == [0] + [1] * count  # the retry
+    assert await backend.ack_many(batch[-3:]) == [False] * min(3, count + 1)
+    for i in sorted(set(range(min(count, 8))) | {count // 2, count - 1}):
+        stored = await backend.get(claims[i].id)
+        assert stored is not None, i
+        ack = acks[i]
+        if ack.kind == AckKind.SUCCEED:
+            assert (stored.state, stored.result, stored.errors) == (SUCCEEDED, ack.payload, []), i
+        elif ack.kind == AckKind.RETRY:
+            assert (stored.state, stored.errors) == (RETRY_PENDING if ack.delay else QUEUED, [ack.payload]), i
+        elif ack.kind == AckKind.DEAD:
+            assert (stored.state, stored.errors) == (DEAD, [ack.payload]), i
+        else:
+            assert (stored.state, stored.attempt, stored.errors) == (QUEUED, claims[i].attempt - 1, []), i

@@ -14,7 +14,7 @@ import fastjobs
 from fastjobs._core import DEAD
 from fastjobs.backends import Ack, AckKind, Backend, NewJob
 from fastjobs.backends.redis import SCRIPTS, RedisBackend
-from fastjobs.backends.redis.connection import pack_rows
+from fastjobs.backends.redis.connection import pack_acks
 from fastjobs.job import LEASE_EXPIRED_MESSAGE, new_job_id
 from tests.backends import unique_prefix
 from tests.redis.conftest import counts
@@ -102,7 +102,7 @@ async def test_a_replayed_ack_batch_naming_a_job_twice_answers_as_the_first_time
     await backend.enqueue_many([x, y])
     cx, cy = await backend.claim(["q"], 2, 0.4)
     acks = [Ack(cx.id, cx.token, AckKind.SUCCEED), Ack(cx.id, cx.token, AckKind.SUCCEED)]
-    args = (os.urandom(8).hex(), 60.0, 60.0, b"", b"", pack_rows(acks))
+    args = (os.urandom(8).hex(), 60.0, 60.0, b"", b"", pack_acks(acks))
     keys = backend._queue("q").ack
     assert await backend._eval(SCRIPTS["ack"], keys, args) == [1, 0]
     assert await backend._eval(SCRIPTS["ack"], keys, args) == [1, 0]

@@ -190,7 +190,7 @@ async def test_lost_replies_are_answered_again(server: "object", open_backend) -
     """An enqueue or ack whose reply was lost is retried with the same nonce: the retry reports what the first call did."""
     from fastjobs.backends import Ack, AckKind, NewJob
     from fastjobs.backends.redis import SCRIPTS
-    from fastjobs.backends.redis.connection import pack_jobs, pack_rows
+    from fastjobs.backends.redis.connection import pack_acks, pack_jobs
     from fastjobs.job import new_job_id
 
     backend: RedisBackend = await open_backend(server.url)  # type: ignore[attr-defined]
@@ -204,7 +204,7 @@ async def test_lost_replies_are_answered_again(server: "object", open_backend) -
         await backend.enqueue_many([jobs[0]])  # a new call (new nonce) is refused, as ever
     claims = await backend.claim(["q"], 2, 30.0)
     acks = [Ack(c.id, c.token, AckKind.SUCCEED) for c in claims]
-    head = ("ack-nonce", 60.0, 60.0, b"", b"", pack_rows(acks))  # as ack_many sends them
+    head = ("ack-nonce", 60.0, 60.0, b"", b"", pack_acks(acks))  # as ack_many sends them
     assert await backend._eval(SCRIPTS["ack"], k.ack, head) == [1, 1]
     assert await backend._eval(SCRIPTS["ack"], k.ack, head) == [1, 1]  # the retry
     assert await backend.ack_many(acks) == [False, False]  # a new ack of the same token is stale

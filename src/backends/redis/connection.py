@@ -47,7 +47,7 @@ from redis.exceptions import (
 
 from ...errors import BackendError, BackendUnavailableError, ConfigurationError, CorruptJobError, FastjobsError
 from ..base import Backend, BackendOptions
-from ..values import NewJob
+from ..values import Ack, NewJob
 from .keys import HistoryKeys, QueueKeys, WorkerKeys
 from .scripts import SCRIPTS, Script, evalsha, load_into, log, pack
 from .wakeup import WakeUps
@@ -130,24 +130,34 @@ def _redact(url: str) -> str:
     return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", url)
 
 
-ROWS_STREAM_MAX = 6000
-"""Values at most that :func:`pack_rows` sends as a msgpack stream: Redis' cmsgpack returns a
-stream's objects on the Lua stack, which holds about 8,000."""
+_ack_kind = operator.itemgetter(Ack._fields.index("kind"))
+_ack_payload = operator.itemgetter(Ack._fields.index("payload"))
+_ack_id_token = operator.itemgetter(Ack._fields.index("id"), Ack._fields.index("token"))
+_ack_id_token_payload = operator.itemgetter(
+    Ack._fields.index("id"), Ack._fields.index("token"), Ack._fields.index("payload")
+)
 
 
-def pack_rows(items: Sequence[Sequence[Any]]) -> bytes:
-    """``len(items)``, then each item's fields in a row, packed for a script's ``unpack_rows``.
+def pack_acks(acks: Sequence[Ack]) -> bytes:
+    """A group's acks as ack-10.lua reads them: ``len(acks)``, the width of a row, then each ack's row.
 
-    As a stream of msgpack objects (the array's header cut off) when it is short enough:
-    the script collects it with ``{cmsgpack.unpack(s)}``, one presized table, instead of
-    cmsgpack growing a table one field at a time (~600 instructions per field). Longer:
-    the array itself. Ack batches travel so (ack-10.lua); enqueue's, see :func:`pack_jobs`.
+    Five values per ack (id, token, kind, payload, delay) when some ack is not a SUCCEED;
+    when all are, id, token and payload (three), or only id and token (two) when none has
+    a payload: the common batch of plain successes. Every value costs the server a
+    msgpack decode (~300 instructions). As a msgpack stream (no array header): the
+    script reads it in parts that fit the Lua stack, each collected by one presized table.
     """
-    row: list[Any] = [len(items)]
-    row.extend(itertools.chain.from_iterable(items))
+    n = len(acks)
+    rows: Iterable[Sequence[Any]] = acks
+    width = 5
+    if list(map(_ack_kind, acks)).count(0) == n:
+        if list(map(_ack_payload, acks)).count(None) == n:
+            rows, width = map(_ack_id_token, acks), 2
+        else:
+            rows, width = map(_ack_id_token_payload, acks), 3
+    row: list[Any] = [n, width]
+    row.extend(itertools.chain.from_iterable(rows))
     packed: bytes = pack(row)
-    if len(row) > ROWS_STREAM_MAX:
-        return packed
     head = packed[0]
     return packed[1:] if head < 0xDC else packed[3:] if head == 0xDC else packed[5:]
 
@@ -481,10 +491,10 @@ class RedisConnection(Backend):
         ``lead``: keys before the first group (renew's beat), in the one call
         there is outside Cluster; the caller leaves them out in Cluster, where
         they would be another slot. With ``lead`` the call is made even when
-        there are no items. ``flat``: each group goes as :func:`pack_rows` packs it
+        there are no items. ``flat``: each group goes as :func:`pack_acks` packs it
         (ack-10.lua), not as an array of arrays: the script builds no table per item.
         """
-        packed = pack_rows if flat else pack
+        packed = pack_acks if flat else pack
         if self._client is None:
             await self._redis()  # connect first: the branches below depend on self.cluster
         size = len(items)
