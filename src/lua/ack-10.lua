@@ -26,7 +26,8 @@
     5 history: '' or the flush's history rows (outside Cluster only), added to
       the current minute and hour (see _history)
     5 + g: the acks of group g (redis/connection.py pack_acks), a msgpack
-      stream: their count, the width w of a row, then each ack's row: w = 5
+      stream: their count, the width w of a row, 1 if some job is named twice
+      among them (else 0), then each ack's row: w = 5
       id, token, kind (0 SUCCEED, 1 RETRY, 2 DEAD, 3 RELEASE), payload or nil,
       delay (seconds); when all are SUCCEED, w = 3 id, token, payload or nil,
       or w = 2 id, token when none has a payload (a plain batch).
@@ -62,14 +63,15 @@ local finish_mid = struct.pack('>dI8d', 0, 0, now6)
 local heads = {}
 
 -- A group's acks (see ARGV): a table whose [1] is an offset and whose rows of
--- w values start at [2], their count and w. Read as enqueue's read_jobs reads
--- its jobs: in parts of whole rows that fit Lua's C stack (7,000 values at
--- most), each collected by one presized table constructor; a second part
--- and later ones (past 3,500 plain acks) are copied onto the first.
+-- w values start at [2], their count, w and whether an id repeats. Read as
+-- enqueue's read_jobs reads its jobs: in parts of whole rows that fit Lua's C
+-- stack (7,000 values at most), each collected by one presized table
+-- constructor; a second part and later ones (past 3,500 plain acks) are
+-- copied onto the first.
 local function read_acks(packed)
-  local head = {cmsgpack.unpack_limit(packed, 2, 0)}
-  local c, w = head[2], head[3]
-  if c == 0 then return {}, 0, w end
+  local head = {cmsgpack.unpack_limit(packed, 3, 0)}
+  local c, w, repeats = head[2], head[3], head[4] == 1
+  if c == 0 then return {}, 0, w, repeats end
   local rows = math.floor(7000 / w)
   local acks = {cmsgpack.unpack_limit(packed, math.min(c, rows) * w, head[1])}
   local n, left, off = 1 + math.min(c, rows) * w, c - rows, acks[1]
@@ -80,7 +82,7 @@ local function read_acks(packed)
     for j = 2, k + 1 do acks[n + j - 1] = part[j] end
     n, left = n + k, left - rows
   end
-  return acks, c, w
+  return acks, c, w, repeats
 end
 
 local out = {}
@@ -98,7 +100,7 @@ local function ack_group(g)
   local V1_VERSION, LEASED, BITS = V1.version, V1.leased, V1.bit
   -- Ack i's value F of its row (1-based) is acks[o + F], o = 1 + w * (i - 1):
   -- no table per ack to build and collect.
-  local acks, c, w = read_acks(ARGV[g + 5])
+  local acks, c, w, repeats = read_acks(ARGV[g + 5])
   local keys = {}
   for i = 1, c do keys[i] = base .. 'j:' .. acks[w * i - w + 2] end
   local records = mget(keys)
@@ -114,7 +116,10 @@ local function ack_group(g)
   local pusher = ready_pusher(prio, base)
   local requeued, retry_add, succeeded_add, dead_add, gone = 0, {}, {}, {}, {}
   local nsucceeded, ngone = 0, 0
-  local seen = {}
+  -- The jobs applied (or found applied by this call before), when the client
+  -- says a job is named twice: a table of the ids costs ~500 instructions
+  -- per job, which a batch of distinct ids (the rule) need not pay.
+  local seen = repeats and {} or nil
   local settled = {}
   local o = 1 - w
   for i = 1, c do
@@ -142,19 +147,19 @@ local function ack_group(g)
       state, attempt, max_attempts, token, score, enqueued_at, run_at, started_at, finished_at, lease_until,
         lease_batch, mask, nonce, ack_nonce, unique_key, seq = fields_of(v ~= V1_VERSION and rec or nil)
     end
-    if seen[id] then
+    if seen and seen[id] then
       out[#out + 1] = 0
     elseif state ~= N_ACTIVE or token ~= ack_token then
       -- Stale, unless this very call applied it before (lost reply, retried).
       if state and (ack_nonce or string.sub(rec, 74, 73 + al)) == call_raw and mask - mask % BITS.ack_nonce == call_bit
           and token == ack_token then
-        seen[id] = true
+        if seen then seen[id] = true end
         out[#out + 1] = 1
       else
         out[#out + 1] = 0
       end
     else
-      seen[id] = true
+      if seen then seen[id] = true end
       out[#out + 1] = 1
       released[lease_batch] = (released[lease_batch] or 0) + 1
       if metas then event(base, KINDS[kind] or 'released', id, task_in(metas[i])) end

@@ -128,14 +128,16 @@ def test_pack_acks_sends_two_values_per_plain_success_three_with_payloads_five_o
         return list(msgpack.Unpacker(io.BytesIO(packed), raw=False))
 
     plain = [Ack("a", 1, AckKind.SUCCEED), Ack("b", 2, AckKind.SUCCEED)]
-    assert unpacked(pack_acks(plain)) == [2, 2, "a", 1, "b", 2]
+    assert unpacked(pack_acks(plain)) == [2, 2, 0, "a", 1, "b", 2]
     results = [plain[0], Ack("b", 2, AckKind.SUCCEED, b"r")]
-    assert unpacked(pack_acks(results)) == [2, 3, "a", 1, None, "b", 2, "r"]
+    assert unpacked(pack_acks(results)) == [2, 3, 0, "a", 1, None, "b", 2, "r"]
     mixed = [plain[0], Ack("b", 2, AckKind.RETRY, b"e", 5.0)]
-    assert unpacked(pack_acks(mixed)) == [2, 5, "a", 1, 0, None, 0.0, "b", 2, 1, "e", 5.0]
+    assert unpacked(pack_acks(mixed)) == [2, 5, 0, "a", 1, 0, None, 0.0, "b", 2, 1, "e", 5.0]
+    # A job named twice: the script then keeps a table of the ids (the repeat is answered 0).
+    assert unpacked(pack_acks([plain[0], plain[1], plain[0]]))[:3] == [3, 2, 1]
     # Past 15 values the array's header is 3 bytes (array 16): the stream cuts all three.
     assert pack_acks(plain * 4)[0] == 8
-    assert unpacked(pack_acks([])) == [0, 2]
+    assert unpacked(pack_acks([])) == [0, 2, 0]
 
 
 def mixed_ack(i: int, claim: Claim) -> Ack:
@@ -152,24 +154,26 @@ def mixed_ack(i: int, claim: Claim) -> Ack:
 async def test_ack_batches_of_each_width_and_of_several_parts_apply_each_ack_and_replay_alike(
     server: RedisServer, open_backend, width: int, count: int  # type: ignore[no-untyped-def]
 ) -> None:
-    """A stale ack first, then count acks of the width's form: each applied once; the same call
-    retried (a lost reply: same nonce) answers the same, and a new call finds them all stale."""
+    """A stale ack first (of another job: the ids are distinct), then count acks of the width's
+    form: each applied once; the same call retried (a lost reply: same nonce) answers the same,
+    and a new call finds them all stale."""
     backend: RedisBackend = await open_backend(server.url, dead_ttl=60.0)
-    jobs = [job(i) for i in range(count)]
-    for k in range(0, count, 1000):
+    jobs = [job(i) for i in range(count + 1)]
+    for k in range(0, count + 1, 1000):
         await backend.enqueue_many(jobs[k:k + 1000])
     claims: list[Claim] = []
-    while len(claims) < count:
+    while len(claims) < count + 1:
         claims += await backend.claim(["q"], 1000, 30.0)
+    other = claims.pop()
     if width == 2:
         acks = [Ack(c.id, c.token, AckKind.SUCCEED) for c in claims]
     elif width == 3:
         acks = [Ack(c.id, c.token, AckKind.SUCCEED, b"r%d" % i if i % 2 else None) for i, c in enumerate(claims)]
     else:
         acks = [mixed_ack(i, c) for i, c in enumerate(claims)]
-    batch = [Ack(claims[0].id, claims[0].token + 1, AckKind.SUCCEED), *acks]
+    batch = [Ack(other.id, other.token + 1, AckKind.SUCCEED), *acks]
     packed = pack_acks(batch)
-    assert list(msgpack.Unpacker(io.BytesIO(packed), raw=False))[:2] == [count + 1, width]
+    assert list(msgpack.Unpacker(io.BytesIO(packed), raw=False))[:3] == [count + 1, width, 0]
     args = ("ab12cd34ef567890", 60.0, 60.0, b"", b"", packed)
     keys = backend._queue("q").ack
     assert await backend._eval(SCRIPTS["ack"], keys, args) == [0] + [1] * count

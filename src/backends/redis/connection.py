@@ -47,7 +47,7 @@ from redis.exceptions import (
 
 from ...errors import BackendError, BackendUnavailableError, ConfigurationError, CorruptJobError, FastjobsError
 from ..base import Backend, BackendOptions
-from ..values import Ack, NewJob
+from ..values import Ack, AckKind, NewJob
 from .keys import HistoryKeys, QueueKeys, WorkerKeys
 from .scripts import SCRIPTS, Script, evalsha, load_into, log, pack
 from .wakeup import WakeUps
@@ -130,16 +130,9 @@ def _redact(url: str) -> str:
     return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", url)
 
 
-_ack_kind = operator.itemgetter(Ack._fields.index("kind"))
-_ack_payload = operator.itemgetter(Ack._fields.index("payload"))
-_ack_id_token = operator.itemgetter(Ack._fields.index("id"), Ack._fields.index("token"))
-_ack_id_token_payload = operator.itemgetter(
-    Ack._fields.index("id"), Ack._fields.index("token"), Ack._fields.index("payload")
-)
-
-
 def pack_acks(acks: Sequence[Ack]) -> bytes:
-    """A group's acks as ack-10.lua reads them: ``len(acks)``, the width of a row, then each ack's row.
+    """A group's acks as ack-10.lua reads them: ``len(acks)``, the width of a row, 1 if some job
+    is named twice among them (else 0: the script keeps no table of the ids), then each ack's row.
 
     Five values per ack (id, token, kind, payload, delay) when some ack is not a SUCCEED;
     when all are, id, token and payload (three), or only id and token (two) when none has
@@ -148,15 +141,18 @@ def pack_acks(acks: Sequence[Ack]) -> bytes:
     script reads it in parts that fit the Lua stack, each collected by one presized table.
     """
     n = len(acks)
-    rows: Iterable[Sequence[Any]] = acks
-    width = 5
-    if list(map(_ack_kind, acks)).count(0) == n:
-        if list(map(_ack_payload, acks)).count(None) == n:
-            rows, width = map(_ack_id_token, acks), 2
-        else:
-            rows, width = map(_ack_id_token_payload, acks), 3
-    row: list[Any] = [n, width]
-    row.extend(itertools.chain.from_iterable(rows))
+    if not n:
+        return b"\x00\x02\x00"  # 0, 2, 0
+    ids, tokens, kinds, payloads, delays = zip(*acks)
+    columns: tuple[tuple[Any, ...], ...] = (ids, tokens, kinds, payloads, delays)
+    if kinds.count(AckKind.SUCCEED) == n:
+        columns = (ids, tokens) if payloads.count(None) == n else (ids, tokens, payloads)
+    width = len(columns)
+    # Column by column into their slots: ~130 ns per plain ack, the set of the ids included.
+    row: list[Any] = [None] * (3 + width * n)
+    row[0], row[1], row[2] = n, width, 0 if len(set(ids)) == n else 1
+    for j, column in enumerate(columns):
+        row[3 + j::width] = column
     packed: bytes = pack(row)
     head = packed[0]
     return packed[1:] if head < 0xDC else packed[3:] if head == 0xDC else packed[5:]
