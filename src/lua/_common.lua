@@ -645,12 +645,30 @@ local function ready_pusher(prio, base)
 end
 
 -- Pop up to `want` ready members in order: priority first, then seq, merging
--- the priority lists with the `ready` ZSET of jobs back from a delay. They are
--- appended to `out` (empty; the caller's own, so that what was popped is known
--- even if a damaged list stops this half-way).
-local function pop_ready(ready, prio, base, want, out)
-  while #out < want do
-    local need = want - #out
+-- the priority lists with the `ready` ZSET of jobs back from a delay, and
+-- return them in one table. Each reply is also added to `rounds` (the
+-- caller's own) as soon as it is taken, so that what was popped is known
+-- even if a damaged list stops this half-way. A first reply that is all of
+-- them (the rule) is returned as it is: no copy, member by member.
+local function pop_ready(ready, prio, base, want, rounds)
+  local out, n, own = {}, 0, true
+  local function took(got)
+    rounds[#rounds + 1] = got
+    local k = #got
+    if n == 0 then
+      out, own = got, false
+    else
+      if not own then
+        local copy = {}
+        for i = 1, n do copy[i] = out[i] end
+        out, own = copy, true
+      end
+      for i = 1, k do out[n + i] = got[i] end
+    end
+    n = n + k
+  end
+  while n < want do
+    local need = want - n
     local top = redis.call('ZRANGE', prio, '0', '0', 'WITHSCORES')
     local head = redis.call('ZRANGE', ready, '0', '0', 'WITHSCORES')
     if #top == 0 and #head == 0 then break end
@@ -661,33 +679,35 @@ local function pop_ready(ready, prio, base, want, out)
       local list = base .. 'rl:' .. top[1]
       local got = redis.call('LPOP', list, int_str(need))
       if not got then got = {} end
-      for i = 1, #got do out[#out + 1] = got[i] end
+      took(got)
       if #got < need then redis.call('ZREM', prio, top[1]) end
     elseif lp == nil or zp < lp then
       local got = redis.call('ZRANGEBYSCORE', ready, '-inf', lp and ('(' .. top[2]) or '+inf', 'LIMIT', '0', int_str(need))
+      took(got)
       call_chunked('ZREM', ready, got)
-      for i = 1, #got do out[#out + 1] = got[i] end
     else
       -- Same priority in both: merge by member (fixed-width seq first).
       local list = base .. 'rl:' .. top[1]
       local la = redis.call('LRANGE', list, 0, need - 1)
       local za = redis.call('ZRANGEBYSCORE', ready, top[2], top[2], 'LIMIT', 0, need)
-      local i, j, taken = 1, 1, {}
-      while #out < want and (i <= #la or j <= #za) do
+      local i, j, taken, merged = 1, 1, {}, {}
+      while #merged < need and (i <= #la or j <= #za) do
         if j > #za or (i <= #la and la[i] < za[j]) then
-          out[#out + 1] = la[i]
+          merged[#merged + 1] = la[i]
           i = i + 1
         else
-          out[#out + 1] = za[j]
+          merged[#merged + 1] = za[j]
           taken[#taken + 1] = za[j]
           j = j + 1
         end
       end
+      took(merged)
       if i > 1 then redis.call('LTRIM', list, i - 1, -1) end
       if redis.call('EXISTS', list) == 0 then redis.call('ZREM', prio, top[1]) end
       call_chunked('ZREM', ready, taken)
     end
   end
+  return out
 end
 
 -- Give up `count` jobs of lease batch `batch` (acked, cancelled, moved by a

@@ -74,8 +74,9 @@ local groups = math.floor(#KEYS / GROUP)
 local out = {0}
 for g = 1, groups do out[g + 1] = 0 end
 local got, skipped = 0, 0
--- The current queue's popped ready entries, one table per round: what goes
--- back if the queue turns out damaged half-way (Redis undoes nothing itself).
+-- The current queue's popped ready entries, one table per reply (pop_ready):
+-- what goes back if the queue turns out damaged half-way (Redis undoes
+-- nothing itself).
 local popped = {}
 
 local function claim_queue(g)
@@ -112,9 +113,7 @@ local function claim_queue(g)
   -- entry is replaced by the next one, never left as a hole in the claim.
   while not is_paused and got < want and skipped < MAINTENANCE_LIMIT do
     local asked = math.min(want - got, MAINTENANCE_LIMIT - skipped)
-    local members = {}
-    popped[#popped + 1] = members
-    pop_ready(ready, prio, base, asked, members)
+    local members = pop_ready(ready, prio, base, asked, popped)
     if #members < asked then drained = true end
     local n = #members
     local ids, keys = {}, {}
