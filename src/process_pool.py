@@ -210,7 +210,12 @@ class ProcessPool:
         """Start the children and wait until each imported the App; raises ConfigurationError if one cannot."""
         children = [self._spawn() for _ in range(self.size)]
         try:
-            await asyncio.wait_for(asyncio.gather(*(self._ready(c) for c in children)), START_TIMEOUT)
+            # A plain await, not asyncio.wait_for: on Python 3.10 and 3.11 wait_for can swallow a
+            # cancellation that arrives as its inner future completes (CPython gh-86296), and a
+            # worker cancelled as it starts then ran on (tests/test_process_pool.py hung so once,
+            # in CI). No timeout is lost: _start_overdue kills a child not ready in START_TIMEOUT,
+            # and its _ready then raises.
+            await asyncio.gather(*(self._ready(c) for c in children))
         except BaseException:
             await self.close(timeout=1.0)
             raise
