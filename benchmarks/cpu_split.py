@@ -1,7 +1,9 @@
-"""``python -m benchmarks.cpu_split``: where the CPU of a drain goes, worker vs server.
+"""``python -m benchmarks.cpu_split``: where the CPU of each stage goes, worker vs server.
 
 Throughput figures drift by 30% on a shared machine; CPU seconds per job hardly do. This
-enqueues N no-op jobs, drains them with one burst worker, and for each stage reports the
+enqueues N no-op jobs, drains them with one burst worker, runs N more end to end (a
+worker waiting while this process enqueues them, as ``python -m benchmarks`` times end
+to end: producer and worker share this process) and for each stage reports the
 wall time per job and the CPU time per job spent in this process (the producer or the
 worker, all threads) and in the server (Redis: ``INFO cpu``, every thread of redis-server;
 PostgreSQL: every ``postgres`` process of the cluster, from ``/proc``, Linux only), and
@@ -20,6 +22,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -106,9 +109,11 @@ async def measure(backend: str, stage: str, jobs: int, app: fastjobs.App, work: 
 Stage = Callable[[], Awaitable[None]]
 
 
-def noop_workload(url: str, prefix: str, jobs: int, concurrency: int, **options: Any) -> tuple[fastjobs.App, Stage, Stage]:
-    """An App on ``url`` with one no-op task, and its two stages: enqueue ``jobs`` of it in
-    batches of :data:`BATCH`, then drain them with one burst worker."""
+def noop_workload(url: str, prefix: str, jobs: int, concurrency: int, **options: Any) -> tuple[fastjobs.App, dict[str, Stage]]:
+    """An App on ``url`` with one no-op task, and its stages by name: ``enqueue`` ``jobs`` of
+    it in batches of :data:`BATCH`; ``drain`` them with one burst worker; ``end to end``:
+    a worker already waiting while the producer enqueues ``jobs`` more in this loop, until
+    the worker has acknowledged them all (what ``python -m benchmarks`` times as end to end)."""
     app = fastjobs.App(url, prefix=prefix + uuid.uuid4().hex[:8], result_ttl=3600, **options)
 
     @app.task(name="noop", queue="bench")
@@ -124,16 +129,26 @@ def noop_workload(url: str, prefix: str, jobs: int, concurrency: int, **options:
         await worker.run()
         assert worker.acked == jobs, f"drain acknowledged {worker.acked} of {jobs} jobs"
 
-    return app, enqueue, drain
+    async def end_to_end() -> None:
+        worker = app.worker(["bench"], concurrency=concurrency, handle_signals=False)
+        runner = asyncio.ensure_future(worker.run())
+        for done in range(0, jobs, BATCH):
+            await app.enqueue_many([noop.call() for _ in range(min(BATCH, jobs - done))])
+            await asyncio.sleep(0)  # memory:// never suspends in enqueue_many: let the worker run
+        await worker.wait_acked(jobs)
+        worker.request_stop()
+        await runner
+
+    return app, {"enqueue": enqueue, "drain": drain, "end to end": end_to_end}
 
 
 async def run(backend: str, jobs: int, concurrency: int, **options: Any) -> list[Split]:
     from tests.backends import wipe_namespace
 
-    app, enqueue, drain = noop_workload(URLS[backend](), "cpusplit", jobs, concurrency, **options)
+    app, stages = noop_workload(URLS[backend](), "cpusplit", jobs, concurrency, **options)
     try:
         await app.backend()  # connected (and migrated) before the first measure
-        return [await measure(backend, "enqueue", jobs, app, enqueue), await measure(backend, "drain", jobs, app, drain)]
+        return [await measure(backend, stage, jobs, app, work) for stage, work in stages.items()]
     finally:
         await app.close()
         await wipe_namespace(app.url, app.options.prefix)

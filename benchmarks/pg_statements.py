@@ -63,12 +63,13 @@ async def run(jobs: int, concurrency: int, top: int, **options: Any) -> list[dic
     from tests.backends import wipe_namespace
 
     url = URLS["postgres"]()
-    app, enqueue, drain = noop_workload(url, "pgstmt", jobs, concurrency, **options)
+    app, works = noop_workload(url, "pgstmt", jobs, concurrency, **options)
 
     stages = []
     try:
         await app.backend()
-        for stage, work in (("enqueue", enqueue), ("drain", drain)):
+        for stage in ("enqueue", "drain"):
+            work = works[stage]
             await _reset(url)
             wal, start = await _lsn(url)
             split = await measure("postgres", stage, jobs, app, work)

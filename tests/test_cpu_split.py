@@ -16,7 +16,7 @@ def test_the_split_counts_the_servers_cpu_apart_from_this_process(
     monkeypatch.setenv("FASTJOBS_DATABASE_URL", postgres_url)
     assert cpu_split.main(["--backend", "all", "--jobs", "5000", "--json"]) == 0
     rows = {(r["backend"], r["stage"]): r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {(b, s) for b in ("memory", "redis", "postgres") for s in ("enqueue", "drain")}
+    assert set(rows) == {(b, s) for b in ("memory", "redis", "postgres") for s in ("enqueue", "drain", "end to end")}
     for (backend, _), row in rows.items():
         assert row["jobs"] == 5000 and row["jobs_per_s"] > 0 and row["worker_us"] > 0
         # memory:// has no server; Redis and PostgreSQL do work for every job they store or lease
