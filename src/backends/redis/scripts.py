@@ -24,6 +24,7 @@ from redis.exceptions import NoScriptError
 from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, SUCCEEDED, WAITING
 from ...errors import ConfigurationError
 from ..base import GONE_KEPT
+from .lua_prune import prune
 
 log = logging.getLogger("fastjobs.redis")
 
@@ -76,26 +77,33 @@ _INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
 
 def load_scripts() -> dict[str, Script]:
     """Read ``fastjobs/lua/<op>-<numkeys>.lua``, pasting in ``-- @include <name>`` snippets
-    behind the generated state prelude."""
+    behind the generated state prelude, and keeping of those only what the script uses
+    (:mod:`.lua_prune`)."""
     folder = importlib.resources.files("fastjobs") / "lua"
     texts = {entry.name: entry.read_text("utf-8") for entry in folder.iterdir() if entry.name.endswith(".lua")}
     prelude = state_prelude()
 
-    def include(match: re.Match[str]) -> str:
+    def resolve(text: str, prunable: bool, pasted: set[str]) -> list[tuple[str, bool]]:
         # Snippets may include snippets (``_common`` pulls in ``_events``), each pasted once.
-        name = match.group(1)
-        if name in pasted:
-            return ""
-        pasted.add(name)
-        return _INCLUDE.sub(include, texts[name + ".lua"])
+        pieces: list[tuple[str, bool]] = []
+        at = 0
+        for match in _INCLUDE.finditer(text):
+            pieces.append((text[at:match.start()], prunable))
+            at = match.end() + 1  # the include line's newline goes with it
+            name = match.group(1)
+            if name not in pasted:
+                pasted.add(name)
+                pieces += resolve(texts[name + ".lua"], True, pasted)
+        pieces.append((text[at:], prunable))
+        return pieces
 
     scripts = {}
     for name, text in sorted(texts.items()):
         m = _SCRIPT_NAME.match(name)
         if m is None:
             continue
-        pasted: set[str] = set()
-        scripts[m["op"]] = Script(m["op"], int(m["numkeys"]), prelude + _INCLUDE.sub(include, text))
+        source = prune([(prelude, True), *resolve(text, False, set())])
+        scripts[m["op"]] = Script(m["op"], int(m["numkeys"]), source)
     return scripts
 
 
