@@ -4,7 +4,8 @@ Each ``<op>-<numkeys>.lua`` file is one atomic operation; ``-- @include <name>``
 lines paste in shared snippets (``_common.lua``, which includes ``_events.lua``;
 ``_history.lua``), each once per script, and a generated prelude
 defines the job states from :mod:`fastjobs._core`, so no state number is
-written twice. A server that lost its scripts (restart, ``SCRIPT FLUSH``)
+written twice. Of the prelude and snippets, each script keeps only the
+definitions it reaches (:mod:`.lua_prune`): Lua builds them all on every call. A server that lost its scripts (restart, ``SCRIPT FLUSH``)
 answers NOSCRIPT: :func:`evalsha` loads them all again and retries once, as
 redis-py's ``Script`` does.
 """
