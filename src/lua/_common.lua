@@ -1174,18 +1174,6 @@ end
 -- every command on it fail with WRONGTYPE. The scripts that serve several
 -- queues in one call (claim, stats) run each queue under pcall, so one
 -- damaged queue is reported instead of failing the call for all of them.
--- What each structure must be (the layout above), in layout order:
-local QUEUE_TYPES = {
-  {'prio', 'zset'}, {'ready', 'zset'}, {'sched', 'zset'}, {'retry', 'zset'}, {'leases', 'zset'},
-  {'leasecount', 'hash'}, {'done', 'zset'}, {'cancelled', 'zset'}, {'dead', 'zset'}, {'live', 'zset'},
-  {'ghosts', 'set'}, {'unique', 'hash'}, {'uniqueheld', 'zset'}, {'seq', 'string'}, {'wake', 'list'},
-  {'paused', 'string'}, {'waiting', 'zset'}, {'limits', 'hash'}, {'lactive', 'hash'}, {'limitwait', 'zset'},
-}
--- Keys named by the members of a structure: {structure, key prefix, type}.
-local NAMED_TYPES = {
-  {'prio', 'rl:', 'list'}, {'leases', 'lease:', 'list'}, {'limitwait', 'lq:', 'zset'}, {'limits', 'lr:', 'zset'},
-}
-
 local function wrong_type(key, want)
   local t = redis.call('TYPE', key)['ok']
   if t ~= 'none' and t ~= want then return key .. ' is a ' .. t .. ', not a ' .. want end
@@ -1196,6 +1184,19 @@ end
 -- "<key> is a <type>, not a <type>"; nil if none does. Reads every structure
 -- (a few hundred calls at most): only for a call that already failed.
 local function damaged_key(base)
+  -- (Tables built here, when a call already failed, not on every call of
+  -- claim and stats.)
+  -- What each structure must be (the layout above), in layout order:
+  local QUEUE_TYPES = {
+    {'prio', 'zset'}, {'ready', 'zset'}, {'sched', 'zset'}, {'retry', 'zset'}, {'leases', 'zset'},
+    {'leasecount', 'hash'}, {'done', 'zset'}, {'cancelled', 'zset'}, {'dead', 'zset'}, {'live', 'zset'},
+    {'ghosts', 'set'}, {'unique', 'hash'}, {'uniqueheld', 'zset'}, {'seq', 'string'}, {'wake', 'list'},
+    {'paused', 'string'}, {'waiting', 'zset'}, {'limits', 'hash'}, {'lactive', 'hash'}, {'limitwait', 'zset'},
+  }
+  -- Keys named by the members of a structure: {structure, key prefix, type}.
+  local NAMED_TYPES = {
+    {'prio', 'rl:', 'list'}, {'leases', 'lease:', 'list'}, {'limitwait', 'lq:', 'zset'}, {'limits', 'lr:', 'zset'},
+  }
   for i = 1, #QUEUE_TYPES do
     local found = wrong_type(base .. QUEUE_TYPES[i][1], QUEUE_TYPES[i][2])
     if found then return found end
