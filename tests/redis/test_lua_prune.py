@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 
 import pytest
 
 from fastjobs.backends.redis import SCRIPTS
 from fastjobs.backends.redis.lua_prune import STRING, blank, names_used, prune
-from fastjobs.backends.redis.scripts import state_prelude
+from fastjobs.backends.redis.scripts import assemble
+
+FOLDER = importlib.resources.files("fastjobs") / "lua"
 
 
 def test_blank_hides_strings_and_comments_but_keeps_lines() -> None:
@@ -67,11 +70,14 @@ def _top_level(source: str) -> set[str]:
     return names
 
 
+def _pieces(op: str) -> list[tuple[str, bool]]:
+    [filename] = [e.name for e in FOLDER.iterdir() if re.fullmatch(re.escape(op) + r"-\d+\.lua", e.name)]
+    return assemble(filename)
+
+
 @pytest.mark.parametrize("op", sorted(SCRIPTS))
 def test_each_script_defines_every_shared_name_it_uses(op: str) -> None:
-    shared = _top_level(state_prelude()) | {
-        n for s in ("_common", "_events", "_history") for n in _top_level(_snippet(s))
-    }
+    shared = _top_level("".join(text for text, prunable in _pieces(op) if prunable))
     source = SCRIPTS[op].source
     missing = (names_used(blank(source)) & shared) - _top_level(source)
     assert not missing, f"{op} uses {sorted(missing)} but pruning dropped their definitions"
@@ -79,35 +85,14 @@ def test_each_script_defines_every_shared_name_it_uses(op: str) -> None:
 
 @pytest.mark.parametrize("op", sorted(SCRIPTS))
 def test_each_script_is_its_full_assembly_with_whole_lines_dropped(op: str) -> None:
-    source = SCRIPTS[op].source
-    full = _assembled(op)
-    lines = iter(full.splitlines())
-    assert all(line in lines for line in source.splitlines()), f"{op}: a kept line is not in the full assembly, in order"
+    pieces = _pieces(op)
+    lines = iter("".join(text for text, _ in pieces).splitlines())
+    assert all(line in lines for line in SCRIPTS[op].source.splitlines()), f"{op}: a kept line is not in the full assembly, in order"
+    kept = iter(SCRIPTS[op].source.splitlines())
+    own = "".join(text for text, prunable in pieces if not prunable)
+    assert all(line in kept for line in own.splitlines()), f"{op}: a line of the script's own was dropped"
 
 
 def test_the_hot_scripts_shed_shared_code() -> None:
     for op in ("enqueue", "ack", "get", "workers"):
-        assert len(SCRIPTS[op].source) < 0.9 * len(_assembled(op)), op
-
-
-def _snippet(name: str) -> str:
-    import importlib.resources
-
-    return (importlib.resources.files("fastjobs") / "lua" / f"{name}.lua").read_text("utf-8")
-
-
-def _assembled(op: str) -> str:
-    """The script with every snippet pasted whole, as before pruning."""
-    import importlib.resources
-
-    folder = importlib.resources.files("fastjobs") / "lua"
-    [path] = [e for e in folder.iterdir() if re.fullmatch(re.escape(op) + r"-\d+\.lua", e.name)]
-    pasted: set[str] = set()
-
-    def include(m: re.Match[str]) -> str:
-        if m.group(1) in pasted:
-            return ""
-        pasted.add(m.group(1))
-        return re.sub(r"^-- @include (\w+)\n", include, _snippet(m.group(1)), flags=re.MULTILINE)
-
-    return state_prelude() + re.sub(r"^-- @include (\w+)\n", include, path.read_text("utf-8"), flags=re.MULTILINE)
+        assert len(SCRIPTS[op].source) < 0.9 * len("".join(text for text, _ in _pieces(op))), op

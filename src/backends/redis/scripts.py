@@ -76,16 +76,20 @@ _SCRIPT_NAME = re.compile(r"^(?P<op>[a-z_]+)-(?P<numkeys>\d+)\.lua$")
 _INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
 
 
-def load_scripts() -> dict[str, Script]:
-    """Read ``fastjobs/lua/<op>-<numkeys>.lua``, pasting in ``-- @include <name>`` snippets
-    behind the generated state prelude, and keeping of those only what the script uses
-    (:mod:`.lua_prune`)."""
+def _lua_files() -> dict[str, str]:
     folder = importlib.resources.files("fastjobs") / "lua"
-    texts = {entry.name: entry.read_text("utf-8") for entry in folder.iterdir() if entry.name.endswith(".lua")}
-    prelude = state_prelude()
+    return {entry.name: entry.read_text("utf-8") for entry in folder.iterdir() if entry.name.endswith(".lua")}
 
-    def resolve(text: str, prunable: bool, pasted: set[str]) -> list[tuple[str, bool]]:
-        # Snippets may include snippets (``_common`` pulls in ``_events``), each pasted once.
+
+def assemble(filename: str, texts: dict[str, str] | None = None) -> list[tuple[str, bool]]:
+    """The pieces of script ``filename`` (``<op>-<numkeys>.lua``), in order, as (text,
+    prunable): the generated state prelude, the script's own lines and, in place of each
+    ``-- @include <name>`` line, that snippet (prunable, each pasted once; snippets may include
+    snippets: ``_common`` pulls in ``_events``). Joined, they are the script unpruned."""
+    texts = _lua_files() if texts is None else texts
+    pasted: set[str] = set()
+
+    def resolve(text: str, prunable: bool) -> list[tuple[str, bool]]:
         pieces: list[tuple[str, bool]] = []
         at = 0
         for match in _INCLUDE.finditer(text):
@@ -94,17 +98,22 @@ def load_scripts() -> dict[str, Script]:
             name = match.group(1)
             if name not in pasted:
                 pasted.add(name)
-                pieces += resolve(texts[name + ".lua"], True, pasted)
+                pieces += resolve(texts[name + ".lua"], True)
         pieces.append((text[at:], prunable))
         return pieces
 
+    return [(state_prelude(), True), *resolve(texts[filename], False)]
+
+
+def load_scripts() -> dict[str, Script]:
+    """Read ``fastjobs/lua/<op>-<numkeys>.lua``, each from :func:`assemble`, keeping of the
+    prelude and snippets only what the script uses (:mod:`.lua_prune`)."""
+    texts = _lua_files()
     scripts = {}
-    for name, text in sorted(texts.items()):
+    for name in sorted(texts):
         m = _SCRIPT_NAME.match(name)
-        if m is None:
-            continue
-        source = prune([(prelude, True), *resolve(text, False, set())])
-        scripts[m["op"]] = Script(m["op"], int(m["numkeys"]), source)
+        if m is not None:
+            scripts[m["op"]] = Script(m["op"], int(m["numkeys"]), prune(assemble(name, texts)))
     return scripts
 
 
@@ -143,5 +152,5 @@ async def evalsha(client: Any, script: Script, keys: Sequence[bytes], args: Sequ
 
 
 __all__ = [
-    "SCRIPTS", "STATES", "Script", "evalsha", "load_into", "load_scripts", "pack", "reload_quietly", "state_prelude", "unpack",
+    "SCRIPTS", "STATES", "Script", "assemble", "evalsha", "load_into", "load_scripts", "pack", "reload_quietly", "state_prelude", "unpack",
 ]
