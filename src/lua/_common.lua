@@ -275,16 +275,13 @@ local V1 = {
   fixed = '>BBBBBI4i4i4ddI8di4i4dd',
   leasing = '>BBBBBI4i4i4',
   leased = '>BBBBBI4i4i4ddI8',
-  state = {
-    SCHEDULED = tonumber(SCHEDULED), QUEUED = tonumber(QUEUED), ACTIVE = tonumber(ACTIVE),
-    SUCCEEDED = tonumber(SUCCEEDED), RETRY_PENDING = tonumber(RETRY_PENDING), DEAD = tonumber(DEAD),
-  },
+  state = STATE_NUMBERS,
   bit = {errors = 1, progress = 2, waits = 4, dependants = 8, limited = 16, all = 32, nonce = 32, ack_nonce = 64},
 }
 -- The record helpers, below: their own helpers are local to the block (the
 -- main chunk of a script may hold 200 locals, and the scripts with _common
 -- come near that).
-local fields_of, pack_record, parse, state_of, record, record_of, new_record, flags_text, nonce_raw
+local fields_of, pack_record, parse, state_of, record, record_of, new_record, flags_text, nonce_raw, v1_fresh
 do
   local V1_VERSION, V1_FORMAT, V1_FIXED, BITS = V1.version, V1.format, V1.fixed, V1.bit
   local FLAG_CHARS = {'1', 'p', 'w', 'd', 'l'}  -- bits 1, 2, 4, 8, 16
@@ -293,6 +290,9 @@ do
   -- Per-call memos: flags text <-> bits (flags), nonce text -> stored bytes
   -- (nonce_raw) and back (nonce_text), new records' heads (new_record).
   local V1_MEMO = {flags = {}, nonce_raw = {}, nonce_text = {}, new_heads = {}}
+
+  -- The memos emptied, as a new call starts (call_fresh).
+  function v1_fresh() V1_MEMO = {flags = {}, nonce_raw = {}, nonce_text = {}, new_heads = {}} end
 
   -- The flag bits of flags text (memoized per call).
   local function flags_mask(flags)
@@ -1228,4 +1228,18 @@ local function damage_report(err, base)
   end
   return damaged_key(base)
     or (base .. '* holds a key of the wrong type that is none of the queue structures (a job\'s own key?)')
+end
+
+-- Where the scripts run as one Redis 7 function library (backends/redis/
+-- scripts.py), these definitions are built once, at FUNCTION LOAD, and
+-- outlive a call: each call starts with this, which empties every per-call
+-- memo and state above (tests/redis/test_library.py checks that none is
+-- missed). A script run with EVALSHA builds them anew and never calls it.
+local function call_fresh()
+  EVENTS.on, EVENTS.everywhere, EVENTS.now = false, false, 0
+  EVENTS.lists, EVENTS.order, EVENTS.heard = {}, {}, {}
+  INT_STRINGS, SEQ_HIGH, SEQ_LOW = {}, {}, {}
+  G17_VALUE, G17_TEXT = nil, nil
+  LIMITS = {}
+  v1_fresh()
 end

@@ -62,6 +62,11 @@ class RedisBackend(JobOperations):
         options: retention and the key prefix (``BackendOptions.prefix``).
         cluster: True for Redis Cluster, False for a single server, None
             (default) to ask the server at connect.
+        functions: how the Lua runs (``backends/redis/scripts.py``). None (default):
+            as one Redis 7 function library (``FUNCTION LOAD`` at connect, then
+            ``FCALL``) where the server takes it, else as scripts (EVALSHA: Redis
+            6.2, Cluster, an ACL that denies ``FUNCTION``). False: always scripts;
+            True: the library, or :class:`~fastjobs.ConfigurationError` at connect.
         max_connections: size of the connection pool (per cluster node). On a single
             server, calls beyond it wait for a free connection.
         pool_timeout: seconds such a call waits before it fails with

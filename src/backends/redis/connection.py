@@ -49,7 +49,7 @@ from ...errors import BackendError, BackendUnavailableError, ConfigurationError,
 from ..base import Backend, BackendOptions
 from ..values import Ack, AckKind, NewJob
 from .keys import HistoryKeys, QueueKeys, WorkerKeys
-from .scripts import SCRIPTS, Script, evalsha, load_into, log, pack
+from .scripts import SCRIPTS, Calls, Script, log, pack
 from .wakeup import WakeUps
 
 T = TypeVar("T")
@@ -220,6 +220,7 @@ class RedisConnection(Backend):
         options: BackendOptions,
         *,
         cluster: bool | None = None,
+        functions: bool | None = None,
         max_connections: int = 64,
         pool_timeout: float | None = None,
         socket_timeout: float | None = 15.0,
@@ -269,7 +270,8 @@ class RedisConnection(Backend):
         """Job id -> queue of the jobs this instance claimed and has not acked: acks need no lookup."""
         self._result_ttl = options.result_ttl
         self._dead_ttl = options.dead_ttl
-        self._wakeups = WakeUps()
+        self._calls = Calls(functions)
+        self._wakeups = WakeUps(self._calls)
         self._broken: dict[str, float] = {}
         """Damaged queues -> monotonic time until which claims and waits leave them out."""
 
@@ -312,7 +314,7 @@ class RedisConnection(Backend):
                 if self.cluster and self.options.events:
                     # A listener may be on another node: publish without asking (see lua/_events.lua).
                     self._events_arg, self._events_flag = b"c", "E"
-                await load_into(client)
+                await self._calls.load(client, self.cluster)
             except BaseException:
                 await client.aclose()
                 raise  # translated by the contract's wrapper, as every operation's errors are
@@ -360,7 +362,7 @@ class RedisConnection(Backend):
         return client
 
     async def _eval(self, script: Script, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-        return await evalsha(await self._redis(), script, keys, args)
+        return await self._calls.call(await self._redis(), script, keys, args)
 
     def _history_packed(self, rows: Sequence[Any]) -> bytes:
         """The history argument of the ack (or history) script: keeps, then the rows."""

@@ -1,13 +1,29 @@
-"""The Lua scripts: assembled from ``fastjobs/lua``, loaded at connect, called with EVALSHA.
+"""The Lua scripts: assembled from ``fastjobs/lua``, loaded at connect, called with FCALL or EVALSHA.
 
 Each ``<op>-<numkeys>.lua`` file is one atomic operation; ``-- @include <name>``
 lines paste in shared snippets (``_common.lua``, which includes ``_events.lua``;
 ``_history.lua``), each once per script, and a generated prelude
 defines the job states from :mod:`fastjobs._core`, so no state number is
-written twice. Of the prelude and snippets, each script keeps only the
-definitions it reaches (:mod:`.lua_prune`): Lua builds them all on every call. A server that lost its scripts (restart, ``SCRIPT FLUSH``)
-answers NOSCRIPT: :func:`evalsha` loads them all again and retries once, as
-redis-py's ``Script`` does.
+written twice.
+
+Two ways to run them, one per connection (:class:`Calls`):
+
+* **A function library** (Redis 7, outside Cluster; the default where the server
+  takes it): :data:`LIBRARY` holds the prelude and snippets once, and each script's
+  own lines as a function ``<library>_<op>`` (``FCALL``). The shared definitions
+  are built once, at ``FUNCTION LOAD``, instead of on every call (for a claim of
+  one job that setup was a quarter of the server's work); each function starts
+  with ``call_fresh()``, which empties the snippets' per-call memos. The library's
+  name carries its source's digest, so workers of two versions on one server
+  each keep their own.
+* **Scripts** (Redis 6.2, Cluster, an ACL without ``FUNCTION``, or
+  ``functions=False``): each script with EVALSHA. Of the prelude and snippets
+  each keeps only the definitions it reaches (:mod:`.lua_prune`), since Lua
+  builds them all on every call.
+
+A server that lost them (restart without persistence, ``SCRIPT FLUSH``,
+``FUNCTION FLUSH``) answers NOSCRIPT or "Function not found": :meth:`Calls.call`
+loads them again, once, and retries, as redis-py's ``Script`` does.
 """
 
 from __future__ import annotations
@@ -20,7 +36,7 @@ import re
 from typing import Any, Sequence
 
 import msgpack  # type: ignore[import-untyped, unused-ignore]
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..._core import ACTIVE, CANCELLED, DEAD, QUEUED, RETRY_PENDING, SCHEDULED, SUCCEEDED, WAITING
 from ...errors import ConfigurationError
@@ -50,9 +66,12 @@ STATES = {
 
 
 def state_prelude() -> str:
-    """The Lua lines that define the states, as the job records store them (strings), and GONE_KEPT."""
+    """The Lua lines that define the states, as the text records store them (strings) and as numbers
+    (``STATE_NUMBERS``), and GONE_KEPT."""
     lines = ["-- Generated from fastjobs._core (backends/redis/scripts.py): the job states as stored.\n"]
     lines += [f"local {name} = '{number}'\n" for name, number in STATES.items()]
+    numbers = ", ".join(f"{name} = {number}" for name, number in STATES.items())
+    lines.append(f"local STATE_NUMBERS = {{{numbers}}}  -- the same, as numbers (layout 1 records)\n")
     lines.append(f"local GONE_KEPT = {GONE_KEPT:g}  -- base.GONE_KEPT: seconds a gone worker stays listed\n")
     return "".join(lines)
 
@@ -120,6 +139,44 @@ def load_scripts() -> dict[str, Script]:
 SCRIPTS = load_scripts()
 
 
+def build_library(texts: dict[str, str] | None = None) -> tuple[str, str]:
+    """Every script as a function of one Redis 7 library: (library name, source).
+
+    The prelude and snippets come once, in the order the scripts paste them;
+    each script's own lines become the body of ``<name>_<op>(KEYS, ARGV)``, which
+    starts with ``call_fresh()`` (``_common.lua``)."""
+    texts = _lua_files() if texts is None else texts
+    shared: dict[str, None] = {}
+    bodies: list[str] = []
+    for filename in sorted(texts):
+        m = _SCRIPT_NAME.match(filename)
+        if m is None:
+            continue
+        own = []
+        for text, prunable in assemble(filename, texts):
+            if prunable:
+                shared.setdefault(text)
+            else:
+                own.append(text)
+        bodies.append(f"redis.register_function('{{name}}_{m['op']}', function(KEYS, ARGV)\ncall_fresh()\n"
+                      f"{''.join(own)}\nend)\n")
+    code = "".join(shared) + "".join(bodies)
+    name = "fastjobs_" + hashlib.sha1(code.encode()).hexdigest()[:16]
+    return name, f"#!lua name={name}\n" + code.replace("{name}", name)
+
+
+LIBRARY_NAME, LIBRARY = build_library()
+"""The function library (Redis 7): its name, ``fastjobs_<digest of its source>``, and source."""
+
+
+def function_name(script: Script) -> str:
+    """The name of ``script``'s function in :data:`LIBRARY`."""
+    return f"{LIBRARY_NAME}_{script.name}"
+
+
+FUNCTIONS = {op: function_name(script).encode() for op, script in SCRIPTS.items()}
+
+
 async def load_into(client: Any) -> None:
     """Load every script into the server (each node of a Cluster), checking its SHA."""
     for script in SCRIPTS.values():
@@ -132,25 +189,80 @@ async def load_into(client: Any) -> None:
             raise ConfigurationError(f"Redis returned SHA {sha} for script {script.name}, expected {script.sha}")
 
 
-async def reload_quietly(client: Any) -> None:
-    """Load the scripts again where no caller waits for the outcome (a failure is logged)."""
-    try:
-        await load_into(client)
-    except Exception as exc:
-        log.warning("could not load the scripts again: %s", exc)
+def lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server lost the scripts or the library (restart, a FLUSH)."""
+    # (A server that answers "unknown command" to FCALL is an older one that took this one's place.)
+    return isinstance(exc, NoScriptError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(("Function not found", "unknown command 'FCALL'",
+                                                                "unknown command `FCALL`")))
 
 
-async def evalsha(client: Any, script: Script, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
-    """Run ``script``; on NOSCRIPT load them all again, once, and retry."""
-    try:
-        return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-    except NoScriptError:
-        # The server restarted or SCRIPT FLUSH ran.
-        log.info("Redis lost its scripts (restart or SCRIPT FLUSH?); loading them again")
+class Calls:
+    """How one connection runs the scripts: FCALL of :data:`LIBRARY` or EVALSHA (see the module).
+
+    ``functions``: None takes the library where the server does (Redis 7 outside
+    Cluster) and the scripts elsewhere; False always the scripts; True the
+    library or a :class:`ConfigurationError` at connect."""
+
+    __slots__ = ("want", "functions", "cluster")
+
+    def __init__(self, functions: bool | None = None) -> None:
+        self.want = functions
+        self.functions = False
+        """Whether this connection calls the library (decided by :meth:`load`)."""
+        self.cluster = False
+
+    async def load(self, client: Any, cluster: bool | None = None) -> None:
+        """Load the library, or the scripts where the library cannot be had (``cluster``: as the last time)."""
+        cluster = self.cluster = self.cluster if cluster is None else cluster
+        if self.want is not False and not cluster:
+            try:
+                await client.execute_command("FUNCTION", "LOAD", LIBRARY)
+            except ResponseError as exc:
+                if "already exists" in str(exc):  # the same name is the same source
+                    self.functions = True
+                    return
+                if self.want:
+                    raise ConfigurationError(
+                        f"Redis refused fastjobs' function library ({exc}): it needs Redis 7 or later, outside "
+                        "Cluster, and the FUNCTION command allowed; pass functions=None to fall back to scripts"
+                    ) from exc
+                log.info("Redis refused the function library (%s); calling the scripts with EVALSHA", exc)
+            else:
+                self.functions = True
+                return
+        elif self.want and cluster:
+            raise ConfigurationError(
+                "functions=True: fastjobs' function library is not used in Redis Cluster; pass functions=None")
+        self.functions = False
         await load_into(client)
-        return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def command(self, script: Script, keys: Sequence[bytes]) -> tuple[Any, ...]:
+        """The command that runs ``script`` on ``keys``, its arguments to follow."""
+        if self.functions:
+            return ("FCALL", FUNCTIONS[script.name], len(keys), *keys)
+        return ("EVALSHA", script.sha, len(keys), *keys)
+
+    async def call(self, client: Any, script: Script, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
+        """Run ``script``; if the server lost it, load again, once, and retry."""
+        try:
+            return await client.execute_command(*self.command(script, keys), *args)
+        except ResponseError as exc:
+            if not lost(exc):
+                raise
+            log.info("Redis lost fastjobs' scripts (restart, SCRIPT FLUSH or FUNCTION FLUSH?); loading them again")
+            await self.load(client)
+            return await client.execute_command(*self.command(script, keys), *args)
+
+    async def reload_quietly(self, client: Any) -> None:
+        """Load again where no caller waits for the outcome (a failure is logged)."""
+        try:
+            await self.load(client)
+        except Exception as exc:
+            log.warning("could not load the scripts again: %s", exc)
 
 
 __all__ = [
-    "SCRIPTS", "STATES", "Script", "assemble", "evalsha", "load_into", "load_scripts", "pack", "reload_quietly", "state_prelude", "unpack",
+    "FUNCTIONS", "LIBRARY", "LIBRARY_NAME", "SCRIPTS", "STATES", "Calls", "Script", "assemble", "build_library",
+    "function_name", "load_into", "load_scripts", "lost", "pack", "state_prelude", "unpack",
 ]

@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
 
 from .keys import QueueKeys
-from .scripts import SCRIPTS, reload_quietly
+from .scripts import SCRIPTS, Calls, lost
 
 log = logging.getLogger("fastjobs.redis")
 
@@ -36,9 +36,11 @@ class WakeUps:
     the backend's close.
     """
 
-    __slots__ = ("client", "cluster", "pool", "waiters", "background")
+    __slots__ = ("calls", "client", "cluster", "pool", "waiters", "background")
 
-    def __init__(self) -> None:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        """How the backend runs its scripts (the peek goes out the same way)."""
         self.client: Any = None  # the backend's client while it is connected
         self.cluster = False
         self.pool: ConnectionPool | None = None
@@ -118,7 +120,7 @@ class WakeUps:
 
     async def reload_scripts(self) -> None:
         if self.client is not None:
-            await reload_quietly(self.client)
+            await self.calls.reload_quietly(self.client)
 
     async def unblock(self, blocker: Blocker, client_id: int) -> None:
         client = self.client
@@ -169,14 +171,16 @@ class Blocker:
         # then costs one more second).
         await conn.send_packed_command(conn.pack_commands([
             ("CLIENT", "ID"),
-            ("EVALSHA", peek.sha, len(self.peek_keys), *self.peek_keys),
+            self.wakeups.calls.command(peek, self.peek_keys),
             ("BLPOP", *self.wake_keys, round(timeout + 1.0, 3)),
         ]))
         try:
             self.client_id = int(await conn.read_response())
             try:
                 ready, wait_us = await conn.read_response()
-            except NoScriptError:
+            except ResponseError as exc:
+                if not lost(exc):
+                    raise
                 # The server lost its scripts: end this wait now, load them again.
                 ready, wait_us = 0, 0
                 self.wakeups.spawn(self.wakeups.reload_scripts())
