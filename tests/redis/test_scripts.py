@@ -161,9 +161,10 @@ def test_the_lua_and_python_readers_of_layout_1_agree_on_its_format() -> None:
 
 
 async def test_scripts_are_loaded_at_connect_and_again_after_script_flush(server: RedisServer, open_backend) -> None:  # type: ignore[no-untyped-def]
+    """The scripts (EVALSHA); the function library's load and reload: tests/redis/test_library.py."""
     admin = server.client()
     try:
-        backend = await open_backend(server.url)
+        backend = await open_backend(server.url, functions=False)
         shas = [s.sha for s in SCRIPTS.values()]
         assert all(admin.script_exists(*shas))
         admin.script_flush()

@@ -3,8 +3,9 @@
 Many worker processes on many hosts share queues through one Redis (or one
 Redis Cluster; Redis 6.2 or later). Every state change is one atomic Lua
 script from ``fastjobs/lua/<op>-<numkeys>.lua`` (each opens with a header
-listing its KEYS, ARGV and return values), loaded once at connect and called
-with EVALSHA (loaded again on NOSCRIPT). Claims, acks, renewals and enqueues
+listing its KEYS, ARGV and return values), loaded once at connect (on Redis 7
+outside Cluster as one function library, called with FCALL; elsewhere with
+EVALSHA: :mod:`.scripts`) and loaded again if the server lost it. Claims, acks, renewals and enqueues
 are batches: one script call per batch, one round trip; a batch travels as
 one msgpack argument per queue.
 
@@ -117,7 +118,7 @@ its queue; in Cluster, ``enqueue_many`` is atomic per queue, not across queues.
 
 The package, one concern per module (module imports run top to bottom, no cycles):
 
-* :mod:`.scripts`: the Lua scripts, assembled with the generated state prelude, loaded, EVALSHA;
+* :mod:`.scripts`: the Lua scripts, assembled with the generated state prelude, loaded, called (FCALL or EVALSHA);
 * :mod:`.keys`: the key layout of a queue, grouped as each script takes it;
 * :mod:`.records`: the job record string read into named fields, and into a StoredJob;
 * :mod:`.wakeup`: the blocking wake-up of idle workers;
