@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from redis.exceptions import RedisError
 
@@ -113,3 +114,14 @@ async def counts(app: fastjobs.App, queues: Sequence[str] = ("default",)) -> dic
         for state, n in stats.get(q, {}).items():
             total[state] = total.get(state, 0) + n
     return total
+
+
+async def next_published(pubsub: Any, timeout: float = 10.0) -> list[Any]:
+    """The next message published to a subscribed ``pubsub``, unpacked (an events payload:
+    queue, at, then kind, id, task per event); fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if message is not None:
+            return msgpack.unpackb(message["data"], raw=False)  # type: ignore[no-any-return]
+    raise AssertionError(f"nothing was published within {timeout} s")

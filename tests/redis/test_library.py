@@ -6,7 +6,6 @@ import os
 import re
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import redis.asyncio as aioredis
 
@@ -16,6 +15,7 @@ from fastjobs.backends.redis.lua_prune import blank
 from fastjobs.backends.redis.scripts import LIBRARY, LIBRARY_NAME, _lua_files, assemble, build_library
 from fastjobs.errors import ConfigurationError
 from fastjobs.job import new_job_id
+from tests.redis.conftest import next_published
 from tests.redis.servers import RedisServer
 
 SNIPPETS = ("_common.lua", "_events.lua", "_history.lua")
@@ -219,13 +219,7 @@ async def test_a_listener_that_subscribes_between_two_calls_hears_the_second(red
         await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
         second = job()
         await backend.enqueue_many([second])
-        message = None
-        for _ in range(20):
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-            if message is not None:
-                break
-        assert message is not None
-        _queue, _at, *flat = msgpack.unpackb(message["data"], raw=False)
+        _queue, _at, *flat = await next_published(pubsub)
         assert flat[:2] == ["enqueued", second.id]
     finally:
         await pubsub.aclose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped, unused-ignore]
 import redis.asyncio as aioredis
 
 from fastjobs._core import CANCELLED, DEAD, QUEUED, SUCCEEDED
@@ -19,6 +18,7 @@ from fastjobs.backends import Ack, AckKind, NewJob
 from fastjobs.backends.base import BROKEN, HISTOGRAM_BOUNDS, HistoryRow, JobEdit, JobFilter, Outcome, Position
 from fastjobs.backends.redis import RedisBackend
 from fastjobs.job import new_job_id
+from tests.redis.conftest import next_published
 from tests.redis.servers import RedisServer
 
 LEASE = 60.0
@@ -191,13 +191,7 @@ async def test_events_are_one_flat_publish_per_queue_and_call(redis_url: str, op
         await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
         jobs = [job(task="t1"), job(task="t2")]
         await backend.enqueue_many(jobs)
-        message = None
-        for _ in range(20):
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-            if message is not None:
-                break
-        assert message is not None
-        queue, at, *flat = msgpack.unpackb(message["data"], raw=False)
+        queue, at, *flat = await next_published(pubsub)
         assert queue == "q" and isinstance(at, float)
         assert flat == ["enqueued", jobs[0].id, "t1", "enqueued", jobs[1].id, "t2"]
     finally:
