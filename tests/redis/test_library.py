@@ -224,3 +224,11 @@ async def test_a_listener_that_subscribes_between_two_calls_hears_the_second(red
     finally:
         await pubsub.aclose()
         await client.aclose()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, "false"])
+def test_functions_takes_true_false_or_none(value: Any) -> None:
+    from fastjobs.backends import BackendOptions, create_backend
+
+    with pytest.raises(ConfigurationError, match="functions=.*True.*False.*None"):
+        create_backend("redis://127.0.0.1:1/0", BackendOptions(prefix="p"), functions=value)

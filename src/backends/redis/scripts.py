@@ -207,6 +207,11 @@ class Calls:
     __slots__ = ("want", "functions", "cluster")
 
     def __init__(self, functions: bool | None = None) -> None:
+        if functions not in (None, True, False) or isinstance(functions, int) and not isinstance(functions, bool):
+            raise ConfigurationError(
+                f"functions={functions!r}: pass True (the Redis 7 function library, or an error at connect), False "
+                "(EVAL scripts always) or None (the library where the server takes it: the default)"
+            )
         self.want = functions
         self.functions = False
         """Whether this connection calls the library (decided by :meth:`load`)."""
