@@ -16,6 +16,7 @@
     job but that group's record key holds another type than a string (the
     job is there, damaged: not "not found").
 ]]
+-- @no-writes: reads only (as a Redis 7 function it may run on a full server: scripts.py)
 -- @include _common
 
 local nows = fmt_time(now_time())

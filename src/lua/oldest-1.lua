@@ -18,6 +18,7 @@
     jobs (as many as wanted, or every ready job there is), 0 when the budget
     ran out first.
 ]]
+-- @no-writes: reads only (as a Redis 7 function it may run on a full server: scripts.py)
 -- @include _common
 
 local wanted, budget = tonumber(ARGV[1]), tonumber(ARGV[2])

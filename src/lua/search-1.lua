@@ -25,6 +25,7 @@
     each match {id, score, record, body, result, errors, progress, deps,
     parents, limit key, meta}.
 ]]
+-- @no-writes: reads only (as a Redis 7 function it may run on a full server: scripts.py)
 -- @include _common
 
 local req = cmsgpack.unpack(ARGV[1])

@@ -17,6 +17,7 @@
   or, for a damaged queue (a key of the wrong type: see damaged_key in
   _common), a string saying what is wrong.
 ]]
+-- @no-writes: reads only (as a Redis 7 function it may run on a full server: scripts.py)
 -- @include _common
 
 local GROUP = 9

@@ -10,6 +10,7 @@
   Returns: {now, id 1, {field, value, ...} of its hash, id 2, ...}; a worker
     whose hash already expired is left out.
 ]]
+-- @no-writes: reads only (as a Redis 7 function it may run on a full server: scripts.py)
 -- @include _common
 
 local now = now_time()

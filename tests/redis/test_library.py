@@ -13,7 +13,7 @@ from fastjobs.backends import Ack, AckKind, NewJob
 from fastjobs.backends.redis import SCRIPTS, RedisBackend
 from fastjobs.backends.redis.lua_prune import blank
 from fastjobs.backends.redis.scripts import LIBRARY, LIBRARY_NAME, _lua_files, assemble, build_library
-from fastjobs.errors import ConfigurationError
+from fastjobs.errors import BackendError, ConfigurationError
 from fastjobs.job import new_job_id
 from tests.redis.conftest import next_published
 from tests.redis.servers import RedisServer
@@ -124,7 +124,7 @@ def test_every_per_call_state_is_renewed_as_a_call_starts() -> None:
 
 
 def test_every_script_is_a_function_of_the_library() -> None:
-    names = re.findall(r"redis\.register_function\('(\w+)'", LIBRARY)
+    names = re.findall(r"redis\.register_function\{function_name = '(\w+)'", LIBRARY)
     assert sorted(names) == sorted(f"{LIBRARY_NAME}_{op}" for op in SCRIPTS)
     assert LIBRARY.startswith(f"#!lua name={LIBRARY_NAME}\n")
     assert LIBRARY.count("local function call_fresh()") == 1  # each snippet once
@@ -232,3 +232,47 @@ def test_functions_takes_true_false_or_none(value: Any) -> None:
 
     with pytest.raises(ConfigurationError, match="functions=.*True.*False.*None"):
         create_backend("redis://127.0.0.1:1/0", BackendOptions(prefix="p"), functions=value)
+
+
+READ_ONLY = {"get", "search", "stats", "oldest", "workers"}
+
+
+def test_the_scripts_that_only_read_say_so_and_write_nothing() -> None:
+    files = _lua_files()
+    marked = {re.match(r"([a-z_]+)-", f).group(1) for f, text in files.items()  # type: ignore[union-attr]
+              if re.search(r"^-- @no-writes\b", text, re.MULTILINE)}
+    assert marked == READ_ONLY
+    flagged = set(re.findall(r"function_name = '\w+?_([a-z_]+)', flags = \{'no-writes'\}", LIBRARY))
+    assert flagged == READ_ONLY
+    for op in READ_ONLY:
+        [name] = [f for f in files if f.startswith(op + "-")]
+        commands = set(re.findall(r"redis\.call\('([A-Z]+)'", files[name]))
+        assert commands <= {"MGET", "TYPE", "ZCOUNT", "ZREVRANGE", "ZREVRANK", "ZSCORE", "HVALS", "LLEN", "SCARD",
+                            "ZCARD", "ZRANGE", "ZRANGEBYSCORE", "HGETALL", "GET", "EXISTS", "HKEYS"}, (op, commands)
+
+
+async def test_a_full_server_still_answers_stats_get_and_search(server: RedisServer, open_backend: Any) -> None:
+    """Past maxmemory (noeviction) Redis refuses every function that may write; the ones that
+    only read are flagged so, and answer, as the scripts do."""
+    from fastjobs.backends.base import JobFilter
+
+    if redis_version(server) < (7, 0):
+        pytest.skip("the function library needs Redis 7")
+    backend: RedisBackend = await open_backend(server.url)
+    assert backend._calls.functions
+    first = job()
+    await backend.enqueue_many([first])
+    admin = server.client()
+    try:
+        used = admin.info("memory")["used_memory"]
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", used // 2)  # the server is now full, and stays so
+        with pytest.raises(BackendError, match="OutOfMemoryError"):
+            await backend.enqueue_many([job()])
+        assert (await backend.stats())["q"]["queued"] == 1
+        stored = await backend.get(first.id)
+        assert stored is not None and stored.id == first.id
+        found, _ = await backend.search(JobFilter(queue="q"), 10)
+        assert [j.id for j in found] == [first.id]
+    finally:
+        admin.close()

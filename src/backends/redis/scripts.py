@@ -13,7 +13,9 @@ Two ways to run them, one per connection (:class:`Calls`):
   own lines as a function ``<library>_<op>`` (``FCALL``). The shared definitions
   are built once, at ``FUNCTION LOAD``, instead of on every call (for a claim of
   one job that setup was a quarter of the server's work); each function starts
-  with ``call_fresh()``, which empties the snippets' per-call memos. The library's
+  with ``call_fresh()``, which empties the snippets' per-call memos. A script whose
+  own lines say ``-- @no-writes`` gets that flag (Redis then runs it on a server past
+  its maxmemory, as it runs any script; a function that may write is refused there). The library's
   name carries its source's digest, so workers of two versions on one server
   each keep their own.
 * **Scripts** (Redis 6.2, Cluster, an ACL without ``FUNCTION``, or
@@ -93,6 +95,8 @@ class Script:
 
 _SCRIPT_NAME = re.compile(r"^(?P<op>[a-z_]+)-(?P<numkeys>\d+)\.lua$")
 _INCLUDE = re.compile(r"^-- @include (\w+)$", re.MULTILINE)
+_NO_WRITES = re.compile(r"^-- @no-writes\b", re.MULTILINE)
+"""A script that only reads says so on a line of its own: its function gets the ``no-writes`` flag."""
 
 
 def _lua_files() -> dict[str, str]:
@@ -158,8 +162,12 @@ def build_library(texts: dict[str, str] | None = None) -> tuple[str, str]:
                 shared.setdefault(text)
             else:
                 own.append(text)
-        bodies.append(f"redis.register_function('{{name}}_{m['op']}', function(KEYS, ARGV)\ncall_fresh()\n"
-                      f"{''.join(own)}\nend)\n")
+        body = "".join(own)
+        # A function that declares no flags may write, so Redis refuses it on a server past its
+        # maxmemory; one that only reads says so, and stats, search and get still answer there.
+        flags = ", flags = {'no-writes'}" if _NO_WRITES.search(body) else ""
+        bodies.append(f"redis.register_function{{function_name = '{{name}}_{m['op']}'{flags}, "
+                      f"callback = function(KEYS, ARGV)\ncall_fresh()\n{body}\nend}}\n")
     code = "".join(shared) + "".join(bodies)
     name = "fastjobs_" + hashlib.sha1(code.encode()).hexdigest()[:16]
     return name, f"#!lua name={name}\n" + code.replace("{name}", name)
