@@ -151,7 +151,7 @@ def build_library(texts: dict[str, str] | None = None) -> tuple[str, str]:
     starts with ``call_fresh()`` (``_common.lua``)."""
     texts = _lua_files() if texts is None else texts
     shared: dict[str, None] = {}
-    bodies: list[str] = []
+    functions: list[tuple[str, str, str]] = []  # (op, flags, body)
     for filename in sorted(texts):
         m = _SCRIPT_NAME.match(filename)
         if m is None:
@@ -165,24 +165,22 @@ def build_library(texts: dict[str, str] | None = None) -> tuple[str, str]:
         body = "".join(own)
         # A function that declares no flags may write, so Redis refuses it on a server past its
         # maxmemory; one that only reads says so, and stats, search and get still answer there.
-        flags = ", flags = {'no-writes'}" if _NO_WRITES.search(body) else ""
-        bodies.append(f"redis.register_function{{function_name = '{{name}}_{m['op']}'{flags}, "
-                      f"callback = function(KEYS, ARGV)\ncall_fresh()\n{body}\nend}}\n")
-    code = "".join(shared) + "".join(bodies)
-    name = "fastjobs_" + hashlib.sha1(code.encode()).hexdigest()[:16]
-    return name, f"#!lua name={name}\n" + code.replace("{name}", name)
+        functions.append((m["op"], ", flags = {'no-writes'}" if _NO_WRITES.search(body) else "", body))
+
+    def source(name: str) -> str:
+        return "".join(shared) + "".join(
+            f"redis.register_function{{function_name = '{name}_{op}'{flags}, "
+            f"callback = function(KEYS, ARGV)\ncall_fresh()\n{body}\nend}}\n" for op, flags, body in functions)
+
+    name = "fastjobs_" + hashlib.sha1(source("").encode()).hexdigest()[:16]
+    return name, f"#!lua name={name}\n" + source(name)
 
 
 LIBRARY_NAME, LIBRARY = build_library()
 """The function library (Redis 7): its name, ``fastjobs_<digest of its source>``, and source."""
 
-
-def function_name(script: Script) -> str:
-    """The name of ``script``'s function in :data:`LIBRARY`."""
-    return f"{LIBRARY_NAME}_{script.name}"
-
-
-FUNCTIONS = {op: function_name(script).encode() for op, script in SCRIPTS.items()}
+FUNCTIONS = {op: f"{LIBRARY_NAME}_{op}".encode() for op in SCRIPTS}
+"""Each script's function name in :data:`LIBRARY`."""
 
 
 async def load_into(client: Any) -> None:
@@ -215,7 +213,7 @@ class Calls:
     __slots__ = ("want", "functions", "cluster")
 
     def __init__(self, functions: bool | None = None) -> None:
-        if functions not in (None, True, False) or isinstance(functions, int) and not isinstance(functions, bool):
+        if functions is not None and not isinstance(functions, bool):
             raise ConfigurationError(
                 f"functions={functions!r}: pass True (the Redis 7 function library, or an error at connect), False "
                 "(EVAL scripts always) or None (the library where the server takes it: the default)"
@@ -277,5 +275,5 @@ class Calls:
 
 __all__ = [
     "FUNCTIONS", "LIBRARY", "LIBRARY_NAME", "SCRIPTS", "STATES", "Calls", "Script", "assemble", "build_library",
-    "function_name", "load_into", "load_scripts", "lost", "pack", "state_prelude", "unpack",
+    "load_into", "load_scripts", "lost", "pack", "state_prelude", "unpack",
 ]
