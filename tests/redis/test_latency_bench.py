@@ -25,5 +25,8 @@ def test_the_latency_stage_runs_at_the_rate_asked_and_counts_the_servers_command
         scripts = calls.get("fcall", 0) + calls.get("evalsha", 0)
         assert scripts >= 2, calls  # each job: its enqueue, and a claim or a share of one
         assert calls.get("blpop", 0) > 0, calls  # the worker waited between jobs
+        assert "ping" not in calls, calls  # the bare round trips ran before the counts restarted
+        assert 0 < out["round_trip_p50_ms"] <= out["round_trip_p99_ms"]
     else:
         assert "commands_per_job" not in out
+        assert "round_trip_p50_ms" not in out  # memory:// has no round trip to time
