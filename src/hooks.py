@@ -62,7 +62,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core import JobOutcome as _JobOutcome
@@ -396,7 +396,7 @@ def enqueue_hooks(hooks: Hooks, calls: list[Call[Any]]) -> Iterator[list[Call[An
                     f"context manager: write it as {SIGNATURES['around_enqueue'][1]}"
                 )
             stack.enter_context(manager)
-        hooked = [replace(call, job_id=job.job_id, meta=_checked_meta(call.meta or {}, job.meta) or None)
+        hooked = [call._hooked(job.job_id, _checked_meta(call.meta or {}, job.meta) or None)
                   for call, job in zip(calls, jobs)]
         try:
             yield hooked

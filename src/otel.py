@@ -78,6 +78,9 @@ _RUNNING: contextvars.ContextVar[tuple[Span, OtelContext] | None] = contextvars.
 """The running job's process span and the OpenTelemetry context current before it. Each job's
 hooks and handler share a contextvars context of their own, so before_job's value is after_job's."""
 
+_PARENTS_KEPT = 1024
+"""Trace contexts whose extraction is kept (then all are dropped and it starts again)."""
+
 _INSTRUMENTED: weakref.WeakKeyDictionary[App, _Tracing] = weakref.WeakKeyDictionary()
 
 
@@ -97,6 +100,12 @@ class _Tracing:
         self._process: dict[str, tuple[str, dict[str, Any]]] = {}
         # A job without a trace context is a root, whatever span the worker runs inside.
         self._root = otel_context.Context()
+        # Per trace context carried (the values of the global propagator's fields in a job's
+        # meta): the parent context extracted and the link to it. The jobs of one enqueue call
+        # carry the same one, so a batch is extracted once, not once per job.
+        self._textmap: Any = None
+        self._fields: tuple[str, ...] = ()
+        self._parents: dict[tuple[Any, ...], tuple[OtelContext, tuple[Link, ...] | None]] = {}
 
     def _named(self, cache: dict[str, tuple[str, dict[str, Any]]], operation: str,
                queue: str) -> tuple[str, dict[str, Any]]:
@@ -147,18 +156,36 @@ class _Tracing:
             for span in spans:
                 span.end()
 
+    def _parent(self, meta: dict[str, Any]) -> tuple[OtelContext, tuple[Link, ...] | None]:
+        """The context a job's meta carries and the link to it (None without one)."""
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            self._textmap, self._parents = textmap, {}
+            self._fields = tuple(sorted(textmap.fields))
+        key = tuple(map(meta.get, self._fields)) if self._fields else None
+        found = self._parents.get(key) if key is not None else None
+        if found is None:
+            # propagate.extract reads only the carrier (no current context): a function of
+            # those fields' values, for propagators whose `fields` name what they read.
+            parent = propagate.extract(meta)
+            creation = trace.get_current_span(parent).get_span_context()
+            found = (parent, (Link(creation),) if creation.is_valid else None)
+            if key is not None:
+                if len(self._parents) >= _PARENTS_KEPT:
+                    self._parents.clear()
+                self._parents[key] = found
+        return found
+
     def before_job(self, ctx: Context) -> None:
         meta = ctx.meta
-        parent = propagate.extract(meta) if meta else self._root
-        creation = trace.get_current_span(parent).get_span_context()
+        parent, links = self._parent(meta) if meta else (self._root, None)
         name, common = self._process.get(ctx.queue) or self._named(self._process, "process", ctx.queue)
         attributes = common.copy()
         attributes["messaging.message.id"] = ctx.job_id
         attributes["messaging.client.id"] = ctx.worker_id
         attributes["fastjobs.task"] = ctx.task
         attributes["fastjobs.attempt"] = ctx.attempt
-        span = self.tracer.start_span(name, parent, SpanKind.CONSUMER, attributes,
-                                      [Link(creation)] if creation.is_valid else None)
+        span = self.tracer.start_span(name, parent, SpanKind.CONSUMER, attributes, links)
         _RUNNING.set((span, otel_context.get_current()))
         otel_context.attach(trace.set_span_in_context(span, parent))
 

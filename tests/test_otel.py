@@ -413,3 +413,39 @@ def test_without_opentelemetry_instrument_says_what_to_install() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert 'pip install "fastjobs[otel]"' in done.stdout
+
+
+async def test_the_global_propagator_in_force_reads_each_jobs_context(
+    make_app: MakeApp, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """Jobs carrying one trace context share its extraction; a propagator set later is used
+    for the jobs that follow, even for a context extracted before under the old one."""
+    from opentelemetry import propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    app = make_app()
+
+    @app.task()
+    async def traced() -> None: ...
+
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    carried = {"traceparent": f"00-{trace_id}-{span_id}-01"}
+    await app.enqueue_many([traced.options(meta=carried).call() for _ in range(3)])  # before instrument: kept as given
+    fastjobs.otel.instrument(app, tracer_provider=provider)
+    await run_burst(app)
+    first = by_name(exporter, "process default")
+    assert len(first) == 3
+    for span in first:
+        assert span.context.trace_id == int(trace_id, 16) and parent_of(span) == int(span_id, 16)
+        assert [link.context.span_id for link in span.links] == [int(span_id, 16)]
+    exporter.clear()
+    saved = propagate.get_global_textmap()
+    propagate.set_global_textmap(W3CBaggagePropagator())  # reads `baggage` only
+    try:
+        await traced.options(meta=carried).enqueue()  # the send span's context is not injected: no field for it
+        await run_burst(app)
+    finally:
+        propagate.set_global_textmap(saved)
+    second = one(exporter, "process default")
+    assert second.parent is None and not second.links
+    assert second.context.trace_id != int(trace_id, 16)
