@@ -34,6 +34,9 @@ async def test_arguments_that_cannot_bind_are_refused_at_enqueue(app: fastjobs.A
         lambda: charge.enqueue(1, account=1, cents=2),
         lambda: charge.options(priority=3).enqueue(1),
         lambda: app.enqueue_many([charge.call(1, 2), charge.call()]),
+        # With meta (a trace context, a tenant) the same checks hold.
+        lambda: charge.options(meta={"tenant": "t1"}).enqueue(1),
+        lambda: charge.options(meta={"tenant": "t1"}).enqueue(1, 2, 3),
     ]
     for make in bad:
         with pytest.raises(fastjobs.TaskArgumentsError) as caught:
@@ -48,9 +51,10 @@ async def test_arguments_that_cannot_bind_are_refused_at_enqueue(app: fastjobs.A
     assert await stored_jobs(app) == 0  # the good call of the refused enqueue_many was not stored either
 
     handles = [await charge.enqueue(1, 2), await charge.enqueue(1, cents=2, currency="USD"),
-               await charge.options(priority=1).enqueue(account=3, cents=4)]
+               await charge.options(priority=1).enqueue(account=3, cents=4),
+               await charge.options(meta={"tenant": "t1"}).enqueue(5, 6)]
     await run_burst(app)
-    assert [await h.result(timeout=10) for h in handles] == ["1:2:EUR", "1:2:USD", "3:4:EUR"]
+    assert [await h.result(timeout=10) for h in handles] == ["1:2:EUR", "1:2:USD", "3:4:EUR", "5:6:EUR"]
 
 
 async def test_context_handlers_are_checked_without_their_context(app: fastjobs.App) -> None:
