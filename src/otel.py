@@ -162,8 +162,11 @@ class _Tracing:
         if textmap is not self._textmap:
             self._textmap, self._parents = textmap, {}
             self._fields = tuple(sorted(textmap.fields))
-        key = tuple(map(meta.get, self._fields)) if self._fields else None
-        found = self._parents.get(key) if key is not None else None
+        key: tuple[Any, ...] | None = tuple(map(meta.get, self._fields)) if self._fields else None
+        try:
+            found = self._parents.get(key) if key is not None else None
+        except TypeError:  # a value that cannot be a key (a list under `baggage`): extracted each time
+            key = found = None
         if found is None:
             # propagate.extract reads only the carrier (no current context): a function of
             # those fields' values, for propagators whose `fields` name what they read.

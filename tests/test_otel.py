@@ -449,3 +449,19 @@ async def test_the_global_propagator_in_force_reads_each_jobs_context(
     second = one(exporter, "process default")
     assert second.parent is None and not second.links
     assert second.context.trace_id != int(trace_id, 16)
+
+
+async def test_a_trace_field_holding_a_list_still_gets_its_span(
+    make_app: MakeApp, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """A meta value the extraction cache cannot key on (a list) is extracted as before, not an error."""
+    app = make_app()
+
+    @app.task()
+    async def listed() -> None: ...
+
+    await listed.options(meta={"baggage": ["tenant=t1"]}).enqueue()  # before instrument: kept as given
+    fastjobs.otel.instrument(app, tracer_provider=provider)
+    await run_burst(app)
+    process = one(exporter, "process default")
+    assert process.parent is None and not process.links
