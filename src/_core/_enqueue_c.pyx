@@ -12,6 +12,8 @@ import os
 import time
 from types import MemberDescriptorType
 
+from fastjobs.constants import BATCH as _BATCH, PIPE as _PIPE
+
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
@@ -28,6 +30,7 @@ cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void* PyUnicode_DATA(object o)
     bint PyTuple_CheckExact(object o)
+    bint PyDict_CheckExact(object o)
 
 cdef unsigned long long _MASK48 = (1ULL << 48) - 1
 cdef unsigned long long _next = int.from_bytes(os.urandom(6), "big")
@@ -129,7 +132,12 @@ def new_jobs(list calls, list ids, double now, max_size, new_job):
         value = None
         if type(call) is not _layout.cls:
             _layout = _Slots(type(call))
-        if _layout.usable and _layout.read(call, f) and not <object>f[_KWARGS] and <object>f[_META] is None \
+        # Meta of the caller's or a hook's (a trace context) is only encoded; fastjobs' own keys
+        # of a chain step (its argument comes later) or a batch callback (no parents in its
+        # body) change what to_new_job does.
+        if _layout.usable and _layout.read(call, f) and not <object>f[_KWARGS] \
+                and (<object>f[_META] is None or (PyDict_CheckExact(<object>f[_META])
+                     and _PIPE not in <dict>f[_META] and _BATCH not in <dict>f[_META])) \
                 and PyTuple_CheckExact(<object>f[_ARGS]):
             task = <object>f[_TASK]
             opts = <object>f[_OPTIONS]
@@ -152,7 +160,7 @@ def new_jobs(list calls, list ids, double now, max_size, new_job):
                 unique_key = <object>f[_UNIQUE_KEY]
                 depends_on = <object>f[_DEPENDS_ON]
                 body = (<tuple>template)[1].encode(job_id, <object>f[_ARGS], None, now + delay if delay else 0.0,
-                                                  now, unique_key, depends_on, None, max_size)
+                                                  now, unique_key, depends_on, <object>f[_META], max_size)
                 value = tuple.__new__(new_job, (job_id, queue, priority, delay, max_attempts, body, unique_key,
                                                 <object>f[_UNIQUE_TTL], depends_on, <object>f[_AFTER], limit, name,
                                                 <object>f[_TAGS]))

@@ -8,8 +8,9 @@ threads at the same time stay distinct.
 ``new_jobs`` turns :class:`fastjobs.Call` objects into :class:`fastjobs.backends.NewJob`
 tuples: the same tuples as ``call.to_new_job`` gives each, which is all the twin does. The
 compiled twin builds them in one C loop for the common call (positional arguments within the
-handler's range, no keywords, no meta, no typed arguments, options whose JobTemplate the task
-holds) and hands every other call to ``to_new_job``.
+handler's range, no keywords, no typed arguments, no meta but the caller's or a hook's (a
+chain step's or batch callback's own keys change the call's checks and body), options whose
+JobTemplate the task holds) and hands every other call to ``to_new_job``.
 
 Example:
     >>> from fastjobs._core._enqueue_py import new_job_ids

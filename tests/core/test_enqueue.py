@@ -17,6 +17,7 @@ from hypothesis import given, settings, strategies as st
 import fastjobs
 from fastjobs import PayloadTooLargeError, TaskArgumentsError, UnencodableError
 from fastjobs.backends.values import NewJob
+from fastjobs.constants import BATCH, PIPE
 from tests.conftest import import_compiled
 
 
@@ -132,7 +133,16 @@ def _calls() -> st.SearchStrategy[Any]:
         st.one_of(st.none(), st.dictionaries(st.sampled_from(["a", "b"]), st.integers(-1000, 1000), max_size=2)),
         st.sampled_from([0, 5]),
     )
-    return st.one_of(plain, configured)
+    # Meta on a call of the task's own options (as an enqueue hook leaves it: a trace context):
+    # the compiled loop encodes it; fastjobs' own keys (a chain's pipe, a batch) send the call
+    # through to_new_job, whose checks and body they change.
+    hooked = st.builds(
+        lambda task_args, meta: dataclasses.replace(task_args[0].call(*task_args[1]), meta=meta),
+        st.sampled_from([(noop, ()), (add, (1,)), (add, (1, 2)), (many, (1, "x"))]),
+        st.one_of(st.none(), st.dictionaries(st.sampled_from(["traceparent", "tenant", PIPE, BATCH]),
+                                             st.one_of(st.integers(-1000, 1000), st.text(max_size=8)), max_size=3)),
+    )
+    return st.one_of(plain, configured, hooked)
 
 
 def _outcome(make: Any) -> Any:
@@ -183,3 +193,21 @@ def test_new_jobs_with_a_call_of_another_class(enqueue: types.ModuleType) -> Non
     ids = ["a" * 32, "b" * 32, "c" * 32]
     assert enqueue.new_jobs(calls, ids, 1.0, 1 << 20, NewJob) == [
         c.to_new_job(1 << 20, i, 1.0) for c, i in zip(calls, ids)]
+
+
+def test_new_jobs_encodes_a_hooks_meta_and_leaves_fastjobs_own_keys_to_to_new_job(enqueue: types.ModuleType) -> None:
+    """A trace context is encoded as to_new_job encodes it; a chain step's pipe (one argument
+    more to come) and a batch callback's key (no parents in its body) change the call, so
+    those calls get to_new_job's answer, error or body."""
+    now, ids = 1_700_000_000.5, [f"{n:032x}" for n in range(3)]
+    add.call(1, 2).to_new_job(1 << 20, ids[0], now)  # the task's template exists: the compiled loop may serve it
+    traced = [dataclasses.replace(add.call(1, 2), meta={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}),
+              dataclasses.replace(add.call(3), meta={BATCH: "b1"}, depends_on=("p1", "p2")),
+              dataclasses.replace(add.call(4), meta={PIPE: True})]
+    expected = [c.to_new_job(1 << 20, i, now) for c, i in zip(traced, ids)]
+    assert enqueue.new_jobs(traced, ids, now, 1 << 20, NewJob) == expected
+    piped_full = dataclasses.replace(add.call(1, 2), meta={PIPE: True})  # with the piped value, three: too many
+    with pytest.raises(TaskArgumentsError, match="at most 2 positional"):
+        piped_full.to_new_job(1 << 20, ids[0], now)
+    with pytest.raises(TaskArgumentsError, match="at most 2 positional"):
+        enqueue.new_jobs([piped_full], ids[:1], now, 1 << 20, NewJob)
