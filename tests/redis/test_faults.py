@@ -15,7 +15,7 @@ import pytest
 
 import fastjobs
 from fastjobs.backends.redis import RedisBackend
-from tests.backends import unique_prefix
+from tests.backends import unique_prefix, wipe_namespace
 from tests.redis.conftest import ServerFactory, counts, wait_until
 
 pytestmark = pytest.mark.slow
@@ -83,6 +83,7 @@ async def test_sigkilled_worker_loses_nothing(redis_url: str) -> None:
         assert sorted(ran) == list(range(6))
     finally:
         await app.close()
+        await wipe_namespace(redis_url, prefix)  # the shared server: leave it as found
 
 
 async def _run_until_done(

@@ -16,14 +16,15 @@ import time
 import fastjobs
 from fastjobs.backends import NewJob
 from fastjobs.job import new_job_id
-from tests.backends import unique_prefix
+from tests.backends import unique_prefix, wipe_namespace
 from tests.redis.servers import RedisServer
 
 TOP_LEVEL = {"cmdstat_client|id", "cmdstat_evalsha", "cmdstat_fcall", "cmdstat_blpop", "cmdstat_client|unblock"}
 
 
 async def test_idle_worker_wakes_on_enqueue_and_on_due_time(redis_url: str) -> None:
-    app = fastjobs.App(redis_url, prefix=unique_prefix())
+    prefix = unique_prefix()
+    app = fastjobs.App(redis_url, prefix=prefix)
     started: dict[str, float] = {}
 
     @app.task()
@@ -53,6 +54,7 @@ async def test_idle_worker_wakes_on_enqueue_and_on_due_time(redis_url: str) -> N
         worker.request_stop()
         await runner
         await app.close()
+        await wipe_namespace(redis_url, prefix)  # the shared server: leave it as found
     wake = sorted((started[k] - t) * 1000 for k, t in sent.items())
     late = sorted((started[k] - t) * 1000 for k, t in due.items())
     print(f"\nidle wake-up ms: p50 {statistics.median(wake):.2f} max {wake[-1]:.2f}; "
