@@ -74,7 +74,7 @@ class Call(Generic[R]):
 
     def _hooked(self, job_id: str, meta: dict[str, Any] | None) -> Call[R]:
         """A copy of this call with its job id fixed and ``meta`` as the enqueue hooks left it
-        (a dataclasses.replace costs ~5 us a job: it reads the fields on every call)."""
+        (dataclasses.replace reads the fields on every call: 1.83 us against 0.28, timeit)."""
         return Call(self.task, self.args, self.kwargs, self.options, self.delay, job_id, self.unique_key,
                     self.unique_ttl, self.depends_on, self.after, meta, self.tags)
 
